@@ -1,0 +1,102 @@
+"""Input checks shared by the functional estimators.
+
+Every check raises a ``ValueError`` (or ``TypeError``) that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def as_tensor(data: Any, name: str) -> Tensor:
+    """Convert ``data`` (tensor, numpy array or nested sequence) to a tensor without copying when possible."""
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, np.ndarray):
+        if data.dtype == object:
+            raise TypeError(
+                f"`{name}` is a numpy array of dtype object; pass a numeric array "
+                "(stack the items first, e.g. np.stack(list_of_arrays))."
+            )
+        return torch.from_numpy(np.ascontiguousarray(data))
+    if isinstance(data, (list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(data))
+        except (ValueError, TypeError) as error:
+            raise TypeError(
+                f"`{name}` is a {type(data).__name__} that cannot be stacked into one numeric array "
+                f"({error}); pass a tensor or numpy array of shape (n_samples, ...)."
+            ) from error
+    raise TypeError(
+        f"`{name}` must be a torch.Tensor or numpy array of shape (n_samples, ...), "
+        f"got {type(data).__name__}. For a Dataset or DataLoader use "
+        "lightning_dataprops.sampling.sample_dataset first."
+    )
+
+
+def as_points(
+    data: Any, *, name: str = "x", min_samples: int = 2, device: torch.device | str | None = None
+) -> tuple[Tensor, tuple[int, ...]]:
+    """Flatten ``data`` to a floating ``(n, D)`` matrix and check it.
+
+    Returns the matrix (float32, or float64 when the input is float64) and the per-sample input shape.
+    """
+    tensor = as_tensor(data, name)
+    if device is not None:
+        tensor = tensor.to(device)
+    if tensor.ndim == 0:
+        raise ValueError(
+            f"`{name}` is a scalar; pass a batch of samples of shape (n_samples, ...)."
+        )
+    if tensor.ndim == 1:
+        raise ValueError(
+            f"`{name}` has shape {tuple(tensor.shape)}: one dimension is ambiguous. Pass "
+            f"(n_samples, n_features); for scalar features use {name}.reshape(-1, 1)."
+        )
+    if tensor.is_complex():
+        raise TypeError(f"`{name}` is complex ({tensor.dtype}); pass real-valued inputs.")
+    input_shape = tuple(int(s) for s in tensor.shape[1:])
+    n = int(tensor.shape[0])
+    if n < min_samples:
+        raise ValueError(
+            f"`{name}` has {n} sample(s) but at least {min_samples} are needed; pass more samples."
+        )
+    if tensor.dtype != torch.float64:
+        tensor = tensor.to(torch.float32)
+    points = tensor.reshape(n, -1)
+    if points.shape[1] == 0:
+        raise ValueError(f"`{name}` has no features (shape {tuple(tensor.shape)}).")
+    finite = torch.isfinite(points)
+    if not bool(finite.all()):
+        bad_rows = (~finite).any(dim=1).nonzero().flatten()
+        first = bad_rows[:5].tolist()
+        raise ValueError(
+            f"`{name}` contains NaN or infinite values in {bad_rows.numel()} of {n} samples "
+            f"(first at indices {first}); remove or impute them before measuring."
+        )
+    return points.contiguous(), input_shape
+
+
+def check_k(k: int, n: int, *, what: str = "the estimate") -> None:
+    """Check the neighbour count against the number of samples."""
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise TypeError(f"`k` must be an int, got {type(k).__name__}.")
+    if k < 2:
+        raise ValueError(f"`k` must be at least 2 for {what}, got {k}.")
+    if n < k + 1:
+        raise ValueError(
+            f"{what} with k={k} neighbours needs at least k+1={k + 1} distinct samples, got {n}; "
+            f"pass more samples or lower k (k <= {max(n - 1, 1)})."
+        )
+
+
+def check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
+    """Raise a ValueError listing the valid choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise ValueError(
+            f"Unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}."
+        )

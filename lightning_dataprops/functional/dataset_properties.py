@@ -1,0 +1,209 @@
+"""d_data (MLE and TwoNN) and label sharpness from ONE exact neighbour pass."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.duplicates import DEFAULT_DUPLICATE_RTOL
+from lightning_dataprops.functional.intrinsic_dimension import (
+    MLE_VARIANTS,
+    TWONN_VARIANTS,
+    MLEVariant,
+    TwoNNVariant,
+    bootstrap_resamples,
+    estimate_from_neighbours,
+    spread,
+    unique_neighbours,
+)
+from lightning_dataprops.functional.knn import knn_search
+from lightning_dataprops.functional.label_sharpness import (
+    TargetType,
+    label_sharpness,
+    prepare_targets,
+    sharpness_from_graph,
+)
+from lightning_dataprops.functional.results import (
+    DatasetProperties,
+    IntrinsicDimensionResult,
+    LabelSharpnessResult,
+)
+
+
+def dataset_properties(
+    x: Any,
+    y: Any = None,
+    k: int = 20,
+    *,
+    mle_variant: MLEVariant = "mackay_ghahramani",
+    twonn_variant: TwoNNVariant = "closed_form",
+    target_type: TargetType = "auto",
+    top_pairs: int = 10,
+    duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
+    n_bootstrap: int = 0,
+    bootstrap_fraction: float = 0.5,
+    seed: int = 0,
+    memory_budget_mb: float = 512.0,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> DatasetProperties:
+    """Intrinsic dimension by MLE and TwoNN and, given labels, label sharpness: one kNN pass.
+
+    The neighbour search finds each sample's ``k`` nearest neighbours and, with class labels,
+    its nearest differently-labelled neighbours in the same pass; duplicates are collapsed for
+    the ID estimates and kept for ``K_F`` (a duplicate with another label is a label conflict).
+    Regression targets need a separate all-pairs pass for ``K_F``.
+
+    Args:
+        x: ``(n, ...)`` inputs (tensor or array); each sample is flattened.
+        y: optional targets (class ids, one-hot rows, or float regression targets).
+        k: neighbours for MLE (20 in the paper).
+        mle_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
+        twonn_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
+        target_type: ``"auto"``, ``"class"`` or ``"regression"``.
+        top_pairs: how many of the sharpest pairs to report.
+        duplicate_rtol: relative duplicate threshold (times the median k-th neighbour distance).
+        n_bootstrap: subsampling-bootstrap resamples for both ID standard errors (0: none).
+        bootstrap_fraction: fraction of samples per resample.
+        seed: seed of the bootstrap's private generator.
+        memory_budget_mb: bound on the working memory of the neighbour search.
+        device: where to compute (default: where ``x`` is).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`DatasetProperties` with float attributes ``mle``, ``twonn`` and
+        ``label_sharpness`` (``None`` without labels) plus the detailed results.
+
+    Example:
+        >>> import torch
+        >>> from lightning_dataprops.functional import dataset_properties
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.rand(1000, 3, generator=g) @ torch.randn(3, 20, generator=g)
+        >>> y = (x[:, 0] > x[:, 0].median()).long()
+        >>> props = dataset_properties(x, y, k=10)
+        >>> round(props.twonn), props.label_sharpness > 0
+        (3, True)
+    """
+    check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
+    check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
+    points, input_shape = as_points(x, device=device)
+    n = int(points.shape[0])
+    check_k(k, n, what="intrinsic dimension (mle)")
+    labels = None
+    kind = None
+    n_classes = None
+    if y is not None:
+        labels, kind, n_classes = prepare_targets(y, n, target_type)
+        labels = labels.to(points.device)
+    class_labels = labels if kind == "class" else None
+    graph = knn_search(
+        points,
+        k,
+        labels=class_labels,
+        n_pairs=top_pairs,
+        memory_budget_mb=memory_budget_mb,
+        progress=progress,
+    )
+    sharpness: LabelSharpnessResult | None = None
+    if labels is not None and kind == "class":
+        assert n_classes is not None
+        sharpness = sharpness_from_graph(
+            graph, labels, input_shape=input_shape, n_classes=n_classes, top_pairs=top_pairs
+        )
+    elif y is not None:
+        sharpness = label_sharpness(
+            points,
+            y,
+            target_type="regression",
+            top_pairs=top_pairs,
+            memory_budget_mb=memory_budget_mb,
+            progress=progress,
+        )
+    neighbours = unique_neighbours(
+        points, k, graph=graph, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
+    )
+    results: dict[str, IntrinsicDimensionResult] = {}
+    for estimator in ("mle", "twonn"):
+        value, stderr, variant, used_k = estimate_from_neighbours(
+            neighbours, estimator, k=k, mle_variant=mle_variant, twonn_variant=twonn_variant
+        )
+        results[estimator] = IntrinsicDimensionResult(
+            value=value,
+            estimator=estimator,
+            variant=variant,
+            k=used_k,
+            n=int(neighbours.kept.numel()),
+            n_input=n,
+            input_shape=input_shape,
+            stderr=stderr,
+            ci95=None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr),
+            duplicates=neighbours.duplicates,
+        )
+    if n_bootstrap > 0:
+        results = _with_bootstrap(
+            results,
+            points,
+            k,
+            mle_variant,
+            twonn_variant,
+            duplicate_rtol,
+            memory_budget_mb,
+            n_bootstrap=n_bootstrap,
+            fraction=bootstrap_fraction,
+            seed=seed,
+        )
+    return DatasetProperties(
+        mle=results["mle"].value,
+        twonn=results["twonn"].value,
+        label_sharpness=None if sharpness is None else sharpness.value,
+        n=n,
+        input_shape=input_shape,
+        intrinsic_dimension_mle=results["mle"],
+        intrinsic_dimension_twonn=results["twonn"],
+        label_sharpness_result=sharpness,
+        duplicates=neighbours.duplicates,
+    )
+
+
+def _with_bootstrap(
+    results: dict[str, IntrinsicDimensionResult],
+    points: torch.Tensor,
+    k: int,
+    mle_variant: str,
+    twonn_variant: str,
+    duplicate_rtol: float,
+    memory_budget_mb: float,
+    *,
+    n_bootstrap: int,
+    fraction: float,
+    seed: int,
+) -> dict[str, IntrinsicDimensionResult]:
+    """Attach subsampling-bootstrap standard errors to both ID results (one kNN per resample)."""
+
+    def both(sample: torch.Tensor) -> tuple[float, float]:
+        neighbours = unique_neighbours(
+            sample, k, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
+        )
+        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant)[0]
+        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)[0]
+        return mle, twonn
+
+    resampled, scale = bootstrap_resamples(
+        points, both, n_bootstrap=n_bootstrap, fraction=fraction, seed=seed
+    )
+    updated = {}
+    for column, estimator in enumerate(("mle", "twonn")):
+        stderr = spread([values[column] for values in resampled], scale)
+        updated[estimator] = replace(
+            results[estimator],
+            stderr=stderr,
+            ci95=(
+                results[estimator].value - 1.96 * stderr,
+                results[estimator].value + 1.96 * stderr,
+            ),
+            n_bootstrap=n_bootstrap,
+        )
+    return updated

@@ -1,0 +1,318 @@
+"""Intrinsic dimension: Levina-Bickel MLE and TwoNN from one exact neighbour pass.
+
+With ``T_j(x)`` the distance from ``x`` to its j-th nearest neighbour (``x`` itself excluded) and
+``S(x) = sum_{j<k} log(T_k(x) / T_j(x))``:
+
+* MLE, MacKay-Ghahramani pooling (default, consistent): ``d = (k - 1) n / sum_x S(x)``;
+  this is scikit-dimension's ``MLE().fit(X, n_neighbors=k)``;
+* MLE, Levina-Bickel arithmetic mean (consistent): ``d = mean_x (k - 2) / S(x)``;
+* MLE, the paper's code: ``d = (k - 2) n / sum_x S(x)`` (mixes the two; reads low by (k-2)/(k-1));
+* TwoNN (Facco et al. 2017): ``mu = T_2 / T_1`` is Pareto(1, d); closed-form MLE
+  ``d = (n - 1) / sum log mu`` with standard error ``d / sqrt(n)``, or the paper's linear fit of
+  ``-log(1 - F(mu))`` against ``log mu`` (10% largest ``mu`` discarded).
+
+Duplicates and near-duplicates are collapsed to one representative before estimating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import torch
+from torch import Tensor
+
+from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.duplicates import (
+    DEFAULT_DUPLICATE_RTOL,
+    DuplicateReport,
+    duplicate_pairs,
+    duplicate_threshold,
+    group_duplicates,
+)
+from lightning_dataprops.functional.knn import NeighborGraph, knn_search
+from lightning_dataprops.functional.results import IntrinsicDimensionResult
+
+Estimator = Literal["mle", "twonn"]
+MLEVariant = Literal["mackay_ghahramani", "levina_bickel", "paper"]
+TwoNNVariant = Literal["closed_form", "linear_fit"]
+ESTIMATORS: tuple[str, ...] = ("mle", "twonn")
+MLE_VARIANTS: tuple[str, ...] = ("mackay_ghahramani", "levina_bickel", "paper")
+TWONN_VARIANTS: tuple[str, ...] = ("closed_form", "linear_fit")
+_MAX_DEDUP_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class UniqueNeighbours:
+    """Exact neighbour distances of the kept (de-duplicated) samples."""
+
+    distances: Tensor
+    kept: Tensor
+    duplicates: DuplicateReport
+
+
+def unique_neighbours(
+    points: Tensor,
+    k: int,
+    *,
+    graph: NeighborGraph | None = None,
+    duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
+    memory_budget_mb: float = 512.0,
+    progress: bool = False,
+) -> UniqueNeighbours:
+    """Neighbour distances with (near-)duplicates collapsed to one representative each.
+
+    Only the kept samples whose neighbour lists contained a removed duplicate are searched again,
+    so the extra cost is proportional to the number of duplicates.
+    """
+    n = int(points.shape[0])
+    if graph is None:
+        graph = knn_search(points, k, memory_budget_mb=memory_budget_mb, progress=progress)
+    threshold = duplicate_threshold(graph, duplicate_rtol)
+    distances = graph.distances.clone()
+    indices = graph.indices.clone()
+    removed = torch.zeros(n, dtype=torch.bool, device=points.device)
+    found_a: list[Tensor] = []
+    found_b: list[Tensor] = []
+    found_d: list[Tensor] = []
+    current = graph
+    for _ in range(_MAX_DEDUP_ROUNDS):
+        a, b, d = duplicate_pairs(current, threshold)
+        if a.numel() == 0:
+            break
+        found_a.append(a)
+        found_b.append(b)
+        found_d.append(d)
+        groups = group_duplicates(torch.cat(found_a), torch.cat(found_b))
+        for group in groups:
+            removed[list(group[1:])] = True
+        kept = (~removed).nonzero().flatten()
+        if kept.numel() < k + 1:
+            raise ValueError(
+                f"Only {kept.numel()} distinct samples remain after collapsing duplicates "
+                f"({n - kept.numel()} of {n} samples are duplicates), but k={k} needs at least "
+                f"{k + 1}; pass more distinct samples or lower k."
+            )
+        stale = (~removed) & removed[indices.clamp(min=0)].any(dim=1)
+        stale_rows = stale.nonzero().flatten()
+        if stale_rows.numel() == 0:
+            break
+        position = torch.full((n,), -1, dtype=torch.long, device=points.device)
+        position[kept] = torch.arange(kept.numel(), device=points.device)
+        local = knn_search(
+            points[kept], k, queries=position[stale_rows], memory_budget_mb=memory_budget_mb
+        )
+        distances[stale_rows] = local.distances
+        indices[stale_rows] = kept[local.indices]
+        current = NeighborGraph(
+            distances=local.distances, indices=kept[local.indices], query_indices=stale_rows
+        )
+    kept = (~removed).nonzero().flatten()
+    if found_a:
+        pair_a, pair_b, pair_d = torch.cat(found_a), torch.cat(found_b), torch.cat(found_d)
+        exact = torch.stack([torch.minimum(pair_a, pair_b), torch.maximum(pair_a, pair_b)])
+        report = DuplicateReport(
+            groups=group_duplicates(pair_a, pair_b),
+            threshold=threshold,
+            rtol=duplicate_rtol,
+            n_exact_pairs=int(torch.unique(exact[:, pair_d == 0], dim=1).shape[1]),
+            removed=tuple(removed.nonzero().flatten().tolist()),
+        )
+    else:
+        report = DuplicateReport(threshold=threshold, rtol=duplicate_rtol)
+    kept_distances = distances[kept]
+    if not bool((kept_distances[:, 0] > 0).all()):
+        raise RuntimeError("internal error: a zero neighbour distance survived de-duplication")
+    return UniqueNeighbours(distances=kept_distances, kept=kept, duplicates=report)
+
+
+def mle_from_distances(distances: Tensor, variant: str = "mackay_ghahramani") -> float:
+    """MLE intrinsic dimension from sorted neighbour distances ``(n, k)`` (all positive)."""
+    check_choice(variant, "MLE variant", MLE_VARIANTS)
+    k = int(distances.shape[1])
+    log_ratios = torch.log(distances[:, -1:] / distances[:, :-1]).sum(dim=1)
+    n = int(distances.shape[0])
+    total = float(log_ratios.sum())
+    if variant == "levina_bickel":
+        return float(((k - 2) / log_ratios).mean())
+    numerator = k - 1 if variant == "mackay_ghahramani" else k - 2
+    if total <= 0:
+        raise ValueError("All neighbour distances are equal: the MLE is undefined for this data.")
+    return numerator * n / total
+
+
+def twonn_from_distances(
+    first: Tensor, second: Tensor, variant: str = "closed_form", discard_fraction: float = 0.1
+) -> tuple[float, float]:
+    """TwoNN estimate and its standard error from first- and second-neighbour distances."""
+    check_choice(variant, "TwoNN variant", TWONN_VARIANTS)
+    log_mu = torch.log(second.double() / first.double())
+    n = int(log_mu.numel())
+    total = float(log_mu.sum())
+    if total <= 0:
+        raise ValueError(
+            "Every sample's first and second neighbours are equidistant: TwoNN is undefined here."
+        )
+    if variant == "closed_form":
+        value = (n - 1) / total
+    else:
+        sorted_log_mu, _ = torch.sort(log_mu)
+        kept = max(2, int(math.floor(n * (1.0 - discard_fraction))))
+        empirical = torch.arange(1, n + 1, dtype=torch.float64, device=log_mu.device) / n
+        x = sorted_log_mu[:kept]
+        y = -torch.log1p(-empirical[:kept])
+        value = float((x * y).sum() / (x * x).sum())
+    return value, value / math.sqrt(n)
+
+
+def estimate_from_neighbours(
+    neighbours: UniqueNeighbours,
+    estimator: str,
+    *,
+    k: int,
+    mle_variant: str = "mackay_ghahramani",
+    twonn_variant: str = "closed_form",
+) -> tuple[float, float | None, str, int]:
+    """(value, stderr, variant, k used) of one estimator from de-duplicated neighbour distances."""
+    if estimator == "mle":
+        return mle_from_distances(neighbours.distances[:, :k], mle_variant), None, mle_variant, k
+    value, stderr = twonn_from_distances(
+        neighbours.distances[:, 0], neighbours.distances[:, 1], twonn_variant
+    )
+    return value, stderr, twonn_variant, 2
+
+
+T = TypeVar("T")
+
+
+def bootstrap_resamples(
+    points: Tensor,
+    estimate: Callable[[Tensor], T],
+    *,
+    n_bootstrap: int,
+    fraction: float,
+    seed: int,
+) -> tuple[list[T], float]:
+    """Run ``estimate`` on subsamples drawn without replacement (kNN recomputed each time).
+
+    Returns the estimates and the factor ``sqrt(m / (n - m))`` that rescales their spread to the
+    standard error at the full sample size ``n`` (subsampling bootstrap, ``m = fraction * n``).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"bootstrap_fraction must be in (0, 1), got {fraction}.")
+    if n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap must be 0 (off) or at least 2, got {n_bootstrap}.")
+    n = int(points.shape[0])
+    m = int(round(fraction * n))
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(n_bootstrap):
+        subset = torch.randperm(n, generator=generator)[:m].to(points.device)
+        values.append(estimate(points[subset]))
+    return values, math.sqrt(m / (n - m))
+
+
+def spread(values: list[float], scale: float) -> float:
+    """Sample standard deviation of ``values`` times ``scale``."""
+    return float(torch.tensor(values, dtype=torch.float64).std()) * scale
+
+
+def intrinsic_dimension(
+    x: Any,
+    estimator: Estimator = "mle",
+    k: int = 20,
+    *,
+    mle_variant: MLEVariant = "mackay_ghahramani",
+    twonn_variant: TwoNNVariant = "closed_form",
+    duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
+    n_bootstrap: int = 0,
+    bootstrap_fraction: float = 0.5,
+    seed: int = 0,
+    memory_budget_mb: float = 512.0,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> IntrinsicDimensionResult:
+    """Intrinsic dimension of a sample by MLE or TwoNN, exact neighbours, duplicates collapsed.
+
+    Args:
+        x: ``(n, ...)`` tensor or array; each sample is flattened.
+        estimator: ``"mle"`` (Levina-Bickel) or ``"twonn"``.
+        k: neighbours for MLE (20 in the paper); TwoNN uses the first two.
+        mle_variant: ``"mackay_ghahramani"`` (default, ``(k-1)`` with pooled mean, equals
+            scikit-dimension's ``MLE``), ``"levina_bickel"`` (``(k-2)`` with arithmetic mean) or
+            ``"paper"`` (``(k-2)`` with pooled mean, as the paper's code; reads low).
+        twonn_variant: ``"closed_form"`` (MLE of the Pareto law) or ``"linear_fit"`` (Facco's fit).
+        duplicate_rtol: samples closer than this times the median k-th neighbour distance are
+            duplicates; they are collapsed to one representative and reported.
+        n_bootstrap: number of subsampling-bootstrap resamples for the standard error (0: none).
+        bootstrap_fraction: fraction of the samples drawn per resample.
+        seed: seed of the bootstrap's private generator.
+        memory_budget_mb: bound on the working memory of the neighbour search.
+        device: where to compute (default: where ``x`` is).
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`IntrinsicDimensionResult`; ``float(result)`` is the estimate.
+
+    Example:
+        >>> import torch
+        >>> from lightning_dataprops.functional import intrinsic_dimension
+        >>> g = torch.Generator().manual_seed(0)
+        >>> plane = torch.randn(2000, 2, generator=g) @ torch.randn(2, 50, generator=g)
+        >>> result = intrinsic_dimension(plane, "twonn")
+        >>> round(result.value)
+        2
+    """
+    check_choice(estimator, "estimator", ESTIMATORS)
+    check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
+    check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
+    points, input_shape = as_points(x, device=device)
+    n = int(points.shape[0])
+    neighbours_needed = k if estimator == "mle" else 2
+    check_k(neighbours_needed, n, what=f"intrinsic dimension ({estimator})")
+
+    def estimate(
+        sample: Tensor, show: bool = False
+    ) -> tuple[float, float | None, str, UniqueNeighbours]:
+        neighbours = unique_neighbours(
+            sample,
+            neighbours_needed,
+            duplicate_rtol=duplicate_rtol,
+            memory_budget_mb=memory_budget_mb,
+            progress=show,
+        )
+        value, stderr, variant, _ = estimate_from_neighbours(
+            neighbours,
+            estimator,
+            k=neighbours_needed,
+            mle_variant=mle_variant,
+            twonn_variant=twonn_variant,
+        )
+        return value, stderr, variant, neighbours
+
+    value, stderr, variant, neighbours = estimate(points, progress)
+    if n_bootstrap > 0:
+        values, scale = bootstrap_resamples(
+            points,
+            lambda sample: estimate(sample)[0],
+            n_bootstrap=n_bootstrap,
+            fraction=bootstrap_fraction,
+            seed=seed,
+        )
+        stderr = spread(values, scale)
+    ci95 = None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr)
+    return IntrinsicDimensionResult(
+        value=value,
+        estimator=estimator,
+        variant=variant,
+        k=neighbours_needed,
+        n=int(neighbours.kept.numel()),
+        n_input=n,
+        input_shape=input_shape,
+        stderr=stderr,
+        ci95=ci95,
+        n_bootstrap=n_bootstrap,
+        duplicates=neighbours.duplicates,
+    )
