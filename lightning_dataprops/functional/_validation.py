@@ -13,7 +13,7 @@ from torch import Tensor
 
 
 def as_tensor(data: Any, name: str) -> Tensor:
-    """Convert ``data`` (tensor, numpy array or nested sequence) to a tensor without copying when possible."""
+    """Convert ``data`` (tensor, array or nested sequence) to a tensor, copying only if needed."""
     if isinstance(data, Tensor):
         return data
     if isinstance(data, np.ndarray):
@@ -28,7 +28,8 @@ def as_tensor(data: Any, name: str) -> Tensor:
             return torch.as_tensor(np.asarray(data))
         except (ValueError, TypeError) as error:
             raise TypeError(
-                f"`{name}` is a {type(data).__name__} that cannot be stacked into one numeric array "
+                f"`{name}` is a {type(data).__name__} that cannot be stacked into one numeric "
+                f"array "
                 f"({error}); pass a tensor or numpy array of shape (n_samples, ...)."
             ) from error
     raise TypeError(
@@ -43,7 +44,7 @@ def as_points(
 ) -> tuple[Tensor, tuple[int, ...]]:
     """Flatten ``data`` to a floating ``(n, D)`` matrix and check it.
 
-    Returns the matrix (float32, or float64 when the input is float64) and the per-sample input shape.
+    Returns the matrix (float32, or float64 for float64 input) and the shape of one sample.
     """
     tensor = as_tensor(data, name)
     if device is not None:

@@ -141,6 +141,7 @@ def dataset_properties(
             stderr=stderr,
             ci95=None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr),
             duplicates=neighbours.duplicates,
+            kept_indices=neighbours.kept,
         )
     if n_bootstrap > 0:
         results = _with_bootstrap(

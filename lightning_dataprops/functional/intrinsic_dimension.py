@@ -159,7 +159,7 @@ def twonn_from_distances(
         value = (n - 1) / total
     else:
         sorted_log_mu, _ = torch.sort(log_mu)
-        kept = max(2, int(math.floor(n * (1.0 - discard_fraction))))
+        kept = max(2, math.floor(n * (1.0 - discard_fraction)))
         empirical = torch.arange(1, n + 1, dtype=torch.float64, device=log_mu.device) / n
         x = sorted_log_mu[:kept]
         y = -torch.log1p(-empirical[:kept])
@@ -205,7 +205,7 @@ def bootstrap_resamples(
     if n_bootstrap < 2:
         raise ValueError(f"n_bootstrap must be 0 (off) or at least 2, got {n_bootstrap}.")
     n = int(points.shape[0])
-    m = int(round(fraction * n))
+    m = round(fraction * n)
     generator = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(n_bootstrap):
@@ -315,4 +315,5 @@ def intrinsic_dimension(
         ci95=ci95,
         n_bootstrap=n_bootstrap,
         duplicates=neighbours.duplicates,
+        kept_indices=neighbours.kept,
     )

@@ -75,12 +75,11 @@ def prepare_targets(y: Any, n: int, target_type: str = "auto") -> tuple[Tensor, 
     if kind == "regression":
         values = targets.to(torch.float64)
         return (values if values.ndim == 2 else values[:, None]), kind, None
-    if targets.is_floating_point():
-        if not bool((targets == targets.round()).all()):
-            raise ValueError(
-                "target_type='class' needs integer class ids but `y` has fractional values; use "
-                "target_type='regression' for continuous targets."
-            )
+    if targets.is_floating_point() and not bool((targets == targets.round()).all()):
+        raise ValueError(
+            "target_type='class' needs integer class ids but `y` has fractional values; use "
+            "target_type='regression' for continuous targets."
+        )
     if targets.ndim != 1:
         raise ValueError(
             f"class targets must be (n,) ids or (n, C) one-hot, got {tuple(targets.shape)}."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from torch import Tensor
 
 from lightning_dataprops.functional.duplicates import DuplicateReport
 
@@ -43,6 +45,7 @@ class IntrinsicDimensionResult:
         ci95: a 95% confidence interval, if known.
         n_bootstrap: number of bootstrap resamples behind ``stderr`` (0: none).
         duplicates: the duplicates that were found and collapsed.
+        kept_indices: indices of the samples that entered the estimate.
     """
 
     value: float
@@ -55,7 +58,8 @@ class IntrinsicDimensionResult:
     stderr: float | None = None
     ci95: tuple[float, float] | None = None
     n_bootstrap: int = 0
-    duplicates: DuplicateReport = DuplicateReport()
+    duplicates: DuplicateReport = field(default_factory=DuplicateReport)
+    kept_indices: Tensor | None = field(default=None, repr=False, compare=False)
 
     def __float__(self) -> float:
         return self.value

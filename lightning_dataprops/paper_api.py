@@ -1,0 +1,181 @@
+"""The seed paper's API (Konz & Mazurowski, ICLR 2024), same names and first arguments.
+
+``compute_labelsharpness``, ``compute_intrinsic_datadim`` and ``compute_intrinsic_reprdim`` take
+any dataset (``Dataset``, ``DataLoader``, tensors, arrays; tuple or dict items) and return plain
+floats like the original, but computed exactly (label sharpness by an exact bichromatic
+closest-pair search instead of ~2000 random pairs, with the multiclass case right), with
+duplicates handled, on the CPU or GPU, without touching the model's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_dataprops.functional.intrinsic_dimension import Estimator, intrinsic_dimension
+from lightning_dataprops.functional.label_sharpness import Method, label_sharpness
+from lightning_dataprops.functional.representations import (
+    Pooling,
+    capture_representations,
+    model_device,
+)
+from lightning_dataprops.sampling import Sample, sample_dataset
+
+
+def _sample(
+    dataset: Any,
+    *,
+    max_samples: int | None,
+    M: int | None,
+    seed: int,
+    require_targets: bool,
+    input_fn: Callable[[Any], Any] | None,
+    target_fn: Callable[[Any], Any] | None,
+) -> Sample:
+    if max_samples is not None and M is not None and max_samples != M:
+        raise ValueError(f"Pass max_samples or its alias M, not both ({max_samples} vs {M}).")
+    return sample_dataset(
+        dataset,
+        max_samples=max_samples if max_samples is not None else M,
+        seed=seed,
+        require_targets=require_targets,
+        input_fn=input_fn,
+        target_fn=target_fn,
+    )
+
+
+def compute_labelsharpness(
+    dataset: Any,
+    *,
+    max_samples: int | None = None,
+    M: int | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    method: Method = "exact",
+    input_fn: Callable[[Any], Any] | None = None,
+    target_fn: Callable[[Any], Any] | None = None,
+) -> float:
+    """Label sharpness ``K_F`` of a dataset (exact by default).
+
+    Args:
+        dataset: a ``Dataset``, ``DataLoader``, tensor/array pair, with tuple or dict items.
+        max_samples: seeded, class-stratified subsample size (``None``: the whole dataset).
+        M: the original code's name for ``max_samples``.
+        seed: sampling seed.
+        device: where to compute (default: CPU).
+        method: ``"exact"`` or ``"sampled"`` (the original random-pair estimate).
+        input_fn: optional item -> input callable; target_fn: item -> target callable.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_dataprops import compute_labelsharpness
+        >>> data = TensorDataset(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]))
+        >>> compute_labelsharpness(data)
+        0.5
+    """
+    sample = _sample(
+        dataset,
+        max_samples=max_samples,
+        M=M,
+        seed=seed,
+        require_targets=True,
+        input_fn=input_fn,
+        target_fn=target_fn,
+    )
+    return label_sharpness(sample.inputs, sample.targets, method=method, device=device).value
+
+
+def compute_intrinsic_datadim(
+    dataset: Any,
+    estimator: Estimator = "mle",
+    k: int = 20,
+    *,
+    max_samples: int | None = None,
+    M: int | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    input_fn: Callable[[Any], Any] | None = None,
+) -> float:
+    """Intrinsic dimension ``d_data`` of a dataset's inputs (MLE with k=20 by default).
+
+    Example:
+        >>> import torch
+        >>> from lightning_dataprops import compute_intrinsic_datadim
+        >>> g = torch.Generator().manual_seed(0)
+        >>> plane = torch.randn(1500, 2, generator=g) @ torch.randn(2, 30, generator=g)
+        >>> round(compute_intrinsic_datadim(plane, estimator="twonn"))
+        2
+    """
+    sample = _sample(
+        dataset,
+        max_samples=max_samples,
+        M=M,
+        seed=seed,
+        require_targets=False,
+        input_fn=input_fn,
+        target_fn=None,
+    )
+    return intrinsic_dimension(sample.inputs, estimator, k, device=device).value
+
+
+def compute_intrinsic_reprdim(
+    dataset: Any,
+    model: nn.Module,
+    layer: nn.Module | str,
+    estimator: Estimator = "mle",
+    k: int = 20,
+    *,
+    max_samples: int | None = None,
+    M: int | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+    pool: Pooling = None,
+    input_fn: Callable[[Any], Any] | None = None,
+) -> float:
+    """Intrinsic dimension ``d_repr`` of a layer's outputs on a dataset.
+
+    The representation pass runs in eval mode under ``no_grad`` on the model's device (or
+    ``device``) and restores everything afterwards: training mode, buffers such as BatchNorm
+    statistics, parameter gradients; no hook is left behind, also on error.
+
+    Args:
+        dataset: the inputs (any source :func:`~lightning_dataprops.sampling.sample_dataset` takes).
+        model: the network.
+        layer: a submodule of ``model`` or its dotted name (e.g. ``"layer4"``).
+        estimator, k: as in :func:`compute_intrinsic_datadim`.
+        max_samples, M, seed: seeded, stratified subsample.
+        device: where to run the model's inputs (default: the model's device).
+        batch_size: inputs per forward pass.
+        pool: ``"avg"``/``"max"`` spatial pooling of the layer output, or ``None`` to flatten.
+        input_fn: optional item -> input callable.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from lightning_dataprops import compute_intrinsic_reprdim
+        >>> model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> x = torch.randn(500, 3) @ torch.randn(3, 30)
+        >>> d = compute_intrinsic_reprdim(x, model, model[0], estimator="twonn")
+        >>> 2.0 < d < 4.5
+        True
+    """
+    sample = _sample(
+        dataset,
+        max_samples=max_samples,
+        M=M,
+        seed=seed,
+        require_targets=False,
+        input_fn=input_fn,
+        target_fn=None,
+    )
+    run_device = torch.device(device) if device is not None else model_device(model)
+    features = capture_representations(
+        model, sample.inputs, [layer], batch_size=batch_size, pool=pool, device=run_device
+    )
+    (representation,) = features.values()
+    return intrinsic_dimension(representation, estimator, k, device=run_device).value

@@ -1,0 +1,112 @@
+"""The exact kNN engine against brute-force float64 distances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_dataprops.functional.knn import knn_search, merge_pairs
+from tests.conftest import brute_force_distances
+
+
+def _check_against_brute_force(x: torch.Tensor, k: int, graph, queries=None) -> None:
+    dist = brute_force_distances(x)
+    rows = torch.arange(len(x)) if queries is None else queries
+    expected = dist[rows].topk(k, largest=False)
+    torch.testing.assert_close(graph.distances, expected.values, rtol=1e-6, atol=1e-9)
+    # Neighbours may differ only between exactly tied distances.
+    got = torch.gather(dist[rows], 1, graph.indices)
+    torch.testing.assert_close(got, expected.values, rtol=1e-6, atol=1e-9)
+    assert not (graph.indices == rows[:, None]).any(), "a point was its own neighbour"
+
+
+def _closest_bichromatic(x: torch.Tensor, labels: torch.Tensor, m: int, rows=None):
+    dist = brute_force_distances(x)
+    dist = dist.masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    if rows is not None:
+        keep = torch.zeros(len(x), dtype=torch.bool)
+        keep[rows] = True
+        dist = dist.masked_fill(~(keep[:, None] | keep[None, :]), float("inf"))
+    upper = torch.triu(dist, diagonal=1)
+    upper = upper.masked_fill(torch.tril(torch.ones_like(upper, dtype=torch.bool)), float("inf"))
+    return upper.flatten().topk(m, largest=False).values
+
+
+@pytest.mark.parametrize("budget_mb", [0.05, 512.0])
+def test_symmetric_search_matches_brute_force(budget_mb: float) -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1500, 40, generator=generator) + 5.0  # offset: cancellation-prone
+    labels = torch.randint(0, 3, (1500,), generator=generator)
+    graph = knn_search(x, 15, labels=labels, n_pairs=6, memory_budget_mb=budget_mb)
+    _check_against_brute_force(x, 15, graph)
+    torch.testing.assert_close(
+        graph.pair_distances, _closest_bichromatic(x, labels, 6), rtol=1e-9, atol=0
+    )
+    assert bool((labels[graph.pair_first] != labels[graph.pair_second]).all())
+
+
+def test_query_subset_matches_brute_force_and_shards_merge() -> None:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(900, 25, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 4, (900,), generator=generator)
+    shards = torch.randperm(900, generator=generator).chunk(3)
+    graphs = [
+        knn_search(x, 10, labels=labels, n_pairs=5, queries=q, memory_budget_mb=0.1) for q in shards
+    ]
+    for shard, graph in zip(shards, graphs, strict=True):
+        _check_against_brute_force(x, 10, graph, queries=shard)
+    _, _, dist = merge_pairs(
+        torch.cat([g.pair_first for g in graphs]),
+        torch.cat([g.pair_second for g in graphs]),
+        torch.cat([g.pair_distances for g in graphs]),
+        5,
+    )
+    torch.testing.assert_close(dist, _closest_bichromatic(x, labels, 5), rtol=1e-12, atol=0)
+
+
+def test_tie_heavy_integer_data_and_duplicates() -> None:
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 3, (800, 12), generator=generator).float()
+    x = torch.cat([x, x[:50]])  # exact duplicates
+    graph = knn_search(x, 8, memory_budget_mb=0.05)
+    _check_against_brute_force(x, 8, graph)
+    twins = graph.indices[:50, 0]
+    assert bool((graph.distances[:50, 0] == 0).all())
+    assert not bool((twins == torch.arange(50)).any()), "self must be excluded by index"
+
+
+def test_reduced_precision_matmul_does_not_leak_and_is_restored() -> None:
+    """Lightning users call set_float32_matmul_precision("medium"): TF32 / bf16 matmul."""
+    mkldnn_matmul = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    torch.set_float32_matmul_precision("medium")
+    try:
+        before_cuda = getattr(torch.backends.cuda.matmul, "fp32_precision", None)
+        before_mkldnn = getattr(mkldnn_matmul, "fp32_precision", None)
+        generator = torch.Generator().manual_seed(4)
+        x = torch.randn(600, 300, generator=generator) + 3.0
+        graph = knn_search(x, 10)
+        _check_against_brute_force(x, 10, graph)
+        assert graph.n_refined == 0, "the fast pass ran at reduced precision"
+        assert getattr(torch.backends.cuda.matmul, "fp32_precision", None) == before_cuda
+        assert getattr(mkldnn_matmul, "fp32_precision", None) == before_mkldnn
+    finally:
+        torch.set_float32_matmul_precision("highest")
+
+
+def test_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="k\\+1"):
+        knn_search(torch.randn(5, 2), 5)
+    with pytest.raises(ValueError, match="matrix"):
+        knn_search(torch.randn(5), 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu() -> None:
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3000, 64, generator=generator)
+    labels = torch.randint(0, 2, (3000,), generator=generator)
+    cpu = knn_search(x, 20, labels=labels, n_pairs=5)
+    torch.backends.cuda.matmul.allow_tf32 = True  # must not leak into the search
+    gpu = knn_search(x.cuda(), 20, labels=labels.cuda(), n_pairs=5)
+    torch.testing.assert_close(gpu.distances.cpu(), cpu.distances, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(gpu.pair_distances.cpu(), cpu.pair_distances, rtol=1e-9, atol=1e-12)
