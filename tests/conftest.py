@@ -69,7 +69,7 @@ def fashion() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sphere_in_ambient(n: int, intrinsic: int, ambient: int, seed: int = 0) -> torch.Tensor:
-    """``n`` uniform points on the unit ``intrinsic``-sphere, embedded isometrically in ``ambient``."""
+    """``n`` uniform points on the unit ``intrinsic``-sphere, isometric in ``ambient`` dims."""
     generator = torch.Generator().manual_seed(seed)
     points = torch.randn(n, intrinsic + 1, generator=generator, dtype=torch.float64)
     points = points / points.norm(dim=1, keepdim=True)

@@ -1,0 +1,291 @@
+"""The ``dataprops`` command line.
+
+Usage::
+
+    dataprops measure [SOURCE] [--split train] [--max-samples N] [--seed 0] [--k 20]
+                      [--top-pairs 5] [--bootstrap B] [--device cpu|cuda] [--json] [--no-progress]
+
+``SOURCE`` is a ``.npz`` file (MedMNIST layout or ``images`` / ``labels``), a folder of
+Fashion-MNIST IDX files, or an image folder with one subfolder per class; without it, the
+scikit-learn digits (1797 images 8x8) are measured. The report goes to stdout; ``--json`` prints
+one JSON document instead. User errors print one ``dataprops: error: ...`` line on stderr and exit
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = ["build_parser", "main"]
+
+PROG = "dataprops"
+EXIT_USAGE = 2
+
+# Errors that mean "bad input from the user", reported in one line without a traceback.
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # FileNotFoundError, IsADirectoryError, PermissionError...
+    ValueError,
+    ImportError,
+    TypeError,
+    EOFError,  # numpy on an empty file
+    zipfile.BadZipFile,  # a corrupt .npz
+)
+
+
+class _UserError(Exception):
+    """A user error whose message is ready to print."""
+
+
+def _package_version() -> str:
+    try:
+        return version("lightning-dataprops")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    head, _, index = text.partition(":")
+    if head not in ("cpu", "cuda") or (index and (head != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``dataprops`` command (``measure`` subcommand)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Intrinsic dataset properties: intrinsic dimension (MLE, TwoNN) and label "
+            "sharpness K_F of an image dataset."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    measure = commands.add_parser(
+        "measure",
+        help="measure d_data (MLE, TwoNN) and K_F of a dataset",
+        description=(
+            "Measure the intrinsic dimension d_data (MLE and TwoNN) and the label sharpness K_F "
+            "of a dataset, from one exact nearest-neighbour pass."
+        ),
+    )
+    measure.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        metavar="SOURCE",
+        help=(
+            ".npz file (MedMNIST layout or images/labels), folder of Fashion-MNIST IDX files, or "
+            "image folder with one subfolder per class (default: scikit-learn digits)"
+        ),
+    )
+    measure.add_argument("--split", default="train", help="split to read (default: train)")
+    measure.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="measure a seeded, class-stratified sample of N items (default: all)",
+    )
+    measure.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample and the bootstrap (default: 0)"
+    )
+    measure.add_argument(
+        "--k", type=_positive_int, default=20, help="neighbours for the MLE (default: 20)"
+    )
+    measure.add_argument(
+        "--top-pairs",
+        type=_non_negative_int,
+        default=5,
+        metavar="P",
+        help="sharpest label pairs to report (default: 5)",
+    )
+    measure.add_argument(
+        "--bootstrap",
+        type=_non_negative_int,
+        default=0,
+        metavar="B",
+        help="bootstrap resamples for the ID standard errors (default: 0, none)",
+    )
+    measure.add_argument(
+        "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)"
+    )
+    measure.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the report"
+    )
+    measure.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    return parser
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The data a ``measure`` run works on."""
+
+    inputs: Tensor
+    targets: Tensor | None
+    description: str
+    source: str
+    n_source: int
+    indices: list[int] | None  # source index of every sample position, when subsampled
+
+
+def _load(args: argparse.Namespace) -> _Measured:
+    """Load the source named on the command line and, with ``--max-samples``, subsample it."""
+    from lightning_dataprops.data_sources import load_source
+    from lightning_dataprops.sampling import sample_dataset
+
+    if args.source is None and args.split != "train":
+        raise _UserError("the built-in digits have a single split; --split needs a SOURCE")
+    try:
+        data = load_source(args.source, split=args.split)
+    except (EOFError, zipfile.BadZipFile) as error:
+        raise _UserError(f"cannot read {args.source}: not a valid .npz archive ({error})") from None
+    except _USER_ERRORS as error:
+        message = str(error)
+        path = Path(args.source) if args.source is not None else None
+        if (
+            isinstance(error, ValueError)
+            and path is not None
+            and path.is_file()
+            and path.suffix.lower() == ".npz"
+            and not zipfile.is_zipfile(path)
+        ):
+            message = f"cannot read {args.source}: not a valid .npz archive (not a zip file)"
+        elif path is not None and path.name not in message:
+            message = f"{args.source}: {message}"
+        raise _UserError(message) from None
+    n_source = int(data.inputs.shape[0])
+    if args.max_samples is None or args.max_samples >= n_source:
+        return _Measured(data.inputs, data.targets, data.description, data.source, n_source, None)
+    sample = sample_dataset(data.inputs, data.targets, max_samples=args.max_samples, seed=args.seed)
+    indices = [int(i) for i in sample.indices.tolist()]
+    description = f"{data.description}; stratified sample of {len(indices)} (seed {args.seed})"
+    return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from lightning_dataprops.functional import LabelConflictWarning, dataset_properties
+    from lightning_dataprops.report import format_report
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise _UserError(f"--device {args.device}: CUDA is not available on this machine")
+    start = time.perf_counter()
+    data = _load(args)
+    progress = not args.json and not args.no_progress and sys.stderr.isatty()
+    with warnings.catch_warnings():
+        # Conflicts are part of the report / the JSON document: no separate warning.
+        warnings.simplefilter("ignore", LabelConflictWarning)
+        props = dataset_properties(
+            data.inputs,
+            data.targets,
+            k=args.k,
+            top_pairs=args.top_pairs,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            device=args.device,
+            progress=progress,
+        )
+    elapsed = time.perf_counter() - start
+    if args.json:
+        document = props.to_dict()
+        document["source"] = data.source
+        document["description"] = data.description
+        document["sample"] = {
+            "n_source": data.n_source,
+            "max_samples": args.max_samples,
+            "seed": args.seed,
+            "indices": data.indices,
+        }
+        document["elapsed_s"] = elapsed
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        inputs = data.inputs
+        value_range = (float(inputs.min()), float(inputs.max())) if inputs.numel() else None
+        print(
+            format_report(
+                props,
+                description=data.description,
+                elapsed=elapsed,
+                value_range=value_range,
+                index_map=data.indices,
+            )
+        )
+    return 0
+
+
+def _error(message: str) -> int:
+    one_line = " ".join(message.split()) or "unknown error"
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dataprops`` command line and return its exit status.
+
+    Args:
+        argv: the arguments, without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success; 2 for usage errors, unreadable or unsupported data and other bad input
+        (reported as one ``dataprops: error: ...`` line on stderr); 130 when interrupted.
+
+    Example:
+        >>> main(["measure", "--json", "--max-samples", "200", "--no-progress"])  # doctest: +SKIP
+        0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _measure(args)
+    except _UserError as error:
+        return _error(str(error))
+    except _USER_ERRORS as error:
+        return _error(str(error))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
