@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
 
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.duplicates import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
@@ -49,6 +51,8 @@ def dataset_properties(
     memory_budget_mb: float = 512.0,
     device: torch.device | str | None = None,
     progress: bool = False,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> DatasetProperties:
     """Intrinsic dimension by MLE and TwoNN and, given labels, label sharpness: one kNN pass.
 
@@ -72,6 +76,13 @@ def dataset_properties(
         memory_budget_mb: bound on the working memory of the neighbour search.
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+        distributed: share the one neighbour pass (and the closest differently-labelled pairs)
+            among the ranks of ``process_group`` (see :func:`~lightning_dataprops.functional.
+            distributed.sharded_knn_search`): every rank must call this with the same ``x``,
+            ``y`` and arguments, and every rank gets the same result. The duplicate re-search,
+            the regression ``K_F`` pass and the bootstrap run on every rank. Without an
+            initialised group of more than one rank, this has no effect.
+        process_group: the group for ``distributed`` (default: the world).
 
     Returns:
         A :class:`DatasetProperties` with float attributes ``mle``, ``twonn`` and
@@ -99,7 +110,8 @@ def dataset_properties(
         labels, kind, n_classes = prepare_targets(y, n, target_type)
         labels = labels.to(points.device)
     class_labels = labels if kind == "class" else None
-    graph = knn_search(
+    search = partial(sharded_knn_search, group=process_group) if distributed else knn_search
+    graph = search(
         points,
         k,
         labels=class_labels,

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.duplicates import (
     DEFAULT_DUPLICATE_RTOL,
     DuplicateReport,
@@ -233,6 +234,8 @@ def intrinsic_dimension(
     memory_budget_mb: float = 512.0,
     device: torch.device | str | None = None,
     progress: bool = False,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> IntrinsicDimensionResult:
     """Intrinsic dimension of a sample by MLE or TwoNN, exact neighbours, duplicates collapsed.
 
@@ -252,6 +255,13 @@ def intrinsic_dimension(
         memory_budget_mb: bound on the working memory of the neighbour search.
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+        distributed: share the neighbour search of the full sample among the ranks of
+            ``process_group`` (see :func:`~lightning_dataprops.functional.distributed.
+            sharded_knn_search`): every rank must call this with the same ``x`` and arguments,
+            and every rank gets the same result. The duplicate re-search and the bootstrap
+            resamples run on every rank. Without an initialised group of more than one rank,
+            this has no effect.
+        process_group: the group for ``distributed`` (default: the world).
 
     Returns:
         An :class:`IntrinsicDimensionResult`; ``float(result)`` is the estimate.
@@ -274,11 +284,12 @@ def intrinsic_dimension(
     check_k(neighbours_needed, n, what=f"intrinsic dimension ({estimator})")
 
     def estimate(
-        sample: Tensor, show: bool = False
+        sample: Tensor, show: bool = False, graph: NeighborGraph | None = None
     ) -> tuple[float, float | None, str, UniqueNeighbours]:
         neighbours = unique_neighbours(
             sample,
             neighbours_needed,
+            graph=graph,
             duplicate_rtol=duplicate_rtol,
             memory_budget_mb=memory_budget_mb,
             progress=show,
@@ -292,7 +303,16 @@ def intrinsic_dimension(
         )
         return value, stderr, variant, neighbours
 
-    value, stderr, variant, neighbours = estimate(points, progress)
+    graph = None
+    if distributed:
+        graph = sharded_knn_search(
+            points,
+            neighbours_needed,
+            memory_budget_mb=memory_budget_mb,
+            group=process_group,
+            progress=progress,
+        )
+    value, stderr, variant, neighbours = estimate(points, progress, graph)
     if n_bootstrap > 0:
         values, scale = bootstrap_resamples(
             points,

@@ -1,0 +1,258 @@
+"""Real two-process DDP on the CPU (gloo): the sharded kNN, the one-pass estimates, the metrics.
+
+One spawn of two workers (rendezvous through a ``FileStore`` in ``tmp_path``) runs every case;
+each worker records, per case, ``"ok"`` or the traceback, and each test checks its case on both
+ranks. The process group times out after 60 s and the spawn is joined with a deadline, so a
+desynchronised collective fails the tests instead of hanging them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import lightning_dataprops.functional.distributed as distributed_module
+from lightning_dataprops.functional import dataset_properties, intrinsic_dimension, label_sharpness
+from lightning_dataprops.functional.distributed import (
+    distributed_world_size,
+    shard_queries,
+    sharded_knn_search,
+)
+from lightning_dataprops.functional.knn import knn_search
+from lightning_dataprops.metrics import IntrinsicDimension, LabelSharpness
+
+WORLD = 2
+JOIN_DEADLINE_S = 150.0
+N = 301  # not a multiple of the world size
+
+
+def _points(seed: int = 0, n: int = N) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=generator) @ torch.randn(5, 24, generator=generator)
+
+
+def _labels(x: torch.Tensor) -> torch.Tensor:
+    return (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+
+
+def _with_duplicates() -> tuple[torch.Tensor, torch.Tensor]:
+    x = _points(1)
+    x[250:262] = x[:12]  # exact duplicates (same labels: finite K_F)
+    x[280] = x[3]  # a triple
+    return x, _labels(x)
+
+
+def _close(a: float, b: float, rtol: float) -> bool:
+    return a == b or math.isclose(a, b, rel_tol=rtol, abs_tol=0.0)
+
+
+# ------------------------------------------------------------------------------------ cases
+def _case_sharded_knn(rank: int) -> None:
+    x = _points(0)
+    y = _labels(x)
+    for labels in (None, y):
+        for k in (1, 7):
+            graph = sharded_knn_search(x, k, labels=labels, n_pairs=9, memory_budget_mb=1.0)
+            reference = knn_search(x, k, labels=labels, n_pairs=9)
+            assert torch.equal(graph.query_indices, torch.arange(N))
+            assert (graph.distances - reference.distances).abs().max() <= 1e-9
+            assert torch.equal(graph.indices, reference.indices)
+            if labels is None:
+                assert graph.pair_first is None and graph.pair_distances is None
+                continue
+            assert graph.pair_first is not None and reference.pair_first is not None
+            assert graph.pair_second is not None and reference.pair_second is not None
+            assert graph.pair_distances is not None and reference.pair_distances is not None
+            assert torch.equal(graph.pair_first, reference.pair_first)
+            assert torch.equal(graph.pair_second, reference.pair_second)
+            assert (graph.pair_distances - reference.pair_distances).abs().max() <= 1e-9
+    # Each rank searched only its strided share of the queries.
+    calls: list[int] = []
+    original = distributed_module.knn_search
+
+    def counting(*args: object, **kwargs: object) -> object:
+        queries = kwargs.get("queries")
+        calls.append(-1 if queries is None else int(queries.numel()))  # type: ignore[attr-defined]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    distributed_module.knn_search = counting  # type: ignore[assignment]
+    try:
+        sharded_knn_search(x, 3)
+    finally:
+        distributed_module.knn_search = original
+    assert calls == [shard_queries(N, rank, WORLD).numel()] == [151 - rank]
+    # Different data or arguments on one rank: every rank raises, nobody hangs.
+    with pytest.raises(ValueError, match="differ"):
+        sharded_knn_search(x[: N - rank], 3)
+    with pytest.raises(ValueError, match="differ"):
+        sharded_knn_search(x + rank, 3)
+    with pytest.raises(ValueError, match=r"neighbours need|invalid arguments"):
+        sharded_knn_search(x, 3 if rank == 0 else N)
+    # Still in step afterwards.
+    assert torch.equal(sharded_knn_search(x, 2).indices, knn_search(x, 2).indices)
+
+
+def _case_dataset_properties(rank: int) -> None:
+    x, y = _with_duplicates()
+    shared = dataset_properties(x, y, k=10, top_pairs=5, distributed=True)
+    alone = dataset_properties(x, y, k=10, top_pairs=5)
+    assert _close(shared.mle, alone.mle, 1e-9)
+    assert _close(shared.twonn, alone.twonn, 1e-9)
+    assert shared.label_sharpness is not None and alone.label_sharpness is not None
+    assert _close(shared.label_sharpness, alone.label_sharpness, 1e-9)
+    assert shared.duplicates.groups == alone.duplicates.groups
+    assert shared.duplicates.n_duplicates == 13
+    assert shared.label_sharpness_result is not None and alone.label_sharpness_result is not None
+    shared_pairs = [(p.i, p.j) for p in shared.label_sharpness_result.pairs]
+    assert shared_pairs == [(p.i, p.j) for p in alone.label_sharpness_result.pairs]
+    for estimator in ("mle", "twonn"):
+        result = intrinsic_dimension(x, estimator, k=10, distributed=True)
+        assert _close(result.value, intrinsic_dimension(x, estimator, k=10).value, 1e-9)
+        assert result.duplicates.groups == alone.duplicates.groups
+
+
+def _case_metrics(rank: int) -> None:
+    x = _points(2)
+    y = _labels(x)
+    half = slice(0, 150) if rank == 0 else slice(150, N)
+    mle, twonn = IntrinsicDimension(k=10), IntrinsicDimension(estimator="twonn")
+    sharpness = LabelSharpness(top_pairs=4)
+    metrics = {"mle": mle, "twonn": twonn, "sharpness": sharpness}
+    for start in range(half.start, half.stop, 40):
+        batch = slice(start, min(start + 40, half.stop))
+        mle.update(x[batch])
+        twonn.update(x[batch].reshape(-1, 4, 6))
+        sharpness.update(x[batch], y[batch])
+    calls: list[int] = []
+    original = distributed_module.knn_search
+
+    def counting(*args: object, **kwargs: object) -> object:
+        queries = kwargs.get("queries")
+        calls.append(-1 if queries is None else int(queries.numel()))  # type: ignore[attr-defined]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    distributed_module.knn_search = counting  # type: ignore[assignment]
+    try:
+        values = {name: float(metric.compute()) for name, metric in metrics.items()}
+    finally:
+        distributed_module.knn_search = original
+    assert calls == [151 - rank] * 3  # every compute shared its neighbour search
+    assert _close(values["mle"], intrinsic_dimension(x, "mle", k=10).value, 1e-6)
+    assert _close(values["twonn"], intrinsic_dimension(x, "twonn").value, 1e-6)
+    reference = label_sharpness(x, y, top_pairs=4)
+    assert _close(values["sharpness"], reference.value, 1e-6)
+    result = sharpness.last_result
+    assert result is not None and result.n == N
+    assert [(p.i, p.j) for p in result.pairs] == [(p.i, p.j) for p in reference.pairs]
+    twonn_result = twonn.last_result
+    assert twonn_result is not None and twonn_result.input_shape == (4, 6)
+    # The local states are restored after the synced compute.
+    assert mle.stored_rows() == half.stop - half.start
+
+    # Reservoirs: each rank keeps at most 100 of its 150 samples; the synced estimate is the
+    # one of the union of both (deterministic) reservoirs, which every rank can rebuild.
+    def reservoir(part: slice) -> torch.Tensor:
+        local = IntrinsicDimension(k=10, max_samples=100, seed=3)
+        for start in range(part.start, part.stop, 40):
+            local.update(x[start : min(start + 40, part.stop)])
+        rows = local.gathered("samples")
+        assert rows is not None and rows.shape[0] == 100
+        return rows
+
+    bounded = IntrinsicDimension(k=10, max_samples=100, seed=3)
+    for start in range(half.start, half.stop, 40):
+        bounded.update(x[start : min(start + 40, half.stop)])
+    union = torch.cat([reservoir(slice(0, 150)), reservoir(slice(150, N))])
+    assert _close(float(bounded.compute()), intrinsic_dimension(union, k=10).value, 1e-6)
+
+
+CASES: dict[str, Callable[[int], None]] = {
+    "sharded_knn": _case_sharded_knn,
+    "dataset_properties": _case_dataset_properties,
+    "metrics": _case_metrics,
+}
+
+
+def _worker(rank: int, world: int, store_path: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    store = dist.FileStore(store_path, world)
+    dist.init_process_group(
+        "gloo", store=store, rank=rank, world_size=world, timeout=timedelta(seconds=60)
+    )
+    outcomes: dict[str, str] = {}
+    try:
+        assert distributed_world_size() == world
+        for name, case in CASES.items():
+            started = time.perf_counter()
+            try:
+                case(rank)
+                outcomes[name] = "ok"
+            except Exception:
+                outcomes[name] = traceback.format_exc()
+            outcomes[f"{name}_seconds"] = f"{time.perf_counter() - started:.2f}"
+    finally:
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(outcomes))
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
+    """Run every case in two real gloo ranks; the per-rank outcomes."""
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with the gloo backend is not available")
+    tmp = tmp_path_factory.mktemp("ddp")
+    context = mp.start_processes(
+        _worker,
+        args=(WORLD, str(tmp / "store"), str(tmp)),
+        nprocs=WORLD,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + JOIN_DEADLINE_S
+    while not context.join(timeout=max(0.1, min(5.0, deadline - time.monotonic()))):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+            pytest.fail(f"the DDP workers did not finish within {JOIN_DEADLINE_S:.0f} s")
+    return [json.loads((tmp / f"rank{rank}.json").read_text()) for rank in range(WORLD)]
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_sharded_knn_matches_single_process(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
+    assert ddp_outcomes[rank]["sharded_knn"] == "ok", ddp_outcomes[rank]["sharded_knn"]
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_distributed_dataset_properties_match(
+    ddp_outcomes: list[dict[str, str]], rank: int
+) -> None:
+    outcome = ddp_outcomes[rank]["dataset_properties"]
+    assert outcome == "ok", outcome
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_synced_metrics_match_one_process(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
+    assert ddp_outcomes[rank]["metrics"] == "ok", ddp_outcomes[rank]["metrics"]
+
+
+def test_without_process_group_it_is_knn_search() -> None:
+    x = _points(4, n=120)
+    y = _labels(x)
+    assert distributed_world_size() == 1
+    graph, reference = sharded_knn_search(x, 4, labels=y, n_pairs=3), knn_search(x, 4, labels=y)
+    assert torch.equal(graph.distances, reference.distances)
+    assert torch.equal(graph.indices, reference.indices)
+    assert graph.pair_first is not None and reference.pair_first is not None
+    assert torch.equal(graph.pair_first[:1], reference.pair_first)
+    assert shard_queries(7, 2, 3).tolist() == [2, 5]
