@@ -15,6 +15,7 @@ Example:
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.functional import (
     DatasetProperties,
@@ -31,12 +32,26 @@ from lightning_dataprops.paper_api import (
 )
 from lightning_dataprops.sampling import Sample, sample_dataset
 
+if TYPE_CHECKING:
+    from lightning_dataprops.callbacks import DataPropsMonitor
+
+
+def __getattr__(name: str) -> Any:
+    # The callback pulls in Lightning: import it on first use only.
+    if name == "DataPropsMonitor":
+        from lightning_dataprops.callbacks import DataPropsMonitor
+
+        return DataPropsMonitor
+    raise AttributeError(f"module 'lightning_dataprops' has no attribute {name!r}")
+
+
 try:
     __version__ = version("lightning-dataprops")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "DataPropsMonitor",
     "DatasetProperties",
     "IntrinsicDimensionResult",
     "LabelSharpnessResult",

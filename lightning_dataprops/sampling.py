@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, Subset, TensorDataset
 
-__all__ = ["Sample", "sample_dataset"]
+__all__ = ["Sample", "read_first_item", "sample_dataset"]
 
 INPUT_KEYS: tuple[str, ...] = (
     "image",
@@ -1009,3 +1009,39 @@ def _sample_map_dataset(
         x, y = reader.read(item, i)
         sampler.add(i, x, y)
     return _finish_stream(sampler, require_targets)
+
+
+def read_first_item(
+    source: Any,
+    *,
+    input_key: str | int | None = None,
+    target_key: str | int | None = None,
+    input_fn: Callable[[Any], Any] | None = None,
+    target_fn: Callable[[Any], Any] | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Extract ``(input, target or None)`` from the first item of a dataset, as sampling would.
+
+    A cheap check of the extraction settings before any sampling: the ValueError it raises on a
+    bad item says what the item holds and which argument to pass.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_dataprops.sampling import read_first_item
+        >>> x, y = read_first_item(TensorDataset(torch.zeros(3, 2), torch.tensor([4, 5, 6])))
+        >>> tuple(x.shape), int(y)
+        ((2,), 4)
+    """
+    dataset = source.dataset if isinstance(source, DataLoader) else source
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
+        iterator = iter(dataset)
+        try:
+            item = next(iterator)
+        except StopIteration:
+            raise ValueError("The dataset is empty: it yielded no item.") from None
+    else:
+        if hasattr(dataset, "__len__") and len(dataset) == 0:
+            raise ValueError("The dataset is empty: it has no item.")
+        item = dataset[0]
+    reader = _ItemReader(input_key, target_key, input_fn, target_fn)
+    return reader.read(item, 0)

@@ -36,6 +36,16 @@ from lightning_dataprops.functional._progress import progress_bar
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 DEFAULT_MEMORY_BUDGET_MB = 512.0
 _MAX_BLOCK = 2048
+# Diagonal blocks are split into triangles down to squares of this many points.
+_LEAF = 256
+# The prefilter merges only the entries below the lists' worst candidates unless they may fill
+# more than 1/_SPARSE_FRACTION of the block (then a plain topk per row is cheaper); it looks for
+# them through the minima of groups of _GROUPS entries.
+_SPARSE_FRACTION = 8
+_GROUPS = 8
+# Bytes of gathered rows per chunk of the exact recompute on the CPU (fits in L2).
+_EXACT_CHUNK_BYTES = 2**20
+_Block = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -166,27 +176,103 @@ def knn_search(
 def exact_distances(x: Tensor, first: Tensor, candidates: Tensor) -> Tensor:
     """Exact ``||x[first[i]] - x[candidates[i, j]]||`` (float64; ``inf`` where ``candidates < 0``).
 
-    Difference-based (no cancellation), accumulated in float64, in cache-sized chunks.
+    Difference-based (no cancellation), accumulated in float64, in chunks small enough for the
+    gathered rows to stay in the CPU's L2 cache.
     """
     n_rows, n_cand = candidates.shape
     out = torch.full((n_rows, n_cand), math.inf, dtype=torch.float64, device=x.device)
     if n_rows == 0 or n_cand == 0:
         return out
     dim = int(x.shape[1])
-    chunk_bytes = (4 if x.device.type == "cpu" else 256) * 2**20
+    chunk_bytes = _EXACT_CHUNK_BYTES if x.device.type == "cpu" else 256 * 2**20
     rows_per_chunk = max(1, int(chunk_bytes // (x.element_size() * n_cand * dim)))
+    safe = candidates.clamp(min=0)
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
-        cand = candidates[start:stop]
-        neighbours = x[cand.clamp(min=0).flatten()].view(stop - start, n_cand, dim)
-        neighbours.sub_(x[first[start:stop]][:, None, :])
-        dist = torch.linalg.vector_norm(neighbours, dim=2, dtype=torch.float64)
-        out[start:stop] = torch.where(cand >= 0, dist, torch.full_like(dist, math.inf))
-    return out
+        neighbours = torch.index_select(x, 0, safe[start:stop].flatten())
+        neighbours = neighbours.view(stop - start, n_cand, dim)
+        neighbours.sub_(torch.index_select(x, 0, first[start:stop]).unsqueeze(1))
+        torch.linalg.vector_norm(neighbours, dim=2, dtype=torch.float64, out=out[start:stop])
+    return out.masked_fill_(candidates < 0, math.inf)
 
 
 def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
     return torch.gather(values, 1, order), torch.gather(indices, 1, order)
+
+
+def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
+    ascending; ``None`` when there may be more than half the block.
+
+    A comparison and a ``nonzero`` over the whole block would cost more than the matmul that
+    made it. Instead one cheap pass takes the minimum over groups of ``_GROUPS`` columns
+    ``{j, j + w, j + 2w, ...}``; only the members of the groups whose minimum is below the
+    threshold are looked at. (Works on transposed views too: then the groups are rows.)
+    """
+    n_rows, n_cols = block.shape
+    limit = n_rows * n_cols // 2
+    width = n_cols // _GROUPS
+    main = width * _GROUPS
+    device = block.device
+    parts: list[tuple[Tensor, Tensor, Tensor]] = []
+    if width > 0:
+        if block.stride(1) == 1:
+            group_min = block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
+        else:  # a transposed block: reduce along the contiguous rows of the original instead
+            group_min = block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
+        below_min = (group_min < threshold[:, None]).contiguous()
+        g_rows, g_cols = below_min.nonzero(as_tuple=True)
+        if g_rows.numel() * _GROUPS > limit:
+            return None
+        members = g_cols[:, None] + width * torch.arange(_GROUPS, device=device)[None, :]
+        values = block[g_rows[:, None], members]
+        hit, member = (values < threshold[g_rows][:, None]).nonzero(as_tuple=True)
+        parts.append((g_rows[hit], members[hit, member], values[hit, member]))
+    if main < n_cols:
+        rest = block[:, main:]
+        rows, cols = (rest < threshold[:, None]).nonzero(as_tuple=True)
+        parts.append((rows, cols + main, rest[rows, cols]))
+    if len(parts) == 1:
+        return parts[0]
+    rows, cols, values = (torch.cat(column) for column in zip(*parts, strict=True))
+    order = torch.argsort(rows, stable=True)
+    return rows[order], cols[order], values[order]
+
+
+def _split_triangle(start: int, stop: int, leaves: list[_Block], inner: list[_Block]) -> None:
+    """Cover the upper triangle of the diagonal block ``[start, stop)^2`` with smaller blocks.
+
+    Squares of at most ``_LEAF`` points are computed whole (their lower half is the transpose of
+    their upper half); larger triangles split in two halves plus the block between them, so a
+    diagonal block costs little more than its triangle.
+    """
+    if stop - start <= _LEAF:
+        leaves.append((start, stop, start, stop))
+        return
+    mid = start + (stop - start) // 2
+    _split_triangle(start, mid, leaves, inner)
+    _split_triangle(mid, stop, leaves, inner)
+    inner.append((start, mid, mid, stop))
+
+
+def _symmetric_blocks(n: int, block: int) -> list[_Block]:
+    """Blocks ``(row_start, row_stop, col_start, col_stop)`` covering the upper triangle once.
+
+    Diagonal leaves come first, then the rest of each diagonal block, then the off-diagonal
+    blocks: every candidate list is filled from nearby points early, so that later blocks mostly
+    hold entries that the prefilter of :meth:`_BlockSearch._merge` rejects cheaply.
+    """
+    leaves: list[_Block] = []
+    inner: list[_Block] = []
+    starts = list(range(0, n, block))
+    for a in starts:
+        _split_triangle(a, min(a + block, n), leaves, inner)
+    outer = [
+        (a, min(a + block, n), b, min(b + block, n))
+        for i, a in enumerate(starts)
+        for b in starts[i + 1 :]
+    ]
+    return leaves + inner + outer
 
 
 class _BlockSearch:
@@ -206,13 +292,11 @@ class _BlockSearch:
         self.labels = labels
         self.n_candidates = n_candidates
         self.n_pairs = n_pairs
-        centred = x.to(torch.float32)
-        centred = centred - centred.mean(dim=0, keepdim=True)
         # Visit points in label order: most blocks then need no label mask.
         self.order = None if labels is None else torch.argsort(labels, stable=True)
-        self.points = centred if self.order is None else centred[self.order]
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
-        self.sq_norms = (self.points * self.points).sum(dim=1)
+        self.points = self._centred_points()
+        self.sq_norms = torch.linalg.vecdot(self.points, self.points)
         self.norms = self.sq_norms.sqrt()
         self.max_norm = float(self.norms.max())
         # About four float32 block x block matrices live at once.
@@ -221,34 +305,106 @@ class _BlockSearch:
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
+        self.worst = torch.empty(0, device=device)
         # Approximate squared distance from each point to its nearest differently-labelled one.
         self.other_min = torch.full((self.n,), math.inf, device=device)
+
+    def _centred_points(self) -> Tensor:
+        """Float32 points minus their mean, in label order, made with one copy of the data.
+
+        Centring only translates the points (the distances do not change) but shrinks their
+        norms, and with them the float32 error bound of the fast pass.
+        """
+        mean = self.x.mean(dim=0, keepdim=True)
+        if self.order is None:
+            centred = self.x - mean
+        else:
+            centred = torch.index_select(self.x, 0, self.order).sub_(mean)
+        return centred.to(torch.float32)
 
     # ----------------------------------------------------------------- fast pass
     def _init_lists(self, n_rows: int) -> None:
         device = self.x.device
         self.best_d = torch.full((n_rows, self.n_candidates), math.inf, device=device)
         self.best_i = torch.full((n_rows, self.n_candidates), -1, dtype=torch.long, device=device)
+        self.worst = torch.full((n_rows,), math.inf, device=device)
 
     def _sq_dists(self, rows: Tensor | slice, cols: slice) -> Tensor:
-        d2 = torch.addmm(
-            self.sq_norms[cols][None, :], self.points[rows], self.points[cols].T, alpha=-2.0
-        )
-        d2.add_(self.sq_norms[rows][:, None])
-        return d2.clamp_(min=0.0)
+        """Approximate squared distances ``|q|^2 + |r|^2 - 2 q.r`` of a block (float32)."""
+        return self._sq_dists_from(self.points[rows], self.sq_norms[rows], cols)
 
-    def _merge_rows(self, rows: slice, block_d: Tensor, first_col: int) -> None:
-        """Merge a block's best entries per row into the running candidate lists."""
-        take = min(self.n_candidates, block_d.shape[1])
-        top_d, top_pos = torch.topk(block_d, take, dim=1, largest=False, sorted=False)
-        top_i = torch.where(
-            torch.isfinite(top_d), top_pos + first_col, torch.full_like(top_pos, -1)
-        )
-        cat_d = torch.cat([self.best_d[rows], top_d], dim=1)
-        cat_i = torch.cat([self.best_i[rows], top_i], dim=1)
+    def _sq_dists_from(self, row_points: Tensor, row_sq_norms: Tensor, cols: slice) -> Tensor:
+        """:meth:`_sq_dists` for rows already gathered.
+
+        The product runs without the norms (a plain ``mm``), so that the rounding error of the
+        matmul's accumulation is charged to ``|q.r|`` only, as :meth:`_error_bound` assumes.
+        """
+        d2 = torch.mm(row_points, self.points[cols].T)
+        torch.add(row_sq_norms[:, None], d2, alpha=-2.0, out=d2)
+        return d2.add_(self.sq_norms[cols][None, :])
+
+    def _merge(self, lists: slice, block: Tensor, offset: int) -> None:
+        """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
+        candidate lists.
+
+        Once the lists are full, only the few entries below a list's current worst candidate
+        can enter it: :func:`_entries_below` finds them and only they are merged. Otherwise the
+        block's best entries per row are taken with ``topk``. Either way each list keeps the
+        ``n_candidates`` smallest entries seen (ties arbitrary), so every entry left out is at
+        least its final worst candidate.
+        """
+        threshold = self.worst[lists]
+        found = None
+        if bool(torch.isfinite(threshold).all()):
+            found = _entries_below(block, threshold)
+        if found is None:
+            self._merge_dense(lists, block, offset)
+            return
+        rows, cols, values = found
+        if rows.numel() == 0:
+            return
+        n_rows, n_cols = block.shape
+        counts = torch.bincount(rows, minlength=n_rows)
+        width = int(counts.max())
+        if int((counts > 0).sum()) * width * _SPARSE_FRACTION > n_rows * n_cols:
+            self._merge_dense(lists, block, offset)
+            return
+        self._merge_entries(lists, rows, cols + offset, values, counts, width)
+
+    def _merge_dense(self, lists: slice, block: Tensor, offset: int) -> None:
+        """Merge each row's ``n_candidates`` best block entries into its list."""
+        take = min(self.n_candidates, block.shape[1])
+        top_d, top_pos = torch.topk(block, take, dim=1, largest=False, sorted=False)
+        top_i = (top_pos + offset).masked_fill_(~torch.isfinite(top_d), -1)
+        self._keep_best(lists, top_d, top_i)
+
+    def _merge_entries(
+        self, lists: slice, rows: Tensor, cols: Tensor, values: Tensor, counts: Tensor, width: int
+    ) -> None:
+        """Merge entries ``(rows[e], cols[e], values[e])`` into the lists of the rows that have
+        any (``rows`` ascending and local to ``lists``, ``counts`` entries per row, at most
+        ``width``)."""
+        hit_rows = counts.nonzero().flatten()
+        slot = torch.cumsum(counts > 0, dim=0).sub_(1)
+        first = torch.cumsum(counts, dim=0).sub_(counts)
+        position = torch.arange(rows.numel(), device=rows.device).sub_(first[rows])
+        flat = slot[rows].mul_(width).add_(position)
+        size = int(hit_rows.numel()) * width
+        new_d = torch.full((size,), math.inf, device=values.device)
+        new_i = torch.full((size,), -1, dtype=torch.long, device=rows.device)
+        new_d[flat] = values
+        new_i[flat] = cols
+        lists_hit = hit_rows + (lists.start or 0)
+        self._keep_best(lists_hit, new_d.view(-1, width), new_i.view(-1, width))
+
+    def _keep_best(self, lists: slice | Tensor, new_d: Tensor, new_i: Tensor) -> None:
+        """Replace the lists by the ``n_candidates`` best of themselves and the new entries."""
+        cat_d = torch.cat([self.best_d[lists], new_d], dim=1)
+        cat_i = torch.cat([self.best_i[lists], new_i], dim=1)
         keep_d, keep_pos = torch.topk(cat_d, self.n_candidates, dim=1, largest=False, sorted=False)
-        self.best_d[rows] = keep_d
-        self.best_i[rows] = torch.gather(cat_i, 1, keep_pos)
+        self.best_d[lists] = keep_d
+        self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
+        self.worst[lists] = keep_d.amax(dim=1)
 
     def _other_label_block(
         self, d2: Tensor, row_labels: Tensor, col_labels: Tensor
@@ -273,23 +429,21 @@ class _BlockSearch:
             self.other_min[cols] = torch.minimum(self.other_min[cols], masked.amin(dim=0))
 
     def run_symmetric(self, progress: bool) -> None:
-        """All points as queries: visit each block pair (i <= j) once, update rows and columns."""
+        """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
-        starts = list(range(0, self.n, self.block))
-        pairs = [(a, b) for ia, a in enumerate(starts) for b in starts[ia:]]
-        for a, b in progress_bar(pairs, enabled=progress, desc="neighbours"):
-            rows, cols = (
-                slice(a, min(a + self.block, self.n)),
-                slice(b, min(b + self.block, self.n)),
-            )
+        for r0, r1, c0, c1 in progress_bar(
+            _symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
+        ):
+            rows, cols = slice(r0, r1), slice(c0, c1)
             d2 = self._sq_dists(rows, cols)
-            if a == b:
+            diagonal = r0 == c0
+            if diagonal:
                 d2.fill_diagonal_(math.inf)
-            self._merge_rows(rows, d2, b)
-            if a != b:
-                self._merge_rows(cols, d2.T, a)
+            self._merge(rows, d2, c0)
+            if not diagonal:
+                self._merge(cols, d2.T, r0)
             if self.sorted_labels is not None:
-                self._merge_other(d2, rows, cols, both=a != b)
+                self._merge_other(d2, rows, cols, both=not diagonal)
         if self.order is not None:
             best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
@@ -303,13 +457,16 @@ class _BlockSearch:
         q_starts = list(range(0, int(self.query_pos.numel()), self.block))
         r_starts = list(range(0, self.n, self.block))
         pairs = [(a, b) for a in q_starts for b in r_starts]
+        gathered = -1
         for a, b in progress_bar(pairs, enabled=progress, desc="neighbours"):
             q_pos = self.query_pos[a : a + self.block]
+            if gathered != a:  # the query rows, gathered once per query block
+                q_points, q_sq_norms, gathered = self.points[q_pos], self.sq_norms[q_pos], a
             cols = slice(b, min(b + self.block, self.n))
-            d2 = self._sq_dists(q_pos, cols)
+            d2 = self._sq_dists_from(q_points, q_sq_norms, cols)
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
-            self._merge_rows(slice(a, a + q_pos.numel()), d2, b)
+            self._merge(slice(a, a + q_pos.numel()), d2, b)
             if self.sorted_labels is not None:
                 self._merge_other(d2, q_pos, cols, both=False)
         best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
@@ -331,10 +488,19 @@ class _BlockSearch:
 
     # ----------------------------------------------------------------- exact finish
     def _error_bound(self, positions: Tensor) -> Tensor:
-        """Rigorous bound on the float32 error of a squared distance computed by expansion."""
+        """Rigorous bound on the float32 error of a squared distance computed by expansion.
+
+        With ``M = (|q| + |r|)^2`` and ``u = 2^-24``: the norms and the dot product (any order
+        of summation, with or without FMA) err by at most ``gamma_D M`` together, the two
+        additions of :meth:`_sq_dists` by ``2u M``, the centring (one rounding per coordinate,
+        two for float64 input) by ``4u M``: in all at most ``gamma_(D+8) M`` (to first order).
+        ``M`` is bounded with the computed norms, which may fall short of the true ones by a
+        factor ``1 - gamma_D``; the factor ``(1 + gamma)^2`` covers that and the second-order
+        terms.
+        """
         gamma = (self.dim + 8) * _FLOAT32_UNIT_ROUNDOFF
         gamma = gamma / (1.0 - gamma)
-        return gamma * (self.norms[positions].double() + self.max_norm) ** 2
+        return gamma * (1.0 + gamma) ** 2 * (self.norms[positions].double() + self.max_norm) ** 2
 
     def _exact(self, rows_original: Tensor, cand_positions: Tensor) -> Tensor:
         return exact_distances(self.x, rows_original, self._to_original(cand_positions))

@@ -1,0 +1,128 @@
+"""Cost of DataPropsMonitor: epoch time with and without it, and its fit-start cost.
+
+A small CNN trained on 10,000 28x28 Fashion-MNIST images (Debian's dataset-fashion-mnist) on
+the CPU, same seed, same data, one run without and one with ``DataPropsMonitor()`` at its
+default settings. Epoch time is measured from one epoch's start to the next (so it includes the
+monitor's end-of-epoch d_repr work); the fit-start cost is the monitor's own timer.
+
+    python benchmarks/bench_monitor.py [--epochs 3] [--n 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_dataprops import DataPropsMonitor
+from lightning_dataprops.data_sources import load_fashion_mnist
+from lightning_dataprops.sampling import sample_dataset
+
+
+class BenchCNN(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 64),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+class EpochClock(pl.Callback):
+    """Wall time from each epoch's start to the next epoch's start (or the end of training)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.end = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.end = time.perf_counter()
+
+    @property
+    def epochs(self) -> list[float]:
+        marks = [*self.starts, self.end]
+        return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def fit(
+    data: TensorDataset, epochs: int, monitor: DataPropsMonitor | None
+) -> tuple[list[float], float]:
+    pl.seed_everything(0, verbose=False)
+    clock = EpochClock()
+    callbacks: list[pl.Callback] = [clock] + ([monitor] if monitor is not None else [])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=callbacks,
+    )
+    trainer.fit(BenchCNN(), DataLoader(data, batch_size=128, shuffle=True))
+    fit_start = float(trainer.callback_metrics.get("dataprops/time/fit_start", torch.tensor(0.0)))
+    return clock.epochs, fit_start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--n", type=int, default=10_000)
+    args = parser.parse_args()
+    loaded = load_fashion_mnist()
+    sample = sample_dataset(loaded.inputs, loaded.targets, max_samples=args.n, seed=0)
+    data = TensorDataset(sample.inputs, sample.targets)
+    plain, _ = fit(data, args.epochs, None)
+    monitored, fit_start = fit(data, args.epochs, DataPropsMonitor(progress=False))
+    # The first epoch warms up allocators and threads: compare the later ones.
+    base = statistics.median(plain[1:] or plain)
+    with_monitor = statistics.median(monitored[1:] or monitored)
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"data: {len(data)} Fashion-MNIST images 1x28x28, batch 128, {args.epochs} epochs")
+    print()
+    print("| run | epoch times (s) | median epoch (s) | overhead per epoch | fit start (s) |")
+    print("|---|---|---|---|---|")
+    print(f"| without monitor | {', '.join(f'{t:.2f}' for t in plain)} | {base:.2f} | | |")
+    print(
+        f"| DataPropsMonitor() | {', '.join(f'{t:.2f}' for t in monitored)} | {with_monitor:.2f} "
+        f"| {100 * (with_monitor - base) / base:+.1f}% | {fit_start:.2f} "
+        f"({100 * fit_start / base:.0f}% of an epoch) |"
+    )
+
+
+if __name__ == "__main__":
+    main()

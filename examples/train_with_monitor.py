@@ -1,0 +1,151 @@
+"""Train a small CNN with DataPropsMonitor watching the data and the representations.
+
+Runs anywhere in about a minute on a CPU with the default data (scikit-learn's bundled digits).
+W&B runs offline by default (``wandb sync`` uploads the run later); ``--wandb-mode disabled``
+turns it off and ``--wandb-mode online`` logs live.
+
+    python examples/train_with_monitor.py
+    python examples/train_with_monitor.py --data ../shared/data/medmnist/pneumoniamnist.npz
+    python examples/train_with_monitor.py --data /usr/share/datasets/fashion-mnist --max-train 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_dataprops import DataPropsMonitor
+from lightning_dataprops.data_sources import load_source
+from lightning_dataprops.sampling import sample_dataset
+
+
+class SmallCNN(pl.LightningModule):
+    """Two conv blocks and a linear head; the monitor watches the layer feeding the head."""
+
+    def __init__(self, channels: int, n_classes: int, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(32 * 4, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def _loss(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.log(f"{stage}_loss", loss, prog_bar=True)
+        self.log(f"{stage}_acc", (logits.argmax(1) == y).float().mean(), prog_bar=stage == "val")
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._loss(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._loss(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", default=None, help="MedMNIST-style .npz, Fashion-MNIST folder, or image folder"
+    )
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--max-train", type=int, default=None, help="stratified subsample of the training split"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--wandb-mode", choices=["offline", "online", "disabled"], default="offline"
+    )
+    parser.add_argument("--project", default="lightning-dataprops-example")
+    parser.add_argument("--output", default="runs", help="folder for W&B files and checkpoints")
+    return parser.parse_args(argv)
+
+
+def _split(data_source: str | None, split: str) -> TensorDataset | None:
+    try:
+        loaded = load_source(data_source, split=split)
+    except ValueError:
+        return None
+    return TensorDataset(loaded.inputs, loaded.targets)
+
+
+def main(argv: list[str] | None = None) -> pl.Trainer:
+    args = parse_args(argv)
+    pl.seed_everything(args.seed, verbose=False)
+    loaded = load_source(args.data, split="train")
+    print(loaded.description)
+    train = sample_dataset(
+        loaded.inputs, loaded.targets, max_samples=args.max_train, seed=args.seed
+    )
+    train_set = TensorDataset(train.inputs, train.targets)
+    val_set = _split(args.data, "val") or _split(args.data, "test")
+    if val_set is None:
+        generator = torch.Generator().manual_seed(args.seed)
+        train_set, val_set = torch.utils.data.random_split(
+            train_set, [0.85, 0.15], generator=generator
+        )
+    n_classes = int(loaded.targets.max()) + 1
+    model = SmallCNN(channels=loaded.inputs.shape[1], n_classes=n_classes)
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    loggers: list = []
+    if args.wandb_mode != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(
+            WandbLogger(
+                project=args.project, save_dir=str(output), offline=args.wandb_mode == "offline"
+            )
+        )
+    trainer = pl.Trainer(
+        max_epochs=args.epochs,
+        accelerator="auto",
+        devices=1,
+        logger=loggers or False,
+        default_root_dir=str(output),
+        callbacks=[DataPropsMonitor(seed=args.seed)],
+        log_every_n_steps=10,
+    )
+    trainer.fit(
+        model,
+        train_dataloaders=DataLoader(train_set, batch_size=args.batch_size, shuffle=True),
+        val_dataloaders=DataLoader(val_set, batch_size=256),
+    )
+    print("\nMeasured by DataPropsMonitor:")
+    for name, value in sorted(trainer.callback_metrics.items()):
+        if name.startswith("dataprops/") and not name.startswith("dataprops/time"):
+            print(f"  {name:45s} {float(value):.4g}")
+    if args.wandb_mode == "offline":
+        print(f"\nW&B run written offline under {output / 'wandb'}; upload it with `wandb sync`.")
+    return trainer
+
+
+if __name__ == "__main__":
+    main()

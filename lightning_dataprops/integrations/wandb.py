@@ -1,0 +1,173 @@
+"""Weights & Biases panels for the monitor: summary, config, tables, plots and alerts.
+
+Only imported when a ``WandbLogger`` is attached; wandb stays an optional dependency. Works with
+online, offline and disabled runs (a disabled run's ``experiment`` is a no-op object, so nothing
+here type-checks it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+PREFIX = "dataprops"
+
+
+def find_wandb_logger(trainer: pl.Trainer) -> Any | None:
+    """The trainer's ``WandbLogger``, or ``None`` (also when wandb is not installed)."""
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+    except ImportError:  # pragma: no cover - lightning always ships it
+        return None
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger
+    return None
+
+
+def _as_image(sample: Tensor) -> Tensor | None:
+    """A ``(H, W)`` or ``(H, W, C)`` float image in [0, 1] from one input, if it is image-like."""
+    if sample.ndim == 3 and sample.shape[0] in (1, 3):
+        image = sample.permute(1, 2, 0)
+    elif sample.ndim == 2:
+        image = sample[..., None]
+    else:
+        return None
+    image = image.float()
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else torch.zeros_like(image)
+
+
+def pair_image(first: Tensor, second: Tensor) -> Tensor | None:
+    """The two inputs side by side with a thin separator, or ``None`` for non-image inputs."""
+    left, right = _as_image(first), _as_image(second)
+    if left is None or right is None or left.shape != right.shape:
+        return None
+    separator = torch.ones(left.shape[0], max(1, left.shape[1] // 14), left.shape[2])
+    joined = torch.cat([left, separator, right], dim=1)
+    return joined[..., 0] if joined.shape[-1] == 1 else joined
+
+
+class WandbPanels:
+    """Writes the monitor's results to a W&B run (rank zero only; the caller checks)."""
+
+    def __init__(self, logger: Any, *, alert_wait_s: float = 3600.0) -> None:
+        self.logger = logger
+        self.alert_wait_s = alert_wait_s
+        self._last_alert: float | None = None
+        self._defined = False
+
+    @property
+    def run(self) -> Any:
+        return self.logger.experiment
+
+    def define_metrics(self) -> None:
+        """Summaries for the monitor's metrics: the last data properties, the min/max repr ID."""
+        if self._defined:
+            return
+        define = getattr(self.run, "define_metric", None)
+        if define is None:
+            return
+        step = "trainer/global_step"
+        for name in ("label_sharpness", "data_id", "data_id_twonn", "n_samples"):
+            define(f"{PREFIX}/{name}", step_metric=step, summary="last")
+        define(f"{PREFIX}/repr_id/*", step_metric=step, summary="min,max,last")
+        define(f"{PREFIX}/time/*", step_metric=step, summary="mean")
+        self._defined = True
+
+    def fit_start(self, metrics: dict[str, float], context: dict[str, Any]) -> None:
+        """Put the fit-start properties in the run's summary and config."""
+        self.define_metrics()
+        summary = {
+            key: (value if math.isfinite(value) else str(value)) for key, value in metrics.items()
+        }
+        self.run.summary.update(summary)
+        self.run.config.update({PREFIX: {**context, **summary}}, allow_val_change=True)
+
+    def sharpest_pairs(self, pairs: Sequence[dict[str, Any]], inputs: Tensor, *, step: int) -> None:
+        """A table of the sharpest differently-labelled pairs with both images side by side.
+
+        Each pair holds ``i``/``j`` (positions in ``inputs``, the sampled inputs), ``index_i``/
+        ``index_j`` (indices in the training dataset), the labels, distance and sharpness.
+        """
+        import wandb
+
+        columns = [
+            "rank",
+            "index_i",
+            "index_j",
+            "label_i",
+            "label_j",
+            "distance",
+            "sharpness",
+            "pair",
+        ]
+        rows = []
+        for rank, pair in enumerate(pairs, start=1):
+            image = pair_image(inputs[pair["i"]], inputs[pair["j"]])
+            caption = f"{pair['label_i']} vs {pair['label_j']}, distance {pair['distance']:.4g}"
+            rows.append(
+                [
+                    rank,
+                    pair["index_i"],
+                    pair["index_j"],
+                    pair["label_i"],
+                    pair["label_j"],
+                    pair["distance"],
+                    str(pair["sharpness"]),
+                    None if image is None else wandb.Image(image.numpy(), caption=caption),
+                ]
+            )
+        self.logger.log_table(key=f"{PREFIX}/sharpest_pairs", columns=columns, data=rows, step=step)
+
+    def representation_profile(self, history: Sequence[dict[str, Any]], *, step: int) -> None:
+        """The d_repr profile per layer and epoch: a table and a line plot over epochs."""
+        import wandb
+
+        columns = ["epoch", "layer", "depth", "repr_id"]
+        rows = [[row["epoch"], row["layer"], row["depth"], row["repr_id"]] for row in history]
+        self.logger.log_table(
+            key=f"{PREFIX}/repr_id_profile", columns=columns, data=rows, step=step
+        )
+        layers = sorted(
+            {row["layer"] for row in history}, key=lambda name: _depth_of(history, name)
+        )
+        epochs = sorted({row["epoch"] for row in history})
+        values = {(row["epoch"], row["layer"]): row["repr_id"] for row in history}
+        series = [
+            [values.get((epoch, layer), float("nan")) for epoch in epochs] for layer in layers
+        ]
+        plot = wandb.plot.line_series(
+            xs=epochs,
+            ys=series,
+            keys=layers,
+            title="Representation intrinsic dimension",
+            xname="epoch",
+        )
+        self.logger.log_metrics({f"{PREFIX}/repr_id_plot": plot}, step=step)
+
+    def alert(self, title: str, text: str) -> bool:
+        """A rate-limited W&B alert (at most one per ``alert_wait_s`` from this monitor)."""
+        now = time.monotonic()
+        if self._last_alert is not None and now - self._last_alert < self.alert_wait_s:
+            return False
+        import wandb
+
+        self.run.alert(
+            title=title,
+            text=text,
+            level=wandb.AlertLevel.WARN,  # type: ignore[attr-defined]
+            wait_duration=int(self.alert_wait_s),
+        )
+        self._last_alert = now
+        return True
+
+
+def _depth_of(history: Sequence[dict[str, Any]], layer: str) -> int:
+    return next(int(row["depth"]) for row in history if row["layer"] == layer)

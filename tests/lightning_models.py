@@ -1,0 +1,89 @@
+"""Tiny Lightning models and data for real, seconds-long CPU training in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+
+class TinyCNN(pl.LightningModule):
+    """Conv -> BatchNorm -> ReLU -> pool -> flatten -> dropout -> Linear head."""
+
+    def __init__(
+        self, channels: int = 1, n_classes: int = 2, lr: float = 0.05, batch_norm: bool = True
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, padding=1),
+            nn.BatchNorm2d(8) if batch_norm else nn.Identity(),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+        )
+        self.head = nn.Linear(8 * 16, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = _unpack(batch)
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = _unpack(batch)
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
+
+
+def _unpack(batch: Any) -> tuple[Tensor, Tensor]:
+    if isinstance(batch, dict):
+        return batch["image"], batch["label"]
+    return batch[0], batch[1]
+
+
+class DictImages(Dataset):
+    """Items as dicts ``{"image": x, "label": y, "id": i}``."""
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image": self.x[index], "label": self.y[index], "id": index}
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Shuffled train loader and a val loader over in-memory tensors."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int = 64, as_dict: bool = False) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size, self.as_dict = x, y, batch_size, as_dict
+
+    def _dataset(self, x: Tensor, y: Tensor) -> Dataset:
+        return DictImages(x, y) if self.as_dict else TensorDataset(x, y)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self._dataset(self.x, self.y), batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self._dataset(self.x[:128], self.y[:128]), batch_size=self.batch_size)
+
+
+def binary_task(
+    x: Tensor, y: Tensor, a: int, b: int, n: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Classes ``a`` (label 0) and ``b`` (label 1), at most ``n`` samples of each."""
+    rows = torch.cat([(y == a).nonzero()[:n, 0], (y == b).nonzero()[:n, 0]])
+    return x[rows], (y[rows] == b).long()
