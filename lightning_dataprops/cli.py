@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -84,7 +85,7 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``dataprops`` command (``measure`` subcommand)."""
+    """The argument parser of the ``dataprops`` command (``measure`` and ``calibrate``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
@@ -147,7 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON document instead of the report"
     )
     measure.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit the scaling-law constant C from a CSV of earlier runs",
+        description=(
+            "Fit C in test_loss = C * K_F * N^(-1/d_data) by least squares in log space from a "
+            "CSV with columns n_train, d_data, label_sharpness, test_loss (DataPropsMonitor "
+            "appends its own runs to such a file with calibration_csv=...)."
+        ),
+    )
+    calibrate.add_argument("runs", help="CSV of earlier runs")
+    calibrate.add_argument("--out", default=None, help="write the calibration JSON here")
+    calibrate.add_argument("--regime", default="", help="where the constant holds (free text)")
     return parser
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from lightning_dataprops.functional.scaling_law import fit_constant, read_runs_csv
+
+    calibration = fit_constant(read_runs_csv(args.runs), source=str(args.runs), regime=args.regime)
+    print(
+        f"C = {calibration.constant:.6g} from {calibration.n_runs} run(s); typical error "
+        f"x{math.exp(calibration.rmse_log):.3g} (rmse of log loss {calibration.rmse_log:.3g})"
+    )
+    if args.out:
+        calibration.save(args.out)
+        print(f"written to {args.out}")
+    return 0
 
 
 @dataclass(frozen=True)
@@ -277,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return _measure(args)
+        return _calibrate(args) if args.command == "calibrate" else _measure(args)
     except _UserError as error:
         return _error(str(error))
     except _USER_ERRORS as error:

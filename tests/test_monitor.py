@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -130,7 +131,11 @@ def test_monitor_does_not_change_the_training_trajectory(mnist_3_vs_8, tmp_path:
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     plain = final_weights([])
-    monitored = final_weights([DataPropsMonitor(max_samples=300, repr_samples=200, progress=False)])
+    monitor = DataPropsMonitor(
+        max_samples=300, repr_samples=200, adversarial_every_n_epochs=1, progress=False
+    )
+    monitored = final_weights([monitor])
+    assert monitor.repr_history and "dataprops/adv/pgd/loss_increase" in monitor.last_metrics
     for key, value in plain.items():
         assert torch.equal(value, monitored[key]), key
 
@@ -261,3 +266,74 @@ def test_two_process_ddp_gives_the_single_process_values(strategy: str, tmp_path
     assert any(n.startswith("dataprops/repr_id/") for n in names)
     for name in names:
         assert distributed[name] == pytest.approx(single[name], rel=1e-4), name
+
+
+def test_probe_and_forecast_are_recorded_and_follow_their_formulas(
+    mnist_3_vs_8, wandb_offline: Path
+) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    attacks: dict[str, Any] = {"fgsm": "fgsm"}
+    torchattacks = pytest.importorskip("torchattacks", reason="torchattacks is an optional extra")
+    attacks["ta_pgd"] = functools.partial(torchattacks.PGD, eps=4 / 255, alpha=1 / 255, steps=3)
+    x, y = mnist_3_vs_8
+    monitor = DataPropsMonitor(
+        max_samples=400,
+        repr_samples=200,
+        adversarial_every_n_epochs=1,
+        adversarial_samples=64,
+        attacks=attacks,
+        scaling_constant=0.9,
+        target_loss=0.05,
+        calibration_csv=str(wandb_offline / "runs.csv"),
+        progress=False,
+    )
+    logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
+    trainer = _trainer(wandb_offline, [monitor], logger=logger, max_epochs=2)
+    trainer.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    _finish_wandb(logger)
+    records = read_run(find_run_file(wandb_offline))
+    for attack in ("fgsm", "ta_pgd"):
+        for quantity in (
+            "clean_loss",
+            "adv_loss",
+            "loss_increase",
+            "clean_acc",
+            "robust_acc",
+            "success_rate",
+        ):
+            values = records.values(f"dataprops/adv/{attack}/{quantity}")
+            assert len(values) == 2, (attack, quantity)
+        increase = records.values(f"dataprops/adv/{attack}/loss_increase")[-1]
+        clean = records.values(f"dataprops/adv/{attack}/clean_loss")[-1]
+        adv = records.values(f"dataprops/adv/{attack}/adv_loss")[-1]
+        assert increase == pytest.approx(adv - clean, abs=1e-6) and increase > 0
+
+    kf = records.values("dataprops/label_sharpness")[0]
+    d = records.values("dataprops/data_id")[0]
+    n = records.values("dataprops/forecast/n_train")[-1]
+    assert n == len(x)
+    bound = records.values("dataprops/forecast/bound")[-1]
+    assert bound == pytest.approx(kf * n ** (-1 / d), rel=1e-9)
+    assert records.values("dataprops/forecast/loss_ratio_2x_data")[-1] == pytest.approx(
+        2 ** (-1 / d)
+    )
+    assert records.values("dataprops/forecast/test_loss")[-1] == pytest.approx(0.9 * bound)
+    train_loss = float(trainer.callback_metrics["train_loss"])
+    assert records.values("dataprops/forecast/gap")[-1] == pytest.approx(
+        0.9 * bound - train_loss, rel=1e-5
+    )
+    val_loss = records.values("dataprops/forecast/observed_val_loss")[-1]
+    assert records.values("dataprops/forecast/samples_for_target")[-1] == pytest.approx(
+        n * (val_loss / 0.05) ** d, rel=1e-6
+    )
+    layer = monitor._layer_names[0]
+    d_repr = records.values(f"dataprops/repr_id/{layer}")[-1]
+    assert records.values("dataprops/forecast/repr_loss_ratio_2x_data")[-1] == pytest.approx(
+        2 ** (-1 / d_repr)
+    )
+    assert any(
+        key.startswith("dataprops/forecast/data_scaling") for row in records.history for key in row
+    )
+    rows = (wandb_offline / "runs.csv").read_text().splitlines()
+    assert rows[0].startswith("n_train,d_data,label_sharpness,test_loss") and len(rows) == 2

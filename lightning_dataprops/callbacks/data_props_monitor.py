@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -14,7 +14,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.callbacks._adversarial_probe import PAPER_EPS, AdversarialProbe
 from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.callbacks._forecasting import ConstantSpec, Forecaster
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
 from lightning_dataprops.callbacks._logging import log_to_trainer
 from lightning_dataprops.functional.dataset_properties import dataset_properties
@@ -66,7 +68,17 @@ class DataPropsMonitor(Callback):
       protocol (28x28 grayscale in [0, 1]), the value compared with the references;
     - ``dataprops/label_sharpness_ratio``: that value over the top of the natural-image band;
     - ``dataprops/repr_id/<layer>``: ``d_repr`` (MLE) of each monitored layer, per epoch;
-    - ``dataprops/time/fit_start`` and ``dataprops/time/repr``: seconds spent.
+    - ``dataprops/adv/<attack>/{clean_loss, adv_loss, loss_increase, clean_acc, robust_acc,
+      success_rate}``: the robustness probe every ``adversarial_every_n_epochs`` epochs, on a
+      fixed, seeded batch of validation data (training data without validation);
+      ``loss_increase`` is the paper's measure (FGSM, eps = 2/255);
+    - ``dataprops/forecast/{n_train, bound, loss_ratio_2x_data, repr_loss_ratio_2x_data}``: the
+      scaling law's parameter-free predictions every epoch (``bound = K_F * N^(-1/d_data)``,
+      ``loss_ratio_2x_data = 2^(-1/d_data)``: predicted test-loss ratio for twice the data);
+      ``samples_for_target`` with ``target_loss``; ``test_loss`` and ``gap`` (predicted test
+      loss minus training loss) only with a calibrated ``scaling_constant``;
+      ``observed_val_loss`` beside them;
+    - ``dataprops/time/fit_start``, ``dataprops/time/repr``, ``dataprops/time/adv``: seconds.
 
     With a ``WandbLogger`` it also writes the fit-start properties to the run's summary and
     config, a table of the sharpest differently-labelled pairs with both images side by side
@@ -83,6 +95,21 @@ class DataPropsMonitor(Callback):
         layers: module names or glob patterns whose outputs are monitored; default: the
             penultimate layer (the input of the output head), found automatically.
         every_n_epochs: measure ``d_repr`` every this many epochs (0 disables it).
+        adversarial_every_n_epochs: run the robustness probe every this many epochs (0: never).
+        attacks: name -> ``"fgsm"``/``"pgd"``, an attack instance (torchattacks accepted) or a
+            factory taking the model; default FGSM and a 5-step PGD at ``attack_eps``.
+        adversarial_samples: size of the fixed probe batch for the attacks.
+        attack_eps: L-inf budget of the built-in attacks in input units (paper: 2/255 on [0, 1]).
+        data_range: valid input range for the attacks; ``"auto"``: ``(0, 1)`` when the probe
+            batch lies in it, else the batch's own minimum and maximum.
+        normalization: ``(mean, std)`` applied inside the model's forward by the built-in
+            attacks, when the model expects normalized inputs but the data is in pixel space.
+        scaling_constant: ``C`` of ``L = C K_F N^(-1/d)``: a number or a calibration JSON from
+            ``dataprops calibrate``; enables ``forecast/test_loss`` and ``forecast/gap``.
+        target_loss: a target test loss ``L*`` for ``forecast/samples_for_target``.
+        val_loss_key, train_loss_key: names under which the module logs its losses.
+        calibration_csv: append this run (``n_train, d_data, label_sharpness, test_loss``) to
+            this CSV at fit end, to calibrate ``C`` from several runs later.
         pool: ``"avg"``/``"max"`` pooling of spatial layer outputs, or ``None`` to flatten.
         batch_size: inputs per forward pass of the probe.
         input_key, target_key: dict keys or tuple positions of input and target in an item.
@@ -111,6 +138,17 @@ class DataPropsMonitor(Callback):
         k: int = 20,
         layers: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
+        adversarial_every_n_epochs: int = 2,
+        attacks: Mapping[str, Any] | None = None,
+        adversarial_samples: int = 256,
+        attack_eps: float = PAPER_EPS,
+        data_range: tuple[float, float] | Literal["auto"] | None = "auto",
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+        scaling_constant: ConstantSpec = None,
+        target_loss: float | None = None,
+        val_loss_key: str = "val_loss",
+        train_loss_key: str = "train_loss",
+        calibration_csv: str | None = None,
         pool: Literal["avg", "max"] | None = None,
         batch_size: int = 256,
         input_key: str | int | None = None,
@@ -133,6 +171,13 @@ class DataPropsMonitor(Callback):
             raise ValueError(
                 f"every_n_epochs must be >= 0 (0 disables d_repr), got {every_n_epochs}."
             )
+        if adversarial_every_n_epochs < 0:
+            raise ValueError(
+                f"adversarial_every_n_epochs must be >= 0 (0 disables the probe), got "
+                f"{adversarial_every_n_epochs}."
+            )
+        if adversarial_samples < 1:
+            raise ValueError(f"adversarial_samples must be >= 1, got {adversarial_samples}.")
         if pool not in (None, "avg", "max"):
             raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
         self.max_samples = max_samples
@@ -142,6 +187,18 @@ class DataPropsMonitor(Callback):
         self.layers = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
         self.every_n_epochs = every_n_epochs
         self.pool = pool
+        self.adversarial_every_n_epochs = adversarial_every_n_epochs
+        self.adversarial_samples = adversarial_samples
+        self.data_range = data_range
+        mean, std = normalization if normalization is not None else (None, None)
+        self.probe = AdversarialProbe(attacks, eps=attack_eps, mean=mean, std=std, seed=seed)
+        self.forecaster = Forecaster(
+            constant=scaling_constant,
+            target_loss=target_loss,
+            val_loss_key=val_loss_key,
+            train_loss_key=train_loss_key,
+            calibration_csv=calibration_csv,
+        )
         self.batch_size = batch_size
         self.input_key = input_key
         self.target_key = target_key
@@ -158,6 +215,9 @@ class DataPropsMonitor(Callback):
         self.repr_history: list[dict[str, Any]] = []
         self._dataset: Any = None
         self._probe: Tensor | None = None
+        self._attack_batch: tuple[Tensor, Tensor] | None = None
+        self.last_metrics: dict[str, float] = {}
+        self._n_train = 0
         self._layer_names: list[str] = []
         self._depths: dict[str, int] = {}
         self._panels: Any = None
@@ -192,6 +252,7 @@ class DataPropsMonitor(Callback):
                 "LightningModule or DataModule, or pass train_dataloaders to fit()."
             )
         self._dataset = dataset
+        self._n_train = len(dataset) if hasattr(dataset, "__len__") else 0
         first_input, _ = read_first_item(
             dataset,
             input_key=self.input_key,
@@ -259,6 +320,8 @@ class DataPropsMonitor(Callback):
                 progress=self.progress and trainer.is_global_zero,
             )
             state = self._fit_start_state(sample, props)
+            if not self._n_train:
+                self._n_train = len(sample)
             state["metrics"][f"{PREFIX}/time/fit_start"] = time.perf_counter() - started
         self._recomputed = True
         self.fit_start_state = state
@@ -356,49 +419,135 @@ class DataPropsMonitor(Callback):
 
     # ------------------------------------------------------------------ d_repr
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.every_n_epochs or (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
+        # Runs after the epoch's validation, so the epoch's losses are in callback_metrics.
         if trainer.sanity_checking:
             return
+        epoch = trainer.current_epoch + 1
+        metrics: dict[str, float] = {}
         with _untouched_rng():
-            started = time.perf_counter()
-            if self._probe is None:
-                self._probe = self._sample(self.repr_samples).inputs
-            features = capture_representations(
-                pl_module,
-                self._probe[trainer.global_rank :: trainer.world_size],
-                self._layer_names,
-                batch_size=self.batch_size,
-                pool=self.pool,
-                device=pl_module.device,
-                forward=self._forward(trainer),
+            if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+                metrics.update(self._measure_representations(trainer, pl_module))
+            if self.adversarial_every_n_epochs and epoch % self.adversarial_every_n_epochs == 0:
+                metrics.update(self._probe_robustness(trainer, pl_module))
+        metrics.update(self._forecast(trainer))
+        if metrics:
+            self.last_metrics = metrics
+            log_to_trainer(trainer, metrics)
+
+    def _measure_representations(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> dict[str, float]:
+        started = time.perf_counter()
+        if self._probe is None:
+            self._probe = self._sample(self.repr_samples).inputs
+        features = capture_representations(
+            pl_module,
+            self._probe[trainer.global_rank :: trainer.world_size],
+            self._layer_names,
+            batch_size=self.batch_size,
+            pool=self.pool,
+            device=pl_module.device,
+            forward=self._forward(trainer),
+        )
+        metrics: dict[str, float] = {}
+        for layer, representation in features.items():
+            # Each rank holds its share of the probe; the metric gathers the shares and shards
+            # the neighbour search, so every rank computes the same value.
+            metric = IntrinsicDimension(
+                estimator="mle",
+                k=self.k,
+                max_samples=len(self._probe),
+                seed=self.seed,
+                memory_budget_mb=self.memory_budget_mb,
+            ).to(pl_module.device)
+            metric.update(representation.to(pl_module.device))
+            value = float(metric.compute())
+            metrics[f"{PREFIX}/repr_id/{layer}"] = value
+            self.repr_history.append(
+                {
+                    "epoch": trainer.current_epoch,
+                    "layer": layer,
+                    "depth": self._depths.get(layer, 0),
+                    "repr_id": value,
+                }
             )
-            metrics: dict[str, float] = {}
-            for layer, representation in features.items():
-                # Each rank holds its share of the probe; the metric gathers the shares and
-                # shards the neighbour search, so every rank computes the same value.
-                metric = IntrinsicDimension(
-                    estimator="mle",
-                    k=self.k,
-                    max_samples=len(self._probe),
-                    seed=self.seed,
-                    memory_budget_mb=self.memory_budget_mb,
-                ).to(pl_module.device)
-                metric.update(representation.to(pl_module.device))
-                value = float(metric.compute())
-                metrics[f"{PREFIX}/repr_id/{layer}"] = value
-                self.repr_history.append(
-                    {
-                        "epoch": trainer.current_epoch,
-                        "layer": layer,
-                        "depth": self._depths.get(layer, 0),
-                        "repr_id": value,
-                    }
-                )
-            metrics[f"{PREFIX}/time/repr"] = time.perf_counter() - started
-        log_to_trainer(trainer, metrics)
+        metrics[f"{PREFIX}/time/repr"] = time.perf_counter() - started
         if self._panels is not None and trainer.is_global_zero:
             self._panels.representation_profile(self.repr_history, step=trainer.global_step)
+        return metrics
+
+    def _attack_inputs(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor] | None:
+        """The fixed probe batch: validation data if there is any, else training data."""
+        if self._attack_batch is not None:
+            return self._attack_batch
+        dataset = fit_dataset(trainer, "val") or self._dataset
+        sample = sample_dataset(
+            dataset,
+            max_samples=self.adversarial_samples,
+            seed=self.seed,
+            input_key=self.input_key,
+            target_key=self.target_key,
+            input_fn=self.input_fn,
+            target_fn=self.target_fn,
+        )
+        targets = sample.targets
+        if targets is None or targets.is_floating_point() or targets.ndim != 1:
+            rank_zero_info(
+                "DataPropsMonitor: the robustness probe needs class targets; it is skipped."
+            )
+            self.adversarial_every_n_epochs = 0
+            return None
+        low, high = float(sample.inputs.min()), float(sample.inputs.max())
+        if self.data_range == "auto":
+            inside = low >= 0.0 and high <= 1.0
+            self.probe.data_range = (0.0, 1.0) if inside else (low, high)
+            if not inside:
+                rank_zero_info(
+                    f"DataPropsMonitor: inputs lie in [{low:.3g}, {high:.3g}], not [0, 1]; the "
+                    "attacks clip to that range and eps is in those units (set data_range= "
+                    "and normalization= to attack in pixel space)."
+                )
+        else:
+            self.probe.data_range = self.data_range
+        self._attack_batch = (sample.inputs, targets)
+        return self._attack_batch
+
+    def _probe_robustness(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> dict[str, float]:
+        started = time.perf_counter()
+        batch = self._attack_inputs(trainer)
+        if batch is None:
+            return {}
+        metrics = self.probe.run(trainer, pl_module, *batch)
+        metrics[f"{PREFIX}/time/adv"] = time.perf_counter() - started
+        return metrics
+
+    def _latest_repr_id(self) -> float | None:
+        if not self.repr_history:
+            return None
+        deepest = max(self.repr_history, key=lambda row: (row["epoch"], row["depth"]))
+        return float(deepest["repr_id"])
+
+    def _forecast(self, trainer: pl.Trainer) -> dict[str, float]:
+        if self.fit_start_state is None:
+            return {}
+        prediction = self.forecaster.current(
+            trainer, self.fit_start_state, self._n_train, self._latest_repr_id()
+        )
+        if prediction is None:
+            return {}
+        metrics = prediction.metrics(f"{PREFIX}/forecast")
+        observed = self.forecaster.val_loss(trainer)
+        if observed is not None:
+            metrics[f"{PREFIX}/forecast/observed_val_loss"] = observed
+        if self._panels is not None and trainer.is_global_zero:
+            self._panels.data_scaling(prediction, step=trainer.global_step)
+        return metrics
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.fit_start_state is not None:
+            self.forecaster.record_run(trainer, self.fit_start_state, self._n_train)
 
     @property
     def recomputed(self) -> bool:

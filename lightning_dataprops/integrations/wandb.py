@@ -16,6 +16,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional.scaling_law import ScalingForecast
+
 PREFIX = "dataprops"
 
 
@@ -78,6 +80,8 @@ class WandbPanels:
         for name in ("label_sharpness", "data_id", "data_id_twonn", "n_samples"):
             define(f"{PREFIX}/{name}", step_metric=step, summary="last")
         define(f"{PREFIX}/repr_id/*", step_metric=step, summary="min,max,last")
+        define(f"{PREFIX}/adv/*", step_metric=step, summary="last")
+        define(f"{PREFIX}/forecast/*", step_metric=step, summary="last")
         define(f"{PREFIX}/time/*", step_metric=step, summary="mean")
         self._defined = True
 
@@ -151,6 +155,31 @@ class WandbPanels:
             xname="epoch",
         )
         self.logger.log_metrics({f"{PREFIX}/repr_id_plot": plot}, step=step)
+
+    def data_scaling(self, prediction: ScalingForecast, *, step: int) -> None:
+        """The data-scaling forecast as a plot: predicted test loss against N.
+
+        With a calibrated constant the y-axis is the predicted loss ``C K_F N^(-1/d)``; without
+        one it is the loss relative to the current run's, ``(N / N_now)^(-1/d)``.
+        """
+        import wandb
+
+        sizes = [prediction.n_train * 2.0**power for power in range(-3, 5)]
+        calibrated = prediction.constant is not None
+        y_name = "predicted_test_loss" if calibrated else "relative_test_loss"
+        rows = [
+            [
+                size,
+                prediction.predicted_loss(size)
+                if calibrated
+                else (size / prediction.n_train) ** (-1.0 / prediction.d_data),
+            ]
+            for size in sizes
+        ]
+        table = wandb.Table(columns=["n_train", y_name], data=rows)
+        title = "Scaling-law forecast: test loss against training-set size"
+        plot = wandb.plot.line(table, "n_train", y_name, title=title)
+        self.logger.log_metrics({f"{PREFIX}/forecast/data_scaling": plot}, step=step)
 
     def alert(self, title: str, text: str) -> bool:
         """A rate-limited W&B alert (at most one per ``alert_wait_s`` from this monitor)."""
