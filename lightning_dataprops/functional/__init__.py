@@ -3,6 +3,14 @@
 Every function takes tensors (or numpy arrays) and returns a small typed result object.
 """
 
+from lightning_dataprops.functional.attacks import (
+    BoundAttack,
+    RobustnessResult,
+    fgsm,
+    make_attack,
+    pgd,
+    robustness,
+)
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.intrinsic_dimension import intrinsic_dimension
@@ -14,17 +22,39 @@ from lightning_dataprops.functional.results import (
     LabelSharpnessResult,
     SharpPair,
 )
+from lightning_dataprops.functional.scaling_law import (
+    Calibration,
+    ScalingForecast,
+    fit_constant,
+    forecast,
+    loss_ratio,
+    samples_for_target,
+    scaling_bound,
+)
 
 __all__ = [
+    "BoundAttack",
+    "Calibration",
     "DatasetProperties",
     "DuplicateReport",
     "IntrinsicDimensionResult",
     "LabelConflictWarning",
     "LabelSharpnessResult",
     "NeighborGraph",
+    "RobustnessResult",
+    "ScalingForecast",
     "SharpPair",
     "dataset_properties",
+    "fgsm",
+    "fit_constant",
+    "forecast",
     "intrinsic_dimension",
     "knn_search",
     "label_sharpness",
+    "loss_ratio",
+    "make_attack",
+    "pgd",
+    "robustness",
+    "samples_for_target",
+    "scaling_bound",
 ]
