@@ -101,20 +101,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each kind")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     loaded = load_fashion_mnist()
     sample = sample_dataset(loaded.inputs, loaded.targets, max_samples=args.n, seed=0)
     data = TensorDataset(sample.inputs, sample.targets)
-    plain, _ = fit(data, args.epochs, None)
-    monitored, fit_start = fit(data, args.epochs, DataPropsMonitor(progress=False))
-    # The first epoch warms up allocators and threads: compare the later ones.
-    base = statistics.median(plain[1:] or plain)
-    with_monitor = statistics.median(monitored[1:] or monitored)
+    plain: list[float] = []
+    monitored: list[float] = []
+    fit_starts: list[float] = []
+    # Alternate the two kinds so that load changes on a shared machine hit both alike; the
+    # first epoch of each run warms up allocators and threads and is left out.
+    for _ in range(args.repeats):
+        epochs, _ = fit(data, args.epochs, None)
+        plain += epochs[1:]
+        epochs, fit_start = fit(data, args.epochs, DataPropsMonitor(progress=False))
+        monitored += epochs[1:]
+        fit_starts.append(fit_start)
+    base = statistics.median(plain)
+    with_monitor = statistics.median(monitored)
+    fit_start = statistics.median(fit_starts)
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"data: {len(data)} Fashion-MNIST images 1x28x28, batch 128, {args.epochs} epochs")
+    print(
+        f"data: {len(data)} Fashion-MNIST images 1x28x28, batch 128, {args.epochs} epochs, "
+        f"{args.repeats} alternating runs each"
+    )
     print()
-    print("| run | epoch times (s) | median epoch (s) | overhead per epoch | fit start (s) |")
+    print(
+        "| run | epoch times after the first (s) | median epoch (s) | overhead per epoch "
+        "| fit start (s) |"
+    )
     print("|---|---|---|---|---|")
     print(f"| without monitor | {', '.join(f'{t:.2f}' for t in plain)} | {base:.2f} | | |")
     print(
