@@ -98,3 +98,12 @@ def test_rejects_non_positive_inputs() -> None:
     for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="positive finite"):
             scaling_bound(bad, 100, 10)
+
+
+def test_reproduction_constant_is_shipped() -> None:
+    from lightning_dataprops.callbacks._forecasting import load_constant
+
+    calibration = load_constant("reproduction")
+    assert isinstance(calibration, Calibration)
+    assert 0.1 < calibration.constant < 10 and calibration.n_runs >= 100
+    assert "reproduce_paper" in calibration.source and "CNN" in calibration.regime

@@ -18,10 +18,19 @@ from lightning_dataprops.functional.scaling_law import (
 ConstantSpec = float | str | os.PathLike[str] | Calibration | None
 
 
+REPRODUCTION = "reproduction"
+"""``scaling_constant="reproduction"``: C fitted by the project's reproduction experiment."""
+
+
 def load_constant(spec: ConstantSpec) -> Calibration | float | None:
-    """A number, a calibration, or the path of a calibration JSON from ``dataprops calibrate``."""
+    """A number, a calibration, the path of a calibration JSON from ``dataprops calibrate``, or
+    ``"reproduction"`` for the constant of ``examples/reproduce_paper.py`` (see its regime)."""
     if spec is None or isinstance(spec, (int, float, Calibration)):
         return spec
+    if spec == REPRODUCTION:
+        return Calibration.load(
+            Path(__file__).resolve().parents[1] / "reproduction_calibration.json"
+        )
     return Calibration.load(spec)
 
 

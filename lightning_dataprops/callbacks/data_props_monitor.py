@@ -104,8 +104,10 @@ class DataPropsMonitor(Callback):
             batch lies in it, else the batch's own minimum and maximum.
         normalization: ``(mean, std)`` applied inside the model's forward by the built-in
             attacks, when the model expects normalized inputs but the data is in pixel space.
-        scaling_constant: ``C`` of ``L = C K_F N^(-1/d)``: a number or a calibration JSON from
-            ``dataprops calibrate``; enables ``forecast/test_loss`` and ``forecast/gap``.
+        scaling_constant: ``C`` of ``L = C K_F N^(-1/d)``: a number, a calibration JSON from
+            ``dataprops calibrate``, or ``"reproduction"`` (the constant fitted by the project's
+            reproduction experiment, for its regime: small CNNs on 28x28 binary tasks);
+            enables ``forecast/test_loss`` and ``forecast/gap``.
         target_loss: a target test loss ``L*`` for ``forecast/samples_for_target``.
         val_loss_key, train_loss_key: names under which the module logs its losses.
         calibration_csv: append this run (``n_train, d_data, label_sharpness, test_loss``) to
