@@ -18,8 +18,10 @@ Datasets:
   ours is then measured on the same subsample too, so the ratio compares like with like.
 
 Every timed call runs in a fresh subprocess (data loaded, libraries imported and warmed up on
-1,000 points before the clock starts), so the peak resident set size (``ru_maxrss``) is the
-method's own: it includes the interpreter, the libraries and the data. Methods are run round-robin
+1,000 points before the clock starts); its peak resident set size is reset just before the call
+(``/proc/self/clear_refs``; ``ru_maxrss`` where that is not possible), so the reported peak is
+the method's own: what the process held before (interpreter, libraries, data) plus what it
+added. Methods are run round-robin
 ``--repeats`` times and the minimum time is reported (the machine may be shared).
 
 Usage (from the repository root)::
@@ -43,6 +45,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -127,18 +130,49 @@ METHODS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], dict[str, float
 }
 
 
+def _status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MiB, if readable."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the peak resident set size (Linux: ``echo 5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    """Peak resident set size since the last reset (or since the start) in MiB."""
+    peak = _status_mb("VmHWM")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return peak
 
 
 def worker(method: str, data: Path, n_used: int) -> None:
-    """Run one timed call of ``method`` in this (fresh) process and print a JSON line."""
+    """Run one timed call of ``method`` in this (fresh) process and print a JSON line.
+
+    The peak RSS is reset after loading and warming up (where Linux allows it), so that it is
+    the peak during the call: what the process holds before plus what the call adds.
+    """
     arrays = np.load(data)
     x = np.ascontiguousarray(arrays["x"][:n_used])
     y = np.ascontiguousarray(arrays["y"][:n_used])
     run = METHODS[method][1]
     run(x[:WARMUP_N], y[:WARMUP_N])  # imports, thread pools, lazy initialisation
-    before = _peak_rss_mb()
+    _reset_peak_rss()
+    before = _status_mb("VmRSS") or _peak_rss_mb()
     start = time.perf_counter()
     estimates = run(x, y)
     elapsed = time.perf_counter() - start
@@ -218,12 +252,14 @@ def benchmark(
     dadapy_row = Row("dadapy_twonn", baseline_n, args.dadapy_python)
     problem = dadapy_problem(args.dadapy_python)
     if problem:
-        dadapy_row.note = f"not run: {problem}"
-        notes.append(f"dadapy: {problem}")
+        dadapy_row.note = "not run (see below)"
+        notes.append(f"dadapy not run: {problem}")
     rows.append(dadapy_row)
-    for round_ in range(args.repeats):
+    baseline_repeats = args.repeats if args.baseline_repeats is None else args.baseline_repeats
+    for round_ in range(max(args.repeats, baseline_repeats)):
         for row in rows:
-            if row.note:
+            wanted = args.repeats if row.method == "ours" else baseline_repeats
+            if row.note or round_ >= wanted:
                 continue
             run_once(row, data, args.time_cap)
             shown = f"{row.times[-1]:.2f} s" if len(row.times) > round_ else row.note
@@ -258,6 +294,29 @@ def table(rows: list[Row], n_total: int) -> str:
     return "\n".join(lines)
 
 
+def targets(name: str, rows: list[Row], n_total: int) -> list[str]:
+    """The acceptance targets of the measurement core, checked on this run's numbers."""
+    ours = next((row for row in rows if row.method == "ours" and row.n == n_total), None)
+    if ours is None or ours.best is None:
+        return []
+    if name == "manifold":
+        mle = next((row for row in rows if row.method == "skdim_mle" and row.n == n_total), None)
+        if mle is None or mle.best is None:
+            return []
+        ratio = ours.best / mle.best
+        verdict = "met" if ratio <= 1 / 3 else "NOT met"
+        return [
+            f"Target: ours at most 1/3 of the time of scikit-dimension's MLE alone: "
+            f"{ours.best:.2f} s / {mle.best:.2f} s = {ratio:.3f} ({verdict})."
+        ]
+    peak_gb = ours.peak_rss_mb / 1024
+    verdict = "met" if ours.best <= 60 and peak_gb <= 3 else "NOT met"
+    return [
+        f"Target: exact K_F and d_data on all {n_total:,} points in at most 60 s and 3 GB: "
+        f"{ours.best:.1f} s, peak RSS {peak_gb:.2f} GB ({verdict})."
+    ]
+
+
 def machine() -> str:
     """One paragraph describing the machine and the software."""
     import sklearn
@@ -283,35 +342,57 @@ def machine() -> str:
         f"{model}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM; Python "
         f"{platform.python_version()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), numpy {np.__version__}, scikit-learn "
-        f"{sklearn.__version__}, scikit-dimension {skdim_version}; load average at start "
-        f"{os.getloadavg()[0]:.1f}"
+        f"{sklearn.__version__}, scikit-dimension {skdim_version}"
     )
 
 
-def update_section(path: Path, body: str) -> None:
-    """Replace (or append) the ``## Measurement core`` section of ``path``, keeping the rest."""
+def _split_subsections(lines: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split section lines into the lines before the first ``### `` and the subsections."""
+    intro: list[str] = []
+    subsections: dict[str, list[str]] = {}
+    current: list[str] = intro
+    for line in lines:
+        if line.startswith("### "):
+            current = subsections.setdefault(line.strip(), [])
+        current.append(line)
+    return intro, subsections
+
+
+def update_section(path: Path, intro: str, subsections: dict[str, str]) -> None:
+    """Rewrite the ``## Measurement core`` section of ``path``: its introduction and the given
+    ``### `` subsections; the subsections of datasets not run now and the rest of the file are
+    kept."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_HEADING), None)
     if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
+        before, old, after = lines, [], []
     else:
         stop = next(
             (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
         )
-        kept_after = "\n".join(lines[stop:])
-        new = "\n".join(lines[:start]) + "\n" + body.rstrip("\n") + "\n"
-        if kept_after:
-            new += "\n" + kept_after + "\n"
+        before, old, after = lines[:start], lines[start + 1 : stop], lines[stop:]
+    kept = _split_subsections(old)[1]
+    merged = {heading: "\n".join(body).strip("\n") for heading, body in kept.items()}
+    for body in subsections.values():
+        merged[body.splitlines()[0].strip()] = body.strip("\n")
+    ordered = sorted(merged.items(), key=lambda item: "Fashion" in item[0])  # manifold first
+    section = [intro.strip("\n")] + [body for _, body in ordered]
+    new = "\n".join(before).rstrip("\n") + "\n\n" + "\n\n".join(section) + "\n"
+    if after:
+        new += "\n" + "\n".join(after).strip("\n") + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the command line, run the benchmarks and print (and optionally write) the tables."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("manifold", "fashion"))
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (min)")
+    parser.add_argument(
+        "--baseline-repeats", type=int, help="timed runs of each baseline (default: --repeats)"
+    )
     parser.add_argument("--time-cap", type=float, default=900.0, help="seconds per timed run")
     parser.add_argument(
         "--baseline-n", type=int, default=60_000, help="Fashion-MNIST points for the baselines"
@@ -325,13 +406,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--n-used", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, run the benchmarks and print (and optionally write) the tables."""
+    args = parse_args(argv)
     if args.worker:
         worker(args.worker, args.data, args.n_used)
         return
+    shown = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python benchmarks/bench_dataset_properties.py", *map(shlex.quote, shown)])
     description = machine()
     print(description)
-    sections = []
+    subsections = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("manifold", "fashion"):
             if args.only and args.only != name:
@@ -341,50 +429,59 @@ def main(argv: list[str] | None = None) -> None:
             np.savez(data, x=x, y=y)
             n_total = int(x.shape[0])
             baseline_n = n_total if name == "manifold" else min(args.baseline_n, n_total)
+            start_load = os.getloadavg()[0]
             rows, notes = benchmark(name, data, n_total, baseline_n, args)
             title = (
                 f"{MANIFOLD_N:,} x {MANIFOLD_D} points of a {MANIFOLD_ID}-d manifold"
                 if name == "manifold"
                 else f"Fashion-MNIST train, {n_total:,} x {x.shape[1]}, 10 classes"
             )
-            text = f"### {title}\n\n{table(rows, n_total)}\n"
-            if notes:
-                text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+            baseline_repeats = (
+                args.repeats if args.baseline_repeats is None else (args.baseline_repeats)
+            )
+            text = (
+                f"### {title}\n\n{table(rows, n_total)}\n\n"
+                f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `{command}` "
+                f"({args.repeats} timed run(s) of ours, {baseline_repeats} of each baseline; "
+                f"load average {start_load:.1f} before, {os.getloadavg()[0]:.1f} after) on "
+                f"{description}.\n"
+            )
+            notes = [*targets(name, rows, n_total), *notes]
+            text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
             print("\n" + text)
-            sections.append(text)
+            subsections[name] = text
     if args.output:
-        update_section(args.output, report(description, sections, args))
+        update_section(args.output, INTRO, subsections)
         print(f"updated {args.output}")
 
 
-def report(description: str, sections: list[str], args: argparse.Namespace) -> str:
-    """The ``## Measurement core`` section: what was measured, how, and the tables."""
-    return f"""{SECTION_HEADING}
+INTRO = f"""{SECTION_HEADING}
 
-One exact neighbour pass (`dataset_properties(x, y)`: MLE with k = 20, TwoNN and the exact label
-sharpness K_F) against scikit-dimension's `MLE().fit(X, n_neighbors=20)` and `TwoNN().fit(X)`
+One exact neighbour pass, `dataset_properties(x, y)` (MLE with k = 20, TwoNN and the exact label
+sharpness K_F), against scikit-dimension's `MLE().fit(X, n_neighbors=20)` and `TwoNN().fit(X)`
 and dadapy's `Data(X, maxk=3).compute_id_2NN()`, measured side by side in one run of
-`benchmarks/bench_dataset_properties.py` ({time.strftime("%Y-%m-%d")}).
+`benchmarks/bench_dataset_properties.py` (see `benchmarks/README.md`).
 
-Machine: {description}.
+Each timed call runs in a fresh subprocess after loading the data and a warm-up call on 1,000
+points; methods run round-robin and the table gives each one's minimum time. "ratio vs ours" is
+the method's time over ours on the same points. Peak RSS is the worker process's peak resident
+set size during the call (reset just before it via `/proc/self/clear_refs`), so it includes the
+interpreter, the libraries and the data; the resident size before the call is in
+parentheses. The estimators differ: ours is MLE with MacKay-Ghahramani pooling (what
+scikit-dimension computes; duplicates collapsed) and closed-form TwoNN; scikit-dimension's and
+dadapy's TwoNN fit a line after discarding the 10% largest ratios. The manifold is
+`x = sin(z W + b) / sqrt(3072)` with `z ~ U[0, 1]^10`, `W ~ N(0, (2 pi 0.25)^2)` (10 x 3072),
+`b ~ U[0, 2 pi)`, seed 0, and labels `1[z_1 > 0.5]`; Fashion-MNIST is the Debian package
+`dataset-fashion-mnist` (60,000 x 784 in [0, 1], 10 classes).
+dadapy 0.3.4 requires `numpy<2`, so it runs from its own virtual environment
+(`--dadapy-python`, see `benchmarks/README.md`); without one its row says why it did not run.
 
-Each timed call runs in a fresh subprocess after loading the data and a warm-up on 1,000 points;
-methods run round-robin {args.repeats} time(s) and the table gives the minimum. "ratio vs ours"
-is the method's time over ours on the same points. Peak RSS is the worker process's
-`ru_maxrss` (interpreter, libraries, data and the call), with the value before the timed call in
-parentheses. Estimators differ: ours is MLE (MacKay-Ghahramani pooling, duplicates collapsed)
-and closed-form TwoNN; scikit-dimension's and dadapy's TwoNN fit a line after discarding the 10%
-largest ratios. The manifold is `x = sin(z W + b) / sqrt(3072)`, `z ~ U[0, 1]^10`,
-`W ~ N(0, (2 pi 0.25)^2)`, `b ~ U[0, 2 pi)`, seed 0, labels `1[z_1 > 0.5]`.
-
-{chr(10).join(sections)}
 Reproduce (from the repository root):
 
 ```bash
-apt-get install -y dataset-fashion-mnist        # Fashion-MNIST in /usr/share/datasets
-python benchmarks/bench_dataset_properties.py --repeats {args.repeats} --output docs/benchmarks.md
-```
-"""
+apt-get update && apt-get install -y dataset-fashion-mnist
+python benchmarks/bench_dataset_properties.py --output docs/benchmarks.md
+```"""
 
 
 if __name__ == "__main__":

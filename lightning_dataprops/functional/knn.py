@@ -10,9 +10,14 @@ The search runs in two stages:
    whose approximate distance is within the error bound, recomputed exactly.
 
 Memory is bounded by ``memory_budget_mb``: no ``n x n`` matrix is ever built. When the queries are
-the whole set, the pass exploits symmetry: each block of the distance matrix updates the
-candidates of both its rows and its columns. A query subset (``queries=``) lets callers shard the
-work, e.g. across DDP ranks.
+the whole set, the pass exploits symmetry: each block of the upper triangle of the distance
+matrix updates the candidates of both its rows and its columns (diagonal blocks are split into
+smaller triangles, so that little of the matmul is spent twice). A query subset (``queries=``)
+lets callers shard the work, e.g. across DDP ranks.
+
+Selection is the other cost. Once a candidate list is full, only entries below its current worst
+candidate can enter it, and after the first blocks these are rare: they are found through the
+minima of small groups of entries (one cheap pass over the block) and only they are merged.
 
 With class labels the same pass also finds the closest *differently-labelled* pairs (the
 bichromatic closest-pair problem behind label sharpness). Points are visited in label order, so
@@ -35,16 +40,17 @@ from lightning_dataprops.functional._progress import progress_bar
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 DEFAULT_MEMORY_BUDGET_MB = 512.0
+# Largest block side: larger blocks gain nothing in the matmul and lose cache in the selection.
 _MAX_BLOCK = 2048
 # Diagonal blocks are split into triangles down to squares of this many points.
-_LEAF = 256
-# The prefilter merges only the entries below the lists' worst candidates unless they may fill
-# more than 1/_SPARSE_FRACTION of the block (then a plain topk per row is cheaper); it looks for
-# them through the minima of groups of _GROUPS entries.
+_LEAF = 512
+# The prefilter merges only the entries below the lists' worst candidates, unless a row has more
+# than 1/_SPARSE_FRACTION of the block's columns among them (then a plain topk per row is
+# cheaper); it looks for them through the minima of groups of _GROUPS entries.
 _SPARSE_FRACTION = 8
 _GROUPS = 8
-# Bytes of gathered rows per chunk of the exact recompute on the CPU (fits in L2).
-_EXACT_CHUNK_BYTES = 2**20
+# Bytes of float32 differences per chunk of the exact recompute on the CPU.
+_EXACT_CHUNK_BYTES = 6 * 2**20
 _Block = tuple[int, int, int, int]
 
 
@@ -176,23 +182,31 @@ def knn_search(
 def exact_distances(x: Tensor, first: Tensor, candidates: Tensor) -> Tensor:
     """Exact ``||x[first[i]] - x[candidates[i, j]]||`` (float64; ``inf`` where ``candidates < 0``).
 
-    Difference-based (no cancellation), accumulated in float64, in chunks small enough for the
-    gathered rows to stay in the CPU's L2 cache.
+    Difference-based (no cancellation), accumulated in float64. The differences come from one
+    fused gather-and-subtract (``embedding_bag`` with weights ``+1, -1``: the same rounding as
+    ``x[a] - x[b]``), in chunks of a few MB: few, large operations are quick and stay quick on a
+    busy machine.
     """
     n_rows, n_cand = candidates.shape
     out = torch.full((n_rows, n_cand), math.inf, dtype=torch.float64, device=x.device)
     if n_rows == 0 or n_cand == 0:
         return out
+    x = x.contiguous()
     dim = int(x.shape[1])
     chunk_bytes = _EXACT_CHUNK_BYTES if x.device.type == "cpu" else 256 * 2**20
     rows_per_chunk = max(1, int(chunk_bytes // (x.element_size() * n_cand * dim)))
-    safe = candidates.clamp(min=0)
+    pairs = torch.stack([first[:, None].expand(-1, n_cand), candidates.clamp(min=0)], dim=2)
+    signs = torch.tensor([1.0, -1.0], dtype=x.dtype, device=x.device)
+    signs = signs.repeat(min(rows_per_chunk, n_rows) * n_cand, 1)
+    flat = out.view(-1)
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
-        neighbours = torch.index_select(x, 0, safe[start:stop].flatten())
-        neighbours = neighbours.view(stop - start, n_cand, dim)
-        neighbours.sub_(torch.index_select(x, 0, first[start:stop]).unsqueeze(1))
-        torch.linalg.vector_norm(neighbours, dim=2, dtype=torch.float64, out=out[start:stop])
+        chunk = pairs[start:stop].reshape(-1, 2)
+        weights = signs[: chunk.shape[0]]
+        diff = torch.nn.functional.embedding_bag(chunk, x, mode="sum", per_sample_weights=weights)
+        torch.linalg.vector_norm(
+            diff, dim=1, dtype=torch.float64, out=flat[start * n_cand : stop * n_cand]
+        )
     return out.masked_fill_(candidates < 0, math.inf)
 
 
@@ -204,8 +218,8 @@ def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Te
     """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
     ascending; ``None`` when there may be more than half the block.
 
-    A comparison and a ``nonzero`` over the whole block would cost more than the matmul that
-    made it. Instead one cheap pass takes the minimum over groups of ``_GROUPS`` columns
+    A comparison and a ``nonzero`` over the whole block cost about as much as a ``topk``.
+    Instead one cheap, vectorised pass takes the minimum over groups of ``_GROUPS`` columns
     ``{j, j + w, j + 2w, ...}``; only the members of the groups whose minimum is below the
     threshold are looked at. (Works on transposed views too: then the groups are rows.)
     """
@@ -259,8 +273,8 @@ def _symmetric_blocks(n: int, block: int) -> list[_Block]:
     """Blocks ``(row_start, row_stop, col_start, col_stop)`` covering the upper triangle once.
 
     Diagonal leaves come first, then the rest of each diagonal block, then the off-diagonal
-    blocks: every candidate list is filled from nearby points early, so that later blocks mostly
-    hold entries that the prefilter of :meth:`_BlockSearch._merge` rejects cheaply.
+    blocks: every candidate list is full (from its own block) before the off-diagonal blocks,
+    whose entries the prefilter of :meth:`_BlockSearch._merge` then mostly rejects cheaply.
     """
     leaves: list[_Block] = []
     inner: list[_Block] = []
@@ -296,12 +310,12 @@ class _BlockSearch:
         self.order = None if labels is None else torch.argsort(labels, stable=True)
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
         self.points = self._centred_points()
-        self.sq_norms = torch.linalg.vecdot(self.points, self.points)
-        self.norms = self.sq_norms.sqrt()
+        self.norms = torch.linalg.vector_norm(self.points, dim=1)
+        self.sq_norms = self.norms.square()
         self.max_norm = float(self.norms.max())
+        self.budget_bytes = memory_budget_mb * 2**20
         # About four float32 block x block matrices live at once.
-        budget_block = int(math.sqrt(memory_budget_mb * 2**20 / 16))
-        self.block = max(64, min(_MAX_BLOCK, budget_block))
+        self.block = max(64, min(_MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
@@ -357,47 +371,35 @@ class _BlockSearch:
         found = None
         if bool(torch.isfinite(threshold).all()):
             found = _entries_below(block, threshold)
-        if found is None:
-            self._merge_dense(lists, block, offset)
-            return
-        rows, cols, values = found
-        if rows.numel() == 0:
-            return
         n_rows, n_cols = block.shape
-        counts = torch.bincount(rows, minlength=n_rows)
-        width = int(counts.max())
-        if int((counts > 0).sum()) * width * _SPARSE_FRACTION > n_rows * n_cols:
-            self._merge_dense(lists, block, offset)
-            return
-        self._merge_entries(lists, rows, cols + offset, values, counts, width)
-
-    def _merge_dense(self, lists: slice, block: Tensor, offset: int) -> None:
-        """Merge each row's ``n_candidates`` best block entries into its list."""
-        take = min(self.n_candidates, block.shape[1])
+        if found is not None:
+            rows, cols, values = found
+            if rows.numel() == 0:
+                return
+            counts = torch.bincount(rows, minlength=n_rows)
+            width = int(counts.max())
+            if width * _SPARSE_FRACTION <= n_cols:
+                self._merge_entries(lists, rows, cols + offset, values, counts, width)
+                return
+        take = min(self.n_candidates, n_cols)
         top_d, top_pos = torch.topk(block, take, dim=1, largest=False, sorted=False)
-        top_i = (top_pos + offset).masked_fill_(~torch.isfinite(top_d), -1)
-        self._keep_best(lists, top_d, top_i)
+        self._keep_best(lists, top_d, (top_pos + offset).masked_fill_(~torch.isfinite(top_d), -1))
 
     def _merge_entries(
         self, lists: slice, rows: Tensor, cols: Tensor, values: Tensor, counts: Tensor, width: int
     ) -> None:
-        """Merge entries ``(rows[e], cols[e], values[e])`` into the lists of the rows that have
-        any (``rows`` ascending and local to ``lists``, ``counts`` entries per row, at most
-        ``width``)."""
-        hit_rows = counts.nonzero().flatten()
-        slot = torch.cumsum(counts > 0, dim=0).sub_(1)
+        """Merge entries ``(rows[e], cols[e], values[e])`` into the lists (``rows`` ascending and
+        local to ``lists``, ``counts`` entries per row, at most ``width``)."""
         first = torch.cumsum(counts, dim=0).sub_(counts)
         position = torch.arange(rows.numel(), device=rows.device).sub_(first[rows])
-        flat = slot[rows].mul_(width).add_(position)
-        size = int(hit_rows.numel()) * width
-        new_d = torch.full((size,), math.inf, device=values.device)
-        new_i = torch.full((size,), -1, dtype=torch.long, device=rows.device)
-        new_d[flat] = values
-        new_i[flat] = cols
-        lists_hit = hit_rows + (lists.start or 0)
-        self._keep_best(lists_hit, new_d.view(-1, width), new_i.view(-1, width))
+        n_rows = int(counts.numel())
+        new_d = torch.full((n_rows, width), math.inf, device=values.device)
+        new_i = torch.full((n_rows, width), -1, dtype=torch.long, device=rows.device)
+        new_d[rows, position] = values
+        new_i[rows, position] = cols
+        self._keep_best(lists, new_d, new_i)
 
-    def _keep_best(self, lists: slice | Tensor, new_d: Tensor, new_i: Tensor) -> None:
+    def _keep_best(self, lists: slice, new_d: Tensor, new_i: Tensor) -> None:
         """Replace the lists by the ``n_candidates`` best of themselves and the new entries."""
         cat_d = torch.cat([self.best_d[lists], new_d], dim=1)
         cat_i = torch.cat([self.best_i[lists], new_i], dim=1)
@@ -490,15 +492,16 @@ class _BlockSearch:
     def _error_bound(self, positions: Tensor) -> Tensor:
         """Rigorous bound on the float32 error of a squared distance computed by expansion.
 
-        With ``M = (|q| + |r|)^2`` and ``u = 2^-24``: the norms and the dot product (any order
-        of summation, with or without FMA) err by at most ``gamma_D M`` together, the two
-        additions of :meth:`_sq_dists` by ``2u M``, the centring (one rounding per coordinate,
-        two for float64 input) by ``4u M``: in all at most ``gamma_(D+8) M`` (to first order).
-        ``M`` is bounded with the computed norms, which may fall short of the true ones by a
-        factor ``1 - gamma_D``; the factor ``(1 + gamma)^2`` covers that and the second-order
-        terms.
+        With ``M = (|q| + |r|)^2`` and ``u = 2^-24``, first order: the squared norms (a float32
+        norm, any order of summation, then a square root and a square) err by at most
+        ``(gamma_D + 3u) (|q|^2 + |r|^2)``, the dot product (any order, with or without FMA) by
+        ``gamma_D 2 |q.r|``: together ``(gamma_D + 3u) M``; the two additions of
+        :meth:`_sq_dists_from` add ``2u M``, the centring (one rounding per coordinate) ``2u M``.
+        So ``gamma_(D+16) M`` bounds the error with room to spare. ``M`` is bounded with the
+        computed norms, which may fall short of the true ones by a factor ``1 - gamma_(D+2)``;
+        the factor ``(1 + gamma)^2`` covers that and the second-order terms.
         """
-        gamma = (self.dim + 8) * _FLOAT32_UNIT_ROUNDOFF
+        gamma = (self.dim + 16) * _FLOAT32_UNIT_ROUNDOFF
         gamma = gamma / (1.0 - gamma)
         return gamma * (1.0 + gamma) ** 2 * (self.norms[positions].double() + self.max_norm) ** 2
 
@@ -565,12 +568,17 @@ class _BlockSearch:
             n_refined=n_refined,
         )
 
+    def _full_rows_per_chunk(self) -> int:
+        """Rows whose distances to all ``n`` points fit in the memory budget at once (a float32
+        and a float64 copy, a masked float64 copy and two masks: 22 bytes an entry)."""
+        return max(1, int(self.budget_bytes // (24 * self.n)))
+
     def _exhaustive(
         self, rows_original: Tensor, rows_pos: Tensor, kth: Tensor, bound: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
         """Exact top-k for rows by recomputing every reference that could be within ``kth``."""
         out_d, out_i = [], []
-        rows_per_chunk = max(1, int(64 * 2**20 // (4 * self.n)))
+        rows_per_chunk = self._full_rows_per_chunk()
         for start in range(0, int(rows_pos.numel()), rows_per_chunk):
             pos = rows_pos[start : start + rows_per_chunk]
             d2 = self._sq_dists(pos, slice(0, self.n)).double()
@@ -623,7 +631,7 @@ class _BlockSearch:
         ``<= limit[row]``, with exact distances (original indices)."""
         assert self.sorted_labels is not None
         firsts, seconds = [], []
-        rows_per_chunk = max(1, int(64 * 2**20 // (4 * self.n)))
+        rows_per_chunk = self._full_rows_per_chunk()
         for start in range(0, int(rows_pos.numel()), rows_per_chunk):
             pos = rows_pos[start : start + rows_per_chunk]
             d2 = self._sq_dists(pos, slice(0, self.n)).double()
