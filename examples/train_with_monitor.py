@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> pl.Trainer:
     for name, value in sorted(trainer.callback_metrics.items()):
         if name.startswith("dataprops/") and not name.startswith("dataprops/time"):
             print(f"  {name:45s} {float(value):.4g}")
+    for logger in loggers:
+        logger.experiment.finish()  # flush and close the run (a script should not leave it open)
     if args.wandb_mode == "offline":
         print(f"\nW&B run written offline under {output / 'wandb'}; upload it with `wandb sync`.")
     return trainer

@@ -47,11 +47,23 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+
+    if wandb.run is not None:  # a run left open elsewhere would swallow this test's records
+        wandb.finish()
     return tmp_path
 
 
-def _finish_wandb(logger: Any) -> None:
-    logger.experiment.finish()
+def _finish_wandb(logger: Any) -> Path:
+    """Finish the logger's run and return its ``.wandb`` file.
+
+    wandb keeps process-wide settings from the first run of a process, so a later run's files
+    may not be below this test's folder: ask the run where it wrote.
+    """
+    run = logger.experiment
+    run_dir = Path(run.dir).parent
+    run.finish()
+    return find_run_file(run_dir)
 
 
 def test_two_epoch_fit_records_everything_in_the_wandb_run(
@@ -64,8 +76,7 @@ def test_two_epoch_fit_records_everything_in_the_wandb_run(
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
     trainer = _trainer(wandb_offline, [monitor], logger=logger)
     trainer.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    _finish_wandb(logger)
-    records = read_run(find_run_file(wandb_offline))
+    records = read_run(_finish_wandb(logger))
     for name in ("dataprops/label_sharpness", "dataprops/data_id", "dataprops/data_id_twonn"):
         (value,) = records.values(name)
         assert value == pytest.approx(float(trainer.callback_metrics[name]), rel=1e-6)
@@ -102,11 +113,11 @@ def test_sharp_label_warning_and_alert_fire_for_pneumonia(pneumonia, wandb_offli
 
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
     sharp = _fit_start_warnings(*pneumonia, wandb_offline, logger=logger)
-    _finish_wandb(logger)
+    run_file = _finish_wandb(logger)
     assert len(sharp) == 1
     message = str(sharp[0].message)
     assert "sharp" in message and "natural images" in message and "sharpest pair" in message
-    alerts = read_run(find_run_file(wandb_offline)).alerts
+    alerts = read_run(run_file).alerts
     assert len(alerts) == 1 and "sharp" in alerts[0][1]
 
 
@@ -291,8 +302,7 @@ def test_probe_and_forecast_are_recorded_and_follow_their_formulas(
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
     trainer = _trainer(wandb_offline, [monitor], logger=logger, max_epochs=2)
     trainer.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    _finish_wandb(logger)
-    records = read_run(find_run_file(wandb_offline))
+    records = read_run(_finish_wandb(logger))
     for attack in ("fgsm", "ta_pgd"):
         for quantity in (
             "clean_loss",
