@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ def _payloads(data: bytes) -> list[bytes]:
         if kind == 0 and length == 0:
             offset += space
             continue
+        if offset + _HEADER + length > len(data):
+            break  # a record still being written
         chunk = data[offset + _HEADER : offset + _HEADER + length]
         offset += _HEADER + length
         if kind == _FULL:
@@ -63,14 +66,32 @@ class RunRecords:
         return [row[key] for row in self.history if key in row]
 
 
-def read_run(run_file: Path) -> RunRecords:
-    """Parse one ``run-*.wandb`` file."""
+def _records(run_file: Path) -> list[Any]:
     from wandb.proto import wandb_internal_pb2
 
-    records = RunRecords()
+    out = []
     for payload in _payloads(run_file.read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
+        out.append(record)
+    return out
+
+
+def read_run(run_file: Path, *, timeout_s: float = 60.0) -> RunRecords:
+    """Parse one ``run-*.wandb`` file, once wandb has written its final ``exit`` record.
+
+    ``run.finish()`` can return before wandb's writer process has flushed the file.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        parsed = _records(run_file) if run_file.exists() else []
+        if any(r.WhichOneof("record_type") == "exit" for r in parsed):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{run_file} has no exit record after {timeout_s} s")
+        time.sleep(0.1)
+    records = RunRecords()
+    for record in parsed:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             records.history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
