@@ -13,7 +13,7 @@ from lightning_dataprops.functional.attacks import make_attack, robustness
 
 PAPER_EPS = 2.0 / 255.0
 DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}
-"""FGSM at the paper's eps = 2/255, and a short PGD (5 steps) at the same eps."""
+"""FGSM at the paper's eps = 2/255, and a short PGD (3 steps) at the same eps."""
 
 
 class AdversarialProbe:
@@ -34,7 +34,7 @@ class AdversarialProbe:
         attacks: Mapping[str, Any] | None,
         *,
         eps: float = PAPER_EPS,
-        pgd_steps: int = 5,
+        pgd_steps: int = 3,
         data_range: tuple[float, float] | None = (0.0, 1.0),
         mean: Any = None,
         std: Any = None,

@@ -97,7 +97,7 @@ class DataPropsMonitor(Callback):
         every_n_epochs: measure ``d_repr`` every this many epochs (0 disables it).
         adversarial_every_n_epochs: run the robustness probe every this many epochs (0: never).
         attacks: name -> ``"fgsm"``/``"pgd"``, an attack instance (torchattacks accepted) or a
-            factory taking the model; default FGSM and a 5-step PGD at ``attack_eps``.
+            factory taking the model; default FGSM and a 3-step PGD at ``attack_eps``.
         adversarial_samples: size of the fixed probe batch for the attacks.
         attack_eps: L-inf budget of the built-in attacks in input units (paper: 2/255 on [0, 1]).
         data_range: valid input range for the attacks; ``"auto"``: ``(0, 1)`` when the probe
@@ -135,14 +135,14 @@ class DataPropsMonitor(Callback):
         self,
         *,
         max_samples: int | None = 1000,
-        repr_samples: int = 1000,
+        repr_samples: int = 500,
         seed: int = 0,
         k: int = 20,
         layers: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
         adversarial_every_n_epochs: int = 5,
         attacks: Mapping[str, Any] | None = None,
-        adversarial_samples: int = 128,
+        adversarial_samples: int = 64,
         attack_eps: float = PAPER_EPS,
         data_range: tuple[float, float] | Literal["auto"] | None = "auto",
         normalization: tuple[Sequence[float], Sequence[float]] | None = None,
@@ -152,7 +152,7 @@ class DataPropsMonitor(Callback):
         train_loss_key: str = "train_loss",
         calibration_csv: str | None = None,
         pool: Literal["avg", "max"] | None = None,
-        batch_size: int = 256,
+        batch_size: int = 512,
         input_key: str | int | None = None,
         target_key: str | int | None = None,
         input_fn: Callable[[Any], Any] | None = None,
