@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_dataprops.data_sources import load_fashion_mnist, load_npz
+from lightning_dataprops.data_sources import load_npz
 from lightning_dataprops.functional import LabelConflictWarning
 from lightning_dataprops.references import (
     DEFAULT_TOLERANCE,
@@ -30,9 +30,8 @@ from lightning_dataprops.references import (
     to_reference_protocol,
 )
 from lightning_dataprops.sampling import sample_dataset
+from tests.conftest import shared_file
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 JSON_PATH = Path(__file__).resolve().parents[1] / "lightning_dataprops" / "reference_values.json"
 DEFAULT_N = 1000
 
@@ -44,31 +43,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _shared(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"real data {path} is absent (kept beside the repository in ../shared/data)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def mnist() -> tuple[torch.Tensor, torch.Tensor]:
-    with np.load(_shared("mnist5k.npz")) as data:
-        images, labels = data["images"], data["labels"]
-    x = torch.from_numpy(images.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
-    return x, torch.from_numpy(labels.astype(np.int64))
-
-
-@pytest.fixture(scope="module")
-def fashion() -> tuple[torch.Tensor, torch.Tensor]:
-    if not FASHION_ROOT.is_dir():
-        pytest.skip(
-            f"Fashion-MNIST is absent from {FASHION_ROOT} (apt-get install dataset-fashion-mnist)"
-        )
-    data = load_fashion_mnist(FASHION_ROOT, split="train")
-    return data.inputs, data.targets
 
 
 def _pair(data: tuple[torch.Tensor, torch.Tensor], a: int, b: int) -> tuple[torch.Tensor, ...]:
@@ -95,7 +69,7 @@ def _default_assessment(x: torch.Tensor, y: torch.Tensor) -> tuple[float, Sharpn
     ("stem", "expected_kf"), [("pneumoniamnist", 0.558), ("breastmnist", 1.817)]
 )
 def test_medical_training_sets_are_sharp(stem: str, expected_kf: float) -> None:
-    data = load_npz(_shared(f"medmnist/{stem}.npz"), split="train")
+    data = load_npz(shared_file(f"medmnist/{stem}.npz"), split="train")
     kf, assessment = _default_assessment(data.inputs, data.targets)
     assert kf == pytest.approx(expected_kf, abs=2e-3)
     assert assessment.is_sharp, assessment.message

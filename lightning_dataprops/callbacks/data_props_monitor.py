@@ -291,9 +291,10 @@ class DataPropsMonitor(Callback):
 
         return forward
 
-    def _sample(self, max_samples: int | None) -> Sample:
+    def _sample(self, max_samples: int | None, dataset: Any = None) -> Sample:
+        """A seeded sample of ``dataset`` (default: the training dataset), items read as set up."""
         return sample_dataset(
-            self._dataset,
+            self._dataset if dataset is None else dataset,
             max_samples=max_samples,
             seed=self.seed,
             input_key=self.input_key,
@@ -482,16 +483,7 @@ class DataPropsMonitor(Callback):
         """The fixed probe batch: validation data if there is any, else training data."""
         if self._attack_batch is not None:
             return self._attack_batch
-        dataset = fit_dataset(trainer, "val") or self._dataset
-        sample = sample_dataset(
-            dataset,
-            max_samples=self.adversarial_samples,
-            seed=self.seed,
-            input_key=self.input_key,
-            target_key=self.target_key,
-            input_fn=self.input_fn,
-            target_fn=self.target_fn,
-        )
+        sample = self._sample(self.adversarial_samples, fit_dataset(trainer, "val"))
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
             rank_zero_info(
