@@ -1,0 +1,87 @@
+"""Every name the product logs, defined once.
+
+All names start with ``dataprops/`` and use the field's symbols: ``d_data`` (intrinsic dimension
+of the data), ``K_F`` (label sharpness), ``d_repr`` (intrinsic dimension of a layer's
+representations). Callbacks talk to each other only through ``trainer.callback_metrics`` under
+these names, the way ``EarlyStopping`` reads its monitored value.
+
+Example:
+    >>> from lightning_dataprops import names
+    >>> names.D_DATA, names.K_F
+    ('dataprops/d_data', 'dataprops/K_F')
+    >>> names.d_repr("encoder.fc1")
+    'dataprops/d_repr/encoder.fc1'
+    >>> names.adversarial("fgsm", "loss_increase")
+    'dataprops/adv/fgsm/loss_increase'
+"""
+
+from __future__ import annotations
+
+PREFIX = "dataprops"
+
+D_DATA = f"{PREFIX}/d_data"
+"""``d_data`` by MLE (Levina-Bickel, MacKay-Ghahramani pooling), k neighbours."""
+D_DATA_TWONN = f"{PREFIX}/d_data_twonn"
+"""``d_data`` by TwoNN (Facco et al. 2017)."""
+K_F = f"{PREFIX}/K_F"
+"""Exact label sharpness ``K_F`` of the fit-start sample (``inf``: a label conflict)."""
+K_F_PROTOCOL = f"{PREFIX}/K_F_protocol"
+"""``K_F`` of the sample brought to the reference protocol, the value compared with references."""
+K_F_RATIO = f"{PREFIX}/K_F_ratio"
+"""The compared statistic over the top of the natural-image reference band."""
+N_SAMPLES = f"{PREFIX}/n_samples"
+"""Sample size the fit-start values were measured on."""
+N_TRAIN = f"{PREFIX}/n_train"
+"""Training-set size N used by the scaling law."""
+
+ADVERSARIAL_QUANTITIES: tuple[str, ...] = (
+    "clean_loss",
+    "adv_loss",
+    "loss_increase",
+    "clean_acc",
+    "robust_acc",
+    "success_rate",
+)
+"""What the robustness probe logs for each attack (``loss_increase`` is the paper's measure)."""
+
+FORECAST_QUANTITIES: tuple[str, ...] = (
+    "bound",
+    "loss_ratio_2x_data",
+    "repr_loss_ratio_2x_data",
+    "samples_for_target",
+    "test_loss",
+    "gap",
+    "observed_val_loss",
+)
+"""What the scaling-law forecast logs (``test_loss``/``gap`` need a calibrated constant)."""
+
+TIMED_WORK: tuple[str, ...] = ("fit_start", "d_repr", "adv", "forecast")
+"""Measurements whose seconds are logged under :func:`seconds`."""
+
+
+def d_repr(layer: str) -> str:
+    """``d_repr`` (MLE) of the outputs of ``layer`` (its dotted module name)."""
+    return f"{PREFIX}/d_repr/{layer}"
+
+
+def adversarial(attack: str, quantity: str) -> str:
+    """One of :data:`ADVERSARIAL_QUANTITIES` for the attack named ``attack``."""
+    if quantity not in ADVERSARIAL_QUANTITIES:
+        raise ValueError(
+            f"unknown robustness quantity {quantity!r}; one of {ADVERSARIAL_QUANTITIES}"
+        )
+    return f"{PREFIX}/adv/{attack}/{quantity}"
+
+
+def forecast(quantity: str) -> str:
+    """One of :data:`FORECAST_QUANTITIES` of the scaling-law forecast."""
+    if quantity not in FORECAST_QUANTITIES:
+        raise ValueError(f"unknown forecast quantity {quantity!r}; one of {FORECAST_QUANTITIES}")
+    return f"{PREFIX}/forecast/{quantity}"
+
+
+def seconds(work: str) -> str:
+    """Wall-clock seconds spent on one of :data:`TIMED_WORK`."""
+    if work not in TIMED_WORK:
+        raise ValueError(f"unknown timed work {work!r}; one of {TIMED_WORK}")
+    return f"{PREFIX}/time/{work}"
