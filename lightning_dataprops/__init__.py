@@ -30,7 +30,7 @@ from lightning_dataprops.paper_api import (
     compute_intrinsic_reprdim,
     compute_labelsharpness,
 )
-from lightning_dataprops.sampling import Sample, sample_dataset
+from lightning_dataprops.data import Sample, sample_dataset
 
 if TYPE_CHECKING:
     from lightning_dataprops.callbacks import DataPropsMonitor

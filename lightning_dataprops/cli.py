@@ -191,8 +191,8 @@ class _Measured:
 
 def _load(args: argparse.Namespace) -> _Measured:
     """Load the source named on the command line and, with ``--max-samples``, subsample it."""
-    from lightning_dataprops.data_sources import load_source
-    from lightning_dataprops.sampling import sample_dataset
+    from lightning_dataprops.data import load_source
+    from lightning_dataprops.data import sample_dataset
 
     if args.source is None and args.split != "train":
         raise _UserError("the built-in digits have a single split; --split needs a SOURCE")

@@ -22,7 +22,7 @@ from lightning_dataprops.functional.representations import (
     capture_representations,
     model_device,
 )
-from lightning_dataprops.sampling import Sample, sample_dataset
+from lightning_dataprops.data import Sample, sample_dataset
 
 
 def _sample(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_dataprops.data_sources import (
+from lightning_dataprops.data import (
     LoadedData,
     load_digits_data,
     load_fashion_mnist,

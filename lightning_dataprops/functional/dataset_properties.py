@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.constants import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.duplicates import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
@@ -23,7 +23,6 @@ from lightning_dataprops.functional.intrinsic_dimension import (
 )
 from lightning_dataprops.functional.knn import knn_search
 from lightning_dataprops.functional.label_sharpness import (
-    TargetType,
     label_sharpness,
     prepare_targets,
     sharpness_from_graph,
@@ -33,6 +32,7 @@ from lightning_dataprops.functional.results import (
     IntrinsicDimensionResult,
     LabelSharpnessResult,
 )
+from lightning_dataprops.functional.targets import TargetType
 
 
 def dataset_properties(

@@ -27,19 +27,17 @@ most blocks hold one class against another (no masking needed) or one class agai
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-DEFAULT_MEMORY_BUDGET_MB = 512.0
 # Largest block side: larger blocks gain nothing in the matmul and lose cache in the selection.
 _MAX_BLOCK = 2048
 # Diagonal blocks are split into triangles down to squares of this many points.
@@ -82,45 +80,6 @@ class NeighborGraph:
     def k(self) -> int:
         """Number of neighbours per query."""
         return int(self.distances.shape[1])
-
-
-def _precision_backends() -> list[Any]:
-    """Backends with the ``fp32_precision`` setting (PyTorch >= 2.9) that affect matmul."""
-    backends = [torch.backends.cuda.matmul]
-    mkldnn_matmul = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
-    if mkldnn_matmul is not None:
-        backends.append(mkldnn_matmul)
-    return [b for b in backends if hasattr(b, "fp32_precision")]
-
-
-@contextlib.contextmanager
-def full_precision_matmul() -> Iterator[None]:
-    """IEEE float32 matmul inside the block: no TF32 on CUDA, no bf16 on oneDNN.
-
-    ``torch.set_float32_matmul_precision("medium")``, which Lightning users often call, lets
-    float32 matmuls run in TF32 (CUDA) or bfloat16 (oneDNN, on the CPU); distances computed
-    that way lose most of their digits. The previous settings are restored afterwards.
-    """
-    backends = _precision_backends()
-    if backends:
-        previous = [backend.fp32_precision for backend in backends]
-        for backend in backends:
-            backend.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            for backend, value in zip(backends, previous, strict=True):
-                backend.fp32_precision = value
-        return
-    previous_precision = torch.get_float32_matmul_precision()
-    previous_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.set_float32_matmul_precision("highest")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous_precision)
-        torch.backends.cuda.matmul.allow_tf32 = previous_tf32
 
 
 def knn_search(

@@ -19,19 +19,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
-from lightning_dataprops.functional.knn import (
-    NeighborGraph,
-    exact_distances,
-    full_precision_matmul,
-    knn_search,
-)
+from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.targets import TargetType, normalize_targets
 
-TargetType = Literal["auto", "class", "regression"]
 Method = Literal["exact", "sampled"]
-TARGET_TYPES: tuple[str, ...] = ("auto", "class", "regression")
 METHODS: tuple[str, ...] = ("exact", "sampled")
 
 
@@ -40,58 +35,16 @@ class LabelConflictWarning(UserWarning):
 
 
 def prepare_targets(y: Any, n: int, target_type: str = "auto") -> tuple[Tensor, str, int | None]:
-    """Normalise targets to ``(n,)`` int64 class ids or ``(n, t)`` float64 regression values.
+    """Targets for ``K_F`` by the package's one rule (:func:`~.targets.normalize_targets`).
 
-    One-hot (or probability) rows become class ids; ``(n, 1)`` targets are flattened.
-    Returns ``(targets, "class" | "regression", n_classes or None)``.
+    Returns ``(targets, kind, n_classes)``: ``(n,)`` int64 class ids (at least two classes) or
+    ``(n, t)`` float64 regression values, ``"class"`` or ``"regression"``, the class count.
     """
-    check_choice(target_type, "target_type", TARGET_TYPES)
-    targets = as_tensor(y, "y")
-    if targets.ndim == 0:
-        raise ValueError("`y` is a scalar; pass one target per sample, shape (n_samples,).")
-    if int(targets.shape[0]) != n:
-        raise ValueError(
-            f"`x` has {n} samples but `y` has {int(targets.shape[0])}; pass one target per sample."
-        )
-    if targets.ndim > 2:
-        raise ValueError(
-            f"`y` has shape {tuple(targets.shape)}; pass (n,) class ids, (n, C) one-hot rows or "
-            "(n, t) regression targets."
-        )
-    if targets.ndim == 2 and targets.shape[1] == 1:
-        targets = targets[:, 0]
-    if targets.is_floating_point() and not bool(torch.isfinite(targets).all()):
-        raise ValueError("`y` contains NaN or infinite targets; remove or fix those samples.")
-    if targets.ndim == 2:
-        is_one_hot = bool(
-            ((targets == 0) | (targets == 1)).all() and (targets.sum(dim=1) == 1).all()
-        )
-        if target_type == "class" or (target_type == "auto" and is_one_hot):
-            targets = targets.argmax(dim=1)
-    if target_type == "auto":
-        kind = "regression" if targets.is_floating_point() else "class"
-    else:
-        kind = target_type
-    if kind == "regression":
-        values = targets.to(torch.float64)
-        return (values if values.ndim == 2 else values[:, None]), kind, None
-    if targets.is_floating_point() and not bool((targets == targets.round()).all()):
-        raise ValueError(
-            "target_type='class' needs integer class ids but `y` has fractional values; use "
-            "target_type='regression' for continuous targets."
-        )
-    if targets.ndim != 1:
-        raise ValueError(
-            f"class targets must be (n,) ids or (n, C) one-hot, got {tuple(targets.shape)}."
-        )
-    labels = targets.to(torch.long)
-    n_classes = int(torch.unique(labels).numel())
-    if n_classes < 2:
-        raise ValueError(
-            f"All {n} samples have the same label ({int(labels[0])}): label sharpness needs at "
-            "least two classes. Sample more classes, or skip K_F for unlabelled data."
-        )
-    return labels, kind, n_classes
+    norm = normalize_targets(as_tensor(y, "y"), n, target_type, name="`y`", min_classes=2)
+    if norm.is_class:
+        return norm.values, norm.kind, norm.n_classes
+    values = norm.values.to(torch.float64)
+    return (values if values.ndim == 2 else values[:, None]), norm.kind, None
 
 
 def _label_value(targets: Tensor, index: int) -> float | int:

@@ -16,8 +16,11 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_dataprops.functional._validation import check_choice
+from lightning_dataprops.functional.constants import (
+    DEFAULT_DUPLICATE_RTOL,
+    DEFAULT_MEMORY_BUDGET_MB,
+)
 from lightning_dataprops.functional.distributed import distributed_world_size
-from lightning_dataprops.functional.duplicates import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.intrinsic_dimension import (
     ESTIMATORS,
     MLE_VARIANTS,
@@ -27,7 +30,6 @@ from lightning_dataprops.functional.intrinsic_dimension import (
     TwoNNVariant,
     intrinsic_dimension,
 )
-from lightning_dataprops.functional.knn import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.results import IntrinsicDimensionResult
 
 _GOLDEN = 0x9E3779B97F4A7C15

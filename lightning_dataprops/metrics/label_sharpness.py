@@ -9,16 +9,15 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._validation import check_choice
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.knn import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.label_sharpness import (
-    TARGET_TYPES,
-    TargetType,
     label_sharpness,
     prepare_targets,
     sharpness_from_graph,
 )
 from lightning_dataprops.functional.results import LabelSharpnessResult
+from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType
 from lightning_dataprops.metrics.intrinsic_dimension import ReservoirMetric
 
 
