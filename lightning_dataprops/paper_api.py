@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.intrinsic_dimension import Estimator, intrinsic_dimension
 from lightning_dataprops.functional.label_sharpness import Method, label_sharpness
 from lightning_dataprops.functional.representations import (
@@ -22,7 +24,6 @@ from lightning_dataprops.functional.representations import (
     capture_representations,
     model_device,
 )
-from lightning_dataprops.data import Sample, sample_dataset
 
 
 def _sample(
@@ -92,7 +93,7 @@ def compute_labelsharpness(
 def compute_intrinsic_datadim(
     dataset: Any,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     max_samples: int | None = None,
     M: int | None = None,
@@ -127,7 +128,7 @@ def compute_intrinsic_reprdim(
     model: nn.Module,
     layer: nn.Module | str,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     max_samples: int | None = None,
     M: int | None = None,

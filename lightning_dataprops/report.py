@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from lightning_dataprops.functional._json import json_float
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.results import (
     DatasetProperties,
@@ -28,11 +29,8 @@ def _number(value: float | None, digits: int = 4) -> str:
     """A float with ``digits`` decimals; ``inf`` / ``nan`` / ``None`` spelled out."""
     if value is None:
         return "n/a"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}f}"
+    spelled = json_float(value)
+    return spelled if isinstance(spelled, str) else f"{value:.{digits}f}"
 
 
 def _label(value: float | int) -> str:
@@ -171,7 +169,7 @@ def format_report(
         >>> "samples (n)" in text and "K_F =" in text
         True
     """
-    mle, twonn = props.intrinsic_dimension_mle, props.intrinsic_dimension_twonn
+    mle, twonn = props.mle_result, props.twonn_result
     lines = [
         "Dataset properties",
         f"  source        {description}",

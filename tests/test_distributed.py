@@ -106,10 +106,10 @@ def _case_dataset_properties(rank: int) -> None:
     x, y = _with_duplicates()
     shared = dataset_properties(x, y, k=10, top_pairs=5, distributed=True)
     alone = dataset_properties(x, y, k=10, top_pairs=5)
-    assert _close(shared.mle, alone.mle, 1e-9)
-    assert _close(shared.twonn, alone.twonn, 1e-9)
-    assert shared.label_sharpness is not None and alone.label_sharpness is not None
-    assert _close(shared.label_sharpness, alone.label_sharpness, 1e-9)
+    assert _close(shared.d_data, alone.d_data, 1e-9)
+    assert _close(shared.d_data_twonn, alone.d_data_twonn, 1e-9)
+    assert shared.K_F is not None and alone.K_F is not None
+    assert _close(shared.K_F, alone.K_F, 1e-9)
     assert shared.duplicates.groups == alone.duplicates.groups
     assert shared.duplicates.n_duplicates == 13
     assert shared.label_sharpness_result is not None and alone.label_sharpness_result is not None

@@ -25,9 +25,13 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.constants import (
+    DEFAULT_DUPLICATE_RTOL,
+    DEFAULT_K,
+    DEFAULT_MEMORY_BUDGET_MB,
+)
 from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.duplicates import (
-    DEFAULT_DUPLICATE_RTOL,
     DuplicateReport,
     duplicate_pairs,
     duplicate_threshold,
@@ -60,7 +64,7 @@ def unique_neighbours(
     *,
     graph: NeighborGraph | None = None,
     duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     progress: bool = False,
 ) -> UniqueNeighbours:
     """Neighbour distances with (near-)duplicates collapsed to one representative each.
@@ -223,7 +227,7 @@ def spread(values: list[float], scale: float) -> float:
 def intrinsic_dimension(
     x: Any,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     mle_variant: MLEVariant = "mackay_ghahramani",
     twonn_variant: TwoNNVariant = "closed_form",
@@ -231,7 +235,7 @@ def intrinsic_dimension(
     n_bootstrap: int = 0,
     bootstrap_fraction: float = 0.5,
     seed: int = 0,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
     distributed: bool = False,

@@ -22,6 +22,7 @@ from torch import Tensor
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.targets import TargetType, normalize_targets
@@ -252,7 +253,7 @@ def label_sharpness(
     top_pairs: int = 10,
     n_pairs: int = 2000,
     seed: int = 0,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> LabelSharpnessResult:

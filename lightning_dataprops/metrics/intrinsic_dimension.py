@@ -18,6 +18,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
+    DEFAULT_K,
     DEFAULT_MEMORY_BUDGET_MB,
 )
 from lightning_dataprops.functional.distributed import distributed_world_size
@@ -244,7 +245,7 @@ class IntrinsicDimension(ReservoirMetric):
     def __init__(
         self,
         estimator: Estimator = "mle",
-        k: int = 20,
+        k: int = DEFAULT_K,
         max_samples: int = 5000,
         seed: int = 0,
         mle_variant: MLEVariant = "mackay_ghahramani",
