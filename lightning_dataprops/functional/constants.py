@@ -7,6 +7,8 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_MAX_STREAM_ITEMS",
     "DEFAULT_MEMORY_BUDGET_MB",
+    "DEFAULT_TIE_RTOL",
+    "MAX_TIE_FRACTION",
     "MIN_STREAM_ITEMS",
     "PAPER_EPS",
     "STREAM_ITEMS_PER_SAMPLE",
@@ -22,7 +24,14 @@ DEFAULT_MEMORY_BUDGET_MB: float = 512.0
 """Bound on the working memory of a neighbour search, in MiB."""
 
 DEFAULT_DUPLICATE_RTOL: float = 1e-3
-"""Relative distance below which two points count as duplicates (or tied distances)."""
+"""Samples closer than this times the median k-th neighbour distance are duplicates."""
+
+DEFAULT_TIE_RTOL: float = 1e-4
+"""Neighbour distances within this relative difference are tied (discrete data: lattices,
+quantised values), so float rounding never decides between an error and an absurd estimate."""
+
+MAX_TIE_FRACTION: float = 0.1
+"""An intrinsic-dimension estimate is refused when more than this fraction of samples is tied."""
 
 STREAM_ITEMS_PER_SAMPLE: int = 20
 """A stream is read for at most this many items per requested sample item..."""

@@ -23,6 +23,7 @@ from lightning_dataprops.functional.intrinsic_dimension import (
     TwoNNVariant,
     bootstrap_resamples,
     estimate_from_neighbours,
+    make_result,
     spread,
     unique_neighbours,
 )
@@ -186,21 +187,11 @@ def _dataset_properties(
     )
     results: dict[str, IntrinsicDimensionResult] = {}
     for estimator in ("mle", "twonn"):
-        value, stderr, variant, used_k = estimate_from_neighbours(
+        found = estimate_from_neighbours(
             neighbours, estimator, k=k, mle_variant=mle_variant, twonn_variant=twonn_variant
         )
-        results[estimator] = IntrinsicDimensionResult(
-            value=value,
-            estimator=estimator,
-            variant=variant,
-            k=used_k,
-            n=int(neighbours.kept.numel()),
-            n_input=n,
-            input_shape=input_shape,
-            stderr=stderr,
-            ci95=None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr),
-            duplicates=neighbours.duplicates,
-            kept_indices=neighbours.kept,
+        results[estimator] = make_result(
+            found, estimator, neighbours, input_shape=input_shape, n_input=n
         )
     if n_bootstrap > 0:
         results = _with_bootstrap(
@@ -247,9 +238,9 @@ def _with_bootstrap(
         neighbours = unique_neighbours(
             sample, k, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
         )
-        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant)[0]
-        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)[0]
-        return mle, twonn
+        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant).value
+        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)
+        return mle, twonn.value
 
     resampled, scale = bootstrap_resamples(
         points, both, n_bootstrap=n_bootstrap, fraction=fraction, seed=seed

@@ -244,6 +244,7 @@ def _sampled_sharpness(
     )
 
 
+@full_precision_matmul()
 def label_sharpness(
     x: Any,
     y: Any,

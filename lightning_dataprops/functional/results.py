@@ -38,6 +38,9 @@ class IntrinsicDimensionResult:
         ci95: a 95% confidence interval, if known.
         n_bootstrap: number of bootstrap resamples behind ``stderr`` (0: none).
         duplicates: the duplicates that were found and collapsed.
+        n_ties: samples whose neighbour distances were tied (equal within a relative
+            ``DEFAULT_TIE_RTOL``: discrete data); their log-ratio counts as 0. More than
+            ``MAX_TIE_FRACTION`` of the samples tied is an error, never an estimate.
         kept_indices: indices of the samples that entered the estimate.
     """
 
@@ -52,6 +55,7 @@ class IntrinsicDimensionResult:
     ci95: tuple[float, float] | None = None
     n_bootstrap: int = 0
     duplicates: DuplicateReport = field(default_factory=DuplicateReport)
+    n_ties: int = 0
     kept_indices: Tensor | None = field(default=None, repr=False, compare=False)
 
     def __float__(self) -> float:
@@ -71,6 +75,7 @@ class IntrinsicDimensionResult:
             "ci95": None if self.ci95 is None else [json_float(v) for v in self.ci95],
             "n_bootstrap": self.n_bootstrap,
             "duplicates": _duplicates_dict(self.duplicates),
+            "n_ties": self.n_ties,
         }
 
 

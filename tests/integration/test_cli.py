@@ -17,16 +17,15 @@ import pytest
 import torch
 
 from lightning_dataprops.cli import main
-from lightning_dataprops.data import load_digits_data, load_npz
+from lightning_dataprops.data import load_digits_data, load_npz, sample_dataset
 from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
     dataset_properties,
 )
 from lightning_dataprops.report import format_report
-from lightning_dataprops.data import sample_dataset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 PNEUMONIA = DATA_DIR / "medmnist" / "pneumoniamnist.npz"
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, Tenso
 from lightning_dataprops.data import Sample, sample_dataset
 from lightning_dataprops.data.selection import allocate_quotas
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 # 600 / 300 / 100 items of classes 0 / 1 / 2, in a fixed shuffled order.
 N = 1000
