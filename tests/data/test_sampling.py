@@ -13,8 +13,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
-from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.data import (
+    Sample,
+    StreamTruncatedWarning,
+    UnknownTargetKeyWarning,
+    sample_dataset,
+)
 from lightning_dataprops.data.selection import allocate_quotas
+from lightning_dataprops.functional.constants import MIN_STREAM_ITEMS, STREAM_ITEMS_PER_SAMPLE
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -499,3 +505,65 @@ def test_real_pneumoniamnist_sample() -> None:
     # 388 normal / 3494 pneumonia -> 29 / 261 of 290
     assert torch.bincount(s.targets).tolist() == [29, 261]
     assert float(s.inputs.max()) > 1.0  # no rescaling
+
+
+class InfiniteStream(IterableDataset[Any]):
+    """An endless stream (a standard pattern trained with max_steps); counts what it yielded."""
+
+    def __init__(self) -> None:
+        self.yielded = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        g = torch.Generator().manual_seed(0)
+        while True:
+            self.yielded += 1
+            yield torch.randn(3, generator=g), self.yielded % 2
+
+
+class SizedStream(StreamDataset):
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def test_infinite_stream_is_read_a_bounded_number_of_items() -> None:
+    stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning, match="max_stream_items=500"):
+        s = sample_dataset(stream, max_samples=20, max_stream_items=500)
+    assert stream.yielded == 501  # one look past the bound tells it did not end
+    assert len(s) == 20 and int(s.indices.max()) < 500
+    assert s.n_source is None and s.n_source_how == "unknown"
+    # the default bound: 20 x max_samples, at least MIN_STREAM_ITEMS
+    stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning):
+        sample_dataset(stream, max_samples=1000)
+    assert stream.yielded == max(STREAM_ITEMS_PER_SAMPLE * 1000, MIN_STREAM_ITEMS) + 1
+    loader_stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning):
+        s2 = sample_dataset(
+            DataLoader(loader_stream, batch_size=8), max_samples=5, max_stream_items=64
+        )
+    assert len(s2) == 5 and s2.n_source_how == "unknown"
+    assert loader_stream.yielded <= 64 + 8
+
+
+def test_dataset_size_says_how_it_was_obtained() -> None:
+    counted = sample_dataset(StreamDataset(INPUTS, LABELS), max_samples=10)
+    assert (counted.n_source, counted.n_source_how) == (N, "counted")
+    sized = sample_dataset(SizedStream(INPUTS, LABELS), max_samples=10)
+    assert (sized.n_source, sized.n_source_how) == (N, "len")
+    for source in (PlainDataset(INPUTS, LABELS), TensorDataset(INPUTS, LABELS), INPUTS):
+        s = sample_dataset(source, max_samples=10)
+        assert (s.n_source, s.n_source_how) == (N, "len")
+    sub = sample_dataset(Subset(TensorDataset(INPUTS, LABELS), list(range(0, N, 2))), max_samples=7)
+    assert (sub.n_source, sub.n_source_how) == (N // 2, "len")
+
+
+def test_unknown_target_key_is_not_silently_unlabelled() -> None:
+    items = [{"image": torch.full((2,), float(i)), "diagnosis": i % 2} for i in range(20)]
+    with pytest.warns(UnknownTargetKeyWarning, match=r"diagnosis.*target_key='diagnosis'"):
+        s = sample_dataset(items, max_samples=6)
+    assert s.targets is None
+    labelled = sample_dataset(items, max_samples=6, target_key="diagnosis")
+    assert labelled.targets is not None and torch.equal(labelled.targets, labelled.indices % 2)
+    with pytest.warns(UnknownTargetKeyWarning), pytest.raises(ValueError, match="target_key="):
+        sample_dataset(items, require_targets=True)
