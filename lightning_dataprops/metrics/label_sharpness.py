@@ -18,7 +18,7 @@ from lightning_dataprops.functional.label_sharpness import (
 )
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType
-from lightning_dataprops.metrics.intrinsic_dimension import ReservoirMetric
+from lightning_dataprops.metrics.reservoir import ReservoirMetric
 
 
 class LabelSharpness(ReservoirMetric):
@@ -27,7 +27,7 @@ class LabelSharpness(ReservoirMetric):
     ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows) and their
     targets to a bounded, seeded reservoir (at most ``max_samples`` pairs per process, a uniform
     sample of everything seen; see
-    :class:`~lightning_dataprops.metrics.intrinsic_dimension.ReservoirMetric`). Targets are
+    :class:`~lightning_dataprops.metrics.reservoir.ReservoirMetric`). Targets are
     ``(b,)`` class ids, ``(b, C)`` one-hot rows, or float regression targets ``(b,)`` /
     ``(b, t)``; integer targets are stored as int64, float ones as float64. ``compute()`` returns
     the exact ``K_F`` of the (gathered) reservoir as a scalar tensor (``inf`` when two identical
