@@ -150,6 +150,24 @@ def _target_to_tensor(value: Any, index: int) -> Tensor:
     return tensor
 
 
+def _by_key(item: Any, key: str | int, option: str, index: int) -> Any:
+    """``item[key]`` of a dict or tuple item, or a ValueError naming the ``option`` to fix."""
+    if isinstance(item, Mapping):
+        if key not in item:
+            raise ValueError(
+                f"Item {index} is {_describe_item(item)}: {option}={key!r} is not one of its keys."
+            )
+        return item[key]
+    if not isinstance(key, int):
+        raise ValueError(
+            f"Item {index} is {_describe_item(item)}: {option} must be an int position for "
+            f"tuple items, got {key!r}."
+        )
+    if not -len(item) <= key < len(item):
+        raise ValueError(f"Item {index} is {_describe_item(item)}: {option}={key} is out of range.")
+    return item[key]
+
+
 class ItemReader:
     """Extracts (input, target) from one item following the keys / callables given."""
 
@@ -187,12 +205,7 @@ class ItemReader:
         key = self.input_key
         if isinstance(item, Mapping):
             if key is not None:
-                if key not in item:
-                    raise ValueError(
-                        f"Item {index} is {_describe_item(item)}: input_key={key!r} is not one "
-                        "of its keys."
-                    )
-                return item[key]
+                return _by_key(item, key, "input_key", index)
             for candidate in INPUT_KEYS:
                 if candidate in item:
                     return item[candidate]
@@ -201,17 +214,7 @@ class ItemReader:
                 f"{list(INPUT_KEYS)} is a key. Pass input_key='...' (or input_fn=)."
             )
         if isinstance(item, (tuple, list)):
-            position = 0 if key is None else key
-            if not isinstance(position, int):
-                raise ValueError(
-                    f"Item {index} is {_describe_item(item)}: input_key must be an int position "
-                    f"for tuple items, got {key!r}."
-                )
-            if not -len(item) <= position < len(item):
-                raise ValueError(
-                    f"Item {index} is {_describe_item(item)}: input_key={position} is out of range."
-                )
-            return item[position]
+            return _by_key(item, 0 if key is None else key, "input_key", index)
         if isinstance(item, (Tensor, np.ndarray)) or _is_pil_image(item):
             if key is not None:
                 raise ValueError(
@@ -230,12 +233,7 @@ class ItemReader:
         key = self.target_key
         if isinstance(item, Mapping):
             if key is not None:
-                if key not in item:
-                    raise ValueError(
-                        f"Item {index} is {_describe_item(item)}: target_key={key!r} is not one "
-                        "of its keys."
-                    )
-                return item[key]
+                return _by_key(item, key, "target_key", index)
             for candidate in TARGET_KEYS:
                 if candidate in item:
                     return item[candidate]
@@ -247,16 +245,7 @@ class ItemReader:
                 if self.input_key == 1:
                     position = 0
                 return item[position] if len(item) >= 2 else _MISSING
-            if not isinstance(key, int):
-                raise ValueError(
-                    f"Item {index} is {_describe_item(item)}: target_key must be an int position "
-                    f"for tuple items, got {key!r}."
-                )
-            if not -len(item) <= key < len(item):
-                raise ValueError(
-                    f"Item {index} is {_describe_item(item)}: target_key={key} is out of range."
-                )
-            return item[key]
+            return _by_key(item, key, "target_key", index)
         if key is not None:
             raise ValueError(
                 f"Item {index} is {_describe_item(item)}, which holds no target, so "

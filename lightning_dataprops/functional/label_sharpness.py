@@ -87,15 +87,33 @@ def _pairs_from_candidates(
 
 
 def _warn_conflicts(conflicts: list[SharpPair]) -> None:
-    if not conflicts:
-        return
     shown = ", ".join(f"({p.i}, {p.j}: labels {p.label_i} vs {p.label_j})" for p in conflicts[:5])
     more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
     warnings.warn(
         f"Label conflict: {len(conflicts)} pair(s) of identical inputs carry different labels "
         f"{shown}{more}; label sharpness is infinite. Check these samples for labelling errors.",
         LabelConflictWarning,
-        stacklevel=3,
+        stacklevel=5,
+    )
+
+
+def _result(
+    pairs: list[SharpPair],
+    conflicts: list[SharpPair],
+    n: int,
+    input_shape: tuple[int, ...],
+    **details: Any,
+) -> LabelSharpnessResult:
+    """The result of the sharpest ``pairs`` (conflicts reported by a warning)."""
+    if conflicts:
+        _warn_conflicts(conflicts)
+    return LabelSharpnessResult(
+        value=pairs[0].sharpness,
+        n=n,
+        input_shape=input_shape,
+        pairs=tuple(pairs),
+        conflicts=tuple(conflicts),
+        **details,
     )
 
 
@@ -113,16 +131,14 @@ def sharpness_from_graph(
     a, b, distances = graph.pair_first, graph.pair_second, graph.pair_distances
     sharpness = torch.where(distances > 0, 1.0 / distances, torch.full_like(distances, math.inf))
     pairs, conflicts = _pairs_from_candidates(a, b, distances, sharpness, labels, top_pairs)
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=int(labels.numel()),
-        input_shape=input_shape,
-        pairs=tuple(pairs),
+    return _result(
+        pairs,
+        conflicts,
+        int(labels.numel()),
+        input_shape,
         method="exact",
         target_type="class",
         n_classes=n_classes,
-        conflicts=tuple(conflicts),
     )
 
 
@@ -175,16 +191,7 @@ def _regression_sharpness(
     )
     if not pairs:
         raise ValueError("All targets are equal: label sharpness is 0 and carries no information.")
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=n,
-        input_shape=input_shape,
-        pairs=tuple(pairs),
-        method="exact",
-        target_type="regression",
-        conflicts=tuple(conflicts),
-    )
+    return _result(pairs, conflicts, n, input_shape, method="exact", target_type="regression")
 
 
 def _sampled_sharpness(
@@ -230,16 +237,14 @@ def _sampled_sharpness(
         targets,
         top_pairs,
     )
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=n,
-        input_shape=input_shape,
-        pairs=tuple(pairs),
+    return _result(
+        pairs,
+        conflicts,
+        n,
+        input_shape,
         method="sampled",
         target_type=target_type,
         n_classes=n_classes,
-        conflicts=tuple(conflicts),
         n_pairs_evaluated=n_pairs,
     )
 
