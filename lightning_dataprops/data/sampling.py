@@ -374,24 +374,26 @@ def _sample_map_dataset(dataset: Any, reader: ItemReader, options: _Options) -> 
     # Fast path 2: labels exposed as a `targets` / `labels` attribute (torchvision, MedMNIST).
     if reader.target_fn is None and reader.target_key is None:
         attr = targets_attribute(dataset)
+        known: tuple[Tensor, Tensor | None] | None = None
         if attr is not None:
             try:
-                norm, class_ids = options.normalize(attr, n, "the dataset's targets attribute")
+                known = options.normalize(attr, n, "the dataset's targets attribute")
             except (TypeError, ValueError):
-                attr = None
-            if attr is not None:
-                chosen = options.select(n, class_ids)
-                loaded = [
-                    reader.input(dataset[int(i)], int(i))
-                    for i in progress_bar(chosen, enabled=progress, desc="loading sample")
-                ]
-                return Sample(
-                    stack_inputs(loaded, chosen.tolist()),
-                    norm[torch.as_tensor(chosen)],
-                    torch.as_tensor(chosen, dtype=torch.int64),
-                    n,
-                    "len",
-                )
+                known = None  # unusable attribute: read the items' own targets below
+        if known is not None:
+            attr_targets, attr_ids = known
+            chosen = options.select(n, attr_ids)
+            loaded = [
+                reader.input(dataset[int(i)], int(i))
+                for i in progress_bar(chosen, enabled=progress, desc="loading sample")
+            ]
+            return Sample(
+                stack_inputs(loaded, chosen.tolist()),
+                attr_targets[torch.as_tensor(chosen)],
+                torch.as_tensor(chosen, dtype=torch.int64),
+                n,
+                "len",
+            )
 
     # General path. Peek at item 0: unlabelled (or unstratified) data needs no full pass.
     first = dataset[0]
