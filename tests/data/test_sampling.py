@@ -1,4 +1,4 @@
-"""Tests for lightning_dataprops.sampling."""
+"""Tests for lightning_dataprops.data.sample_dataset (items, selection, dispatch)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ def test_one_pass_matches_separate_estimators(pneumonia) -> None:
     props = dataset_properties(x, y, k=20, top_pairs=5)
     assert props.d_data == intrinsic_dimension(x, "mle", k=20).value
     assert props.d_data_twonn == intrinsic_dimension(x, "twonn").value
-    assert props.K_F == label_sharpness(x, y).value
+    assert label_sharpness(x, y).value == props.K_F
     assert props.n == 3882 and props.input_shape == (1, 28, 28)
 
 
@@ -38,7 +38,7 @@ def test_without_labels_and_with_regression_targets() -> None:
     unlabelled = dataset_properties(x, k=10)
     assert unlabelled.K_F is None and unlabelled.label_sharpness_result is None
     regression = dataset_properties(x, x[:, 0].double(), k=10)
-    assert regression.K_F == pytest.approx(label_sharpness(x, x[:, 0].double()).value)
+    assert pytest.approx(label_sharpness(x, x[:, 0].double()).value) == regression.K_F
     assert regression.label_sharpness_result is not None
     assert regression.label_sharpness_result.target_type == "regression"
 

@@ -148,7 +148,7 @@ def test_twonn_refuses_tied_lattice_whatever_the_rounding(variant: str) -> None:
     # Every grid point has its first two neighbours at distance 1: TwoNN's ratio is degenerate.
     # Before, float rounding decided between an error, 1e15 and 5e6.
     for name, x in _grid_variants().items():
-        with pytest.raises(ValueError, match="same distance.*discrete") as error:
+        with pytest.raises(ValueError, match=r"same distance.*discrete") as error:
             intrinsic_dimension(x, "twonn", twonn_variant=variant)
         assert "1600 of 1600" in str(error.value), name
 

@@ -42,7 +42,7 @@ def test_float_ages_give_the_regression_sharpness_on_every_path(
     assert expected > 5 * label_sharpness(x, ages, target_type="class").value
 
     assert label_sharpness(x, ages).value == pytest.approx(expected, rel=1e-5)
-    assert dataset_properties(x, ages, k=10).K_F == pytest.approx(expected, rel=1e-5)
+    assert pytest.approx(expected, rel=1e-5) == dataset_properties(x, ages, k=10).K_F
     paper = compute_labelsharpness(TensorDataset(x, ages))
     assert float(paper) == pytest.approx(expected, rel=1e-5)
     metric = LabelSharpness()
