@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -22,30 +23,25 @@ def breastmnist() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _matmul_precision(value: str) -> Iterator[None]:
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(value)
+def _global(get: Callable[[], Any], set_: Callable[[Any], None], value: Any) -> Iterator[None]:
+    """A global torch setting set to ``value`` inside the block, restored afterwards."""
+    previous = get()
+    set_(value)
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(previous)
-
-
-@contextlib.contextmanager
-def _deterministic() -> Iterator[None]:
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
+        set_(previous)
 
 
 SETTINGS: dict[str, Callable[[], contextlib.AbstractContextManager[object]]] = {
     "autocast_cpu_bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
     "autocast_cpu_fp16": lambda: torch.autocast("cpu", dtype=torch.float16),
-    "matmul_precision_medium": lambda: _matmul_precision("medium"),
-    "deterministic": _deterministic,
+    "matmul_precision_medium": lambda: _global(
+        torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, "medium"
+    ),
+    "deterministic": lambda: _global(
+        torch.are_deterministic_algorithms_enabled, torch.use_deterministic_algorithms, True
+    ),
 }
 
 
