@@ -49,8 +49,9 @@ def _index(i: int, index_map: Sequence[int] | None) -> int:
 
 def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     head = f"  {name + ' (' + result.variant + ')':<28} {_number(result.value, 3):>8}"
+    ties = f"; {result.n_ties} sample(s) with tied neighbour distances" if result.n_ties else ""
     if result.stderr is None:
-        return head + "   (no stderr; run with bootstrap resamples for one)"
+        return head + f"   (no stderr; run with bootstrap resamples for one{ties})"
     kind = (
         f"bootstrap stderr, B={result.n_bootstrap}" if result.n_bootstrap else "asymptotic stderr"
     )
@@ -58,7 +59,7 @@ def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     if result.ci95 is not None:
         low, high = result.ci95
         line += f", 95% CI [{_number(low, 3)}, {_number(high, 3)}]"
-    return line
+    return line + ties
 
 
 def _pairs_table(pairs: Sequence[SharpPair], index_map: Sequence[int] | None) -> list[str]:

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 from lightning_dataprops import compute_labelsharpness, dataset_properties, label_sharpness
 from lightning_dataprops.cli import main
 from lightning_dataprops.data import sample_dataset
-from lightning_dataprops.functional.targets import normalize_targets
+from lightning_dataprops.functional import normalize_targets
 from lightning_dataprops.metrics import LabelSharpness
 
 
