@@ -19,12 +19,19 @@ from torch import Tensor
 
 from lightning_dataprops.functional.targets import item_class_id, normalize_targets
 
-__all__ = ["StreamSampler", "allocate_quotas", "select_indices", "stack_inputs"]
+__all__ = [
+    "StreamSampler",
+    "allocate_quotas",
+    "check_max_samples",
+    "select_indices",
+    "stack_inputs",
+]
 
 _PRIORITY_BLOCK = 4096
 
 
 def check_max_samples(max_samples: int | None) -> None:
+    """Raise unless ``max_samples`` is a positive int or None."""
     if max_samples is None:
         return
     if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)):
@@ -94,6 +101,7 @@ def _own(tensor: Tensor) -> Tensor:
 
 
 def stack_inputs(inputs: Sequence[Tensor], indices: Sequence[int]) -> Tensor:
+    """Stack the chosen inputs as float32 ``(n, ...)`` on the CPU; one shape or a clear error."""
     if not inputs:
         raise ValueError("No items were selected.")
     _check_shapes(inputs, indices)
