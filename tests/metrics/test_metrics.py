@@ -253,9 +253,7 @@ def test_label_sharpness_metric_reads_targets_by_the_one_rule() -> None:
     grades = torch.randint(0, 4, (120,), generator=g).to(torch.float32)  # whole-number floats
     regression = LabelSharpness()
     regression.update(x, grades)
-    assert float(regression.compute()) == pytest.approx(
-        label_sharpness(x, grades).value, rel=1e-5
-    )
+    assert float(regression.compute()) == pytest.approx(label_sharpness(x, grades).value, rel=1e-5)
     assert regression.last_result is not None
     assert regression.last_result.target_type == "regression"
     classes = LabelSharpness(target_type="class")
