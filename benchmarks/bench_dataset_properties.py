@@ -86,7 +86,7 @@ def make_manifold(
 
 def load_fashion() -> tuple[np.ndarray, np.ndarray]:
     """The Fashion-MNIST training set as ``(60000, 784)`` float32 in [0, 1] and its labels."""
-    from lightning_dataprops.data_sources import load_fashion_mnist
+    from lightning_dataprops.data import load_fashion_mnist
 
     data = load_fashion_mnist(split="train")
     x = data.inputs.reshape(data.inputs.shape[0], -1).numpy()
@@ -100,7 +100,7 @@ def _ours(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
     from lightning_dataprops.functional import dataset_properties
 
     props = dataset_properties(torch.from_numpy(x), torch.from_numpy(y), k=K)
-    return {"mle": props.mle, "twonn": props.twonn, "kf": props.label_sharpness}
+    return {"mle": props.d_data, "twonn": props.d_data_twonn, "kf": props.K_F}
 
 
 def _skdim_mle(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:

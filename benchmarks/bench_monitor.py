@@ -23,8 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dataprops import DataPropsMonitor
-from lightning_dataprops.data_sources import load_fashion_mnist
-from lightning_dataprops.sampling import sample_dataset
+from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 
 class BenchCNN(pl.LightningModule):

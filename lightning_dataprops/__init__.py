@@ -10,13 +10,14 @@ Example:
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.randn(800, 4, generator=g) @ torch.randn(4, 64, generator=g)
     >>> props = dataset_properties(x, (x[:, 0] > 0).long(), k=10)
-    >>> 3.0 < props.mle < 5.0
+    >>> 3.0 < props.d_data < 5.0
     True
 """
 
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from lightning_dataprops.data import Sample, sample_dataset
 from lightning_dataprops.functional import (
     DatasetProperties,
     IntrinsicDimensionResult,
@@ -30,7 +31,6 @@ from lightning_dataprops.paper_api import (
     compute_intrinsic_reprdim,
     compute_labelsharpness,
 )
-from lightning_dataprops.sampling import Sample, sample_dataset
 
 if TYPE_CHECKING:
     from lightning_dataprops.callbacks import DataPropsMonitor

@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples for the ID standard errors (default: 0, none)",
     )
     measure.add_argument(
+        "--targets",
+        choices=("class", "regression"),
+        default="class",
+        help="how .npz labels are read: class ids, or float values such as ages (default: class)",
+    )
+    measure.add_argument(
         "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)"
     )
     measure.add_argument(
@@ -191,13 +197,12 @@ class _Measured:
 
 def _load(args: argparse.Namespace) -> _Measured:
     """Load the source named on the command line and, with ``--max-samples``, subsample it."""
-    from lightning_dataprops.data_sources import load_source
-    from lightning_dataprops.sampling import sample_dataset
+    from lightning_dataprops.data import load_source, sample_dataset
 
     if args.source is None and args.split != "train":
         raise _UserError("the built-in digits have a single split; --split needs a SOURCE")
     try:
-        data = load_source(args.source, split=args.split)
+        data = load_source(args.source, split=args.split, target_type=args.targets)
     except (EOFError, zipfile.BadZipFile) as error:
         raise _UserError(f"cannot read {args.source}: not a valid .npz archive ({error})") from None
     except _USER_ERRORS as error:
@@ -240,6 +245,7 @@ def _measure(args: argparse.Namespace) -> int:
         props = dataset_properties(
             data.inputs,
             data.targets,
+            target_type=args.targets,
             k=args.k,
             top_pairs=args.top_pairs,
             n_bootstrap=args.bootstrap,

@@ -15,14 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.functional._device import run_device
+from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.intrinsic_dimension import Estimator, intrinsic_dimension
 from lightning_dataprops.functional.label_sharpness import Method, label_sharpness
 from lightning_dataprops.functional.representations import (
     Pooling,
     capture_representations,
-    model_device,
 )
-from lightning_dataprops.sampling import Sample, sample_dataset
+from lightning_dataprops.functional.targets import TargetType
 
 
 def _sample(
@@ -31,9 +33,10 @@ def _sample(
     max_samples: int | None,
     M: int | None,
     seed: int,
-    require_targets: bool,
     input_fn: Callable[[Any], Any] | None,
-    target_fn: Callable[[Any], Any] | None,
+    target_fn: Callable[[Any], Any] | None = None,
+    target_type: str = "auto",
+    require_targets: bool = False,
 ) -> Sample:
     if max_samples is not None and M is not None and max_samples != M:
         raise ValueError(f"Pass max_samples or its alias M, not both ({max_samples} vs {M}).")
@@ -44,6 +47,7 @@ def _sample(
         require_targets=require_targets,
         input_fn=input_fn,
         target_fn=target_fn,
+        target_type=target_type,
     )
 
 
@@ -57,6 +61,7 @@ def compute_labelsharpness(
     method: Method = "exact",
     input_fn: Callable[[Any], Any] | None = None,
     target_fn: Callable[[Any], Any] | None = None,
+    target_type: TargetType = "auto",
 ) -> float:
     """Label sharpness ``K_F`` of a dataset (exact by default).
 
@@ -68,6 +73,8 @@ def compute_labelsharpness(
         device: where to compute (default: CPU).
         method: ``"exact"`` or ``"sampled"`` (the original random-pair estimate).
         input_fn: optional item -> input callable; target_fn: item -> target callable.
+        target_type: ``"auto"`` (integer dtype or one-hot: classes; float: regression, also
+            for whole numbers such as ages), ``"class"`` or ``"regression"``.
 
     Example:
         >>> import torch
@@ -82,17 +89,20 @@ def compute_labelsharpness(
         max_samples=max_samples,
         M=M,
         seed=seed,
-        require_targets=True,
         input_fn=input_fn,
         target_fn=target_fn,
+        target_type=target_type,
+        require_targets=True,
     )
-    return label_sharpness(sample.inputs, sample.targets, method=method, device=device).value
+    return label_sharpness(
+        sample.inputs, sample.targets, method=method, device=device, target_type=target_type
+    ).value
 
 
 def compute_intrinsic_datadim(
     dataset: Any,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     max_samples: int | None = None,
     M: int | None = None,
@@ -115,9 +125,7 @@ def compute_intrinsic_datadim(
         max_samples=max_samples,
         M=M,
         seed=seed,
-        require_targets=False,
         input_fn=input_fn,
-        target_fn=None,
     )
     return intrinsic_dimension(sample.inputs, estimator, k, device=device).value
 
@@ -127,7 +135,7 @@ def compute_intrinsic_reprdim(
     model: nn.Module,
     layer: nn.Module | str,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     max_samples: int | None = None,
     M: int | None = None,
@@ -144,7 +152,7 @@ def compute_intrinsic_reprdim(
     statistics, parameter gradients; no hook is left behind, also on error.
 
     Args:
-        dataset: the inputs (any source :func:`~lightning_dataprops.sampling.sample_dataset` takes).
+        dataset: the inputs (any source :func:`~lightning_dataprops.data.sample_dataset` takes).
         model: the network.
         layer: a submodule of ``model`` or its dotted name (e.g. ``"layer4"``).
         estimator, k: as in :func:`compute_intrinsic_datadim`.
@@ -169,13 +177,11 @@ def compute_intrinsic_reprdim(
         max_samples=max_samples,
         M=M,
         seed=seed,
-        require_targets=False,
         input_fn=input_fn,
-        target_fn=None,
     )
-    run_device = torch.device(device) if device is not None else model_device(model)
+    where = run_device(device, model)
     features = capture_representations(
-        model, sample.inputs, [layer], batch_size=batch_size, pool=pool, device=run_device
+        model, sample.inputs, [layer], batch_size=batch_size, pool=pool, device=where
     )
     (representation,) = features.values()
-    return intrinsic_dimension(representation, estimator, k, device=run_device).value
+    return intrinsic_dimension(representation, estimator, k, device=where).value

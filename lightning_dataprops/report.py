@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from lightning_dataprops.functional._json import json_float
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.results import (
     DatasetProperties,
@@ -28,11 +29,8 @@ def _number(value: float | None, digits: int = 4) -> str:
     """A float with ``digits`` decimals; ``inf`` / ``nan`` / ``None`` spelled out."""
     if value is None:
         return "n/a"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}f}"
+    spelled = json_float(value)
+    return spelled if isinstance(spelled, str) else f"{value:.{digits}f}"
 
 
 def _label(value: float | int) -> str:
@@ -51,8 +49,9 @@ def _index(i: int, index_map: Sequence[int] | None) -> int:
 
 def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     head = f"  {name + ' (' + result.variant + ')':<28} {_number(result.value, 3):>8}"
+    ties = f"; {result.n_ties} sample(s) with tied neighbour distances" if result.n_ties else ""
     if result.stderr is None:
-        return head + "   (no stderr; run with bootstrap resamples for one)"
+        return head + f"   (no stderr; run with bootstrap resamples for one{ties})"
     kind = (
         f"bootstrap stderr, B={result.n_bootstrap}" if result.n_bootstrap else "asymptotic stderr"
     )
@@ -60,7 +59,7 @@ def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     if result.ci95 is not None:
         low, high = result.ci95
         line += f", 95% CI [{_number(low, 3)}, {_number(high, 3)}]"
-    return line
+    return line + ties
 
 
 def _pairs_table(pairs: Sequence[SharpPair], index_map: Sequence[int] | None) -> list[str]:
@@ -171,7 +170,7 @@ def format_report(
         >>> "samples (n)" in text and "K_F =" in text
         True
     """
-    mle, twonn = props.intrinsic_dimension_mle, props.intrinsic_dimension_twonn
+    mle, twonn = props.mle_result, props.twonn_result
     lines = [
         "Dataset properties",
         f"  source        {description}",

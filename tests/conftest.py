@@ -62,7 +62,7 @@ def fashion() -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST's training set from Debian's dataset-fashion-mnist package."""
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST is absent: apt-get install dataset-fashion-mnist")
-    from lightning_dataprops.data_sources import load_fashion_mnist
+    from lightning_dataprops.data import load_fashion_mnist
 
     loaded = load_fashion_mnist(FASHION_MNIST)
     return loaded.inputs, loaded.targets

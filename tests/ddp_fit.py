@@ -20,7 +20,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_dataprops import DataPropsMonitor
-from lightning_dataprops.data_sources import load_digits_data
+from lightning_dataprops.data import load_digits_data
 from tests.lightning_models import TensorDataModule, TinyCNN
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_dataprops.data_sources import load_npz
+from lightning_dataprops.data import load_npz, sample_dataset
 from lightning_dataprops.functional import LabelConflictWarning
 from lightning_dataprops.references import (
     DEFAULT_TOLERANCE,
@@ -29,7 +29,6 @@ from lightning_dataprops.references import (
     reference_values,
     to_reference_protocol,
 )
-from lightning_dataprops.sampling import sample_dataset
 from tests.conftest import shared_file
 
 JSON_PATH = Path(__file__).resolve().parents[1] / "lightning_dataprops" / "reference_values.json"

@@ -31,6 +31,7 @@ from lightning_dataprops.functional.scaling_law import (
     samples_for_target,
     scaling_bound,
 )
+from lightning_dataprops.functional.targets import Targets, normalize_targets
 
 __all__ = [
     "BoundAttack",
@@ -44,6 +45,7 @@ __all__ = [
     "RobustnessResult",
     "ScalingForecast",
     "SharpPair",
+    "Targets",
     "dataset_properties",
     "fgsm",
     "fit_constant",
@@ -53,6 +55,7 @@ __all__ = [
     "label_sharpness",
     "loss_ratio",
     "make_attack",
+    "normalize_targets",
     "pgd",
     "robustness",
     "samples_for_target",

@@ -35,7 +35,7 @@ def as_tensor(data: Any, name: str) -> Tensor:
     raise TypeError(
         f"`{name}` must be a torch.Tensor or numpy array of shape (n_samples, ...), "
         f"got {type(data).__name__}. For a Dataset or DataLoader use "
-        "lightning_dataprops.sampling.sample_dataset first."
+        "lightning_dataprops.data.sample_dataset first."
     )
 
 

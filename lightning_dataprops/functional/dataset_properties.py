@@ -8,9 +8,14 @@ from typing import Any
 
 import torch
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.constants import (
+    DEFAULT_DUPLICATE_RTOL,
+    DEFAULT_K,
+    DEFAULT_MEMORY_BUDGET_MB,
+)
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.duplicates import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
@@ -18,12 +23,12 @@ from lightning_dataprops.functional.intrinsic_dimension import (
     TwoNNVariant,
     bootstrap_resamples,
     estimate_from_neighbours,
+    make_result,
     spread,
     unique_neighbours,
 )
 from lightning_dataprops.functional.knn import knn_search
 from lightning_dataprops.functional.label_sharpness import (
-    TargetType,
     label_sharpness,
     prepare_targets,
     sharpness_from_graph,
@@ -33,12 +38,13 @@ from lightning_dataprops.functional.results import (
     IntrinsicDimensionResult,
     LabelSharpnessResult,
 )
+from lightning_dataprops.functional.targets import TargetType
 
 
 def dataset_properties(
     x: Any,
     y: Any = None,
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     mle_variant: MLEVariant = "mackay_ghahramani",
     twonn_variant: TwoNNVariant = "closed_form",
@@ -48,7 +54,7 @@ def dataset_properties(
     n_bootstrap: int = 0,
     bootstrap_fraction: float = 0.5,
     seed: int = 0,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
     distributed: bool = False,
@@ -85,8 +91,10 @@ def dataset_properties(
         process_group: the group for ``distributed`` (default: the world).
 
     Returns:
-        A :class:`DatasetProperties` with float attributes ``mle``, ``twonn`` and
-        ``label_sharpness`` (``None`` without labels) plus the detailed results.
+        A :class:`DatasetProperties` with float attributes ``d_data`` (MLE), ``d_data_twonn``
+        and ``K_F`` (``None`` without labels) plus the detailed results ``mle_result``,
+        ``twonn_result`` and ``label_sharpness_result``. Ambient precision settings (autocast,
+        TF32, matmul precision) never change them: the computation runs in full precision.
 
     Example:
         >>> import torch
@@ -95,11 +103,51 @@ def dataset_properties(
         >>> x = torch.rand(1000, 3, generator=g) @ torch.randn(3, 20, generator=g)
         >>> y = (x[:, 0] > x[:, 0].median()).long()
         >>> props = dataset_properties(x, y, k=10)
-        >>> round(props.twonn), props.label_sharpness > 0
+        >>> round(props.d_data_twonn), props.K_F > 0
         (3, True)
     """
     check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
     check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
+    with full_precision_matmul():
+        return _dataset_properties(
+            x,
+            y,
+            k=k,
+            mle_variant=mle_variant,
+            twonn_variant=twonn_variant,
+            target_type=target_type,
+            top_pairs=top_pairs,
+            duplicate_rtol=duplicate_rtol,
+            n_bootstrap=n_bootstrap,
+            bootstrap_fraction=bootstrap_fraction,
+            seed=seed,
+            memory_budget_mb=memory_budget_mb,
+            device=device,
+            progress=progress,
+            distributed=distributed,
+            process_group=process_group,
+        )
+
+
+def _dataset_properties(
+    x: Any,
+    y: Any,
+    *,
+    k: int,
+    mle_variant: MLEVariant,
+    twonn_variant: TwoNNVariant,
+    target_type: TargetType,
+    top_pairs: int,
+    duplicate_rtol: float,
+    n_bootstrap: int,
+    bootstrap_fraction: float,
+    seed: int,
+    memory_budget_mb: float,
+    device: Any,
+    progress: bool,
+    distributed: bool,
+    process_group: Any,
+) -> DatasetProperties:
     points, input_shape = as_points(x, device=device)
     n = int(points.shape[0])
     check_k(k, n, what="intrinsic dimension (mle)")
@@ -139,21 +187,11 @@ def dataset_properties(
     )
     results: dict[str, IntrinsicDimensionResult] = {}
     for estimator in ("mle", "twonn"):
-        value, stderr, variant, used_k = estimate_from_neighbours(
+        found = estimate_from_neighbours(
             neighbours, estimator, k=k, mle_variant=mle_variant, twonn_variant=twonn_variant
         )
-        results[estimator] = IntrinsicDimensionResult(
-            value=value,
-            estimator=estimator,
-            variant=variant,
-            k=used_k,
-            n=int(neighbours.kept.numel()),
-            n_input=n,
-            input_shape=input_shape,
-            stderr=stderr,
-            ci95=None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr),
-            duplicates=neighbours.duplicates,
-            kept_indices=neighbours.kept,
+        results[estimator] = make_result(
+            found, estimator, neighbours, input_shape=input_shape, n_input=n
         )
     if n_bootstrap > 0:
         results = _with_bootstrap(
@@ -169,13 +207,13 @@ def dataset_properties(
             seed=seed,
         )
     return DatasetProperties(
-        mle=results["mle"].value,
-        twonn=results["twonn"].value,
-        label_sharpness=None if sharpness is None else sharpness.value,
+        d_data=results["mle"].value,
+        d_data_twonn=results["twonn"].value,
+        K_F=None if sharpness is None else sharpness.value,
         n=n,
         input_shape=input_shape,
-        intrinsic_dimension_mle=results["mle"],
-        intrinsic_dimension_twonn=results["twonn"],
+        mle_result=results["mle"],
+        twonn_result=results["twonn"],
         label_sharpness_result=sharpness,
         duplicates=neighbours.duplicates,
     )
@@ -200,9 +238,9 @@ def _with_bootstrap(
         neighbours = unique_neighbours(
             sample, k, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
         )
-        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant)[0]
-        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)[0]
-        return mle, twonn
+        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant).value
+        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)
+        return mle, twonn.value
 
     resampled, scale = bootstrap_resamples(
         points, both, n_bootstrap=n_bootstrap, fraction=fraction, seed=seed

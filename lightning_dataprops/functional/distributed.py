@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional.knn import (
     DEFAULT_MEMORY_BUDGET_MB,
     NeighborGraph,
@@ -140,6 +141,7 @@ def _check_headers(headers: Tensor, rank: int, local_problem: str | None) -> Non
             )
 
 
+@full_precision_matmul()
 def sharded_knn_search(
     x: Tensor,
     k: int,

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional.constants import DEFAULT_DUPLICATE_RTOL
 from lightning_dataprops.functional.knn import NeighborGraph
-
-DEFAULT_DUPLICATE_RTOL = 1e-3
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional.constants import (
+    DEFAULT_DUPLICATE_RTOL,
+    DEFAULT_K,
+    DEFAULT_MEMORY_BUDGET_MB,
+    DEFAULT_TIE_RTOL,
+    MAX_TIE_FRACTION,
+)
 from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.duplicates import (
-    DEFAULT_DUPLICATE_RTOL,
     DuplicateReport,
     duplicate_pairs,
     duplicate_threshold,
@@ -60,7 +67,7 @@ def unique_neighbours(
     *,
     graph: NeighborGraph | None = None,
     duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     progress: bool = False,
 ) -> UniqueNeighbours:
     """Neighbour distances with (near-)duplicates collapsed to one representative each.
@@ -129,35 +136,72 @@ def unique_neighbours(
     return UniqueNeighbours(distances=kept_distances, kept=kept, duplicates=report)
 
 
-def mle_from_distances(distances: Tensor, variant: str = "mackay_ghahramani") -> float:
-    """MLE intrinsic dimension from sorted neighbour distances ``(n, k)`` (all positive)."""
+class Estimate(NamedTuple):
+    """One estimator's value, standard error, variant, neighbours used and tied samples."""
+
+    value: float
+    stderr: float | None
+    variant: str
+    k: int
+    n_ties: int
+
+
+def _untie(log_ratios: Tensor, per_sample: float, what: str, remedy: str) -> tuple[Tensor, int]:
+    """Snap tied log-ratios (below ``TIE_RTOL * per_sample``) to 0; refuse when too many tie.
+
+    Discrete data (a lattice, quantised values) puts several neighbours at the same distance.
+    The float rounding of the input then decides whether their log-ratio is exactly 0 or about
+    1e-16, and an estimator dividing by the sum of such ratios returns an absurd value. Ties
+    are therefore detected with a relative tolerance, counted, and refused when they are more
+    than ``MAX_TIE_FRACTION`` of the samples, so no estimate divides by a near-zero sum.
+    """
+    tied = log_ratios <= DEFAULT_TIE_RTOL * per_sample
+    n, n_ties = int(log_ratios.numel()), int(tied.sum())
+    if n_ties > MAX_TIE_FRACTION * n:
+        raise ValueError(
+            f"{n_ties} of {n} samples ({100 * n_ties / n:.0f}%) have {what} at the same distance "
+            f"(within a relative {DEFAULT_TIE_RTOL:g}): the data is discrete (a lattice or "
+            f"quantised values) and the estimate would be meaningless. {remedy}"
+        )
+    return log_ratios.masked_fill(tied, 0.0), n_ties
+
+
+def mle_from_distances(distances: Tensor, variant: str = "mackay_ghahramani") -> tuple[float, int]:
+    """MLE intrinsic dimension and the number of tied samples from sorted neighbour distances
+    ``(n, k)`` (all positive); a sample is tied when all its ``k`` neighbours are equidistant."""
     check_choice(variant, "MLE variant", MLE_VARIANTS)
     k = int(distances.shape[1])
-    log_ratios = torch.log(distances[:, -1:] / distances[:, :-1]).sum(dim=1)
+    raw = torch.log(distances[:, -1:].double() / distances[:, :-1].double()).sum(dim=1)
+    log_ratios, n_ties = _untie(
+        raw,
+        k - 1,
+        f"all {k} nearest neighbours",
+        "Pass a larger k, or add noise at the scale of the quantisation.",
+    )
     n = int(distances.shape[0])
-    total = float(log_ratios.sum())
     if variant == "levina_bickel":
-        return float(((k - 2) / log_ratios).mean())
+        untied = log_ratios[log_ratios > 0]
+        return float(((k - 2) / untied).mean()), n_ties
     numerator = k - 1 if variant == "mackay_ghahramani" else k - 2
-    if total <= 0:
-        raise ValueError("All neighbour distances are equal: the MLE is undefined for this data.")
-    return numerator * n / total
+    return numerator * n / float(log_ratios.sum()), n_ties
 
 
 def twonn_from_distances(
     first: Tensor, second: Tensor, variant: str = "closed_form", discard_fraction: float = 0.1
-) -> tuple[float, float]:
-    """TwoNN estimate and its standard error from first- and second-neighbour distances."""
+) -> tuple[float, float, int]:
+    """TwoNN estimate, its standard error and the number of tied samples (first and second
+    neighbours equidistant) from first- and second-neighbour distances."""
     check_choice(variant, "TwoNN variant", TWONN_VARIANTS)
-    log_mu = torch.log(second.double() / first.double())
+    log_mu, n_ties = _untie(
+        torch.log(second.double() / first.double()),
+        1.0,
+        "their first and second neighbours",
+        "TwoNN needs distinct neighbour distances: use estimator='mle' (k neighbours), or add "
+        "noise at the scale of the quantisation.",
+    )
     n = int(log_mu.numel())
-    total = float(log_mu.sum())
-    if total <= 0:
-        raise ValueError(
-            "Every sample's first and second neighbours are equidistant: TwoNN is undefined here."
-        )
     if variant == "closed_form":
-        value = (n - 1) / total
+        value = (n - 1) / float(log_mu.sum())
     else:
         sorted_log_mu, _ = torch.sort(log_mu)
         kept = max(2, math.floor(n * (1.0 - discard_fraction)))
@@ -165,7 +209,7 @@ def twonn_from_distances(
         x = sorted_log_mu[:kept]
         y = -torch.log1p(-empirical[:kept])
         value = float((x * y).sum() / (x * x).sum())
-    return value, value / math.sqrt(n)
+    return value, value / math.sqrt(n), n_ties
 
 
 def estimate_from_neighbours(
@@ -175,14 +219,45 @@ def estimate_from_neighbours(
     k: int,
     mle_variant: str = "mackay_ghahramani",
     twonn_variant: str = "closed_form",
-) -> tuple[float, float | None, str, int]:
-    """(value, stderr, variant, k used) of one estimator from de-duplicated neighbour distances."""
+) -> Estimate:
+    """One estimator's :class:`Estimate` from de-duplicated neighbour distances."""
     if estimator == "mle":
-        return mle_from_distances(neighbours.distances[:, :k], mle_variant), None, mle_variant, k
-    value, stderr = twonn_from_distances(
+        value, n_ties = mle_from_distances(neighbours.distances[:, :k], mle_variant)
+        return Estimate(value, None, mle_variant, k, n_ties)
+    value, stderr, n_ties = twonn_from_distances(
         neighbours.distances[:, 0], neighbours.distances[:, 1], twonn_variant
     )
-    return value, stderr, twonn_variant, 2
+    return Estimate(value, stderr, twonn_variant, 2, n_ties)
+
+
+def make_result(
+    found: Estimate,
+    estimator: str,
+    neighbours: UniqueNeighbours,
+    *,
+    input_shape: tuple[int, ...],
+    n_input: int,
+    stderr: float | None = None,
+    n_bootstrap: int = 0,
+) -> IntrinsicDimensionResult:
+    """The :class:`IntrinsicDimensionResult` of an estimate (``stderr``: a bootstrap's, if any)."""
+    stderr = found.stderr if stderr is None else stderr
+    value = found.value
+    return IntrinsicDimensionResult(
+        value=value,
+        estimator=estimator,
+        variant=found.variant,
+        k=found.k,
+        n=int(neighbours.kept.numel()),
+        n_input=n_input,
+        input_shape=input_shape,
+        stderr=stderr,
+        ci95=None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr),
+        n_bootstrap=n_bootstrap,
+        duplicates=neighbours.duplicates,
+        n_ties=found.n_ties,
+        kept_indices=neighbours.kept,
+    )
 
 
 T = TypeVar("T")
@@ -220,10 +295,11 @@ def spread(values: list[float], scale: float) -> float:
     return float(torch.tensor(values, dtype=torch.float64).std()) * scale
 
 
+@full_precision_matmul()
 def intrinsic_dimension(
     x: Any,
     estimator: Estimator = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     *,
     mle_variant: MLEVariant = "mackay_ghahramani",
     twonn_variant: TwoNNVariant = "closed_form",
@@ -231,7 +307,7 @@ def intrinsic_dimension(
     n_bootstrap: int = 0,
     bootstrap_fraction: float = 0.5,
     seed: int = 0,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
     distributed: bool = False,
@@ -285,7 +361,7 @@ def intrinsic_dimension(
 
     def estimate(
         sample: Tensor, show: bool = False, graph: NeighborGraph | None = None
-    ) -> tuple[float, float | None, str, UniqueNeighbours]:
+    ) -> tuple[Estimate, UniqueNeighbours]:
         neighbours = unique_neighbours(
             sample,
             neighbours_needed,
@@ -294,14 +370,14 @@ def intrinsic_dimension(
             memory_budget_mb=memory_budget_mb,
             progress=show,
         )
-        value, stderr, variant, _ = estimate_from_neighbours(
+        found = estimate_from_neighbours(
             neighbours,
             estimator,
             k=neighbours_needed,
             mle_variant=mle_variant,
             twonn_variant=twonn_variant,
         )
-        return value, stderr, variant, neighbours
+        return found, neighbours
 
     graph = None
     if distributed:
@@ -312,28 +388,23 @@ def intrinsic_dimension(
             group=process_group,
             progress=progress,
         )
-    value, stderr, variant, neighbours = estimate(points, progress, graph)
+    found, neighbours = estimate(points, progress, graph)
+    stderr = found.stderr
     if n_bootstrap > 0:
         values, scale = bootstrap_resamples(
             points,
-            lambda sample: estimate(sample)[0],
+            lambda sample: estimate(sample)[0].value,
             n_bootstrap=n_bootstrap,
             fraction=bootstrap_fraction,
             seed=seed,
         )
         stderr = spread(values, scale)
-    ci95 = None if stderr is None else (value - 1.96 * stderr, value + 1.96 * stderr)
-    return IntrinsicDimensionResult(
-        value=value,
-        estimator=estimator,
-        variant=variant,
-        k=neighbours_needed,
-        n=int(neighbours.kept.numel()),
-        n_input=n,
+    return make_result(
+        found,
+        estimator,
+        neighbours,
         input_shape=input_shape,
+        n_input=n,
         stderr=stderr,
-        ci95=ci95,
         n_bootstrap=n_bootstrap,
-        duplicates=neighbours.duplicates,
-        kept_indices=neighbours.kept,
     )

@@ -19,19 +19,15 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
-from lightning_dataprops.functional.knn import (
-    NeighborGraph,
-    exact_distances,
-    full_precision_matmul,
-    knn_search,
-)
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
+from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.targets import TargetType, normalize_targets
 
-TargetType = Literal["auto", "class", "regression"]
 Method = Literal["exact", "sampled"]
-TARGET_TYPES: tuple[str, ...] = ("auto", "class", "regression")
 METHODS: tuple[str, ...] = ("exact", "sampled")
 
 
@@ -40,58 +36,16 @@ class LabelConflictWarning(UserWarning):
 
 
 def prepare_targets(y: Any, n: int, target_type: str = "auto") -> tuple[Tensor, str, int | None]:
-    """Normalise targets to ``(n,)`` int64 class ids or ``(n, t)`` float64 regression values.
+    """Targets for ``K_F`` by the package's one rule (:func:`~.targets.normalize_targets`).
 
-    One-hot (or probability) rows become class ids; ``(n, 1)`` targets are flattened.
-    Returns ``(targets, "class" | "regression", n_classes or None)``.
+    Returns ``(targets, kind, n_classes)``: ``(n,)`` int64 class ids (at least two classes) or
+    ``(n, t)`` float64 regression values, ``"class"`` or ``"regression"``, the class count.
     """
-    check_choice(target_type, "target_type", TARGET_TYPES)
-    targets = as_tensor(y, "y")
-    if targets.ndim == 0:
-        raise ValueError("`y` is a scalar; pass one target per sample, shape (n_samples,).")
-    if int(targets.shape[0]) != n:
-        raise ValueError(
-            f"`x` has {n} samples but `y` has {int(targets.shape[0])}; pass one target per sample."
-        )
-    if targets.ndim > 2:
-        raise ValueError(
-            f"`y` has shape {tuple(targets.shape)}; pass (n,) class ids, (n, C) one-hot rows or "
-            "(n, t) regression targets."
-        )
-    if targets.ndim == 2 and targets.shape[1] == 1:
-        targets = targets[:, 0]
-    if targets.is_floating_point() and not bool(torch.isfinite(targets).all()):
-        raise ValueError("`y` contains NaN or infinite targets; remove or fix those samples.")
-    if targets.ndim == 2:
-        is_one_hot = bool(
-            ((targets == 0) | (targets == 1)).all() and (targets.sum(dim=1) == 1).all()
-        )
-        if target_type == "class" or (target_type == "auto" and is_one_hot):
-            targets = targets.argmax(dim=1)
-    if target_type == "auto":
-        kind = "regression" if targets.is_floating_point() else "class"
-    else:
-        kind = target_type
-    if kind == "regression":
-        values = targets.to(torch.float64)
-        return (values if values.ndim == 2 else values[:, None]), kind, None
-    if targets.is_floating_point() and not bool((targets == targets.round()).all()):
-        raise ValueError(
-            "target_type='class' needs integer class ids but `y` has fractional values; use "
-            "target_type='regression' for continuous targets."
-        )
-    if targets.ndim != 1:
-        raise ValueError(
-            f"class targets must be (n,) ids or (n, C) one-hot, got {tuple(targets.shape)}."
-        )
-    labels = targets.to(torch.long)
-    n_classes = int(torch.unique(labels).numel())
-    if n_classes < 2:
-        raise ValueError(
-            f"All {n} samples have the same label ({int(labels[0])}): label sharpness needs at "
-            "least two classes. Sample more classes, or skip K_F for unlabelled data."
-        )
-    return labels, kind, n_classes
+    norm = normalize_targets(as_tensor(y, "y"), n, target_type, name="`y`", min_classes=2)
+    if norm.is_class:
+        return norm.values, norm.kind, norm.n_classes
+    values = norm.values.to(torch.float64)
+    return (values if values.ndim == 2 else values[:, None]), norm.kind, None
 
 
 def _label_value(targets: Tensor, index: int) -> float | int:
@@ -133,15 +87,33 @@ def _pairs_from_candidates(
 
 
 def _warn_conflicts(conflicts: list[SharpPair]) -> None:
-    if not conflicts:
-        return
     shown = ", ".join(f"({p.i}, {p.j}: labels {p.label_i} vs {p.label_j})" for p in conflicts[:5])
     more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
     warnings.warn(
         f"Label conflict: {len(conflicts)} pair(s) of identical inputs carry different labels "
         f"{shown}{more}; label sharpness is infinite. Check these samples for labelling errors.",
         LabelConflictWarning,
-        stacklevel=3,
+        stacklevel=5,
+    )
+
+
+def _result(
+    pairs: list[SharpPair],
+    conflicts: list[SharpPair],
+    n: int,
+    input_shape: tuple[int, ...],
+    **details: Any,
+) -> LabelSharpnessResult:
+    """The result of the sharpest ``pairs`` (conflicts reported by a warning)."""
+    if conflicts:
+        _warn_conflicts(conflicts)
+    return LabelSharpnessResult(
+        value=pairs[0].sharpness,
+        n=n,
+        input_shape=input_shape,
+        pairs=tuple(pairs),
+        conflicts=tuple(conflicts),
+        **details,
     )
 
 
@@ -159,16 +131,14 @@ def sharpness_from_graph(
     a, b, distances = graph.pair_first, graph.pair_second, graph.pair_distances
     sharpness = torch.where(distances > 0, 1.0 / distances, torch.full_like(distances, math.inf))
     pairs, conflicts = _pairs_from_candidates(a, b, distances, sharpness, labels, top_pairs)
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=int(labels.numel()),
-        input_shape=input_shape,
-        pairs=tuple(pairs),
+    return _result(
+        pairs,
+        conflicts,
+        int(labels.numel()),
+        input_shape,
         method="exact",
         target_type="class",
         n_classes=n_classes,
-        conflicts=tuple(conflicts),
     )
 
 
@@ -221,16 +191,7 @@ def _regression_sharpness(
     )
     if not pairs:
         raise ValueError("All targets are equal: label sharpness is 0 and carries no information.")
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=n,
-        input_shape=input_shape,
-        pairs=tuple(pairs),
-        method="exact",
-        target_type="regression",
-        conflicts=tuple(conflicts),
-    )
+    return _result(pairs, conflicts, n, input_shape, method="exact", target_type="regression")
 
 
 def _sampled_sharpness(
@@ -276,20 +237,19 @@ def _sampled_sharpness(
         targets,
         top_pairs,
     )
-    _warn_conflicts(conflicts)
-    return LabelSharpnessResult(
-        value=pairs[0].sharpness,
-        n=n,
-        input_shape=input_shape,
-        pairs=tuple(pairs),
+    return _result(
+        pairs,
+        conflicts,
+        n,
+        input_shape,
         method="sampled",
         target_type=target_type,
         n_classes=n_classes,
-        conflicts=tuple(conflicts),
         n_pairs_evaluated=n_pairs,
     )
 
 
+@full_precision_matmul()
 def label_sharpness(
     x: Any,
     y: Any,
@@ -299,7 +259,7 @@ def label_sharpness(
     top_pairs: int = 10,
     n_pairs: int = 2000,
     seed: int = 0,
-    memory_budget_mb: float = 512.0,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> LabelSharpnessResult:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
 
+from lightning_dataprops.functional._json import json_float
 from lightning_dataprops.functional.duplicates import DuplicateReport
-
-
-def _json_float(value: float | None) -> float | str | None:
-    """JSON has no inf/nan: spell them as strings."""
-    if value is None or math.isfinite(value):
-        return value
-    return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
 
 
 def _duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
@@ -45,6 +38,9 @@ class IntrinsicDimensionResult:
         ci95: a 95% confidence interval, if known.
         n_bootstrap: number of bootstrap resamples behind ``stderr`` (0: none).
         duplicates: the duplicates that were found and collapsed.
+        n_ties: samples whose neighbour distances were tied (equal within a relative
+            ``DEFAULT_TIE_RTOL``: discrete data); their log-ratio counts as 0. More than
+            ``MAX_TIE_FRACTION`` of the samples tied is an error, never an estimate.
         kept_indices: indices of the samples that entered the estimate.
     """
 
@@ -59,6 +55,7 @@ class IntrinsicDimensionResult:
     ci95: tuple[float, float] | None = None
     n_bootstrap: int = 0
     duplicates: DuplicateReport = field(default_factory=DuplicateReport)
+    n_ties: int = 0
     kept_indices: Tensor | None = field(default=None, repr=False, compare=False)
 
     def __float__(self) -> float:
@@ -67,17 +64,18 @@ class IntrinsicDimensionResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {
-            "value": _json_float(self.value),
+            "value": json_float(self.value),
             "estimator": self.estimator,
             "variant": self.variant,
             "k": self.k,
             "n": self.n,
             "n_input": self.n_input,
             "input_shape": list(self.input_shape),
-            "stderr": _json_float(self.stderr),
-            "ci95": None if self.ci95 is None else [_json_float(v) for v in self.ci95],
+            "stderr": json_float(self.stderr),
+            "ci95": None if self.ci95 is None else [json_float(v) for v in self.ci95],
             "n_bootstrap": self.n_bootstrap,
             "duplicates": _duplicates_dict(self.duplicates),
+            "n_ties": self.n_ties,
         }
 
 
@@ -100,7 +98,7 @@ class SharpPair:
             "distance": self.distance,
             "label_i": self.label_i,
             "label_j": self.label_j,
-            "sharpness": _json_float(self.sharpness),
+            "sharpness": json_float(self.sharpness),
         }
 
 
@@ -137,7 +135,7 @@ class LabelSharpnessResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {
-            "value": _json_float(self.value),
+            "value": json_float(self.value),
             "n": self.n,
             "input_shape": list(self.input_shape),
             "method": self.method,
@@ -154,39 +152,40 @@ class DatasetProperties:
     """Intrinsic dimension (MLE and TwoNN) and label sharpness of one sample, from one kNN pass.
 
     Attributes:
-        mle: d_data by MLE.
-        twonn: d_data by TwoNN.
-        label_sharpness: K_F, or ``None`` without labels.
+        d_data: the data's intrinsic dimension by MLE (Levina-Bickel, the paper's estimator).
+        d_data_twonn: the data's intrinsic dimension by TwoNN (Facco et al. 2017).
+        K_F: label sharpness ``max |y_i - y_j| / ||x_i - x_j||``, or ``None`` without labels.
         n: number of samples given.
         input_shape: shape of one input sample.
-        intrinsic_dimension_mle: detailed MLE result.
-        intrinsic_dimension_twonn: detailed TwoNN result.
-        label_sharpness_result: detailed K_F result, or ``None``.
+        mle_result: the detailed MLE result behind ``d_data`` (k, variant, stderr, ...).
+        twonn_result: the detailed TwoNN result behind ``d_data_twonn``.
+        label_sharpness_result: the detailed result behind ``K_F`` (sharpest pairs, conflicts),
+            or ``None`` without labels.
         duplicates: duplicates found (and collapsed for the ID estimates).
     """
 
-    mle: float
-    twonn: float
-    label_sharpness: float | None
+    d_data: float
+    d_data_twonn: float
+    K_F: float | None
     n: int
     input_shape: tuple[int, ...]
-    intrinsic_dimension_mle: IntrinsicDimensionResult
-    intrinsic_dimension_twonn: IntrinsicDimensionResult
+    mle_result: IntrinsicDimensionResult
+    twonn_result: IntrinsicDimensionResult
     label_sharpness_result: LabelSharpnessResult | None
     duplicates: DuplicateReport
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (the command line's ``--json`` output)."""
+        """A JSON-ready dictionary (the command line's ``--json`` output): the three values
+        under their field names, then each detailed result under its attribute name."""
         sharpness = self.label_sharpness_result
         return {
             "n": self.n,
             "input_shape": list(self.input_shape),
-            "intrinsic_dim": {
-                "mle": _json_float(self.mle),
-                "twonn": _json_float(self.twonn),
-                "mle_detail": self.intrinsic_dimension_mle.to_dict(),
-                "twonn_detail": self.intrinsic_dimension_twonn.to_dict(),
-            },
-            "label_sharpness": None if sharpness is None else sharpness.to_dict(),
+            "d_data": json_float(self.d_data),
+            "d_data_twonn": json_float(self.d_data_twonn),
+            "K_F": json_float(self.K_F),
+            "mle_result": self.mle_result.to_dict(),
+            "twonn_result": self.twonn_result.to_dict(),
+            "label_sharpness_result": None if sharpness is None else sharpness.to_dict(),
             "duplicates": _duplicates_dict(self.duplicates),
         }

@@ -5,7 +5,8 @@ concatenates the ranks' reservoirs) and computes the exact estimate on it; the d
 of the last ``compute`` is in ``metric.last_result``.
 """
 
-from lightning_dataprops.metrics.intrinsic_dimension import IntrinsicDimension, ReservoirMetric
+from lightning_dataprops.metrics.intrinsic_dimension import IntrinsicDimension
 from lightning_dataprops.metrics.label_sharpness import LabelSharpness
+from lightning_dataprops.metrics.reservoir import ReservoirMetric
 
 __all__ = ["IntrinsicDimension", "LabelSharpness", "ReservoirMetric"]

@@ -9,17 +9,16 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._validation import check_choice
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.knn import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.label_sharpness import (
-    TARGET_TYPES,
-    TargetType,
     label_sharpness,
     prepare_targets,
     sharpness_from_graph,
 )
 from lightning_dataprops.functional.results import LabelSharpnessResult
-from lightning_dataprops.metrics.intrinsic_dimension import ReservoirMetric
+from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
+from lightning_dataprops.metrics.reservoir import ReservoirMetric
 
 
 class LabelSharpness(ReservoirMetric):
@@ -28,9 +27,12 @@ class LabelSharpness(ReservoirMetric):
     ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows) and their
     targets to a bounded, seeded reservoir (at most ``max_samples`` pairs per process, a uniform
     sample of everything seen; see
-    :class:`~lightning_dataprops.metrics.intrinsic_dimension.ReservoirMetric`). Targets are
+    :class:`~lightning_dataprops.metrics.reservoir.ReservoirMetric`). Targets are
     ``(b,)`` class ids, ``(b, C)`` one-hot rows, or float regression targets ``(b,)`` /
-    ``(b, t)``; integer targets are stored as int64, float ones as float64. ``compute()`` returns
+    ``(b, t)``, read by the package's one target rule
+    (:func:`~lightning_dataprops.functional.targets.normalize_targets`: float targets are
+    regression, also whole-number ones, unless ``target_type="class"``) and stored as int64
+    class ids or float64 values; NaN targets are refused in ``update``. ``compute()`` returns
     the exact ``K_F`` of the (gathered) reservoir as a scalar tensor (``inf`` when two identical
     inputs carry different labels, a label conflict, reported with a
     :class:`~lightning_dataprops.functional.LabelConflictWarning`); the detailed
@@ -126,10 +128,9 @@ class LabelSharpness(ReservoirMetric):
         rows = x.detach().reshape(batch, -1).to(torch.float32)
         if not bool(torch.isfinite(rows).all()):
             raise ValueError("x contains NaN or infinite values; remove them before updating.")
-        if y.is_complex():
-            raise TypeError("y is complex; pass class ids, one-hot rows or real targets.")
-        dtype = torch.float64 if y.is_floating_point() else torch.long
-        targets = y.detach().reshape(batch, -1).to(dtype)
+        norm = normalize_targets(y, batch, self.target_type, name="y")
+        dtype = torch.long if norm.is_class else torch.float64
+        targets = norm.values.reshape(batch, -1).to(device=y.device, dtype=dtype)
         previous = self.gathered("targets")
         if previous is not None and (
             previous.dtype != dtype or previous.shape[1:] != targets.shape[1:]

@@ -17,16 +17,15 @@ import pytest
 import torch
 
 from lightning_dataprops.cli import main
-from lightning_dataprops.data_sources import load_digits_data, load_npz
+from lightning_dataprops.data import load_digits_data, load_npz, sample_dataset
 from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
     dataset_properties,
 )
 from lightning_dataprops.report import format_report
-from lightning_dataprops.sampling import sample_dataset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 PNEUMONIA = DATA_DIR / "medmnist" / "pneumoniamnist.npz"
 
@@ -61,10 +60,11 @@ def _check_json_document(document: dict[str, Any]) -> None:
     for key in (
         "n",
         "input_shape",
-        "intrinsic_dim.mle",
-        "intrinsic_dim.twonn",
-        "label_sharpness.value",
-        "label_sharpness.pairs",
+        "d_data",
+        "d_data_twonn",
+        "K_F",
+        "mle_result.value",
+        "label_sharpness_result.pairs",
         "source",
         "elapsed_s",
     ):
@@ -129,12 +129,12 @@ def test_measure_digits_report_matches_functional(
     twonn = _float(r"^\s*TwoNN \(\w+\)\s+([\d.]+) ±", out)
     twonn_se = _float(r"^\s*TwoNN .* ± ([\d.]+) \(asymptotic stderr\)", out)
     k_f = _float(r"K_F = ([\d.]+)", out)
-    assert mle == pytest.approx(props.mle, abs=6e-4)
-    assert twonn == pytest.approx(props.twonn, abs=6e-4)
-    assert props.intrinsic_dimension_twonn.stderr is not None
-    assert twonn_se == pytest.approx(props.intrinsic_dimension_twonn.stderr, abs=6e-4)
-    assert props.label_sharpness is not None
-    assert k_f == pytest.approx(props.label_sharpness, abs=6e-5)
+    assert mle == pytest.approx(props.d_data, abs=6e-4)
+    assert twonn == pytest.approx(props.d_data_twonn, abs=6e-4)
+    assert props.twonn_result.stderr is not None
+    assert twonn_se == pytest.approx(props.twonn_result.stderr, abs=6e-4)
+    assert props.K_F is not None
+    assert k_f == pytest.approx(props.K_F, abs=6e-5)
     # The sharpest pairs, in order: rank, i, j, label_i, label_j, distance, sharpness.
     assert props.label_sharpness_result is not None
     row_pattern = r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$"
@@ -170,8 +170,8 @@ def test_measure_subsample_bootstrap_reports_source_indices(
     assert "stratified sample of 400 (seed 1)" in out
     assert out.count("(bootstrap stderr, B=3)") == 2
     mle_se = _float(r"^\s*MLE .* ± ([\d.]+) \(bootstrap", out)
-    assert props.intrinsic_dimension_mle.stderr is not None
-    assert mle_se == pytest.approx(props.intrinsic_dimension_mle.stderr, abs=6e-4)
+    assert props.mle_result.stderr is not None
+    assert mle_se == pytest.approx(props.mle_result.stderr, abs=6e-4)
     assert props.label_sharpness_result is not None
     top = props.label_sharpness_result.pairs[0]
     source_i, source_j = int(sample.indices[top.i]), int(sample.indices[top.j])
@@ -227,9 +227,9 @@ def test_json_on_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     with pytest.warns(LabelConflictWarning):
         props = dataset_properties(x, torch.from_numpy(labels), k=5, top_pairs=3)
-    assert document["intrinsic_dim"]["mle"] == pytest.approx(props.mle, rel=1e-9)
-    assert document["intrinsic_dim"]["twonn"] == pytest.approx(props.twonn, rel=1e-9)
-    sharpness = document["label_sharpness"]
+    assert document["d_data"] == pytest.approx(props.d_data, rel=1e-9)
+    assert document["d_data_twonn"] == pytest.approx(props.d_data_twonn, rel=1e-9)
+    sharpness = document["label_sharpness_result"]
     assert sharpness["value"] == "inf" and len(sharpness["pairs"]) == 3
     assert [(c["i"], c["j"]) for c in sharpness["conflicts"]] == [(0, 1)]
     assert document["duplicates"]["n_duplicates"] == 1
@@ -246,13 +246,13 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["sample"]["indices"] is None
     data = load_npz(PNEUMONIA)
     props = dataset_properties(data.inputs, data.targets, k=20, top_pairs=5)
-    assert document["intrinsic_dim"]["mle"] == pytest.approx(props.mle, rel=1e-9)
-    assert document["intrinsic_dim"]["twonn"] == pytest.approx(props.twonn, rel=1e-9)
-    assert props.label_sharpness is not None
-    assert document["label_sharpness"]["value"] == pytest.approx(props.label_sharpness, rel=1e-9)
+    assert document["d_data"] == pytest.approx(props.d_data, rel=1e-9)
+    assert document["d_data_twonn"] == pytest.approx(props.d_data_twonn, rel=1e-9)
+    assert props.K_F is not None
+    assert document["K_F"] == pytest.approx(props.K_F, rel=1e-9)
     # Medical images are sharp: K_F around 0.5 at 28x28 in [0, 1] (DESIGN.md).
-    assert 0.3 < document["label_sharpness"]["value"] < 1.0
-    assert len(document["label_sharpness"]["pairs"]) == 5
+    assert 0.3 < document["K_F"] < 1.0
+    assert len(document["label_sharpness_result"]["pairs"]) == 5
     assert document["duplicates"]["n_duplicates"] == props.duplicates.n_duplicates > 0
 
 
@@ -269,7 +269,7 @@ def test_console_script_json() -> None:
     _check_json_document(document)
     assert document["n"] == 300 and document["input_shape"] == [1, 8, 8]
     assert document["sample"]["n_source"] == 1797 and len(document["sample"]["indices"]) == 300
-    assert math.isfinite(document["label_sharpness"]["value"])
+    assert math.isfinite(document["K_F"])
 
 
 @pytest.mark.skipif(
@@ -365,8 +365,5 @@ def test_cuda_matches_cpu(capsys: pytest.CaptureFixture[str]) -> None:
         results.append(json.loads(out))
     cpu, cuda = results
     assert cuda["n"] == cpu["n"] == 1797
-    for key in ("mle", "twonn"):
-        assert cuda["intrinsic_dim"][key] == pytest.approx(cpu["intrinsic_dim"][key], rel=1e-4)
-    assert cuda["label_sharpness"]["value"] == pytest.approx(
-        cpu["label_sharpness"]["value"], rel=1e-4
-    )
+    for key in ("d_data", "d_data_twonn", "K_F"):
+        assert cuda[key] == pytest.approx(cpu[key], rel=1e-4)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional.targets import normalize_targets
+
 __all__ = [
     "LoadedData",
     "load_digits_data",
@@ -55,7 +57,8 @@ class LoadedData:
 
     Attributes:
         inputs: ``(n, C, H, W)`` float32 images scaled to ``[0, 1]``.
-        targets: ``(n,)`` int64 class ids.
+        targets: ``(n,)`` int64 class ids, or float regression values (``.npz`` files read with
+            ``target_type="regression"``).
         description: one human-readable line (name, split, count, shape, classes).
         source: where the data came from (a path, or ``"sklearn:digits"``).
     """
@@ -68,8 +71,10 @@ class LoadedData:
 
 def _describe(name: str, inputs: Tensor, targets: Tensor, split: str | None = None) -> str:
     n, c, h, w = (int(s) for s in inputs.shape)
-    n_classes = int(torch.unique(targets).numel()) if targets.numel() else 0
     where = f" [{split}]" if split else ""
+    if targets.is_floating_point():
+        return f"{name}{where}: {n} images {c}x{h}x{w}, regression targets"
+    n_classes = int(torch.unique(targets).numel()) if targets.numel() else 0
     return f"{name}{where}: {n} images {c}x{h}x{w}, {n_classes} classes"
 
 
@@ -124,22 +129,20 @@ def _to_unit_nchw(images: np.ndarray, what: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(scaled))
 
 
-def _to_class_ids(labels: np.ndarray, n: int, what: str) -> Tensor:
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels.ravel()
-    if labels.ndim != 1:
+def _to_targets(labels: np.ndarray, n: int, what: str, target_type: str = "class") -> Tensor:
+    """File labels as targets: class ids (whole-number floats converted explicitly, since a loader
+    knows its array holds labels) or, with ``target_type="regression"``, float values."""
+    if target_type not in ("class", "regression"):
+        raise ValueError(f"target_type must be 'class' or 'regression', got {target_type!r}.")
+    if labels.ndim == 2 and labels.shape[1] > 1 and target_type == "class":
         raise ValueError(
             f"{what}: labels have shape {labels.shape}; expected (n,) or (n, 1) class ids "
             "(multi-label targets are not supported)."
         )
-    if labels.shape[0] != n:
-        raise ValueError(f"{what}: {labels.shape[0]} labels for {n} images.")
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise ValueError(f"{what}: labels are not integer class ids.")
-    elif labels.dtype.kind not in "uib":
-        raise ValueError(f"{what}: labels must be integer class ids, got dtype {labels.dtype}.")
-    return torch.from_numpy(labels.astype(np.int64))
+    try:
+        return normalize_targets(labels, n, target_type, name=f"{what}: labels").values
+    except ValueError as error:
+        raise ValueError(f"{error} (labels must be integer class ids)") from None
 
 
 def load_digits_data() -> LoadedData:
@@ -168,7 +171,9 @@ def load_digits_data() -> LoadedData:
     )
 
 
-def load_npz(path: str | os.PathLike[str], split: str = "train") -> LoadedData:
+def load_npz(
+    path: str | os.PathLike[str], split: str = "train", target_type: str = "class"
+) -> LoadedData:
     """Load images and labels from an ``.npz`` archive.
 
     Two layouts are read: MedMNIST's (``{split}_images`` and ``{split}_labels``, labels of shape
@@ -179,9 +184,12 @@ def load_npz(path: str | os.PathLike[str], split: str = "train") -> LoadedData:
     Args:
         path: the ``.npz`` file.
         split: which split to read (``train``, ``val``, ``test``...).
+        target_type: ``"class"`` (labels are class ids: whole-number floats become int64) or
+            ``"regression"`` (labels are float values, e.g. ages).
 
     Raises:
-        ValueError: unknown split (the message lists those present) or no recognisable keys.
+        ValueError: unknown split (the message lists those present), no recognisable keys,
+            labels that are not class ids (with ``target_type="class"``) or hold NaN.
 
     Example:
         >>> import tempfile, numpy as np
@@ -227,7 +235,7 @@ def load_npz(path: str | os.PathLike[str], split: str = "train") -> LoadedData:
             name, shown_split = path.stem, None
     what = f"{path.name} ({split})"
     inputs = _to_unit_nchw(images, what)
-    targets = _to_class_ids(labels, int(inputs.shape[0]), what)
+    targets = _to_targets(labels, int(inputs.shape[0]), what, target_type)
     return LoadedData(inputs, targets, _describe(name, inputs, targets, shown_split), str(path))
 
 
@@ -406,7 +414,9 @@ def load_fashion_mnist(
     return LoadedData(inputs, targets, _describe(name, inputs, targets, split), str(folder))
 
 
-def load_source(source: str | os.PathLike[str] | None, split: str = "train") -> LoadedData:
+def load_source(
+    source: str | os.PathLike[str] | None, split: str = "train", target_type: str = "class"
+) -> LoadedData:
     """Load a data source named on the command line.
 
     * ``None`` (or ``"digits"`` when no such path exists): scikit-learn's digits;
@@ -418,6 +428,8 @@ def load_source(source: str | os.PathLike[str] | None, split: str = "train") -> 
     Args:
         source: a path, or ``None``.
         split: the split to read where the source has several.
+        target_type: how ``.npz`` labels are read (see :func:`load_npz`); folders and IDX files
+            always hold class ids.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -436,7 +448,7 @@ def load_source(source: str | os.PathLike[str] | None, split: str = "train") -> 
         raise FileNotFoundError(f"Data source not found: {path}")
     if path.is_file():
         if path.suffix.lower() == ".npz":
-            return load_npz(path, split=split)
+            return load_npz(path, split=split, target_type=target_type)
         raise ValueError(
             f"Unsupported data source file {path.name}: pass a .npz file, a folder of IDX files "
             "(*-idx3-ubyte.gz) or an image folder with one subfolder per class."

@@ -1,4 +1,4 @@
-"""Tests for lightning_dataprops.data_sources."""
+"""Tests for the file loaders of lightning_dataprops.data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_dataprops.data_sources import (
+from lightning_dataprops.data import (
     LoadedData,
     load_digits_data,
     load_fashion_mnist,
@@ -19,7 +19,7 @@ from lightning_dataprops.data_sources import (
     load_source,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
 

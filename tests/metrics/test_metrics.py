@@ -245,3 +245,22 @@ def test_lightning_logs_the_metrics() -> None:
     assert _close(float(logged["val_sharpness"]), label_sharpness(x, y).value)
     assert module.val_id.last_result is not None and module.val_id.last_result.n_input == 256
     assert module.val_id.stored_rows() == 0  # Lightning reset it after the epoch
+
+
+def test_label_sharpness_metric_reads_targets_by_the_one_rule() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(120, 5, generator=g)
+    grades = torch.randint(0, 4, (120,), generator=g).to(torch.float32)  # whole-number floats
+    regression = LabelSharpness()
+    regression.update(x, grades)
+    assert float(regression.compute()) == pytest.approx(label_sharpness(x, grades).value, rel=1e-5)
+    assert regression.last_result is not None
+    assert regression.last_result.target_type == "regression"
+    classes = LabelSharpness(target_type="class")
+    classes.update(x[:60], grades[:60])
+    classes.update(x[60:], grades[60:].long())  # ids as floats or ints: the same classes
+    assert float(classes.compute()) == pytest.approx(
+        label_sharpness(x, grades.long()).value, rel=1e-5
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        LabelSharpness().update(x[:2], torch.tensor([1.0, float("nan")]))

@@ -8,11 +8,12 @@ desynchronised collective fails the tests instead of hanging them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,24 @@ from lightning_dataprops.metrics import IntrinsicDimension, LabelSharpness
 WORLD = 2
 JOIN_DEADLINE_S = 150.0
 N = 301  # not a multiple of the world size
+
+
+@contextlib.contextmanager
+def _counting_knn_calls() -> Iterator[list[int]]:
+    """Record the number of queries of each neighbour search the sharded search runs."""
+    calls: list[int] = []
+    original = distributed_module.knn_search
+
+    def counting(*args: object, **kwargs: object) -> object:
+        queries = kwargs.get("queries")
+        calls.append(-1 if queries is None else int(queries.numel()))  # type: ignore[attr-defined]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    distributed_module.knn_search = counting  # type: ignore[assignment]
+    try:
+        yield calls
+    finally:
+        distributed_module.knn_search = original
 
 
 def _points(seed: int = 0, n: int = N) -> torch.Tensor:
@@ -77,19 +96,8 @@ def _case_sharded_knn(rank: int) -> None:
             assert torch.equal(graph.pair_second, reference.pair_second)
             assert (graph.pair_distances - reference.pair_distances).abs().max() <= 1e-9
     # Each rank searched only its strided share of the queries.
-    calls: list[int] = []
-    original = distributed_module.knn_search
-
-    def counting(*args: object, **kwargs: object) -> object:
-        queries = kwargs.get("queries")
-        calls.append(-1 if queries is None else int(queries.numel()))  # type: ignore[attr-defined]
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    distributed_module.knn_search = counting  # type: ignore[assignment]
-    try:
+    with _counting_knn_calls() as calls:
         sharded_knn_search(x, 3)
-    finally:
-        distributed_module.knn_search = original
     assert calls == [shard_queries(N, rank, WORLD).numel()] == [151 - rank]
     # Different data or arguments on one rank: every rank raises, nobody hangs.
     with pytest.raises(ValueError, match="differ"):
@@ -106,10 +114,10 @@ def _case_dataset_properties(rank: int) -> None:
     x, y = _with_duplicates()
     shared = dataset_properties(x, y, k=10, top_pairs=5, distributed=True)
     alone = dataset_properties(x, y, k=10, top_pairs=5)
-    assert _close(shared.mle, alone.mle, 1e-9)
-    assert _close(shared.twonn, alone.twonn, 1e-9)
-    assert shared.label_sharpness is not None and alone.label_sharpness is not None
-    assert _close(shared.label_sharpness, alone.label_sharpness, 1e-9)
+    assert _close(shared.d_data, alone.d_data, 1e-9)
+    assert _close(shared.d_data_twonn, alone.d_data_twonn, 1e-9)
+    assert shared.K_F is not None and alone.K_F is not None
+    assert _close(shared.K_F, alone.K_F, 1e-9)
     assert shared.duplicates.groups == alone.duplicates.groups
     assert shared.duplicates.n_duplicates == 13
     assert shared.label_sharpness_result is not None and alone.label_sharpness_result is not None
@@ -133,19 +141,8 @@ def _case_metrics(rank: int) -> None:
         mle.update(x[batch])
         twonn.update(x[batch].reshape(-1, 4, 6))
         sharpness.update(x[batch], y[batch])
-    calls: list[int] = []
-    original = distributed_module.knn_search
-
-    def counting(*args: object, **kwargs: object) -> object:
-        queries = kwargs.get("queries")
-        calls.append(-1 if queries is None else int(queries.numel()))  # type: ignore[attr-defined]
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    distributed_module.knn_search = counting  # type: ignore[assignment]
-    try:
+    with _counting_knn_calls() as calls:
         values = {name: float(metric.compute()) for name, metric in metrics.items()}
-    finally:
-        distributed_module.knn_search = original
     assert calls == [151 - rank] * 3  # every compute shared its neighbour search
     assert _close(values["mle"], intrinsic_dimension(x, "mle", k=10).value, 1e-6)
     assert _close(values["twonn"], intrinsic_dimension(x, "twonn").value, 1e-6)

@@ -1,4 +1,4 @@
-"""Tests for lightning_dataprops.sampling."""
+"""Tests for lightning_dataprops.data.sample_dataset (items, selection, dispatch)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
-from lightning_dataprops.sampling import Sample, _allocate_quotas, sample_dataset
+from lightning_dataprops.data import (
+    Sample,
+    StreamTruncatedWarning,
+    UnknownTargetKeyWarning,
+    sample_dataset,
+)
+from lightning_dataprops.data.selection import allocate_quotas
+from lightning_dataprops.functional.constants import MIN_STREAM_ITEMS, STREAM_ITEMS_PER_SAMPLE
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 # 600 / 300 / 100 items of classes 0 / 1 / 2, in a fixed shuffled order.
 N = 1000
@@ -138,10 +145,10 @@ def test_all_paths_choose_the_same_items() -> None:
 
 
 def test_quotas_largest_remainder_and_minimum_one() -> None:
-    assert _allocate_quotas(np.array([5, 3, 2]), 4, seed=0).tolist() == [2, 1, 1]
-    assert _allocate_quotas(np.array([97, 2, 1]), 10, seed=0).tolist() == [8, 1, 1]
-    assert _allocate_quotas(np.array([4, 4]), 100, seed=0).tolist() == [4, 4]
-    fewer = _allocate_quotas(np.ones(10, dtype=np.int64), 3, seed=0)
+    assert allocate_quotas(np.array([5, 3, 2]), 4, seed=0).tolist() == [2, 1, 1]
+    assert allocate_quotas(np.array([97, 2, 1]), 10, seed=0).tolist() == [8, 1, 1]
+    assert allocate_quotas(np.array([4, 4]), 100, seed=0).tolist() == [4, 4]
+    fewer = allocate_quotas(np.ones(10, dtype=np.int64), 3, seed=0)
     assert fewer.sum() == 3 and set(fewer.tolist()) == {0, 1}
 
 
@@ -252,8 +259,11 @@ def test_one_hot_and_probability_targets() -> None:
     items = [(INPUTS[i], one_hot[i].to(torch.int64)) for i in range(N)]
     _same(sample_dataset(items, max_samples=100, seed=3), s)
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.6, 0.1]])
-    sp = sample_dataset(torch.zeros(3, 2), probs)
+    sp = sample_dataset(torch.zeros(3, 2), probs, target_type="class")
     assert sp.targets is not None and sp.targets.tolist() == [0, 2, 1]
+    # without target_type="class", float vectors that are not one-hot are regression vectors
+    sv = sample_dataset(torch.zeros(3, 2), probs)
+    assert sv.targets is not None and torch.equal(sv.targets, probs)
 
 
 def test_medmnist_style_n1_labels() -> None:
@@ -272,11 +282,33 @@ def test_scalar_target_kinds() -> None:
         (torch.zeros(1), torch.tensor(0)),
         (torch.zeros(1), torch.tensor([2])),
         (torch.zeros(1), np.int64(1)),
-        (torch.zeros(1), 0.0),
+        (torch.zeros(1), np.uint8(0)),
     ]
     s = sample_dataset(items)
     assert s.targets is not None and s.targets.tolist() == [1, 0, 2, 1, 0]
     assert s.targets.dtype == torch.int64
+
+
+def test_whole_number_float_targets_stay_regression_unless_told() -> None:
+    ages = torch.randint(20, 80, (N,), generator=torch.Generator().manual_seed(0)).float()
+    for source in (
+        (INPUTS, ages),
+        (TensorDataset(INPUTS, ages), None),
+        (PlainDataset(INPUTS, ages), None),
+        (StreamDataset(INPUTS, ages), None),
+    ):
+        s = sample_dataset(source[0], source[1], max_samples=50, seed=2)
+        assert s.targets is not None and s.targets.dtype == torch.float32
+        assert torch.equal(s.targets, ages[s.indices])
+        # regression targets are never stratified: the same indices as unlabelled data
+        assert torch.equal(s.indices, sample_dataset(INPUTS, max_samples=50, seed=2).indices)
+        c = sample_dataset(source[0], source[1], max_samples=50, seed=2, target_type="class")
+        assert c.targets is not None and c.targets.dtype == torch.int64
+        assert torch.equal(c.targets, ages[c.indices].long())
+    with pytest.raises(ValueError, match="NaN"):
+        sample_dataset(INPUTS, torch.full((N,), float("nan")))
+    with pytest.raises(ValueError, match="fractional"):
+        sample_dataset(INPUTS, ages + 0.5, target_type="class")
 
 
 def test_regression_targets_are_kept_float_and_not_stratified() -> None:
@@ -287,7 +319,7 @@ def test_regression_targets_are_kept_float_and_not_stratified() -> None:
     unstratified = sample_dataset(INPUTS, None, max_samples=40, seed=8)
     assert torch.equal(s.indices, unstratified.indices)
     # streaming: the first items look like classes, later ones reveal regression
-    y_mixed = torch.cat([torch.ones(500), torch.rand(500) + 0.5])
+    y_mixed = torch.cat([torch.ones(500), torch.rand(500) + 0.5])  # float dtype: regression
     s2 = sample_dataset(PlainDataset(INPUTS, y_mixed), max_samples=40, seed=8)
     assert s2.targets is not None and s2.targets.dtype == torch.float32
     assert torch.equal(s2.indices, unstratified.indices)
@@ -420,7 +452,7 @@ def test_error_inconsistent_input_shapes() -> None:
 
 
 def test_error_mismatched_lengths() -> None:
-    with pytest.raises(ValueError, match="1000 inputs"):
+    with pytest.raises(ValueError, match="1000 samples"):
         sample_dataset(INPUTS, LABELS[:10])
     with pytest.raises(ValueError, match="mismatched"):
         sample_dataset((INPUTS.numpy(), LABELS.numpy()[:-1]))
@@ -473,3 +505,65 @@ def test_real_pneumoniamnist_sample() -> None:
     # 388 normal / 3494 pneumonia -> 29 / 261 of 290
     assert torch.bincount(s.targets).tolist() == [29, 261]
     assert float(s.inputs.max()) > 1.0  # no rescaling
+
+
+class InfiniteStream(IterableDataset[Any]):
+    """An endless stream (a standard pattern trained with max_steps); counts what it yielded."""
+
+    def __init__(self) -> None:
+        self.yielded = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        g = torch.Generator().manual_seed(0)
+        while True:
+            self.yielded += 1
+            yield torch.randn(3, generator=g), self.yielded % 2
+
+
+class SizedStream(StreamDataset):
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def test_infinite_stream_is_read_a_bounded_number_of_items() -> None:
+    stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning, match="max_stream_items=500"):
+        s = sample_dataset(stream, max_samples=20, max_stream_items=500)
+    assert stream.yielded == 501  # one look past the bound tells it did not end
+    assert len(s) == 20 and int(s.indices.max()) < 500
+    assert s.n_source is None and s.n_source_how == "unknown"
+    # the default bound: 20 x max_samples, at least MIN_STREAM_ITEMS
+    stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning):
+        sample_dataset(stream, max_samples=1000)
+    assert stream.yielded == max(STREAM_ITEMS_PER_SAMPLE * 1000, MIN_STREAM_ITEMS) + 1
+    loader_stream = InfiniteStream()
+    with pytest.warns(StreamTruncatedWarning):
+        s2 = sample_dataset(
+            DataLoader(loader_stream, batch_size=8), max_samples=5, max_stream_items=64
+        )
+    assert len(s2) == 5 and s2.n_source_how == "unknown"
+    assert loader_stream.yielded <= 64 + 8
+
+
+def test_dataset_size_says_how_it_was_obtained() -> None:
+    counted = sample_dataset(StreamDataset(INPUTS, LABELS), max_samples=10)
+    assert (counted.n_source, counted.n_source_how) == (N, "counted")
+    sized = sample_dataset(SizedStream(INPUTS, LABELS), max_samples=10)
+    assert (sized.n_source, sized.n_source_how) == (N, "len")
+    for source in (PlainDataset(INPUTS, LABELS), TensorDataset(INPUTS, LABELS), INPUTS):
+        s = sample_dataset(source, max_samples=10)
+        assert (s.n_source, s.n_source_how) == (N, "len")
+    sub = sample_dataset(Subset(TensorDataset(INPUTS, LABELS), list(range(0, N, 2))), max_samples=7)
+    assert (sub.n_source, sub.n_source_how) == (N // 2, "len")
+
+
+def test_unknown_target_key_is_not_silently_unlabelled() -> None:
+    items = [{"image": torch.full((2,), float(i)), "diagnosis": i % 2} for i in range(20)]
+    with pytest.warns(UnknownTargetKeyWarning, match=r"diagnosis.*target_key='diagnosis'"):
+        s = sample_dataset(items, max_samples=6)
+    assert s.targets is None
+    labelled = sample_dataset(items, max_samples=6, target_key="diagnosis")
+    assert labelled.targets is not None and torch.equal(labelled.targets, labelled.indices % 2)
+    with pytest.warns(UnknownTargetKeyWarning), pytest.raises(ValueError, match="target_key="):
+        sample_dataset(items, require_targets=True)

@@ -127,3 +127,61 @@ def test_all_duplicates_is_an_error_not_zero() -> None:
     x = torch.cat([torch.ones(30, 5), torch.zeros(30, 5)])
     with pytest.raises(ValueError, match="distinct samples remain"):
         intrinsic_dimension(x, "mle", k=5)
+
+
+def _grid_variants() -> dict[str, torch.Tensor]:
+    """A 40 x 40 integer grid in 5 dims: as is, rotated (float64), rotated + 0.1 (float32)."""
+    axis = torch.arange(40, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+    flat = torch.cat([grid, torch.zeros(grid.shape[0], 3, dtype=torch.float64)], dim=1)
+    g = torch.Generator().manual_seed(0)
+    rotation, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    return {
+        "plain": flat,
+        "rotated": flat @ rotation,
+        "rotated_shifted_float32": (flat @ rotation + 0.1).to(torch.float32),
+    }
+
+
+@pytest.mark.parametrize("variant", ["closed_form", "linear_fit"])
+def test_twonn_refuses_tied_lattice_whatever_the_rounding(variant: str) -> None:
+    # Every grid point has its first two neighbours at distance 1: TwoNN's ratio is degenerate.
+    # Before, float rounding decided between an error, 1e15 and 5e6.
+    for name, x in _grid_variants().items():
+        with pytest.raises(ValueError, match=r"same distance.*discrete") as error:
+            intrinsic_dimension(x, "twonn", twonn_variant=variant)
+        assert "1600 of 1600" in str(error.value), name
+
+
+@pytest.mark.parametrize("variant", ["mackay_ghahramani", "levina_bickel", "paper"])
+def test_mle_on_tied_lattice_is_sensible_and_rounding_free(variant: str) -> None:
+    values = {
+        name: intrinsic_dimension(x, "mle", k=20, mle_variant=variant).value
+        for name, x in _grid_variants().items()
+    }
+    reference = values["plain"]
+    assert 1.5 < reference < 3.5  # a 2-d lattice (MLE reads it somewhat high at k = 20)
+    for value in values.values():
+        assert value == pytest.approx(reference, rel=1e-5)
+
+
+def test_mle_refuses_when_all_neighbours_tie() -> None:
+    # A lattice seen with k = 4: the 4 nearest neighbours of (almost) every point are at 1.
+    with pytest.raises(ValueError, match="all 4 nearest neighbours at the same distance"):
+        intrinsic_dimension(_grid_variants()["rotated"], "mle", k=4)
+
+
+def test_a_few_ties_are_reported_and_do_not_distort() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2000, 3, generator=g, dtype=torch.float64)
+    # five far-away triplets (c - r e1, c, c + r e1): c's two neighbours tie at distance r
+    triplets = []
+    for t in range(5):
+        centre = torch.tensor([0.0, 0.0, 100.0 * (t + 1)], dtype=torch.float64)
+        step = torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
+        triplets.append(torch.stack([centre - step, centre, centre + step]))
+    result = intrinsic_dimension(torch.cat([x, *triplets]), "twonn")
+    assert result.n_ties == 5 and result.to_dict()["n_ties"] == 5
+    clean = intrinsic_dimension(x, "twonn")
+    assert clean.n_ties == 0
+    assert result.value == pytest.approx(clean.value, rel=0.05)

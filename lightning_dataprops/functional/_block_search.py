@@ -1,0 +1,467 @@
+"""The blocked float32 search with exact, certified finish behind :func:`~.knn.knn_search`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from lightning_dataprops.functional._progress import progress_bar
+from lightning_dataprops.functional.neighbor_graph import (
+    NeighborGraph,
+    exact_distances,
+    top_unique_pairs,
+)
+
+__all__ = ["BlockSearch"]
+
+_FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+# Largest block side: larger blocks gain nothing in the matmul and lose cache in the selection.
+_MAX_BLOCK = 2048
+# Diagonal blocks are split into triangles down to squares of this many points.
+_LEAF = 512
+# The prefilter merges only the entries below the lists' worst candidates, unless a row has more
+# than 1/_SPARSE_FRACTION of the block's columns among them (then a plain topk per row is
+# cheaper); it looks for them through the minima of groups of _GROUPS entries.
+_SPARSE_FRACTION = 8
+_GROUPS = 8
+_Block = tuple[int, int, int, int]
+
+
+def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.gather(values, 1, order), torch.gather(indices, 1, order)
+
+
+def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
+    ascending; ``None`` when there may be more than half the block.
+
+    A comparison and a ``nonzero`` over the whole block cost about as much as a ``topk``.
+    Instead one cheap, vectorised pass takes the minimum over groups of ``_GROUPS`` columns
+    ``{j, j + w, j + 2w, ...}``; only the members of the groups whose minimum is below the
+    threshold are looked at. (Works on transposed views too: then the groups are rows.)
+    """
+    n_rows, n_cols = block.shape
+    limit = n_rows * n_cols // 2
+    width = n_cols // _GROUPS
+    main = width * _GROUPS
+    device = block.device
+    parts: list[tuple[Tensor, Tensor, Tensor]] = []
+    if width > 0:
+        if block.stride(1) == 1:
+            group_min = block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
+        else:  # a transposed block: reduce along the contiguous rows of the original instead
+            group_min = block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
+        below_min = (group_min < threshold[:, None]).contiguous()
+        g_rows, g_cols = below_min.nonzero(as_tuple=True)
+        if g_rows.numel() * _GROUPS > limit:
+            return None
+        members = g_cols[:, None] + width * torch.arange(_GROUPS, device=device)[None, :]
+        values = block[g_rows[:, None], members]
+        hit, member = (values < threshold[g_rows][:, None]).nonzero(as_tuple=True)
+        parts.append((g_rows[hit], members[hit, member], values[hit, member]))
+    if main < n_cols:
+        rest = block[:, main:]
+        rows, cols = (rest < threshold[:, None]).nonzero(as_tuple=True)
+        parts.append((rows, cols + main, rest[rows, cols]))
+    if len(parts) == 1:
+        return parts[0]
+    rows, cols, values = (torch.cat(column) for column in zip(*parts, strict=True))
+    order = torch.argsort(rows, stable=True)
+    return rows[order], cols[order], values[order]
+
+
+def _split_triangle(start: int, stop: int, leaves: list[_Block], inner: list[_Block]) -> None:
+    """Cover the upper triangle of the diagonal block ``[start, stop)^2`` with smaller blocks.
+
+    Squares of at most ``_LEAF`` points are computed whole (their lower half is the transpose of
+    their upper half); larger triangles split in two halves plus the block between them, so a
+    diagonal block costs little more than its triangle.
+    """
+    if stop - start <= _LEAF:
+        leaves.append((start, stop, start, stop))
+        return
+    mid = start + (stop - start) // 2
+    _split_triangle(start, mid, leaves, inner)
+    _split_triangle(mid, stop, leaves, inner)
+    inner.append((start, mid, mid, stop))
+
+
+def _symmetric_blocks(n: int, block: int) -> list[_Block]:
+    """Blocks ``(row_start, row_stop, col_start, col_stop)`` covering the upper triangle once.
+
+    Diagonal leaves come first, then the rest of each diagonal block, then the off-diagonal
+    blocks: every candidate list is full (from its own block) before the off-diagonal blocks,
+    whose entries the prefilter of :meth:`_BlockSearch._merge` then mostly rejects cheaply.
+    """
+    leaves: list[_Block] = []
+    inner: list[_Block] = []
+    starts = list(range(0, n, block))
+    for a in starts:
+        _split_triangle(a, min(a + block, n), leaves, inner)
+    outer = [
+        (a, min(a + block, n), b, min(b + block, n))
+        for i, a in enumerate(starts)
+        for b in starts[i + 1 :]
+    ]
+    return leaves + inner + outer
+
+
+class BlockSearch:
+    """The fast float32 pass and its exact, certified finish."""
+
+    def __init__(
+        self,
+        x: Tensor,
+        labels: Tensor | None,
+        n_candidates: int,
+        n_pairs: int,
+        memory_budget_mb: float,
+    ) -> None:
+        self.x = x
+        self.n = int(x.shape[0])
+        self.dim = int(x.shape[1])
+        self.labels = labels
+        self.n_candidates = n_candidates
+        self.n_pairs = n_pairs
+        # Visit points in label order: most blocks then need no label mask.
+        self.order = None if labels is None else torch.argsort(labels, stable=True)
+        self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
+        self.points = self._centred_points()
+        self.norms = torch.linalg.vector_norm(self.points, dim=1)
+        self.sq_norms = self.norms.square()
+        self.max_norm = float(self.norms.max())
+        self.budget_bytes = memory_budget_mb * 2**20
+        # About four float32 block x block matrices live at once.
+        self.block = max(64, min(_MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
+        device = x.device
+        self.best_d = torch.empty(0, device=device)
+        self.best_i = torch.empty(0, dtype=torch.long, device=device)
+        self.worst = torch.empty(0, device=device)
+        # Approximate squared distance from each point to its nearest differently-labelled one.
+        self.other_min = torch.full((self.n,), math.inf, device=device)
+
+    def _centred_points(self) -> Tensor:
+        """Float32 points minus their mean, in label order, made with one copy of the data.
+
+        Centring only translates the points (the distances do not change) but shrinks their
+        norms, and with them the float32 error bound of the fast pass.
+        """
+        mean = self.x.mean(dim=0, keepdim=True)
+        if self.order is None:
+            centred = self.x - mean
+        else:
+            centred = torch.index_select(self.x, 0, self.order).sub_(mean)
+        return centred.to(torch.float32)
+
+    # ----------------------------------------------------------------- fast pass
+    def _init_lists(self, n_rows: int) -> None:
+        device = self.x.device
+        self.best_d = torch.full((n_rows, self.n_candidates), math.inf, device=device)
+        self.best_i = torch.full((n_rows, self.n_candidates), -1, dtype=torch.long, device=device)
+        self.worst = torch.full((n_rows,), math.inf, device=device)
+
+    def _sq_dists(self, rows: Tensor | slice, cols: slice) -> Tensor:
+        """Approximate squared distances ``|q|^2 + |r|^2 - 2 q.r`` of a block (float32)."""
+        return self._sq_dists_from(self.points[rows], self.sq_norms[rows], cols)
+
+    def _sq_dists_from(self, row_points: Tensor, row_sq_norms: Tensor, cols: slice) -> Tensor:
+        """:meth:`_sq_dists` for rows already gathered.
+
+        The product runs without the norms (a plain ``mm``), so that the rounding error of the
+        matmul's accumulation is charged to ``|q.r|`` only, as :meth:`_error_bound` assumes.
+        """
+        d2 = torch.mm(row_points, self.points[cols].T)
+        torch.add(row_sq_norms[:, None], d2, alpha=-2.0, out=d2)
+        return d2.add_(self.sq_norms[cols][None, :])
+
+    def _merge(self, lists: slice, block: Tensor, offset: int) -> None:
+        """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
+        candidate lists.
+
+        Once the lists are full, only the few entries below a list's current worst candidate
+        can enter it: :func:`_entries_below` finds them and only they are merged. Otherwise the
+        block's best entries per row are taken with ``topk``. Either way each list keeps the
+        ``n_candidates`` smallest entries seen (ties arbitrary), so every entry left out is at
+        least its final worst candidate.
+        """
+        threshold = self.worst[lists]
+        found = None
+        if bool(torch.isfinite(threshold).all()):
+            found = _entries_below(block, threshold)
+        n_rows, n_cols = block.shape
+        if found is not None:
+            rows, cols, values = found
+            if rows.numel() == 0:
+                return
+            counts = torch.bincount(rows, minlength=n_rows)
+            width = int(counts.max())
+            if width * _SPARSE_FRACTION <= n_cols:
+                self._merge_entries(lists, rows, cols + offset, values, counts, width)
+                return
+        take = min(self.n_candidates, n_cols)
+        top_d, top_pos = torch.topk(block, take, dim=1, largest=False, sorted=False)
+        self._keep_best(lists, top_d, (top_pos + offset).masked_fill_(~torch.isfinite(top_d), -1))
+
+    def _merge_entries(
+        self, lists: slice, rows: Tensor, cols: Tensor, values: Tensor, counts: Tensor, width: int
+    ) -> None:
+        """Merge entries ``(rows[e], cols[e], values[e])`` into the lists (``rows`` ascending and
+        local to ``lists``, ``counts`` entries per row, at most ``width``)."""
+        first = torch.cumsum(counts, dim=0).sub_(counts)
+        position = torch.arange(rows.numel(), device=rows.device).sub_(first[rows])
+        n_rows = int(counts.numel())
+        new_d = torch.full((n_rows, width), math.inf, device=values.device)
+        new_i = torch.full((n_rows, width), -1, dtype=torch.long, device=rows.device)
+        new_d[rows, position] = values
+        new_i[rows, position] = cols
+        self._keep_best(lists, new_d, new_i)
+
+    def _keep_best(self, lists: slice, new_d: Tensor, new_i: Tensor) -> None:
+        """Replace the lists by the ``n_candidates`` best of themselves and the new entries."""
+        cat_d = torch.cat([self.best_d[lists], new_d], dim=1)
+        cat_i = torch.cat([self.best_i[lists], new_i], dim=1)
+        keep_d, keep_pos = torch.topk(cat_d, self.n_candidates, dim=1, largest=False, sorted=False)
+        self.best_d[lists] = keep_d
+        self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
+        self.worst[lists] = keep_d.amax(dim=1)
+
+    def _other_label_block(
+        self, d2: Tensor, row_labels: Tensor, col_labels: Tensor
+    ) -> Tensor | None:
+        """The block with same-label entries masked out; ``None`` when all entries share a label."""
+        row_min, row_max = int(row_labels.min()), int(row_labels.max())
+        col_min, col_max = int(col_labels.min()), int(col_labels.max())
+        if row_min == row_max == col_min == col_max:
+            return None
+        if row_max < col_min or col_max < row_min:
+            return d2
+        return d2.masked_fill(row_labels[:, None] == col_labels[None, :], math.inf)
+
+    def _merge_other(self, d2: Tensor, rows: Tensor | slice, cols: slice, both: bool) -> None:
+        """Lower each point's distance to its nearest differently-labelled point."""
+        assert self.sorted_labels is not None
+        masked = self._other_label_block(d2, self.sorted_labels[rows], self.sorted_labels[cols])
+        if masked is None:
+            return
+        self.other_min[rows] = torch.minimum(self.other_min[rows], masked.amin(dim=1))
+        if both:
+            self.other_min[cols] = torch.minimum(self.other_min[cols], masked.amin(dim=0))
+
+    def run_symmetric(self, progress: bool) -> None:
+        """All points as queries: each block of the upper triangle updates its rows and columns."""
+        self._init_lists(self.n)
+        for r0, r1, c0, c1 in progress_bar(
+            _symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
+        ):
+            rows, cols = slice(r0, r1), slice(c0, c1)
+            d2 = self._sq_dists(rows, cols)
+            diagonal = r0 == c0
+            if diagonal:
+                d2.fill_diagonal_(math.inf)
+            self._merge(rows, d2, c0)
+            if not diagonal:
+                self._merge(cols, d2.T, r0)
+            if self.sorted_labels is not None:
+                self._merge_other(d2, rows, cols, both=not diagonal)
+        if self.order is not None:
+            best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
+            best_d[self.order], best_i[self.order] = self.best_d, self.best_i
+            self.best_d, self.best_i = best_d, best_i
+
+    def run_queries(self, query_indices: Tensor, progress: bool) -> None:
+        """A subset of queries against every reference point."""
+        # Queries in label order too, so that their blocks rarely need a label mask.
+        self.query_pos, perm = torch.sort(self._to_sorted(query_indices), stable=True)
+        self._init_lists(int(self.query_pos.numel()))
+        q_starts = list(range(0, int(self.query_pos.numel()), self.block))
+        r_starts = list(range(0, self.n, self.block))
+        pairs = [(a, b) for a in q_starts for b in r_starts]
+        gathered = -1
+        for a, b in progress_bar(pairs, enabled=progress, desc="neighbours"):
+            q_pos = self.query_pos[a : a + self.block]
+            if gathered != a:  # the query rows, gathered once per query block
+                q_points, q_sq_norms, gathered = self.points[q_pos], self.sq_norms[q_pos], a
+            cols = slice(b, min(b + self.block, self.n))
+            d2 = self._sq_dists_from(q_points, q_sq_norms, cols)
+            inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
+            d2[inside, q_pos[inside] - b] = math.inf
+            self._merge(slice(a, a + q_pos.numel()), d2, b)
+            if self.sorted_labels is not None:
+                self._merge_other(d2, q_pos, cols, both=False)
+        best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
+        best_d[perm], best_i[perm] = self.best_d, self.best_i
+        self.best_d, self.best_i = best_d, best_i
+
+    def _to_sorted(self, original: Tensor) -> Tensor:
+        """Positions in the label-sorted order of points given by original indices."""
+        if self.order is None:
+            return original
+        inverse = torch.empty_like(self.order)
+        inverse[self.order] = torch.arange(self.n, device=self.order.device)
+        return inverse[original]
+
+    def _to_original(self, positions: Tensor) -> Tensor:
+        if self.order is None:
+            return positions
+        return torch.where(positions >= 0, self.order[positions.clamp(min=0)], positions)
+
+    # ----------------------------------------------------------------- exact finish
+    def _error_bound(self, positions: Tensor) -> Tensor:
+        """Rigorous bound on the float32 error of a squared distance computed by expansion.
+
+        With ``M = (|q| + |r|)^2`` and ``u = 2^-24``, first order: the squared norms (a float32
+        norm, any order of summation, then a square root and a square) err by at most
+        ``(gamma_D + 3u) (|q|^2 + |r|^2)``, the dot product (any order, with or without FMA) by
+        ``gamma_D 2 |q.r|``: together ``(gamma_D + 3u) M``; the two additions of
+        :meth:`_sq_dists_from` add ``2u M``, the centring (one rounding per coordinate) ``2u M``.
+        So ``gamma_(D+16) M`` bounds the error with room to spare. ``M`` is bounded with the
+        computed norms, which may fall short of the true ones by a factor ``1 - gamma_(D+2)``;
+        the factor ``(1 + gamma)^2`` covers that and the second-order terms.
+        """
+        gamma = (self.dim + 16) * _FLOAT32_UNIT_ROUNDOFF
+        gamma = gamma / (1.0 - gamma)
+        return gamma * (1.0 + gamma) ** 2 * (self.norms[positions].double() + self.max_norm) ** 2
+
+    def _exact(self, rows_original: Tensor, cand_positions: Tensor) -> Tensor:
+        return exact_distances(self.x, rows_original, self._to_original(cand_positions))
+
+    def _exact_unique(self, rows_original: Tensor, cand_positions: Tensor) -> Tensor:
+        """Like :meth:`_exact`, computing each unordered pair once (kNN lists share many pairs)."""
+        width = cand_positions.shape[1]
+        first = rows_original[:, None].expand(-1, width).flatten()
+        second = self._to_original(cand_positions).flatten()
+        low, high = torch.minimum(first, second), torch.maximum(first, second)
+        key = low * self.n + high
+        unique_key, inverse = torch.unique(key, return_inverse=True)
+        dist = exact_distances(self.x, unique_key // self.n, (unique_key % self.n)[:, None])[:, 0]
+        return dist[inverse].view(-1, width)
+
+    def finish(self, query_indices: Tensor, k: int) -> NeighborGraph:
+        positions = self._to_sorted(query_indices)
+        approx, cand = self.best_d.double(), self.best_i
+        order = torch.argsort(approx, dim=1, stable=True)
+        approx, cand = _take_sorted(approx, cand, order)
+        bound = self._error_bound(positions)
+        # Stage 1: the k best by approximate distance, certified against the (k+1)-th.
+        exact = self._exact_unique(query_indices, cand[:, :k])
+        kth = exact.max(dim=1).values
+        next_approx = approx[:, k] if approx.shape[1] > k else torch.full_like(kth, math.inf)
+        certified = kth.square() <= next_approx - bound
+        dist, idx = exact, cand[:, :k]
+        # Stage 2: all candidates of the rows stage 1 could not certify.
+        rows = (~certified).nonzero().flatten()
+        n_refined = 0
+        if rows.numel() > 0 and approx.shape[1] > k:
+            exact_all = torch.cat(
+                [exact[rows], self._exact(query_indices[rows], cand[rows, k:])], dim=1
+            )
+            order = torch.argsort(exact_all, dim=1, stable=True)[:, :k]
+            dist_rows, idx_rows = _take_sorted(exact_all, cand[rows], order)
+            dist[rows], idx[rows] = dist_rows, idx_rows
+            worst = approx[rows, -1]
+            full = (cand[rows] >= 0).all(dim=1)
+            kth_rows = dist_rows[:, -1]
+            ok = (~full) | (kth_rows.square() <= worst - bound[rows])
+            certified[rows] = ok
+        # Stage 3: every reference within the error bound, for the rows still uncertain.
+        rows = (~certified).nonzero().flatten()
+        if rows.numel() > 0:
+            n_refined = int(rows.numel())
+            dist[rows], idx[rows] = self._exhaustive(
+                query_indices[rows], positions[rows], dist[rows, -1], bound[rows], k
+            )
+        order = torch.argsort(dist, dim=1, stable=True)
+        dist, idx = _take_sorted(dist, idx, order)
+        pairs: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
+        if self.labels is not None:
+            pairs = self._closest_pairs(positions)
+        return NeighborGraph(
+            distances=dist,
+            indices=self._to_original(idx),
+            query_indices=query_indices,
+            pair_first=pairs[0],
+            pair_second=pairs[1],
+            pair_distances=pairs[2],
+            n_refined=n_refined,
+        )
+
+    def _full_rows_per_chunk(self) -> int:
+        """Rows whose distances to all ``n`` points fit in the memory budget at once (a float32
+        and a float64 copy, a masked float64 copy and two masks: 22 bytes an entry)."""
+        return max(1, int(self.budget_bytes // (24 * self.n)))
+
+    def _exhaustive(
+        self, rows_original: Tensor, rows_pos: Tensor, kth: Tensor, bound: Tensor, k: int
+    ) -> tuple[Tensor, Tensor]:
+        """Exact top-k for rows by recomputing every reference that could be within ``kth``."""
+        out_d, out_i = [], []
+        rows_per_chunk = self._full_rows_per_chunk()
+        for start in range(0, int(rows_pos.numel()), rows_per_chunk):
+            pos = rows_pos[start : start + rows_per_chunk]
+            d2 = self._sq_dists(pos, slice(0, self.n)).double()
+            d2[torch.arange(pos.numel(), device=pos.device), pos] = math.inf
+            limit = kth[start : start + pos.numel()].square() + bound[start : start + pos.numel()]
+            within = (d2 <= limit[:, None]) & torch.isfinite(d2)
+            width = max(k, int(within.sum(dim=1).max()))
+            d2 = d2.masked_fill(~within, math.inf)
+            top = torch.topk(d2, width, dim=1, largest=False)
+            cand = torch.where(
+                torch.isfinite(top.values), top.indices, torch.full_like(top.indices, -1)
+            )
+            exact = self._exact(rows_original[start : start + pos.numel()], cand)
+            order = torch.argsort(exact, dim=1, stable=True)[:, :k]
+            chosen_d, chosen_i = _take_sorted(exact, cand, order)
+            out_d.append(chosen_d)
+            out_i.append(chosen_i)
+        return torch.cat(out_d), torch.cat(out_i)
+
+    def _closest_pairs(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Exact closest differently-labelled pairs ``(query, reference)``.
+
+        Each such pair's two ends have it as an upper bound on their nearest differently-labelled
+        distance, so only points whose approximate nearest such distance is within the error
+        bound of an upper bound on the ``n_pairs``-th pair distance can take part. Those few
+        rows are searched exhaustively and every reference within reach is recomputed exactly.
+        """
+        assert self.sorted_labels is not None
+        device = self.x.device
+        row_min = self.other_min[positions].double()
+        empty = torch.empty(0, dtype=torch.long, device=device)
+        if not bool(torch.isfinite(row_min).any()):
+            return empty, empty, empty.double()
+        bound = self._error_bound(positions)
+        # An upper bound on the n_pairs-th distance: exact distances of the best rows' pairs.
+        seeds = torch.topk(row_min, min(2 * self.n_pairs + 8, row_min.numel()), largest=False)
+        seed_rows = seeds.indices[torch.isfinite(seeds.values)]
+        first, second, dist = self._pairs_within(
+            positions[seed_rows], row_min[seed_rows] + bound[seed_rows]
+        )
+        first, second, dist = top_unique_pairs(first, second, dist, self.n_pairs)
+        upper = float(dist[-1]) ** 2 if dist.numel() >= self.n_pairs else math.inf
+        rows = (row_min - bound <= upper).nonzero().flatten()
+        limit = torch.full((rows.numel(),), upper, dtype=torch.float64, device=device) + bound[rows]
+        first, second, dist = self._pairs_within(positions[rows], limit)
+        return top_unique_pairs(first, second, dist, self.n_pairs)
+
+    def _pairs_within(self, rows_pos: Tensor, limit: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Every differently-labelled pair (row, reference) with approximate squared distance
+        ``<= limit[row]``, with exact distances (original indices)."""
+        assert self.sorted_labels is not None
+        firsts, seconds = [], []
+        rows_per_chunk = self._full_rows_per_chunk()
+        for start in range(0, int(rows_pos.numel()), rows_per_chunk):
+            pos = rows_pos[start : start + rows_per_chunk]
+            d2 = self._sq_dists(pos, slice(0, self.n)).double()
+            d2[torch.arange(pos.numel(), device=pos.device), pos] = math.inf
+            d2.masked_fill_(
+                self.sorted_labels[pos][:, None] == self.sorted_labels[None, :], math.inf
+            )
+            within = (d2 <= limit[start : start + pos.numel(), None]) & torch.isfinite(d2)
+            within_r, within_c = within.nonzero(as_tuple=True)
+            firsts.append(pos[within_r])
+            seconds.append(within_c)
+        first = self._to_original(torch.cat(firsts))
+        second = self._to_original(torch.cat(seconds))
+        return first, second, exact_distances(self.x, first, second[:, None])[:, 0]

@@ -1,0 +1,210 @@
+"""The one target normalisation used by every path (functional, sampling, metrics, callbacks, CLI).
+
+The rule depends on the dtype, never on the values, so the same data gives the same kind of
+target everywhere:
+
+- integer (or bool) dtype: class ids;
+- floating dtype: regression values, unless the caller says ``target_type="class"`` (the values
+  must then be whole numbers);
+- one-hot rows ``(n, C)`` (every entry 0 or 1, exactly one 1 per row): class ids ``argmax``;
+  probability rows too, but only with ``target_type="class"`` (otherwise they are vectors);
+- ``(n, 1)`` is flattened to ``(n,)``;
+- anything else (NaN, complex, strings, 3-d targets, integer vectors that are not one-hot) is a
+  clear error.
+
+Whole-number floats (ages 20-79 stored as ``float32``) therefore stay regression targets. File
+loaders that know their arrays hold labels convert them to integer class ids themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "TARGET_TYPES",
+    "TargetType",
+    "Targets",
+    "as_target_tensor",
+    "item_class_id",
+    "normalize_targets",
+]
+
+TargetType = Literal["auto", "class", "regression"]
+TARGET_TYPES: tuple[str, ...] = ("auto", "class", "regression")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Normalised targets.
+
+    Attributes:
+        values: ``(n,)`` int64 class ids when ``kind == "class"``; else floating regression values
+            ``(n,)`` or ``(n, t)`` (float32 or float64; half precision is widened to float32).
+        kind: ``"class"`` or ``"regression"``.
+        n_classes: number of distinct class ids, ``None`` for regression.
+    """
+
+    values: Tensor
+    kind: str
+    n_classes: int | None
+
+    @property
+    def is_class(self) -> bool:
+        """Whether the targets are class ids."""
+        return self.kind == "class"
+
+
+def as_target_tensor(y: Any, name: str = "targets") -> Tensor:
+    """A CPU tensor of targets (tensor, numpy array, list); TypeError when not numeric."""
+    if isinstance(y, Tensor):
+        return y.detach().cpu()
+    if isinstance(y, str):
+        raise TypeError(f"{name} is a string ({y!r}); map the labels to integer class ids first.")
+    array = np.asarray(y)
+    if array.dtype == object or array.dtype.kind in "USVM":
+        raise TypeError(
+            f"{name} are not numeric (dtype {array.dtype}); map them to integer class ids (or "
+            "float values) first."
+        )
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def _is_one_hot(values: Tensor) -> bool:
+    if values.ndim != 2 or values.shape[1] < 2 or values.shape[0] == 0:
+        return False
+    binary = (values == 0) | (values == 1)
+    return bool(binary.all()) and bool((values.sum(dim=1) == 1).all())
+
+
+def _is_probability(values: Tensor) -> bool:
+    rows = values.to(torch.float64)
+    return bool((rows >= 0).all()) and bool(((rows.sum(dim=1) - 1.0).abs() <= 1e-4).all())
+
+
+def _float_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def normalize_targets(
+    y: Any,
+    n: int | None = None,
+    target_type: str = "auto",
+    *,
+    name: str = "targets",
+    min_classes: int = 0,
+) -> Targets:
+    """Normalise a stack of targets (one per sample) by the package's one rule.
+
+    Args:
+        y: targets ``(n,)``, ``(n, 1)`` or ``(n, C)``: a tensor, numpy array or list.
+        n: the number of samples the targets must match (``None``: not checked).
+        target_type: ``"auto"`` (integer dtype or one-hot rows: classes; floating dtype:
+            regression), ``"class"`` or ``"regression"``.
+        name: how error messages call the targets.
+        min_classes: class targets with fewer distinct ids raise (label sharpness needs 2).
+
+    Returns:
+        :class:`Targets`.
+
+    Raises:
+        ValueError: scalar or 3-d targets, a length other than ``n``, NaN or infinite values,
+            fractional values with ``target_type="class"``, integer vectors that are not
+            one-hot, fewer than ``min_classes`` classes, an unknown ``target_type``.
+        TypeError: complex, string or object targets.
+
+    Example:
+        >>> import torch
+        >>> normalize_targets(torch.tensor([20.0, 35.0, 79.0])).kind  # float ages: regression
+        'regression'
+        >>> normalize_targets(torch.tensor([[0, 1], [1, 0]])).values.tolist()  # one-hot rows
+        [1, 0]
+        >>> normalize_targets(torch.tensor([2.0, 0.0]), target_type="class").values.tolist()
+        [2, 0]
+    """
+    if target_type not in TARGET_TYPES:
+        raise ValueError(f"target_type must be one of {list(TARGET_TYPES)}, got {target_type!r}.")
+    targets = as_target_tensor(y, name)
+    if targets.is_complex():
+        raise TypeError(f"{name} are complex ({targets.dtype}); pass real class ids or values.")
+    if targets.ndim == 0:
+        raise ValueError(f"{name} is a scalar; pass one target per sample, shape (n_samples,).")
+    if n is not None and int(targets.shape[0]) != n:
+        raise ValueError(
+            f"the inputs have {n} samples but {name} has {int(targets.shape[0])}; pass one "
+            "target per input (mismatched lengths)."
+        )
+    if targets.ndim > 2:
+        raise ValueError(
+            f"{name} have shape {tuple(targets.shape)}; pass (n,) class ids or values, (n, 1), "
+            "(n, C) one-hot rows or (n, t) regression vectors (target_fn= can reduce them)."
+        )
+    if targets.ndim == 2 and targets.shape[1] == 1:
+        targets = targets[:, 0]
+    if targets.dtype == torch.bool:
+        targets = targets.to(torch.int64)
+    if targets.is_floating_point() and not bool(torch.isfinite(targets).all()):
+        bad = int((~torch.isfinite(targets)).reshape(targets.shape[0], -1).any(dim=1).sum())
+        raise ValueError(
+            f"{name} contain NaN or infinite values ({bad} sample(s)); remove or fix them."
+        )
+    if targets.ndim == 2 and target_type != "regression":
+        if _is_one_hot(targets) or (target_type == "class" and _is_probability(targets)):
+            targets = targets.argmax(dim=1)
+        elif target_type == "class":
+            raise ValueError(
+                f"target_type='class' but {name} are (n, {targets.shape[1]}) vectors that are "
+                "neither one-hot nor probability rows; pass (n,) class ids or one-hot rows."
+            )
+        elif not targets.is_floating_point():
+            raise ValueError(
+                f"{name} are (n, {targets.shape[1]}) integer vectors that are not one-hot rows "
+                "(multi-label targets are not supported); pass (n,) class ids, one-hot rows, "
+                "or target_type='regression' for vector-valued targets."
+            )
+    kind = target_type
+    if kind == "auto":
+        kind = "regression" if targets.is_floating_point() else "class"
+    if kind == "regression":
+        return Targets(targets.to(_float_dtype(targets.dtype)), "regression", None)
+    if targets.is_floating_point() and not bool((targets == targets.round()).all()):
+        raise ValueError(
+            f"target_type='class' needs whole-number class ids but {name} have fractional "
+            "values; use target_type='regression' for continuous targets."
+        )
+    labels = targets.to(torch.int64)
+    n_classes = int(torch.unique(labels).numel())
+    if n_classes < min_classes:
+        first = int(labels[0]) if labels.numel() else None
+        raise ValueError(
+            f"All {int(labels.shape[0])} samples have the same label ({first}): this needs at "
+            f"least {min_classes} classes. Sample more classes, or skip K_F for unlabelled data."
+        )
+    return Targets(labels, "class", n_classes)
+
+
+def item_class_id(target: Tensor, target_type: str = "auto") -> int | None:
+    """Class id of one item's target (0-d or 1-d), or ``None`` when it is a regression target.
+
+    Same rule as :func:`normalize_targets`: integer dtype or a one-hot vector is a class;
+    floats are regression unless ``target_type="class"``.
+
+    Example:
+        >>> import torch
+        >>> item_class_id(torch.tensor(3)), item_class_id(torch.tensor(3.0))
+        (3, None)
+    """
+    if target_type == "regression":
+        return None
+    if target.ndim == 1 and target.numel() >= 2:
+        return int(target.argmax()) if _is_one_hot(target[None]) else None
+    value = target.reshape(())
+    if not value.is_floating_point():
+        return int(value)
+    if target_type == "class" and bool(torch.isfinite(value)) and float(value) == int(value):
+        return int(value)
+    return None

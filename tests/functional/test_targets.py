@@ -1,0 +1,96 @@
+"""The one target rule: whole-number float targets (ages) are regression on every path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_dataprops import compute_labelsharpness, dataset_properties, label_sharpness
+from lightning_dataprops.cli import main
+from lightning_dataprops.data import sample_dataset
+from lightning_dataprops.functional import normalize_targets
+from lightning_dataprops.metrics import LabelSharpness
+
+
+def _ages_data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 16, generator=g)
+    ages = torch.randint(20, 80, (300,), generator=g).to(torch.float32)
+    return x, ages
+
+
+def _oracle(x: torch.Tensor, y: torch.Tensor) -> float:
+    """max |y_i - y_j| / ||x_i - x_j|| over all pairs, brute force in float64."""
+    xd, yd = x.double(), y.double()
+    dist = torch.cdist(xd, xd)
+    ratio = (yd[:, None] - yd[None, :]).abs() / dist
+    ratio.fill_diagonal_(0.0)
+    return float(ratio.max())
+
+
+def test_float_ages_give_the_regression_sharpness_on_every_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, ages = _ages_data()
+    expected = _oracle(x, ages)
+    # a class reading of the same data would be 1 / (closest differently-aged pair): far smaller
+    assert expected > 5 * label_sharpness(x, ages, target_type="class").value
+
+    assert label_sharpness(x, ages).value == pytest.approx(expected, rel=1e-5)
+    assert pytest.approx(expected, rel=1e-5) == dataset_properties(x, ages, k=10).K_F
+    paper = compute_labelsharpness(TensorDataset(x, ages))
+    assert float(paper) == pytest.approx(expected, rel=1e-5)
+    metric = LabelSharpness()
+    metric.update(x[:150], ages[:150])
+    metric.update(x[150:], ages[150:])
+    assert float(metric.compute()) == pytest.approx(expected, rel=1e-5)
+
+    sample = sample_dataset(TensorDataset(x, ages))
+    assert sample.targets is not None and sample.targets.dtype == torch.float32
+
+    path = tmp_path / "ages.npz"
+    np.savez(path, images=x.reshape(300, 4, 4).numpy(), labels=ages.numpy())
+    assert main(["measure", str(path), "--targets", "regression", "--json", "--no-progress"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["K_F"] == pytest.approx(expected, rel=1e-5)
+    assert document["label_sharpness_result"]["target_type"] == "regression"
+
+
+@pytest.mark.parametrize(
+    ("y", "kind", "values"),
+    [
+        (torch.tensor([3, 1, 3]), "class", [3, 1, 3]),
+        (np.array([[1], [0], [2]], dtype=np.uint8), "class", [1, 0, 2]),
+        (torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), "class", [1, 0, 1]),
+        (torch.tensor([20.0, 35.0, 79.0]), "regression", [20.0, 35.0, 79.0]),
+        (torch.tensor([True, False, True]), "class", [1, 0, 1]),
+    ],
+)
+def test_rule_by_dtype(y: object, kind: str, values: list[float]) -> None:
+    norm = normalize_targets(y, 3)
+    assert norm.kind == kind and norm.values.tolist() == values
+
+
+@pytest.mark.parametrize(
+    ("y", "options", "error", "match"),
+    [
+        (torch.tensor([1.0, float("nan"), 2.0]), {}, ValueError, "NaN"),
+        (torch.tensor([0.5, 1.0, 2.0]), {"target_type": "class"}, ValueError, "fractional"),
+        (torch.tensor([[1, 2], [0, 3], [1, 1]]), {}, ValueError, "one-hot"),
+        (torch.zeros(3, 2, 2), {}, ValueError, "shape"),
+        (torch.tensor([1, 1, 1]), {"min_classes": 2}, ValueError, "at least 2 classes"),
+        (torch.tensor([1, 2]), {}, ValueError, "mismatched"),
+        (np.array(["a", "b", "c"]), {}, TypeError, "not numeric"),
+        (torch.tensor([1j, 2j, 3j]), {}, TypeError, "complex"),
+    ],
+)
+def test_bad_targets_get_clear_errors(
+    y: object, options: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        normalize_targets(y, 3, **options)  # type: ignore[arg-type]
