@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lightning_dataprops import sample_dataset
 from lightning_dataprops.data_sources import load_npz
 from lightning_dataprops.functional import LabelConflictWarning
 from lightning_dataprops.references import (
@@ -29,10 +30,10 @@ from lightning_dataprops.references import (
     reference_values,
     to_reference_protocol,
 )
-from lightning_dataprops.sampling import sample_dataset
 from tests.conftest import shared_file
 
-JSON_PATH = Path(__file__).resolve().parents[1] / "lightning_dataprops" / "reference_values.json"
+PACKAGE = Path(__file__).resolve().parents[2] / "lightning_dataprops"
+JSON_PATH = PACKAGE / "references" / "reference_values.json"
 DEFAULT_N = 1000
 
 
