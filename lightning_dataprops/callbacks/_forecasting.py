@@ -20,7 +20,7 @@ REPRODUCTION = "reproduction"
 
 def load_constant(spec: ConstantSpec) -> Calibration | float | None:
     """A number, a calibration, the path of a calibration JSON from ``dataprops calibrate``, or
-    ``"reproduction"`` for the constant of ``examples/reproduce_paper.py`` (see its regime)."""
+    ``"reproduction"`` for the constant of ``examples/reproduce_paper`` (see its regime)."""
     return resolve_constant(spec)
 
 
