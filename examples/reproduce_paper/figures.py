@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,33 @@ def _size_ticks(ax: Any, sizes: Sequence[int]) -> None:
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
+def _scatter_by_task(
+    ax: Any,
+    runs: list[Run],
+    tasks: list[Task],
+    x: Callable[[Run], float],
+    y: Callable[[Run], float],
+) -> None:
+    """One colour and marker per dataset, the runs with a finite K_F."""
+    colors = _dataset_colors(tasks)
+    for task in tasks:
+        rs = [r for r in runs if r.dataset == task.name and math.isfinite(r.label_sharpness)]
+        ax.scatter(
+            [x(r) for r in rs],
+            [y(r) for r in rs],
+            color=colors[task.name],
+            marker=MARKERS[task.domain],
+            label=task.name.split(" (")[0],
+            alpha=0.8,
+        )
 
 
 def _dataset_colors(tasks: list[Task]) -> dict[str, Any]:
@@ -91,16 +118,13 @@ def plot_scaling(runs: list[Run], tasks: list[Task], result: Analysis, folder: P
     for ax in list(axes.flat)[len(result.scaling) :]:
         ax.set_visible(False)
     fig.suptitle("Test loss vs N (log-log): fitted slope vs the law's exponent -1/d_data")
-    fig.tight_layout()
-    fig.savefig(folder / FIGURES["scaling"], dpi=110)
-    plt.close(fig)
+    _save(fig, folder / FIGURES["scaling"])
 
 
 def plot_sharpness(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path) -> None:
     """K_F at matched N by dataset, and K_F against N."""
     plt = _pyplot()
     colors = _dataset_colors(tasks)
-    markers = MARKERS
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     names = [t.name for t in tasks]
     if result.matched_n is not None:
@@ -125,7 +149,7 @@ def plot_sharpness(runs: list[Run], tasks: list[Task], result: Analysis, folder:
         right.plot(
             sizes,
             kf,
-            marker=markers[task.domain],
+            marker=MARKERS[task.domain],
             color=colors[task.name],
             label=task.name.split(" (")[0],
         )
@@ -135,35 +159,19 @@ def plot_sharpness(runs: list[Run], tasks: list[Task], result: Analysis, folder:
     right.set_ylabel("K_F (mean over seeds)")
     right.set_title("K_F grows with N (a maximum over pairs)")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / FIGURES["sharpness"], dpi=110)
-    plt.close(fig)
+    _save(fig, folder / FIGURES["sharpness"])
 
 
 def plot_fgsm(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path) -> None:
     """K_F against the FGSM loss increase, every run."""
-    plt = _pyplot()
-    colors = _dataset_colors(tasks)
-    markers = MARKERS
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for task in tasks:
-        rs = [r for r in runs if r.dataset == task.name and math.isfinite(r.label_sharpness)]
-        ax.scatter(
-            [r.label_sharpness for r in rs],
-            [r.fgsm_loss_increase for r in rs],
-            color=colors[task.name],
-            marker=markers[task.domain],
-            label=task.name.split(" (")[0],
-            alpha=0.8,
-        )
+    fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
+    _scatter_by_task(ax, runs, tasks, lambda r: r.label_sharpness, lambda r: r.fgsm_loss_increase)
     ax.set_xscale("log")
     ax.set_xlabel("label sharpness K_F of the training set")
     ax.set_ylabel("FGSM (eps=2/255) test loss increase")
     ax.set_title(f"Pearson r = {fmt(result.r_all, 2)} over {result.n_finite} runs (paper: 0.70)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / FIGURES["fgsm"], dpi=110)
-    plt.close(fig)
+    _save(fig, folder / FIGURES["fgsm"])
 
 
 def plot_ids(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path) -> None:
@@ -205,34 +213,22 @@ def plot_ids(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path)
     ax.set_ylabel("intrinsic dimension (MLE, k=20)")
     ax.set_title("Representation ID vs data ID")
     ax.legend(fontsize=8, loc="upper left", ncols=3)
-    fig.tight_layout()
-    fig.savefig(folder / FIGURES["ids"], dpi=110)
-    plt.close(fig)
+    _save(fig, folder / FIGURES["ids"])
 
 
 def plot_calibration(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path) -> None:
     """Observed against predicted test loss with the fitted C."""
-    plt = _pyplot()
-    colors = _dataset_colors(tasks)
-    markers = MARKERS
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
     cal = result.calibration
     if cal is not None:
-        for task in tasks:
-            rs = [r for r in runs if r.dataset == task.name and math.isfinite(r.label_sharpness)]
-            pred = [cal.constant * r.label_sharpness * r.n_train ** (-1.0 / r.d_data) for r in rs]
-            ax.scatter(
-                pred,
-                [r.test_loss for r in rs],
-                color=colors[task.name],
-                marker=markers[task.domain],
-                label=task.name.split(" (")[0],
-                alpha=0.8,
-            )
+        constant = cal.constant
+
+        def predicted(r: Run) -> float:
+            return constant * r.label_sharpness * r.n_train ** (-1.0 / r.d_data)
+
+        _scatter_by_task(ax, runs, tasks, predicted, lambda r: r.test_loss)
         everything = [r.test_loss for r in runs] + [
-            cal.constant * r.label_sharpness * r.n_train ** (-1.0 / r.d_data)
-            for r in runs
-            if math.isfinite(r.label_sharpness)
+            predicted(r) for r in runs if math.isfinite(r.label_sharpness)
         ]
         span = np.geomspace(min(everything), max(everything), 10)
         ax.plot(span, span, "k-", label="observed = predicted")
@@ -248,9 +244,7 @@ def plot_calibration(runs: list[Run], tasks: list[Task], result: Analysis, folde
     ax.set_xlabel("predicted test loss C · K_F · N^(-1/d_data)")
     ax.set_ylabel("observed test loss")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / FIGURES["calibration"], dpi=110)
-    plt.close(fig)
+    _save(fig, folder / FIGURES["calibration"])
 
 
 def plot_all(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path) -> None:
