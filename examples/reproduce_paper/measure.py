@@ -13,8 +13,8 @@ The test and training losses come from the model's own validation loop (:mod:`.m
 
 Today one local callback, :class:`FunctionalMeasurements`, computes these with the functional
 API of ``lightning_dataprops`` at the hooks where the product's focused callbacks measure.
-Switching to those callbacks is a change in this module only: :func:`callbacks` returns them and
-:data:`METRICS` takes their names from ``lightning_dataprops.names``.
+:data:`METRICS` already uses the product's names (``lightning_dataprops.names``), so switching
+to those callbacks is a change in :func:`callbacks` only.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import TensorDataset
 
+from lightning_dataprops import names
 from lightning_dataprops.functional import dataset_properties, intrinsic_dimension
 from lightning_dataprops.functional.attacks import make_attack, robustness
 from lightning_dataprops.functional.representations import capture_representations
@@ -35,19 +36,21 @@ from .tasks import Config, Task
 
 REPR_LAYER = "embed"
 
+ATTACK = "fgsm"
+
 METRICS = {
     # field of the run's CSV row: name in trainer.callback_metrics
     "test_loss": TEST_LOSS,
     "test_acc": TEST_ACC,
     "train_loss": TRAIN_LOSS,
-    "d_data": "dataprops/d_data",
-    "d_data_twonn": "dataprops/d_data_twonn",
-    "label_sharpness": "dataprops/K_F",
-    "d_repr": f"dataprops/d_repr/{REPR_LAYER}",
-    "fgsm_clean_loss": "dataprops/robustness/clean_loss",
-    "fgsm_adv_loss": "dataprops/robustness/adv_loss",
-    "fgsm_loss_increase": "dataprops/robustness/loss_increase",
-    "fgsm_robust_acc": "dataprops/robustness/robust_acc",
+    "d_data": names.D_DATA,
+    "d_data_twonn": names.D_DATA_TWONN,
+    "label_sharpness": names.K_F,
+    "d_repr": names.d_repr(REPR_LAYER),
+    "fgsm_clean_loss": names.adversarial(ATTACK, "clean_loss"),
+    "fgsm_adv_loss": names.adversarial(ATTACK, "adv_loss"),
+    "fgsm_loss_increase": names.adversarial(ATTACK, "loss_increase"),
+    "fgsm_robust_acc": names.adversarial(ATTACK, "robust_acc"),
 }
 
 
@@ -88,7 +91,7 @@ class FunctionalMeasurements(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        attack = make_attack("fgsm", pl_module, eps=self.cfg.eps)
+        attack = make_attack(ATTACK, pl_module, eps=self.cfg.eps)
         rob = robustness(
             pl_module, self.task.test_x, self.task.test_y, attack, batch_size=EVAL_BATCH
         )
