@@ -49,7 +49,8 @@ def run_one(task: Task, n: int, seed: int, cfg: Config) -> Run:
     """
     x, y, _ = stratified(task.pool_x, task.pool_y, n, seed)
     start = time.perf_counter()
-    trainer, _ = fit(x, y, task.test_x, task.test_y, cfg, seed, measure.callbacks(task, cfg))
+    callbacks = measure.callbacks(task, cfg, len(y))
+    trainer, _ = fit(x, y, task.test_x, task.test_y, cfg, seed, callbacks)
     seconds = time.perf_counter() - start
     return Run(
         task=task.key,

@@ -108,8 +108,8 @@ class FunctionalMeasurements(Callback):
         )
 
 
-def callbacks(task: Task, cfg: Config) -> list[Callback]:
-    """The callbacks that measure one run of ``task``."""
+def callbacks(task: Task, cfg: Config, n_train: int) -> list[Callback]:
+    """The callbacks that measure one run of ``task`` on ``n_train`` training items."""
     return [FunctionalMeasurements(task, cfg)]
 
 
