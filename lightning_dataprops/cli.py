@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from lightning_dataprops.functional.scaling_law import fit_constant, read_runs_csv
+    from lightning_dataprops.calibration import read_runs_csv, save_calibration
+    from lightning_dataprops.functional.scaling_law import fit_constant
 
     calibration = fit_constant(read_runs_csv(args.runs), source=str(args.runs), regime=args.regime)
     print(
@@ -178,7 +179,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"x{math.exp(calibration.rmse_log):.3g} (rmse of log loss {calibration.rmse_log:.3g})"
     )
     if args.out:
-        calibration.save(args.out)
+        save_calibration(calibration, args.out)
         print(f"written to {args.out}")
     return 0
 

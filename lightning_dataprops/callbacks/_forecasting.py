@@ -8,12 +8,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from lightning_dataprops.functional.scaling_law import (
-    Calibration,
-    ScalingForecast,
-    append_run_csv,
-    forecast,
-)
+from lightning_dataprops.calibration import append_run_csv, resolve_constant
+from lightning_dataprops.functional.scaling_law import Calibration, ScalingForecast, forecast
 
 ConstantSpec = float | str | os.PathLike[str] | Calibration | None
 
@@ -24,14 +20,8 @@ REPRODUCTION = "reproduction"
 
 def load_constant(spec: ConstantSpec) -> Calibration | float | None:
     """A number, a calibration, the path of a calibration JSON from ``dataprops calibrate``, or
-    ``"reproduction"`` for the constant of ``examples/reproduce_paper.py`` (see its regime)."""
-    if spec is None or isinstance(spec, (int, float, Calibration)):
-        return spec
-    if spec == REPRODUCTION:
-        return Calibration.load(
-            Path(__file__).resolve().parents[1] / "reproduction_calibration.json"
-        )
-    return Calibration.load(spec)
+    ``"reproduction"`` for the constant of ``examples/reproduce_paper`` (see its regime)."""
+    return resolve_constant(spec)
 
 
 def _metric(trainer: pl.Trainer, *names: str) -> float | None:

@@ -12,21 +12,19 @@ and the loss. What it predicts without ``C`` are ratios:
 
 A predicted loss needs a calibrated ``C``: given by the user, fitted by :func:`fit_constant`
 from earlier runs (least squares in log space), or taken from the project's reproduction
-experiment; every :class:`ScalingForecast` says which.
+experiment; every :class:`ScalingForecast` says which. Reading and writing runs and
+calibrations is :mod:`lightning_dataprops.calibration`'s job: this module does no file I/O.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 CALIBRATION_COLUMNS = ("n_train", "d_data", "label_sharpness", "test_loss")
+"""What :func:`fit_constant` needs of each run (and the columns of a runs CSV)."""
 
 
 def _positive(value: float, name: str) -> float:
@@ -80,6 +78,9 @@ class Calibration:
             multiplicative error of a prediction).
         source: where it came from (a file, a list of runs, the reproduction experiment).
         regime: in which conditions it holds (datasets, sizes, model); free text.
+
+    Saved and loaded by :func:`lightning_dataprops.calibration.save_calibration` and
+    :func:`~lightning_dataprops.calibration.load_calibration`.
     """
 
     constant: float
@@ -87,27 +88,6 @@ class Calibration:
     rmse_log: float
     source: str
     regime: str = ""
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the calibration as JSON."""
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Calibration:
-        """Read a calibration written by :meth:`save` (or ``dataprops calibrate``)."""
-        try:
-            data = json.loads(Path(path).read_text())
-            return cls(
-                **{key: data[key] for key in ("constant", "n_runs", "rmse_log", "source")},
-                regime=data.get("regime", ""),
-            )
-        except FileNotFoundError:
-            raise FileNotFoundError(f"calibration file {path} does not exist") from None
-        except (KeyError, TypeError, json.JSONDecodeError) as error:
-            raise ValueError(
-                f"{path} is not a calibration file (expected JSON with constant, n_runs, "
-                f"rmse_log, source): {error}"
-            ) from None
 
 
 def fit_constant(
@@ -142,42 +122,6 @@ def fit_constant(
     log_c = sum(residuals) / len(residuals)
     rmse = math.sqrt(sum((r - log_c) ** 2 for r in residuals) / len(residuals))
     return Calibration(math.exp(log_c), len(residuals), rmse, source, regime)
-
-
-def read_runs_csv(path: str | os.PathLike[str]) -> list[dict[str, float]]:
-    """Rows of a CSV with at least the columns ``n_train, d_data, label_sharpness, test_loss``."""
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in CALIBRATION_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(
-                    f"{path} lacks the column(s) {missing}; it needs {list(CALIBRATION_COLUMNS)}."
-                )
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                try:
-                    rows.append({c: float(row[c]) for c in CALIBRATION_COLUMNS})
-                except (TypeError, ValueError):
-                    raise ValueError(f"{path}, line {line}: not a number in {row}") from None
-            return rows
-    except FileNotFoundError:
-        raise FileNotFoundError(f"runs file {path} does not exist") from None
-
-
-def append_run_csv(path: str | os.PathLike[str], run: Mapping[str, Any]) -> None:
-    """Append one run (the calibration columns plus any extra keys) to a CSV, with a header."""
-    path = Path(path)
-    columns = list(CALIBRATION_COLUMNS) + sorted(k for k in run if k not in CALIBRATION_COLUMNS)
-    new = not path.exists() or path.stat().st_size == 0
-    if not new:
-        with open(path, newline="") as handle:
-            columns = next(csv.reader(handle))
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({key: run.get(key, "") for key in columns})
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Measure the natural-image reference values of label sharpness (K_F) under the protocol.
 
-Writes ``lightning_dataprops/reference_values.json`` (package data read by
+Writes ``lightning_dataprops/references/reference_values.json`` (package data read by
 :mod:`lightning_dataprops.references`) and prints the medical comparison values for
 ``docs/reference_values.md``.
 
@@ -18,8 +18,8 @@ counted for each seed, so every task weighs the same in the quantiles.
 
 Usage (from the repository root; about 2-3 minutes on one thread of a 2-core machine)::
 
-    python benchmarks/measure_reference_values.py
-    python benchmarks/measure_reference_values.py --output /tmp/ref.json  # leave the package alone
+    python scripts/measure_reference_values.py
+    python scripts/measure_reference_values.py --output /tmp/ref.json  # leave the package alone
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_dataprops.data_sources import load_fashion_mnist, load_npz
+from lightning_dataprops import sample_dataset
+from lightning_dataprops.data import load_fashion_mnist, load_npz
 from lightning_dataprops.functional import label_sharpness
 from lightning_dataprops.references import DEFAULT_TOLERANCE, to_reference_protocol
-from lightning_dataprops.sampling import sample_dataset
 
 SCRIPT_VERSION = "1.0"
 SIZES = (250, 500, 1000, 2000, 4000, 8000)
@@ -51,7 +51,7 @@ LARGE_N = 2000
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_FASHION = Path("/usr/share/datasets/fashion-mnist")
-DEFAULT_OUTPUT = REPO_ROOT / "lightning_dataprops" / "reference_values.json"
+DEFAULT_OUTPUT = REPO_ROOT / "lightning_dataprops" / "references" / "reference_values.json"
 QUANTILES = {"min": 0.0, "q10": 0.1, "median": 0.5, "q90": 0.9, "max": 1.0}
 FASHION_NAMES = (
     "T-shirt/top",
@@ -68,7 +68,7 @@ FASHION_NAMES = (
 
 PROTOCOL = {
     "sampling": (
-        "lightning_dataprops.sampling.sample_dataset(x, y, max_samples=N, seed=s, stratify=True): "
+        "lightning_dataprops.sample_dataset(x, y, max_samples=N, seed=s, stratify=True): "
         "seeded class-stratified sample of N items (nested in N for a fixed seed)"
     ),
     "preprocessing": (
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "exact K_F of MNIST (mnist5k) and Fashion-MNIST (train) binary class pairs and "
             "10-class sets, 28x28 grayscale in [0, 1], stratified samples, seeds 0-2"
         ),
-        "script": "benchmarks/measure_reference_values.py",
+        "script": "scripts/measure_reference_values.py",
         "script_version": SCRIPT_VERSION,
         "measured_on": dt.date.today().isoformat(),
         "machine": _machine(),

@@ -1,21 +1,16 @@
-"""The scaling-law arithmetic, the calibration fit and ``dataprops calibrate``."""
+"""The scaling-law arithmetic and the calibration fit (file I/O: tests/data/test_calibration.py)."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
-from lightning_dataprops.cli import main
-from lightning_dataprops.functional.scaling_law import (
+from lightning_dataprops.functional import (
     Calibration,
-    append_run_csv,
     fit_constant,
     forecast,
     loss_ratio,
-    read_runs_csv,
     samples_for_target,
     scaling_bound,
 )
@@ -55,55 +50,7 @@ def test_forecast_with_and_without_constant() -> None:
     assert full.predicted_loss(4000) == pytest.approx(full.test_loss * loss_ratio(12.0))
 
 
-def test_csv_round_trip_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    runs = tmp_path / "runs.csv"
-    for n in (300, 600, 1200):
-        append_run_csv(
-            runs,
-            {
-                "n_train": n,
-                "d_data": 10.0,
-                "label_sharpness": 0.3,
-                "test_loss": 0.8 * 0.3 * n**-0.1,
-                "dataset": "x",
-            },
-        )
-    assert len(read_runs_csv(runs)) == 3
-    out = tmp_path / "calibration.json"
-    assert main(["calibrate", str(runs), "--out", str(out), "--regime", "tiny CNN"]) == 0
-    assert "C = 0.8" in capsys.readouterr().out
-    saved = Calibration.load(out)
-    assert saved.constant == pytest.approx(0.8) and saved.regime == "tiny CNN"
-    assert json.loads(out.read_text())["n_runs"] == 3
-
-
-@pytest.mark.parametrize(
-    ("content", "match"),
-    [
-        ("n_train,d_data\n1,2\n", "lacks the column"),
-        ("n_train,d_data,label_sharpness,test_loss\n100,10,0.3,abc\n", "not a number"),
-        ("n_train,d_data,label_sharpness,test_loss\n", "No runs"),
-        ("n_train,d_data,label_sharpness,test_loss\n100,10,0.3,-1\n", "positive"),
-    ],
-)
-def test_bad_calibration_input(tmp_path: Path, content: str, match: str, capsys) -> None:
-    path = tmp_path / "runs.csv"
-    path.write_text(content)
-    assert main(["calibrate", str(path)]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("dataprops: error:") and match in error and "Traceback" not in error
-
-
 def test_rejects_non_positive_inputs() -> None:
     for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="positive finite"):
             scaling_bound(bad, 100, 10)
-
-
-def test_reproduction_constant_is_shipped() -> None:
-    from lightning_dataprops.callbacks._forecasting import load_constant
-
-    calibration = load_constant("reproduction")
-    assert isinstance(calibration, Calibration)
-    assert 0.1 < calibration.constant < 10 and calibration.n_runs >= 100
-    assert "reproduce_paper" in calibration.source and "CNN" in calibration.regime

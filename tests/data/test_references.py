@@ -31,7 +31,8 @@ from lightning_dataprops.references import (
 )
 from tests.conftest import shared_file
 
-JSON_PATH = Path(__file__).resolve().parents[1] / "lightning_dataprops" / "reference_values.json"
+PACKAGE = Path(__file__).resolve().parents[2] / "lightning_dataprops"
+JSON_PATH = PACKAGE / "references" / "reference_values.json"
 DEFAULT_N = 1000
 
 
