@@ -106,10 +106,9 @@ class _Snapshot:
                 for name, value in values.items():
                     buffer = buffers[name]
                     assert buffer is not None
-                    if buffer.shape == value.shape:
-                        buffer.copy_(value)
-                    else:
-                        buffer.set_(value)  # resized inside (e.g. by load_state_dict)
+                    if buffer.shape != value.shape:  # resized inside (e.g. load_state_dict)
+                        buffer.resize_(value.shape)
+                    buffer.copy_(value)
             for name, saved in hooks.items():
                 current = getattr(module, name)
                 current.clear()
