@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -120,6 +121,30 @@ def _uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None) -> 
     return noise.uniform_(-eps, eps, generator=generator).to(x.device)
 
 
+def _run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    mean: ChannelStats | None,
+    std: ChannelStats | None,
+    loss_fn: LossFn | None,
+    forward_context: ForwardContext | None,
+    attack: Callable[[_Objective, Tensor], Tensor],
+) -> Tensor:
+    """Run ``attack(objective, x)`` on the guarded model; ``eps = 0`` returns a copy of ``x``."""
+    if eps == 0.0:
+        _channel_stats(mean, std, x)
+        return x.detach().clone()
+    with untouched(model, autograd=True):
+        x0 = _normal(x.detach())
+        objective = _Objective(
+            model, _normal(y.detach()), _channel_stats(mean, std, x0), loss_fn, forward_context
+        )
+        x_adv = attack(objective, x0)
+    return x_adv.to(dtype=x.dtype, device=x.device)
+
+
 def _prepare(
     model: nn.Module,
     x: Tensor,
@@ -197,17 +222,11 @@ def fgsm(
         True
     """
     eps_f, range_f = _prepare(model, x, y, eps, data_range, loss_fn)
-    if eps_f == 0.0:
-        _channel_stats(mean, std, x)
-        return x.detach().clone()
-    with untouched(model, autograd=True):
-        x0 = _normal(x.detach())
-        objective = _Objective(
-            model, _normal(y.detach()), _channel_stats(mean, std, x0), loss_fn, forward_context
-        )
-        grad = objective.input_grad(x0)
-        x_adv = _clip(x0 + eps_f * grad.sign(), range_f).detach()
-    return x_adv.to(dtype=x.dtype, device=x.device)
+
+    def step(objective: _Objective, x0: Tensor) -> Tensor:
+        return _clip(x0 + eps_f * objective.input_grad(x0).sign(), range_f).detach()
+
+    return _run(model, x, y, eps_f, mean, std, loss_fn, forward_context, step)
 
 
 def pgd(
@@ -283,14 +302,8 @@ def pgd(
     alpha_f = 2.5 * eps_f / steps_i if alpha is None else _real(alpha, "alpha")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"`generator` must be a torch.Generator, got {type(generator).__name__}.")
-    if eps_f == 0.0:
-        _channel_stats(mean, std, x)
-        return x.detach().clone()
-    with untouched(model, autograd=True):
-        x0 = _normal(x.detach())
-        objective = _Objective(
-            model, _normal(y.detach()), _channel_stats(mean, std, x0), loss_fn, forward_context
-        )
+
+    def steps_from(objective: _Objective, x0: Tensor) -> Tensor:
         x_adv = x0.clone()
         if random_start:
             x_adv = _clip(x_adv + _uniform_noise(x0, eps_f, generator), range_f).detach()
@@ -299,4 +312,6 @@ def pgd(
             x_adv = x_adv.detach() + alpha_f * grad.sign()
             delta = torch.clamp(x_adv - x0, min=-eps_f, max=eps_f)
             x_adv = _clip(x0 + delta, range_f).detach()
-    return x_adv.to(dtype=x.dtype, device=x.device)
+        return x_adv
+
+    return _run(model, x, y, eps_f, mean, std, loss_fn, forward_context, steps_from)
