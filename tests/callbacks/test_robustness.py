@@ -350,6 +350,23 @@ def test_compiled_model() -> None:
     assert logged(fit, "pgd")["adv_loss"] >= logged(fit, "fgsm")["clean_loss"]
 
 
+def test_training_is_bit_identical_with_and_without_the_probe() -> None:
+    def noise(x: Tensor, y: Tensor) -> Tensor:  # draws from the global RNG, as torchattacks does
+        return (x + 0.01 * torch.randn_like(x)).clamp(0, 1)
+
+    weights = []
+    attacks = {"fgsm": "fgsm", "pgd": "pgd", "noise": noise}
+    for callbacks in ([], [RobustnessMonitor(every_n_epochs=1, attacks=attacks)]):
+        pl.seed_everything(7, verbose=False)
+        model = TinyCNN(channels=3, n_classes=4)  # Dropout and BatchNorm: RNG and buffers matter
+        trainer(2, callbacks).fit(model, datamodule=_colour_loaders())
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert callbacks and len(callbacks[0].history) == 2
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+
+
 def test_state_is_versioned_and_bad_arguments_are_refused() -> None:
     monitor = RobustnessMonitor(name="a")
     monitor.history = [{"epoch": 4, "metrics": {"x": 1.0}}]
