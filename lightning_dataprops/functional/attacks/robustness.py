@@ -135,7 +135,8 @@ def robustness(
         if mean is not None or std is not None:
             raise ValueError(
                 "`mean`/`std` apply to the built-in attacks only; with a third-party attack put "
-                "the normalisation inside the model."
+                "the normalisation inside the model: attack and evaluate "
+                "PixelSpaceModel(model, mean=mean, std=std) on pixel-space inputs."
             )
         bound = (
             attack
