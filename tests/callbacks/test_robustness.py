@@ -157,8 +157,8 @@ def own_accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float
 
 def check_pixel_space(
     model: Recording, val: Dataset, seed: int, mean: tuple[float, ...], std: tuple[float, ...]
-) -> None:
-    """The probe's clean accuracy is the model's own, and its FGSM moves pixels by 2/255."""
+) -> tuple[Tensor, Tensor]:
+    """The probe's FGSM moved pixels by exactly 2/255; returns the batch the Dataset yields."""
     sample = sample_dataset(val, max_samples=64, seed=seed)  # what the Dataset yields
     assert sample.targets is not None
     shape = (1, 3, 1, 1)
