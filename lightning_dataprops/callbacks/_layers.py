@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_dataprops.functional.representations import untouched_model
+from lightning_dataprops.functional.model_guard import untouched
 
 
 def execution_order(model: nn.Module, example: Tensor, forward: Any = None) -> list[str]:
@@ -21,7 +21,7 @@ def execution_order(model: nn.Module, example: Tensor, forward: Any = None) -> l
                     lambda _m, _a, _o, name=name: order.append(name) if name not in order else None
                 )
             )
-    with untouched_model(model):
+    with untouched(model, autograd=False):
         try:
             model(example) if forward is None else forward(model, example)
         finally:

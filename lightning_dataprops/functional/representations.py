@@ -7,13 +7,14 @@ training flag, every buffer (BatchNorm running statistics included) and every pa
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from lightning_dataprops.functional.model_guard import untouched
 
 Pooling = Literal["avg", "max"] | None
 
@@ -74,28 +75,6 @@ def resolve_layers(
     for name, module in resolved:
         unique.setdefault(name, module)
     return list(unique.items())
-
-
-@contextlib.contextmanager
-def untouched_model(model: nn.Module) -> Iterator[None]:
-    """Eval mode and ``no_grad`` inside; training flags, buffers and ``.grad`` restored after."""
-    modes = {module: module.training for module in model.modules()}
-    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
-    grads = {param: param.grad for param in model.parameters()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
-        with torch.no_grad():
-            for name, buffer in model.named_buffers():
-                saved = buffers.get(name)
-                if saved is not None and saved.shape == buffer.shape:
-                    buffer.copy_(saved)
-        for param, grad in grads.items():
-            param.grad = grad
 
 
 def _first_tensor(output: Any, layer_name: str) -> Tensor:
@@ -165,7 +144,7 @@ def capture_representations(
 
         return hook
 
-    with untouched_model(model):
+    with untouched(model, autograd=False):
         try:
             for name, module in named:
                 handles.append(module.register_forward_hook(make_hook(name)))

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     BoundAttack,
+    PixelSpaceModel,
     RobustnessResult,
     fgsm,
     make_attack,
@@ -401,6 +402,48 @@ def test_normalisation_inside_equals_mean_std(digits: tuple[Tensor, Tensor]) -> 
         given_result, attack=""
     )
     assert "mean=[0.2, 0.3, 0.1]" in given_result.attack
+
+
+def test_pixel_space_model_normalises_and_applies_forward_fn(
+    digits: tuple[Tensor, Tensor],
+) -> None:
+    """Any attack on PixelSpaceModel equals the built-in attack given mean/std, also for a
+    model returning (logits, features) read through forward_fn."""
+    x = digits[0][:32].repeat(1, 3, 1, 1) * torch.tensor([1.0, 0.8, 0.6]).reshape(1, 3, 1, 1)
+    y = digits[1][:32]
+    mean, std = [0.2, 0.3, 0.1], [0.25, 0.5, 0.2]
+    bare = small_cnn(in_channels=3, seed=5).eval()
+
+    class WithFeatures(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = bare
+
+        def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+            return self.net(inputs), inputs.flatten(1)
+
+    pixel = PixelSpaceModel(WithFeatures(), lambda m, z: m(z)[0], mean=mean, std=std)
+    normalised = (x - torch.tensor(mean).reshape(1, 3, 1, 1)) / torch.tensor(std).reshape(
+        1, 3, 1, 1
+    )
+    assert torch.allclose(pixel.to_pixels(normalised), x, atol=1e-6)
+
+    def plain_fgsm(images: Tensor, labels: Tensor) -> Tensor:  # a third-party-style attack
+        images = images.clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(pixel(images), labels)
+        (grad,) = torch.autograd.grad(loss, images)
+        return (images + PAPER_EPS * grad.sign()).clamp(0, 1).detach()
+
+    expected = fgsm(bare, x, y, PAPER_EPS, mean=mean, std=std)
+    assert float((make_attack(plain_fgsm, pixel)(x, y) - expected).abs().max()) <= 1e-6
+    assert float((fgsm(pixel, x, y, PAPER_EPS) - expected).abs().max()) <= 1e-6
+    given = robustness(bare, x, y, "fgsm", mean=mean, std=std)
+    wrapped = robustness(pixel, x, y, plain_fgsm)
+    assert wrapped.clean_acc == given.clean_acc and wrapped.robust_acc == given.robust_acc
+    assert wrapped.loss_increase == pytest.approx(given.loss_increase, rel=1e-4)
+    assert wrapped.loss_increase > 0
+    with pytest.raises(ValueError, match="forward_fn"):
+        PixelSpaceModel(WithFeatures())(x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,393 @@
+"""RobustnessMonitor: the paper's adversarial-robustness probe, every few epochs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+
+from lightning_dataprops import names
+from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
+from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.functional.attacks import (
+    PAPER_EPS,
+    PixelSpaceModel,
+    make_attack,
+    robustness,
+)
+from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.sampling import sample_dataset
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}
+"""FGSM at the paper's eps = 2/255, and a short PGD at the same eps."""
+_RANGE_TOLERANCE = 1e-3
+"""Inputs this far outside the pixel range (after undoing a normalisation) count as inside."""
+_CHUNK = 256
+"""Samples attacked per pass."""
+
+
+def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[float]] | None:
+    """``(mean, std)`` of a ``Normalize`` transform applied by ``dataset``, or ``None``.
+
+    Looks through ``transform``/``transforms`` (torchvision ``Compose`` and ``StandardTransform``
+    alike) and wrapped datasets (``Subset.dataset``) for an object whose class is called
+    ``Normalize`` with ``mean`` and ``std`` attributes.
+    """
+    seen: set[int] = set()
+    queue: list[tuple[Any, int]] = [(dataset, 0)]
+    while queue:
+        node, level = queue.pop(0)
+        if node is None or id(node) in seen or level > depth:
+            continue
+        seen.add(id(node))
+        if "Normalize" in type(node).__name__ and hasattr(node, "mean") and hasattr(node, "std"):
+            mean, std = node.mean, node.std
+            return _as_floats(mean), _as_floats(std)
+        if isinstance(node, (list, tuple)):
+            queue.extend((child, level + 1) for child in node)
+            continue
+        for attribute in ("transform", "transforms", "dataset"):
+            child = getattr(node, attribute, None)
+            if child is not None and not isinstance(child, (str, bytes, Tensor)):
+                queue.append((child, level + 1))
+    return None
+
+
+def _as_floats(value: Any) -> list[float]:
+    if isinstance(value, Tensor):
+        return [float(v) for v in value.flatten()]
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    return [float(v) for v in value]
+
+
+class RobustnessMonitor(DataPropsCallback):
+    r"""The paper's robustness probe: attack a fixed batch every ``every_n_epochs`` epochs.
+
+    At fit setup it draws a fixed, seeded, class-stratified batch of ``n_samples`` items from the
+    validation dataset (the training dataset when there is no validation data; the loaders are
+    never iterated), and checks what can be checked before training: class targets are present,
+    and the model's outputs through ``options.forward_fn`` are logits of shape ``(n, C)``. At the
+    end of every ``every_n_epochs``-th training epoch (after its validation) it attacks that batch
+    with each attack and logs clean against attacked loss and accuracy (Konz & Mazurowski, ICLR
+    2024: FGSM, L-inf, eps = 2/255 on pixels in [0, 1], model in eval mode; ``loss_increase``
+    correlates with the label sharpness K_F).
+
+    **Pixel space.** ``eps`` is in pixel units of ``[0, 1]`` images. When the Dataset normalises
+    its images (``Normalize(mean, std)`` inside it or its transform, the usual pipeline), the
+    probe reads normalised inputs: it undoes the normalisation, attacks the pixels with ``eps``,
+    clips to ``[0, 1]`` and feeds the model re-normalised inputs, in the clean and the attacked
+    evaluation alike. ``normalization="auto"`` finds such a ``Normalize`` (torchvision-style:
+    ``.mean``/``.std``) and says so once; ``normalization=(mean, std)`` states it. When nothing
+    is known and the inputs are not in ``[0, 1]``, a warning says that eps is in input units.
+
+    Every forward pass goes through the callbacks' one forward path (``options.forward_fn``, the
+    trainer's precision context, compiled modules run eagerly). The model, its BatchNorm
+    statistics, parameter grads, hooks and the global random states are left untouched, so the
+    training trajectory is the same with and without the probe. A failure inside an attack never
+    ends training: a ``MeasurementFailedWarning`` says why, that attack is disabled for the fit
+    and the other attacks are still logged.
+
+    Logged metrics (to every logger and to ``trainer.callback_metrics``), for each attack name:
+
+    - ``dataprops/adv/<attack>/clean_loss``: mean cross-entropy on the clean batch;
+    - ``dataprops/adv/<attack>/adv_loss``: mean cross-entropy on the attacked batch;
+    - ``dataprops/adv/<attack>/loss_increase``: ``adv_loss - clean_loss``, the paper's measure;
+    - ``dataprops/adv/<attack>/clean_acc``: accuracy on the clean batch;
+    - ``dataprops/adv/<attack>/robust_acc``: accuracy on the attacked batch;
+    - ``dataprops/adv/<attack>/success_rate``: share of the clean-correct samples flipped;
+    - ``dataprops/time/adv``: seconds spent on the probe.
+
+    Cost: per probe, one forward and backward per attack step on ``n_samples`` inputs (FGSM: 1,
+    PGD: ``pgd_steps``) plus two evaluation forwards per attack.
+
+    Args:
+        options: shared options (seed, item keys, ``forward_fn``, progress).
+        every_n_epochs: probe every this many training epochs (0: never).
+        n_samples: size of the fixed batch.
+        attacks: name -> ``"fgsm"``/``"pgd"``, a torchattacks attack (an instance, rebound to
+            the pixel-space model, or a factory such as
+            ``functools.partial(torchattacks.PGD, eps=4/255)``) or any ``attack(x, y) -> x_adv``
+            on pixel-space inputs. Names become metric names (no ``/``). Default FGSM and PGD.
+        eps: L-inf budget of the built-in attacks, in pixel units (paper: 2/255).
+        pgd_steps: steps of the built-in PGD (step size ``2.5 * eps / steps``).
+        data_range: the valid pixel range the attacked inputs are clipped to; ``"auto"``:
+            ``(0, 1)`` when the (un-normalised) batch lies in it, else the batch's own range.
+        normalization: ``"auto"`` (detect a ``Normalize`` in the Dataset), ``(mean, std)`` (the
+            data read from the Dataset is normalised with these), or ``None`` (the data is in
+            pixel space).
+        name: distinguishes the checkpoint state of several monitors in one trainer.
+
+    Raises:
+        ValueError: on bad arguments (at construction), and in ``setup`` when the data or the
+            model's outputs cannot be probed (say what to change).
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> from lightning_dataprops.callbacks import RobustnessMonitor
+        >>> trainer = Trainer(callbacks=[RobustnessMonitor(every_n_epochs=2)], logger=False)
+    """
+
+    STATE_VERSION = 1
+
+    def __init__(
+        self,
+        options: DataPropsOptions | None = None,
+        every_n_epochs: int = 5,
+        n_samples: int = 64,
+        attacks: Mapping[str, Any] | None = None,
+        eps: float = PAPER_EPS,
+        pgd_steps: int = 3,
+        data_range: tuple[float, float] | Literal["auto"] = "auto",
+        normalization: Normalization | Literal["auto"] | None = "auto",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(options)
+        _check_arguments(every_n_epochs, n_samples, eps, pgd_steps, data_range, normalization)
+        self.attacks = dict(DEFAULT_ATTACKS if attacks is None else attacks)
+        if not self.attacks:
+            raise ValueError("attacks is empty: give at least one, or set every_n_epochs=0.")
+        for attack_name in self.attacks:
+            if not isinstance(attack_name, str) or not attack_name or "/" in attack_name:
+                raise ValueError(
+                    f"Attack names become metric names: {attack_name!r} must be a non-empty "
+                    "string without '/'."
+                )
+        self.every_n_epochs = every_n_epochs
+        self.n_samples = n_samples
+        self.eps = float(eps)
+        self.pgd_steps = pgd_steps
+        self.data_range = data_range
+        self.normalization = normalization
+        self.name = name
+        self.history: list[dict[str, Any]] = []
+        self.batch: tuple[Tensor, Tensor] | None = None
+        """The fixed batch in pixel space ``(x, y)``, drawn in ``setup``."""
+        self.pixel_range: tuple[float, float] | None = None
+        """The range attacked inputs are clipped to."""
+        self.stats: Normalization | None = None
+        """``(mean, std)`` the probe undoes and re-applies, or ``None``."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or not self.every_n_epochs:
+            return
+        dataset = fit_dataset(trainer, "val")
+        if dataset is None:
+            dataset = fit_dataset(trainer, "train")
+        if dataset is None:
+            raise ValueError(
+                "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
+                "on the LightningModule or DataModule, or pass dataloaders to fit()."
+            )
+        options = self.options
+        sample = sample_dataset(
+            dataset,
+            max_samples=self.n_samples,
+            seed=options.seed,
+            input_key=options.input_key,
+            target_key=options.target_key,
+            input_fn=options.input_fn,
+            target_fn=options.target_fn,
+        )
+        targets = sample.targets
+        if targets is None or targets.is_floating_point() or targets.ndim != 1:
+            found = "none" if targets is None else f"{targets.dtype}, {tuple(targets.shape)}"
+            rank_zero_warn(
+                f"RobustnessMonitor: the data has no class targets (found {found}"
+                "); the robustness probe needs class ids and is disabled. Give target_key or "
+                "target_fn in DataPropsOptions if the labels are elsewhere in each item."
+            )
+            self.every_n_epochs = 0
+            return
+        self.stats = self._resolve_normalization(dataset)
+        model = self._pixel_model(trainer, pl_module)
+        pixels = model.to_pixels(sample.inputs)
+        self.pixel_range = self._resolve_range(pixels)
+        low, high = self.pixel_range
+        self.batch = (pixels.clamp(low, high), targets)
+        self._check_outputs(model, pl_module)
+
+    def _resolve_normalization(self, dataset: Any) -> Normalization | None:
+        if self.normalization != "auto":
+            return self.normalization
+        found = find_normalize(dataset)
+        if found is not None:
+            rank_zero_info(
+                f"RobustnessMonitor: the dataset normalises its inputs (mean={found[0]}, "
+                f"std={found[1]}); the probe attacks in pixel space, eps={self.eps:.6g} of the "
+                "[0, 1] pixel range, and feeds the model re-normalised inputs."
+            )
+        return found
+
+    def _resolve_range(self, pixels: Tensor) -> tuple[float, float]:
+        low, high = float(pixels.min()), float(pixels.max())
+        tolerance = _RANGE_TOLERANCE
+        if self.data_range != "auto":
+            lo, hi = self.data_range
+            if low < lo - tolerance * (hi - lo) or high > hi + tolerance * (hi - lo):
+                raise ValueError(
+                    f"RobustnessMonitor: the probe's inputs lie in [{low:.4g}, {high:.4g}] "
+                    f"(after undoing normalization={self.stats}), outside data_range={lo, hi}. "
+                    "Give the range the pixels really have, or the Dataset's normalization."
+                )
+            return float(lo), float(hi)
+        if low >= -tolerance and high <= 1 + tolerance:
+            return 0.0, 1.0
+        if self.stats is not None:
+            rank_zero_warn(
+                f"RobustnessMonitor: undoing normalization={self.stats} gives inputs in "
+                f"[{low:.4g}, {high:.4g}], not [0, 1]; eps={self.eps:.6g} is in those units. "
+                "Check the (mean, std), or set data_range= and eps= for that pixel range."
+            )
+        else:
+            rank_zero_warn(
+                f"RobustnessMonitor: the inputs lie in [{low:.4g}, {high:.4g}], not [0, 1], and "
+                f"no normalisation is known: eps={self.eps:.6g} is in input units, not 2/255 of "
+                "the pixel range. If the Dataset normalises, pass "
+                "normalization=(mean, std); for pixels in another range (e.g. 0-255) set "
+                "data_range=(low, high) and eps in those units (e.g. 2.0)."
+            )
+        return low, high
+
+    def _pixel_model(self, trainer: pl.Trainer, pl_module: nn.Module) -> PixelSpaceModel:
+        mean, std = self.stats if self.stats is not None else (None, None)
+        return PixelSpaceModel(pl_module, self.forward(trainer), mean=mean, std=std)
+
+    def _check_outputs(self, model: PixelSpaceModel, pl_module: nn.Module) -> None:
+        """Outputs through ``forward_fn`` must be ``(n, C)`` logits covering the class ids."""
+        assert self.batch is not None
+        x, y = self.batch
+        device = next((p.device for p in pl_module.parameters()), torch.device("cpu"))
+        try:
+            with untouched(model, autograd=False):
+                logits = model(x[:2].to(device))
+        except ValueError:
+            raise
+        except Exception as error:  # e.g. weights that configure_model() creates later
+            rank_zero_info(
+                f"RobustnessMonitor: could not check the model's outputs before training "
+                f"({type(error).__name__}: {error}); the first probe will."
+            )
+            return
+        if logits.ndim != 2:
+            raise ValueError(
+                f"RobustnessMonitor: the model's output has shape {tuple(logits.shape)}; the "
+                "probe needs logits of shape (n, n_classes). Pass DataPropsOptions(forward_fn="
+                "...) returning them, or leave this callback out for non-classifiers."
+            )
+        n_classes = int(logits.shape[1])
+        if int(y.max()) >= n_classes:
+            raise ValueError(
+                f"RobustnessMonitor: the targets hold class id {int(y.max())} but the model has "
+                f"{n_classes} outputs; class ids must lie in 0..{n_classes - 1}."
+            )
+
+    # ------------------------------------------------------------------ probe
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Runs after the epoch's validation (val_check_interval = 1.0).
+        if trainer.sanity_checking or not self.every_n_epochs or self.batch is None:
+            return
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        metrics = self.guarded("the robustness probe", self._probe, trainer, pl_module)
+        if metrics:
+            self.history.append({"epoch": trainer.current_epoch, "metrics": metrics})
+            self.log_metrics(trainer, metrics)
+
+    def _probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        started = time.perf_counter()
+        assert self.batch is not None
+        model = self._pixel_model(trainer, pl_module)
+        device = next((p.device for p in pl_module.parameters()), torch.device("cpu"))
+        x, y = (tensor.to(device) for tensor in self.batch)
+        metrics: dict[str, float] = {}
+        with untouched(model):
+            for attack_name, spec in self.attacks.items():
+                result = self.guarded(f"attack {attack_name!r}", self._attack, model, spec, x, y)
+                if result is not None:
+                    for quantity in names.ADVERSARIAL_QUANTITIES:
+                        value = float(getattr(result, quantity))
+                        metrics[names.adversarial(attack_name, quantity)] = value
+        if metrics:
+            metrics[names.seconds("adv")] = time.perf_counter() - started
+        return metrics
+
+    def _attack(self, model: PixelSpaceModel, spec: Any, x: Tensor, y: Tensor) -> Any:
+        if isinstance(spec, str):
+            settings: dict[str, Any] = {"eps": self.eps, "data_range": self.pixel_range}
+            if spec.strip().lower() == "pgd":
+                generator = torch.Generator(device="cpu").manual_seed(self.options.seed)
+                settings.update(steps=self.pgd_steps, generator=generator)
+            bound = make_attack(spec, model, **settings)
+        else:
+            bound = make_attack(_rebound(spec, model), model)
+        return robustness(model, x, y, bound, batch_size=_CHUNK)
+
+    # ------------------------------------------------------------------ state
+    def _get_state(self) -> dict[str, Any]:
+        return {"history": list(self.history)}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.history = list(state.get("history", []))
+
+
+def _rebound(spec: Any, model: nn.Module) -> Any:
+    """A copy of an attack object built on the user's model, bound to the pixel-space model.
+
+    torchattacks objects call ``self.model(x)`` directly; on the copy that is the pixel-space
+    model, so the attack sees pixels, ``forward_fn`` and the precision context like the others.
+    The user's object is not changed.
+    """
+    inner = getattr(spec, "model", None)
+    if not isinstance(inner, nn.Module) or callable(getattr(spec, "func", None)):
+        return spec
+    rebound = copy.copy(spec)
+    if callable(getattr(rebound, "set_model", None)):
+        rebound.set_model(model)
+    else:
+        rebound.model = model
+    return rebound
+
+
+def _check_arguments(
+    every_n_epochs: Any,
+    n_samples: Any,
+    eps: Any,
+    pgd_steps: Any,
+    data_range: Any,
+    normalization: Any,
+) -> None:
+    for label, value, minimum in (
+        ("every_n_epochs", every_n_epochs, 0),
+        ("n_samples", n_samples, 1),
+        ("pgd_steps", pgd_steps, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}.")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+        raise ValueError(f"eps must be a finite number >= 0 (pixel units), got {eps!r}.")
+    if data_range != "auto" and (
+        not isinstance(data_range, (tuple, list))
+        or len(data_range) != 2
+        or not float(data_range[0]) < float(data_range[1])
+    ):
+        raise ValueError(f"data_range must be 'auto' or (low, high), got {data_range!r}.")
+    if normalization not in ("auto", None) and (
+        not isinstance(normalization, (tuple, list)) or len(normalization) != 2
+    ):
+        raise ValueError(
+            "normalization must be 'auto', None, or (mean, std) with one value per channel, "
+            f"got {normalization!r}."
+        )
