@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dataprops import DataPropsMonitor
 from lightning_dataprops.data_sources import load_source
-from lightning_dataprops.sampling import sample_dataset
+from lightning_dataprops.data import sample_dataset
 
 
 class SmallCNN(pl.LightningModule):

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from lightning_dataprops.data import DEFAULT_FASHION_MNIST_ROOT, LoadedData
+from lightning_dataprops.data import LoadedData
+from lightning_dataprops.data.loaders import DEFAULT_FASHION_MNIST_ROOT
 
 from . import measure
 from .analysis import analyse

@@ -22,7 +22,7 @@ from lightning_dataprops.functional.attacks import (
     robustness,
 )
 from lightning_dataprops.functional.model_guard import untouched
-from lightning_dataprops.sampling import sample_dataset
+from lightning_dataprops.data import sample_dataset
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}

@@ -19,7 +19,7 @@ from lightning_dataprops.callbacks import (
     MeasurementFailedWarning,
     RobustnessMonitor,
 )
-from lightning_dataprops.sampling import sample_dataset
+from lightning_dataprops.data import sample_dataset
 from tests.conftest import shared_file
 from tests.lightning_models import TinyCNN
 

@@ -21,7 +21,7 @@ from lightning_dataprops.functional.attacks._validation import (
 )
 from lightning_dataprops.functional.attacks.builtin import ATTACKS, PAPER_EPS, fgsm, pgd
 from lightning_dataprops.functional.model_guard import untouched
-from lightning_dataprops.functional.representations import model_device
+from lightning_dataprops.functional._device import model_device
 
 _BUILTINS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "pgd": pgd}
 _BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -24,10 +24,9 @@ from lightning_dataprops.functional.attacks._validation import (
     _real,
     _steps,
 )
+from lightning_dataprops.functional.constants import PAPER_EPS
 from lightning_dataprops.functional.model_guard import untouched
 
-#: The paper's perturbation budget: 2 on the 0-255 scale, for inputs in [0, 1].
-PAPER_EPS = 2.0 / 255.0
 #: Names of the built-in attacks accepted by :func:`make_attack`.
 ATTACKS = ("fgsm", "pgd")
 
