@@ -15,13 +15,15 @@ from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.intrinsic_dimension import intrinsic_dimension
 from lightning_dataprops.functional.knn import NeighborGraph, knn_search
-from lightning_dataprops.functional.label_sharpness import LabelConflictWarning, label_sharpness
+from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import (
     DatasetProperties,
     IntrinsicDimensionResult,
     LabelSharpnessResult,
+    RobustSharpness,
     SharpPair,
 )
+from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning, robust_sharpness
 from lightning_dataprops.functional.scaling_law import (
     Calibration,
     ScalingForecast,
@@ -42,6 +44,7 @@ __all__ = [
     "LabelConflictWarning",
     "LabelSharpnessResult",
     "NeighborGraph",
+    "RobustSharpness",
     "RobustnessResult",
     "ScalingForecast",
     "SharpPair",
@@ -57,6 +60,7 @@ __all__ = [
     "make_attack",
     "normalize_targets",
     "pgd",
+    "robust_sharpness",
     "robustness",
     "samples_for_target",
     "scaling_bound",

@@ -29,6 +29,13 @@ _GROUPS = 8
 _Block = tuple[int, int, int, int]
 
 
+def _positions(index: Tensor | slice, device: torch.device) -> Tensor:
+    """Positions named by a slice or an index tensor, as a tensor."""
+    if isinstance(index, slice):
+        return torch.arange(index.start, index.stop, device=device)
+    return index
+
+
 def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
     return torch.gather(values, 1, order), torch.gather(indices, 1, order)
 
@@ -139,8 +146,10 @@ class BlockSearch:
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
         self.worst = torch.empty(0, device=device)
-        # Approximate squared distance from each point to its nearest differently-labelled one.
+        # Approximate squared distance from each point to its nearest differently-labelled one,
+        # and that neighbour's position.
         self.other_min = torch.full((self.n,), math.inf, device=device)
+        self.other_arg = torch.full((self.n,), -1, dtype=torch.long, device=device)
 
     def _centred_points(self) -> Tensor:
         """Float32 points minus their mean, in label order, made with one copy of the data.
@@ -245,9 +254,16 @@ class BlockSearch:
         masked = self._other_label_block(d2, self.sorted_labels[rows], self.sorted_labels[cols])
         if masked is None:
             return
-        self.other_min[rows] = torch.minimum(self.other_min[rows], masked.amin(dim=1))
+        row_positions = _positions(rows, self.other_min.device)
+        col_positions = _positions(cols, self.other_min.device)
+        self._lower_other(row_positions, *masked.min(dim=1), col_positions)
         if both:
-            self.other_min[cols] = torch.minimum(self.other_min[cols], masked.amin(dim=0))
+            self._lower_other(col_positions, *masked.min(dim=0), row_positions)
+
+    def _lower_other(self, at: Tensor, values: Tensor, picks: Tensor, candidates: Tensor) -> None:
+        better = values < self.other_min[at]
+        self.other_min[at] = torch.where(better, values, self.other_min[at])
+        self.other_arg[at] = torch.where(better, candidates[picks], self.other_arg[at])
 
     def run_symmetric(self, progress: bool) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
@@ -375,8 +391,15 @@ class BlockSearch:
         order = torch.argsort(dist, dim=1, stable=True)
         dist, idx = _take_sorted(dist, idx, order)
         pairs: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
+        other_i: Tensor | None = None
+        other_d: Tensor | None = None
         if self.labels is not None:
             pairs = self._closest_pairs(positions)
+            other_pos = self.other_arg[positions]
+            other_i = torch.where(
+                other_pos >= 0, self._to_original(other_pos.clamp(min=0)), other_pos
+            )
+            other_d = exact_distances(self.x, query_indices, other_i[:, None])[:, 0]
         return NeighborGraph(
             distances=dist,
             indices=self._to_original(idx),
@@ -384,6 +407,8 @@ class BlockSearch:
             pair_first=pairs[0],
             pair_second=pairs[1],
             pair_distances=pairs[2],
+            other_indices=other_i,
+            other_distances=other_d,
             n_refined=n_refined,
         )
 

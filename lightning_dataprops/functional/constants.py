@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_CONFLICT_RTOL",
     "DEFAULT_DUPLICATE_RTOL",
     "DEFAULT_K",
     "DEFAULT_MAX_STREAM_ITEMS",
@@ -25,6 +26,12 @@ DEFAULT_MEMORY_BUDGET_MB: float = 512.0
 
 DEFAULT_DUPLICATE_RTOL: float = 1e-3
 """Samples closer than this times the median k-th neighbour distance are duplicates."""
+
+DEFAULT_CONFLICT_RTOL: float = 0.15
+"""Differently-labelled inputs closer than this times the sample's median nearest-neighbour
+distance are a label conflict (near-identical inputs). On natural images the closest
+differently-labelled pair of any draw lies above 0.26 times that median
+(docs/reference_values.md)."""
 
 DEFAULT_TIE_RTOL: float = 1e-4
 """Neighbour distances within this relative difference are tied (discrete data: lattices,

@@ -207,6 +207,7 @@ def sharded_knn_search(
 
     # 2. This rank's share of the queries.
     n = int(x.shape[0])
+    width = k + (1 if labels is not None else 0)
     queries = shard_queries(n, rank, world_size).to(x.device)
     if queries.numel() > 0:
         local = knn_search(
@@ -219,14 +220,18 @@ def sharded_knn_search(
             progress=progress,
         )
         distances, indices, n_refined = local.distances, local.indices, local.n_refined
+        if local.other_distances is not None and local.other_indices is not None:
+            # The nearest differently-labelled neighbour travels as one more column.
+            distances = torch.cat([distances, local.other_distances[:, None]], dim=1)
+            indices = torch.cat([indices, local.other_indices[:, None]], dim=1)
         pair_first, pair_second, pair_dist = (
             local.pair_first,
             local.pair_second,
             local.pair_distances,
         )
     else:  # more ranks than points
-        distances = torch.empty((0, k), dtype=torch.float64, device=x.device)
-        indices = torch.empty((0, k), dtype=torch.long, device=x.device)
+        distances = torch.empty((0, width), dtype=torch.float64, device=x.device)
+        indices = torch.empty((0, width), dtype=torch.long, device=x.device)
         pair_first = pair_second = pair_dist = None
         n_refined = 0
     if labels is not None and (pair_first is None or pair_second is None or pair_dist is None):
@@ -239,8 +244,8 @@ def sharded_knn_search(
     counts = torch.tensor([n_pairs_local, n_refined], dtype=torch.long)
     gathered_counts = torch.stack(_all_gather(counts.to(comm), world_size, group)).cpu()
     pair_counts = gathered_counts[:, 0].tolist()
-    float_len = max(rows_per_rank) * k + max(pair_counts)
-    int_len = max(rows_per_rank) * k + 2 * max(pair_counts)
+    float_len = max(rows_per_rank) * width + max(pair_counts)
+    int_len = max(rows_per_rank) * width + 2 * max(pair_counts)
     float_parts = [distances.flatten()]
     int_parts = [indices.flatten()]
     if pair_dist is not None and pair_first is not None and pair_second is not None:
@@ -256,27 +261,30 @@ def sharded_knn_search(
     all_ints = _all_gather(int_buffer, world_size, group)
 
     # 4. Assemble the full graph, identically on every rank.
-    full_distances = torch.empty((n, k), dtype=torch.float64, device=x.device)
-    full_indices = torch.empty((n, k), dtype=torch.long, device=x.device)
+    full_distances = torch.empty((n, width), dtype=torch.float64, device=x.device)
+    full_indices = torch.empty((n, width), dtype=torch.long, device=x.device)
     firsts, seconds, dists = [], [], []
     for r in range(world_size):
         rows, p = rows_per_rank[r], pair_counts[r]
         floats, ints = all_floats[r].to(x.device), all_ints[r].to(x.device)
         shard = shard_queries(n, r, world_size).to(x.device)
-        full_distances[shard] = floats[: rows * k].view(rows, k)
-        full_indices[shard] = ints[: rows * k].view(rows, k)
-        dists.append(floats[rows * k : rows * k + p])
-        firsts.append(ints[rows * k : rows * k + p])
-        seconds.append(ints[rows * k + p : rows * k + 2 * p])
+        full_distances[shard] = floats[: rows * width].view(rows, width)
+        full_indices[shard] = ints[: rows * width].view(rows, width)
+        dists.append(floats[rows * width : rows * width + p])
+        firsts.append(ints[rows * width : rows * width + p])
+        seconds.append(ints[rows * width + p : rows * width + 2 * p])
     graph_pairs: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
     if labels is not None:
         graph_pairs = merge_pairs(torch.cat(firsts), torch.cat(seconds), torch.cat(dists), n_pairs)
+    labelled = labels is not None
     return NeighborGraph(
-        distances=full_distances,
-        indices=full_indices,
+        distances=full_distances[:, :k],
+        indices=full_indices[:, :k],
         query_indices=torch.arange(n, device=x.device),
         pair_first=graph_pairs[0],
         pair_second=graph_pairs[1],
         pair_distances=graph_pairs[2],
+        other_indices=full_indices[:, k] if labelled else None,
+        other_distances=full_distances[:, k] if labelled else None,
         n_refined=int(gathered_counts[:, 1].sum()),
     )

@@ -13,7 +13,6 @@ the offending indices through :class:`LabelConflictWarning`.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Literal
 
 import torch
@@ -25,14 +24,14 @@ from lightning_dataprops.functional._validation import as_points, as_tensor, che
 from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.robust_sharpness import (
+    robust_sharpness,
+    warn_conflicts,
+)
 from lightning_dataprops.functional.targets import TargetType, normalize_targets
 
 Method = Literal["exact", "sampled"]
 METHODS: tuple[str, ...] = ("exact", "sampled")
-
-
-class LabelConflictWarning(UserWarning):
-    """Two identical inputs carry different labels: label sharpness is infinite."""
 
 
 def prepare_targets(y: Any, n: int, target_type: str = "auto") -> tuple[Tensor, str, int | None]:
@@ -86,17 +85,6 @@ def _pairs_from_candidates(
     return pairs, conflicts
 
 
-def _warn_conflicts(conflicts: list[SharpPair]) -> None:
-    shown = ", ".join(f"({p.i}, {p.j}: labels {p.label_i} vs {p.label_j})" for p in conflicts[:5])
-    more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
-    warnings.warn(
-        f"Label conflict: {len(conflicts)} pair(s) of identical inputs carry different labels "
-        f"{shown}{more}; label sharpness is infinite. Check these samples for labelling errors.",
-        LabelConflictWarning,
-        stacklevel=5,
-    )
-
-
 def _result(
     pairs: list[SharpPair],
     conflicts: list[SharpPair],
@@ -105,8 +93,7 @@ def _result(
     **details: Any,
 ) -> LabelSharpnessResult:
     """The result of the sharpest ``pairs`` (conflicts reported by a warning)."""
-    if conflicts:
-        _warn_conflicts(conflicts)
+    warn_conflicts(conflicts, stacklevel=5)
     return LabelSharpnessResult(
         value=pairs[0].sharpness,
         n=n,
@@ -131,6 +118,12 @@ def sharpness_from_graph(
     a, b, distances = graph.pair_first, graph.pair_second, graph.pair_distances
     sharpness = torch.where(distances > 0, 1.0 / distances, torch.full_like(distances, math.inf))
     pairs, conflicts = _pairs_from_candidates(a, b, distances, sharpness, labels, top_pairs)
+    robust = None
+    if graph.other_indices is not None and graph.other_distances is not None:
+        robust = robust_sharpness(
+            labels, graph.other_indices, graph.other_distances, graph.distances[:, 0]
+        )
+        conflicts = list(robust.conflicts)
     return _result(
         pairs,
         conflicts,
@@ -139,6 +132,7 @@ def sharpness_from_graph(
         method="exact",
         target_type="class",
         n_classes=n_classes,
+        robust=robust,
     )
 
 

@@ -26,6 +26,11 @@ class NeighborGraph:
             pairs (query, reference) over all queries, by exact distance, ascending, each
             unordered pair once; ``None`` without labels. Merging the pairs of several query
             shards and keeping the closest gives the pairs of their union.
+        other_indices, other_distances: with labels, ``(q,)`` the nearest differently-labelled
+            neighbour of each query (index in the reference set, ``-1`` if none) and its exact
+            distance (float64, ``inf`` if none). The neighbour is chosen by the float32 pass, so
+            its distance exceeds the true nearest one by at most the pass's certified float32
+            error bound (relative ~1e-6); ``None`` without labels.
         n_refined: rows whose fast ranking could not be certified from the candidates alone
             and were searched again.
     """
@@ -36,6 +41,8 @@ class NeighborGraph:
     pair_first: Tensor | None = None
     pair_second: Tensor | None = None
     pair_distances: Tensor | None = None
+    other_indices: Tensor | None = None
+    other_distances: Tensor | None = None
     n_refined: int = 0
 
     @property

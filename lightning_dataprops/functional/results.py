@@ -103,6 +103,51 @@ class SharpPair:
 
 
 @dataclass(frozen=True)
+class RobustSharpness:
+    """Distribution-based sharpness statistics of a class-labelled sample.
+
+    Attributes:
+        quantiles: ``q -> K_F(q) = 1 / quantile_q(d_i)`` (``inf`` when that quantile is 0).
+        median: ``K_F(0.5)``, the median sharpness (1 / median distance to the nearest
+            differently-labelled point).
+        n: number of points.
+        per_class_pair: ``(a, b) -> (K_F(0.5), count)`` over the points of ``a`` whose nearest
+            differently-labelled point is in ``b`` and vice versa (``a < b``); only pairs that
+            are someone's nearest.
+        conflicts: near-identical differently-labelled pairs (each unordered pair once,
+            closest first), indices into the sample.
+        conflict_threshold: the distance below which a pair is a conflict
+            (``conflict_rtol`` x the median nearest-neighbour distance).
+        conflict_rtol: the relative threshold used.
+        other_distances: ``(n,)`` float64 ``d_i`` of every point.
+    """
+
+    quantiles: dict[float, float]
+    median: float
+    n: int
+    per_class_pair: dict[tuple[int, int], tuple[float, int]]
+    conflicts: tuple[SharpPair, ...]
+    conflict_threshold: float
+    conflict_rtol: float
+    other_distances: Tensor = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "quantiles": {str(q): json_float(v) for q, v in self.quantiles.items()},
+            "median": json_float(self.median),
+            "n": self.n,
+            "per_class_pair": [
+                {"classes": [a, b], "median": json_float(v), "count": c}
+                for (a, b), (v, c) in sorted(self.per_class_pair.items())
+            ],
+            "conflicts": [pair.to_dict() for pair in self.conflicts],
+            "conflict_threshold": self.conflict_threshold,
+            "conflict_rtol": self.conflict_rtol,
+        }
+
+
+@dataclass(frozen=True)
 class LabelSharpnessResult:
     """Label sharpness ``K_F`` of a labelled sample.
 
@@ -115,8 +160,13 @@ class LabelSharpnessResult:
         method: ``"exact"`` or ``"sampled"``.
         target_type: ``"class"`` or ``"regression"``.
         n_classes: number of distinct classes (``None`` for regression).
-        conflicts: pairs of identical inputs with different labels.
+        conflicts: pairs of near-identical (or identical) inputs with different labels; for
+            class labels with the exact method, every point's nearest differently-labelled
+            point closer than ``robust.conflict_threshold`` (see :class:`RobustSharpness`),
+            else the identical pairs found.
         n_pairs_evaluated: pairs examined by the sampled method (``None`` when exact).
+        robust: distribution-based statistics (``K_F`` at quantiles, per class pair) for class
+            labels with the exact method; ``None`` otherwise.
     """
 
     value: float
@@ -128,6 +178,7 @@ class LabelSharpnessResult:
     n_classes: int | None = None
     conflicts: tuple[SharpPair, ...] = ()
     n_pairs_evaluated: int | None = None
+    robust: RobustSharpness | None = None
 
     def __float__(self) -> float:
         return self.value
@@ -144,6 +195,7 @@ class LabelSharpnessResult:
             "pairs": [pair.to_dict() for pair in self.pairs],
             "conflicts": [pair.to_dict() for pair in self.conflicts],
             "n_pairs_evaluated": self.n_pairs_evaluated,
+            "robust": None if self.robust is None else self.robust.to_dict(),
         }
 
 

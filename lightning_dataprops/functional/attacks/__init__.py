@@ -25,9 +25,10 @@ validation loops): they re-enable autograd locally and clone inference-mode inpu
 """
 
 from lightning_dataprops.functional.attacks.adapters import BoundAttack, make_attack
-from lightning_dataprops.functional.attacks.builtin import ATTACKS, PAPER_EPS, fgsm, pgd
+from lightning_dataprops.functional.attacks.builtin import ATTACKS, fgsm, pgd
 from lightning_dataprops.functional.attacks.pixel_space import PixelSpaceModel
 from lightning_dataprops.functional.attacks.robustness import RobustnessResult, robustness
+from lightning_dataprops.functional.constants import PAPER_EPS
 
 __all__ = [
     "ATTACKS",

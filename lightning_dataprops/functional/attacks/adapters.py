@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks._validation import (
     AttackFn,
     ForwardContext,
@@ -19,9 +20,9 @@ from lightning_dataprops.functional.attacks._validation import (
     _real,
     _steps,
 )
-from lightning_dataprops.functional.attacks.builtin import ATTACKS, PAPER_EPS, fgsm, pgd
+from lightning_dataprops.functional.attacks.builtin import ATTACKS, fgsm, pgd
+from lightning_dataprops.functional.constants import PAPER_EPS
 from lightning_dataprops.functional.model_guard import untouched
-from lightning_dataprops.functional._device import model_device
 
 _BUILTINS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "pgd": pgd}
 _BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -24,7 +24,6 @@ from lightning_dataprops.functional.attacks._validation import (
     _real,
     _steps,
 )
-from lightning_dataprops.functional.constants import PAPER_EPS
 from lightning_dataprops.functional.model_guard import untouched
 
 #: Names of the built-in attacks accepted by :func:`make_attack`.
