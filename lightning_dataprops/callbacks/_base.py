@@ -9,11 +9,15 @@ from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.callbacks._data_source import fit_dataset
 from lightning_dataprops.callbacks._logging import log_to_trainer
+from lightning_dataprops.functional.representations import eager_module, eager_stance
+from lightning_dataprops.sampling import Sample, sample_dataset
 
 T = TypeVar("T")
 ForwardFn = Callable[[torch.nn.Module, Tensor], Any]
@@ -62,9 +66,18 @@ class DataPropsOptions:
         }
 
 
-def eager(module: torch.nn.Module) -> torch.nn.Module:
-    """The original module of a ``torch.compile``d one (hooks placed on it fire), else itself."""
-    return getattr(module, "_orig_mod", module)
+eager = eager_module
+
+
+@contextlib.contextmanager
+def untouched_rng() -> Iterator[None]:
+    """Restore every global random state (torch, CUDA, numpy, python) afterwards."""
+    # TODO(merge): helper B's functional/model_guard.py is the one guard; use it here.
+    states = _collect_rng_states(include_cuda=torch.cuda.is_available())
+    try:
+        yield
+    finally:
+        _set_rng_states(states)
 
 
 class DataPropsCallback(Callback):
@@ -77,9 +90,68 @@ class DataPropsCallback(Callback):
     STATE_VERSION = 1
 
     def __init__(self, options: DataPropsOptions | None = None) -> None:
+        if options is not None and not isinstance(options, DataPropsOptions):
+            raise TypeError(
+                f"options must be a DataPropsOptions, got {type(options).__name__}; e.g. "
+                "options=DataPropsOptions(seed=1, forward_fn=lambda m, x: m(x)[0])."
+            )
         self.options = options if options is not None else DataPropsOptions()
         self.disabled: dict[str, str] = {}
         """Measurement name -> the reason it was disabled during this fit."""
+        self.from_factory = False
+        """Added by the ``LIGHTNING_DATAPROPS`` entry point (then it has its own state key)."""
+        self.active = True
+        """``False`` when a factory callback steps aside for one the user attached."""
+
+    # ------------------------------------------------------------------ factory clash
+    @property
+    def state_key(self) -> str:
+        key = self._state_key_parts()
+        if self.from_factory:
+            key["factory"] = "LIGHTNING_DATAPROPS"
+        return self._generate_state_key(**key) if key else type(self).__qualname__
+
+    def _state_key_parts(self) -> dict[str, Any]:
+        return {}
+
+    def step_aside_for_user_callback(self, trainer: pl.Trainer) -> bool:
+        """A factory callback yields to a user's callback of the same type; ``True`` if it did."""
+        if not self.from_factory:
+            return False
+        for callback in trainer.callbacks:
+            if type(callback) is type(self) and not getattr(callback, "from_factory", False):
+                if self.active:
+                    rank_zero_info(
+                        f"{type(self).__name__} from LIGHTNING_DATAPROPS=1 is not used: the "
+                        "trainer already has one you attached, which is used instead."
+                    )
+                self.active = False
+                return True
+        return False
+
+    # ------------------------------------------------------------------ data
+    def sample(self, dataset: Any, max_samples: int | None) -> Sample:
+        """A seeded, class-stratified sample of ``dataset``, items read as the options say."""
+        return sample_dataset(
+            dataset,
+            max_samples=max_samples,
+            seed=self.options.seed,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+
+    @staticmethod
+    def training_dataset(trainer: pl.Trainer, who: str) -> Any:
+        """The dataset behind the fit's training data source (never iterating the loader)."""
+        dataset = fit_dataset(trainer, "train")
+        if dataset is None:
+            raise ValueError(
+                f"{who} found no training data: define train_dataloader() on the LightningModule "
+                "or DataModule, or pass train_dataloaders to fit()."
+            )
+        return dataset
 
     # ------------------------------------------------------------------ failure isolation
     def guarded(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -107,18 +179,11 @@ class DataPropsCallback(Callback):
         user_forward = self.options.forward_fn
 
         def forward(module: torch.nn.Module, inputs: Tensor) -> Any:
-            module = eager(module)
-            with self.exact_eager(), trainer.precision_plugin.forward_context():
+            module = eager_module(module)
+            with eager_stance(), trainer.precision_plugin.forward_context():
                 return module(inputs) if user_forward is None else user_forward(module, inputs)
 
         return forward
-
-    @staticmethod
-    @contextlib.contextmanager
-    def exact_eager() -> Iterator[None]:
-        """Compiled submodules run eagerly inside, so that forward hooks fire on every call."""
-        with torch.compiler.set_stance("force_eager"):
-            yield
 
     def show_progress(self, trainer: pl.Trainer) -> bool:
         """Progress bars: as the options say, else as the trainer shows its own; rank zero only."""
