@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_dataprops import names
-from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
+from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties
 from lightning_dataprops.references import assess_label_sharpness, protocol_label_sharpness
@@ -165,7 +165,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             rank_zero_info(f"{type(self).__name__}: fit-start values restored from the checkpoint.")
             self._publish(trainer, self.fit_start_state, None)
             return
-        measured = self.guarded("dataset properties", self._measure, trainer, pl_module)
+        with untouched_rng():
+            measured = self.guarded("dataset properties", self._measure, trainer, pl_module)
         if measured is None:
             return
         state, sample = measured

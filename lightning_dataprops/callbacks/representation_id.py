@@ -134,8 +134,9 @@ class RepresentationIDMonitor(DataPropsCallback):
             input_fn=options.input_fn,
             target_fn=options.target_fn,
         )
-        if self.layers is not None:
-            names_found = [name for name, _ in resolve_layers(pl_module, self.layers)]
+        names_found = (
+            [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
+        )
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         forward = self.forward(trainer)
         with untouched_rng():

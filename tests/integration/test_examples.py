@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_with_monitor.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_with_monitor.py"
 
 
 def test_example_trains_with_the_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

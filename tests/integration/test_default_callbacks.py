@@ -15,8 +15,8 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lightning_dataprops import DataPropsMonitor
 from lightning_dataprops.callbacks import SharpLabelsWarning
-from tests.lightning_models import TensorDataModule, TinyCNN, binary_task
-from tests.wandb_records import find_run_file, read_run
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task
+from tests.integration.wandb_records import find_run_file, read_run
 
 
 def _trainer(tmp_path: Path, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
@@ -259,7 +259,7 @@ def test_two_process_ddp_gives_the_single_process_values(strategy: str, tmp_path
     import subprocess
     import sys
 
-    from tests.ddp_fit import run
+    from tests.integration.ddp_fit import run
 
     single = run("auto", 1, str(tmp_path / "single"))
     out = tmp_path / f"{strategy}.json"

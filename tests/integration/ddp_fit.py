@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import lightning.pytorch as pl
 import torch
 
 from lightning_dataprops import DataPropsMonitor
 from lightning_dataprops.data_sources import load_digits_data
-from tests.lightning_models import TensorDataModule, TinyCNN
+from tests.integration.lightning_models import TensorDataModule, TinyCNN
 
 
 class ReleaseProcessGroup(pl.Callback):
