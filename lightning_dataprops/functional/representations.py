@@ -133,7 +133,8 @@ def eager_stance() -> Iterator[None]:
 
 
 def _strip_compiled(layer: nn.Module | str) -> nn.Module | str:
-    return layer.replace("_orig_mod.", "") if isinstance(layer, str) else layer
+    prefix = "_orig_mod."
+    return layer[len(prefix) :] if isinstance(layer, str) and layer.startswith(prefix) else layer
 
 
 def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int | None) -> Tensor:

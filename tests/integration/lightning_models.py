@@ -137,3 +137,19 @@ def trainer(root: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
     }
     options.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **options)
+
+
+class CompilableCNN(TinyCNN):
+    """TinyCNN without ``self.log`` in its steps.
+
+    Lightning 2.6 with torch 2.13 cannot ``fit`` a ``torch.compile``d LightningModule that calls
+    ``self.log`` in a step (dynamo fails inside ``LightningModule.log``, with or without any
+    callback); this model is the largest one that such a fit accepts.
+    """
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = _unpack(batch)
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        return None
