@@ -88,7 +88,7 @@ def test_resume_restores_the_values_without_recomputing(
     assert _metric(fit2, names.K_F) == pytest.approx(first.fit_start_state["metrics"][names.K_F])
 
 
-def test_without_targets_no_K_F_and_float_targets_are_regression(mnist_3_vs_8, tmp_path) -> None:
+def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tmp_path) -> None:
     x, y = mnist_3_vs_8
     unlabelled = DatasetPropertiesMonitor(DataPropsOptions(target_fn=lambda item: None))
     fit = trainer(tmp_path, [unlabelled], max_epochs=1, limit_train_batches=1)
@@ -108,10 +108,10 @@ class Stream(IterableDataset):
         self.x, self.y = x, y
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        yield from zip(self.x[:600], self.y[:600])
+        yield from zip(self.x[:600], self.y[:600], strict=True)
 
 
-def test_a_stream_without_len_logs_no_invented_N(mnist_3_vs_8, tmp_path: Path) -> None:
+def test_a_stream_without_len_logs_no_invented_n(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
     loader = DataLoader(Stream(x, y), batch_size=64)
     fit = trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=300)], max_epochs=1)

@@ -75,7 +75,8 @@ def test_two_layers_every_second_epoch_pooled(mnist_3_vs_8, tmp_path: Path) -> N
 def test_compiled_lightning_module_fit(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
     torch.manual_seed(0)
-    model = CompilableCNN(lr=0.0, batch_norm=False)  # weights stay put: the compiled value must equal the eager one
+    # The weights stay put: the compiled value must equal the eager one.
+    model = CompilableCNN(lr=0.0, batch_norm=False)
     monitor = RepresentationIDMonitor(n_samples=300)
     fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
     fit.fit(torch.compile(model, backend="aot_eager"), datamodule=TensorDataModule(x, y))
