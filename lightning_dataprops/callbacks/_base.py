@@ -118,7 +118,7 @@ class DataPropsCallback(Callback):
         """A factory callback yields to a user's callback of the same type; ``True`` if it did."""
         if not self.from_factory:
             return False
-        for callback in trainer.callbacks:
+        for callback in getattr(trainer, "callbacks", []):
             if type(callback) is type(self) and not getattr(callback, "from_factory", False):
                 if self.active:
                     rank_zero_info(

@@ -11,8 +11,7 @@ from lightning_dataprops.callbacks.dataset_properties import DatasetPropertiesMo
 from lightning_dataprops.callbacks.forecast import ScalingForecastMonitor
 from lightning_dataprops.callbacks.representation_id import RepresentationIDMonitor
 
-SHARED = ("seed", "input_key", "target_key", "input_fn", "target_fn", "forward_fn", "progress")
-SHARED += ("memory_budget_mb",)
+SHARED: tuple[str, ...] = tuple(DataPropsOptions.__dataclass_fields__)
 """Options that go into the one :class:`DataPropsOptions` every callback gets."""
 
 ROUTES: dict[str, tuple[str, str]] = {
