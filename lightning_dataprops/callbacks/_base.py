@@ -17,7 +17,7 @@ from torch import Tensor
 from lightning_dataprops.callbacks._data_source import fit_dataset
 from lightning_dataprops.callbacks._logging import log_to_trainer
 from lightning_dataprops.functional.representations import eager_module, eager_stance
-from lightning_dataprops.sampling import Sample, sample_dataset
+from lightning_dataprops.sampling import Sample, read_first_item, sample_dataset
 
 T = TypeVar("T")
 ForwardFn = Callable[[torch.nn.Module, Tensor], Any]
@@ -142,16 +142,34 @@ class DataPropsCallback(Callback):
             target_fn=self.options.target_fn,
         )
 
-    @staticmethod
-    def training_dataset(trainer: pl.Trainer, who: str) -> Any:
-        """The dataset behind the fit's training data source (never iterating the loader)."""
+    def training_data(self, trainer: pl.Trainer) -> tuple[Any, Tensor]:
+        """The dataset behind the fit's training data source, and the input of its first item.
+
+        The loader is never iterated. Raises a ValueError (in ``setup``) when the fit has no
+        training data or an item cannot be read as the options say.
+        """
         dataset = fit_dataset(trainer, "train")
         if dataset is None:
             raise ValueError(
-                f"{who} found no training data: define train_dataloader() on the LightningModule "
-                "or DataModule, or pass train_dataloaders to fit()."
+                f"{type(self).__name__} found no training data: define train_dataloader() on the "
+                "LightningModule or DataModule, or pass train_dataloaders to fit()."
             )
-        return dataset
+        first_input, _ = read_first_item(
+            dataset,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+        return dataset, first_input
+
+    @staticmethod
+    def check_sample_size(k: int, n_samples: int | None, name: str) -> None:
+        """``k >= 2`` neighbours, and more samples than ``k`` (``None``: all of them)."""
+        if k < 2:
+            raise ValueError(f"k must be >= 2, got {k}.")
+        if n_samples is not None and n_samples < k + 1:
+            raise ValueError(f"{name}={n_samples} must exceed k={k}; raise it or lower k.")
 
     # ------------------------------------------------------------------ failure isolation
     def guarded(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

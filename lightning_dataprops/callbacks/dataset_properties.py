@@ -14,7 +14,7 @@ from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOpti
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties
 from lightning_dataprops.references import assess_label_sharpness, protocol_label_sharpness
-from lightning_dataprops.sampling import Sample, read_first_item
+from lightning_dataprops.sampling import Sample
 
 DEFAULT_K = 20  # TODO(merge): import from lightning_dataprops.functional.constants (helper A)
 
@@ -99,10 +99,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         n_train: int | None = None,
     ) -> None:
         super().__init__(options)
-        if k < 2:
-            raise ValueError(f"k must be >= 2, got {k}.")
-        if max_samples is not None and max_samples < k + 1:
-            raise ValueError(f"max_samples={max_samples} must exceed k={k}; raise it or lower k.")
+        self.check_sample_size(k, max_samples, "max_samples")
         if top_pairs < 0:
             raise ValueError(f"top_pairs must be >= 0, got {top_pairs}.")
         if n_train is not None and n_train < 1:
@@ -131,15 +128,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.step_aside_for_user_callback(trainer):
             return
-        self._dataset = self.training_dataset(trainer, type(self).__name__)
-        options = self.options
-        read_first_item(
-            self._dataset,
-            input_key=options.input_key,
-            target_key=options.target_key,
-            input_fn=options.input_fn,
-            target_fn=options.target_fn,
-        )
+        self._dataset, _ = self.training_data(trainer)
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for
 

@@ -14,7 +14,6 @@ from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOpti
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
 from lightning_dataprops.functional.representations import capture_representations, resolve_layers
 from lightning_dataprops.metrics import IntrinsicDimension
-from lightning_dataprops.sampling import read_first_item
 
 DEFAULT_K = 20  # TODO(merge): import from lightning_dataprops.functional.constants (helper A)
 
@@ -85,10 +84,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         layer_call: int | None = None,
     ) -> None:
         super().__init__(options)
-        if k < 2:
-            raise ValueError(f"k must be >= 2, got {k}.")
-        if n_samples < k + 1:
-            raise ValueError(f"n_samples={n_samples} must exceed k={k}; raise it or lower k.")
+        self.check_sample_size(k, n_samples, "n_samples")
         if every_n_epochs < 1:
             raise ValueError(
                 f"every_n_epochs must be >= 1, got {every_n_epochs} (to measure nothing, leave "
@@ -125,15 +121,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.step_aside_for_user_callback(trainer):
             return
-        self._dataset = self.training_dataset(trainer, type(self).__name__)
-        options = self.options
-        first_input, _ = read_first_item(
-            self._dataset,
-            input_key=options.input_key,
-            target_key=options.target_key,
-            input_fn=options.input_fn,
-            target_fn=options.target_fn,
-        )
+        self._dataset, first_input = self.training_data(trainer)
         names_found = (
             [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
         )
