@@ -22,7 +22,14 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     SharpLabelsWarning,
 )
-from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
+from tests.integration.lightning_models import (
+    CompilableCNN,
+    TensorDataModule,
+    TinyCNN,
+    TupleOutputCNN,
+    binary_task,
+    trainer,
+)
 from tests.integration.wandb_records import find_run_file, read_run
 
 HAS_ROBUSTNESS = importlib.util.find_spec("lightning_dataprops.callbacks.robustness") is not None
@@ -200,3 +207,38 @@ def test_two_process_ddp_gives_the_single_process_values(strategy: str, tmp_path
     assert names.d_repr("features.5") in compared and names.forecast("bound") in compared
     for name in compared:
         assert distributed[name] == pytest.approx(single[name], rel=1e-4), name
+
+
+def _fit_default_set(model: pl.LightningModule, data: Any, root: Path, **kwargs: Any) -> Any:
+    options = kwargs.pop("options", {})
+    callbacks = default_callbacks(max_samples=400, repr_samples=200, **PROBE_EVERY_EPOCH, **options)
+    fit = trainer(root, callbacks, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeasurementFailedWarning)
+        fit.fit(model, datamodule=TensorDataModule(*data))
+    return fit
+
+
+def test_tuple_output_model_with_forward_fn(mnist_3_vs_8, tmp_path: Path) -> None:
+    options = {"forward_fn": lambda module, inputs: module(inputs)[0]}
+    fit = _fit_default_set(TupleOutputCNN(), mnist_3_vs_8, tmp_path, options=options)
+    for name in (names.K_F, names.d_repr("features.5"), names.forecast("bound")):
+        assert name in fit.callback_metrics, name
+    if HAS_ROBUSTNESS:
+        assert names.adversarial("fgsm", "clean_acc") in fit.callback_metrics
+
+
+def test_compiled_model_with_the_default_set(mnist_3_vs_8, tmp_path: Path) -> None:
+    model = torch.compile(CompilableCNN(), backend="aot_eager")
+    fit = _fit_default_set(model, mnist_3_vs_8, tmp_path)  # type: ignore[arg-type]
+    assert names.d_repr("features.5") in fit.callback_metrics
+
+
+def test_bf16_mixed_precision_fit_measures_the_same_data(mnist_3_vs_8, tmp_path: Path) -> None:
+    full = _fit_default_set(TinyCNN(), mnist_3_vs_8, tmp_path / "32", max_epochs=1)
+    mixed = _fit_default_set(
+        TinyCNN(), mnist_3_vs_8, tmp_path / "bf16", max_epochs=1, precision="bf16-mixed"
+    )
+    for name in (names.D_DATA, names.D_DATA_TWONN, names.K_F):
+        assert float(mixed.callback_metrics[name]) == float(full.callback_metrics[name]), name
+    assert 0 < float(mixed.callback_metrics[names.d_repr("features.5")]) < 128
