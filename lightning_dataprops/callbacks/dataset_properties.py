@@ -118,6 +118,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self._panels: Any = None
 
     # ------------------------------------------------------------------ state
+    def _state_key_parts(self) -> dict[str, Any]:
+        return {"max_samples": self.max_samples, "k": self.k, "seed": self.options.seed}
+
     def _get_state(self) -> dict[str, Any]:
         return {"fit_start": self.fit_start_state}
 

@@ -111,6 +111,10 @@ class RepresentationIDMonitor(DataPropsCallback):
         self._panels: Any = None
 
     # ------------------------------------------------------------------ state
+    def _state_key_parts(self) -> dict[str, Any]:
+        # Several monitors on different layers can share a trainer (and its checkpoints).
+        return {"layers": self.layers, "every_n_epochs": self.every_n_epochs}
+
     def _get_state(self) -> dict[str, Any]:
         return {"history": list(self.history)}
 

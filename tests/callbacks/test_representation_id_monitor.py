@@ -164,3 +164,14 @@ def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_pa
     assert fit.state.finished and fit.current_epoch == 3
     assert names.K_F in fit.callback_metrics and names.D_DATA in fit.callback_metrics
     assert not any(key.startswith(names.d_repr("")) for key in fit.callback_metrics)
+
+
+def test_two_monitors_on_different_layers_share_a_trainer(mnist_3_vs_8, tmp_path) -> None:
+    x, y = mnist_3_vs_8
+    early = RepresentationIDMonitor(layers=["features.2"], n_samples=200)
+    late = RepresentationIDMonitor(layers=["features.5"], n_samples=200, every_n_epochs=2)
+    assert early.state_key != late.state_key
+    fit = trainer(tmp_path, [early, late], max_epochs=2, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert [row["epoch"] for row in early.history] == [0, 1]
+    assert [row["epoch"] for row in late.history] == [1]
