@@ -101,7 +101,7 @@ def test_rejects_non_positive_inputs() -> None:
 
 
 def test_reproduction_constant_is_shipped() -> None:
-    from lightning_dataprops.callbacks._forecasting import load_constant
+    from lightning_dataprops.callbacks.forecast import load_constant
 
     calibration = load_constant("reproduction")
     assert isinstance(calibration, Calibration)
