@@ -7,12 +7,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
-from lightning_dataprops.functional.representations import capture_representations, resolve_layers
+from lightning_dataprops.functional.representations import (
+    call_counts,
+    capture_representations,
+    resolve_layers,
+)
 from lightning_dataprops.metrics import IntrinsicDimension
 
 DEFAULT_K = 20  # TODO(merge): import from lightning_dataprops.functional.constants (helper A)
@@ -139,6 +144,14 @@ class RepresentationIDMonitor(DataPropsCallback):
                 pl_module, example, names_found, forward=forward, layer_call=self.layer_call
             )
             self._depths = layer_depths(pl_module, names_found, example, forward)
+            if self.layer_call is not None:
+                for name, count in call_counts(pl_module, example, names_found, forward).items():
+                    if count > 1:
+                        rank_zero_info(
+                            f"{type(self).__name__}: {name!r} runs {count} times per forward "
+                            f"pass; d_repr is measured on call {self.layer_call} "
+                            f"(layer_call={self.layer_call})."
+                        )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for

@@ -167,6 +167,37 @@ def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int |
     return chosen
 
 
+def call_counts(
+    model: nn.Module, inputs: Tensor, layers: Sequence[str], forward: Any = None
+) -> dict[str, int]:
+    """How many times each of ``layers`` runs in one forward pass on ``inputs`` (state untouched).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> relu = nn.ReLU()
+        >>> model = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 8), relu)
+        >>> call_counts(model, torch.randn(2, 4), ["0", "1"])
+        {'0': 1, '1': 2}
+    """
+    model = eager_module(model)
+    named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
+    counts = dict.fromkeys((name for name, _ in named), 0)
+    handles = [
+        module.register_forward_hook(
+            lambda _m, _a, _o, name=name: counts.__setitem__(name, counts[name] + 1)
+        )
+        for name, module in named
+    ]
+    with untouched_model(model), eager_stance():
+        try:
+            model(inputs) if forward is None else forward(model, inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return counts
+
+
 def capture_representations(
     model: nn.Module,
     inputs: Tensor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def test_tuple_output_model_through_forward_fn(mnist_3_vs_8, tmp_path: Path) -> 
 
 
 def test_a_module_called_twice_is_refused_in_setup_or_captured_as_asked(
-    mnist_3_vs_8, tmp_path: Path
+    mnist_3_vs_8, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     x, y = mnist_3_vs_8
     fit = trainer(tmp_path, [RepresentationIDMonitor(layers=["act"], n_samples=200)])
@@ -121,7 +122,13 @@ def test_a_module_called_twice_is_refused_in_setup_or_captured_as_asked(
     model = SharedReLUNet(lr=0.0)
     first = RepresentationIDMonitor(layers=["act"], n_samples=200, layer_call=0)
     fit = trainer(tmp_path, [first], max_epochs=1, limit_train_batches=1)
-    fit.fit(model, datamodule=TensorDataModule(x, y))
+    lightning_log = logging.getLogger("lightning.pytorch")  # it does not propagate to the root
+    lightning_log.addHandler(caplog.handler)
+    try:
+        fit.fit(model, datamodule=TensorDataModule(x, y))
+    finally:
+        lightning_log.removeHandler(caplog.handler)
+    assert "'act' runs 2 times per forward pass; d_repr is measured on call 0" in caplog.text
     with torch.no_grad():
         hidden = torch.relu(model.fc1(_probe(x, y, 200).flatten(1)))
     assert first.history[0]["d_repr"] == pytest.approx(_oracle(hidden), rel=1e-5)
