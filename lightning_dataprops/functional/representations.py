@@ -167,6 +167,28 @@ def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int |
     return chosen
 
 
+def call_sequence(
+    model: nn.Module,
+    inputs: Tensor,
+    modules: Sequence[tuple[str, nn.Module]],
+    forward: Any = None,
+) -> list[str]:
+    """Names of ``modules`` in the order one forward pass on ``inputs`` calls them, repeats
+    included (eval mode, ``no_grad``, compiled modules eager; the model's state is untouched)."""
+    calls: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda _m, _a, _o, name=name: calls.append(name))
+        for name, module in modules
+    ]
+    with untouched_model(model), eager_stance():
+        try:
+            model(inputs) if forward is None else forward(model, inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return calls
+
+
 def call_counts(
     model: nn.Module, inputs: Tensor, layers: Sequence[str], forward: Any = None
 ) -> dict[str, int]:
@@ -182,20 +204,8 @@ def call_counts(
     """
     model = eager_module(model)
     named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
-    counts = dict.fromkeys((name for name, _ in named), 0)
-    handles = [
-        module.register_forward_hook(
-            lambda _m, _a, _o, name=name: counts.__setitem__(name, counts[name] + 1)
-        )
-        for name, module in named
-    ]
-    with untouched_model(model), eager_stance():
-        try:
-            model(inputs) if forward is None else forward(model, inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
-    return counts
+    calls = call_sequence(model, inputs, named, forward)
+    return {name: calls.count(name) for name, _ in named}
 
 
 def capture_representations(
