@@ -1,7 +1,7 @@
-"""Cost of DataPropsMonitor: epoch time with and without it, and its fit-start cost.
+"""Cost of the default dataprops callbacks: epoch time with and without them, fit-start cost.
 
 A small CNN trained on 10,000 28x28 Fashion-MNIST images (Debian's dataset-fashion-mnist) on
-the CPU, same seed, same data, one run without and one with ``DataPropsMonitor()`` at its
+the CPU, same seed, same data, one run without and one with ``default_callbacks()`` at their
 default settings. Epoch time is measured from one epoch's start to the next (so it includes the
 monitor's end-of-epoch d_repr work); the fit-start cost is the monitor's own timer.
 
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_dataprops import DataPropsMonitor
+from lightning_dataprops import default_callbacks, names
 from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 
@@ -75,11 +75,11 @@ class EpochClock(pl.Callback):
 
 
 def fit(
-    data: TensorDataset, epochs: int, monitor: DataPropsMonitor | None
+    data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None
 ) -> tuple[list[float], float]:
     pl.seed_everything(0, verbose=False)
     clock = EpochClock()
-    callbacks: list[pl.Callback] = [clock] + ([monitor] if monitor is not None else [])
+    callbacks: list[pl.Callback] = [clock, *(monitor or [])]
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -92,7 +92,7 @@ def fit(
         callbacks=callbacks,
     )
     trainer.fit(BenchCNN(), DataLoader(data, batch_size=128, shuffle=True))
-    fit_start = float(trainer.callback_metrics.get("dataprops/time/fit_start", torch.tensor(0.0)))
+    fit_start = float(trainer.callback_metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
     return clock.epochs, fit_start
 
 
@@ -116,7 +116,7 @@ def main() -> None:
     for _ in range(args.repeats):
         epochs, _ = fit(data, args.epochs, None)
         plain += epochs[1:]
-        epochs, fit_start = fit(data, args.epochs, DataPropsMonitor(progress=False))
+        epochs, fit_start = fit(data, args.epochs, default_callbacks(progress=False))
         monitored += epochs[1:]
         fit_starts.append(fit_start)
     base = statistics.median(plain)
@@ -137,7 +137,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     print(f"| without monitor | {', '.join(f'{t:.2f}' for t in plain)} | {base:.2f} | | |")
     print(
-        f"| DataPropsMonitor() | {', '.join(f'{t:.2f}' for t in monitored)} | {with_monitor:.2f} "
+        f"| default_callbacks() | {', '.join(f'{t:.2f}' for t in monitored)} | {with_monitor:.2f} "
         f"| {100 * (with_monitor - base) / base:+.1f}% (slowest epoch "
         f"{100 * (worst - base) / base:+.1f}%) | {fit_start:.2f} "
         f"({100 * fit_start / base:.0f}% of an epoch) |"

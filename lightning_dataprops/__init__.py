@@ -33,15 +33,31 @@ from lightning_dataprops.paper_api import (
 )
 
 if TYPE_CHECKING:
-    from lightning_dataprops.callbacks import DataPropsMonitor
+    from lightning_dataprops.callbacks import (
+        DataPropsOptions,
+        DatasetPropertiesMonitor,
+        RepresentationIDMonitor,
+        RobustnessMonitor,
+        ScalingForecastMonitor,
+        default_callbacks,
+    )
+
+_CALLBACKS = (
+    "DataPropsOptions",
+    "DatasetPropertiesMonitor",
+    "RepresentationIDMonitor",
+    "RobustnessMonitor",
+    "ScalingForecastMonitor",
+    "default_callbacks",
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The callback pulls in Lightning: import it on first use only.
-    if name == "DataPropsMonitor":
-        from lightning_dataprops.callbacks import DataPropsMonitor
+    # The callbacks pull in Lightning: import them on first use only.
+    if name in _CALLBACKS:
+        from lightning_dataprops import callbacks
 
-        return DataPropsMonitor
+        return getattr(callbacks, name)
     raise AttributeError(f"module 'lightning_dataprops' has no attribute {name!r}")
 
 
@@ -51,16 +67,21 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "DataPropsMonitor",
+    "DataPropsOptions",
     "DatasetProperties",
+    "DatasetPropertiesMonitor",
     "IntrinsicDimensionResult",
     "LabelSharpnessResult",
+    "RepresentationIDMonitor",
+    "RobustnessMonitor",
     "Sample",
+    "ScalingForecastMonitor",
     "__version__",
     "compute_intrinsic_datadim",
     "compute_intrinsic_reprdim",
     "compute_labelsharpness",
     "dataset_properties",
+    "default_callbacks",
     "intrinsic_dimension",
     "label_sharpness",
     "sample_dataset",

@@ -34,6 +34,15 @@ N_SAMPLES = f"{PREFIX}/n_samples"
 N_TRAIN = f"{PREFIX}/n_train"
 """Training-set size N used by the scaling law."""
 
+SHARPEST_PAIRS = f"{PREFIX}/sharpest_pairs"
+"""W&B table of the sharpest differently-labelled pairs, both inputs side by side."""
+D_REPR_PROFILE = f"{PREFIX}/d_repr_profile"
+"""W&B table of ``d_repr`` per epoch and layer (with the layer's depth)."""
+D_REPR_PLOT = f"{PREFIX}/d_repr_plot"
+"""W&B line plot of ``d_repr`` per layer over epochs."""
+DATA_SCALING_PLOT = f"{PREFIX}/forecast_plot/data_scaling"
+"""W&B plot of the forecast test loss against the training-set size."""
+
 ADVERSARIAL_QUANTITIES: tuple[str, ...] = (
     "clean_loss",
     "adv_loss",

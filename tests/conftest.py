@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,15 @@ def brute_force_distances(x: torch.Tensor) -> torch.Tensor:
     dist = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist")
     dist.fill_diagonal_(float("inf"))
     return dist
+
+
+@pytest.fixture()
+def lightning_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """``caplog`` that also sees Lightning's info lines (its logger does not propagate)."""
+    logger = logging.getLogger("lightning.pytorch")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)

@@ -1,18 +1,32 @@
-"""Lightning callbacks: pick data, place hooks, schedule the work, and log. No math here."""
+"""Lightning callbacks: pick data, place hooks, schedule the work, and log. No math here.
+
+Each callback does one job and is usable alone; they talk only through
+``trainer.callback_metrics`` under the names of :mod:`lightning_dataprops.names`.
+:func:`default_callbacks` returns the default set.
+"""
 
 from lightning_dataprops.callbacks._base import (
     DataPropsCallback,
     DataPropsOptions,
     MeasurementFailedWarning,
 )
-from lightning_dataprops.callbacks.data_props_monitor import DataPropsMonitor, SharpLabelsWarning
+from lightning_dataprops.callbacks.dataset_properties import (
+    DatasetPropertiesMonitor,
+    SharpLabelsWarning,
+)
+from lightning_dataprops.callbacks.defaults import default_callbacks
+from lightning_dataprops.callbacks.forecast import ScalingForecastMonitor
+from lightning_dataprops.callbacks.representation_id import RepresentationIDMonitor
 from lightning_dataprops.callbacks.robustness import RobustnessMonitor
 
 __all__ = [
     "DataPropsCallback",
-    "DataPropsMonitor",
     "DataPropsOptions",
+    "DatasetPropertiesMonitor",
     "MeasurementFailedWarning",
+    "RepresentationIDMonitor",
     "RobustnessMonitor",
+    "ScalingForecastMonitor",
     "SharpLabelsWarning",
+    "default_callbacks",
 ]

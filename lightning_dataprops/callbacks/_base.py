@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.callbacks._data_source import fit_dataset
 from lightning_dataprops.callbacks._logging import log_to_trainer
+from lightning_dataprops.data import Sample, read_first_item, sample_dataset
+from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.functional.representations import eager_module, eager_stance
 
 T = TypeVar("T")
 ForwardFn = Callable[[torch.nn.Module, Tensor], Any]
@@ -62,9 +66,13 @@ class DataPropsOptions:
         }
 
 
-def eager(module: torch.nn.Module) -> torch.nn.Module:
-    """The original module of a ``torch.compile``d one (hooks placed on it fire), else itself."""
-    return getattr(module, "_orig_mod", module)
+eager = eager_module
+
+
+def untouched_rng() -> AbstractContextManager[None]:
+    """Every global random state (torch, CUDA, numpy, python) restored afterwards: the one
+    model guard, guarding no model."""
+    return untouched((), eval_mode=False)
 
 
 class DataPropsCallback(Callback):
@@ -77,9 +85,86 @@ class DataPropsCallback(Callback):
     STATE_VERSION = 1
 
     def __init__(self, options: DataPropsOptions | None = None) -> None:
+        if options is not None and not isinstance(options, DataPropsOptions):
+            raise TypeError(
+                f"options must be a DataPropsOptions, got {type(options).__name__}; e.g. "
+                "options=DataPropsOptions(seed=1, forward_fn=lambda m, x: m(x)[0])."
+            )
         self.options = options if options is not None else DataPropsOptions()
         self.disabled: dict[str, str] = {}
         """Measurement name -> the reason it was disabled during this fit."""
+        self.from_factory = False
+        """Added by the ``LIGHTNING_DATAPROPS`` entry point (then it has its own state key)."""
+        self.active = True
+        """``False`` when a factory callback steps aside for one the user attached."""
+
+    # ------------------------------------------------------------------ factory clash
+    @property
+    def state_key(self) -> str:
+        key = self._state_key_parts()
+        if self.from_factory:
+            key["factory"] = "LIGHTNING_DATAPROPS"
+        return self._generate_state_key(**key) if key else type(self).__qualname__
+
+    def _state_key_parts(self) -> dict[str, Any]:
+        return {}
+
+    def step_aside_for_user_callback(self, trainer: pl.Trainer) -> bool:
+        """A factory callback yields to a user's callback of the same type; ``True`` if it did."""
+        if not self.from_factory:
+            return False
+        for callback in getattr(trainer, "callbacks", []):
+            if type(callback) is type(self) and not getattr(callback, "from_factory", False):
+                if self.active:
+                    rank_zero_info(
+                        f"{type(self).__name__} from LIGHTNING_DATAPROPS=1 is not used: the "
+                        "trainer already has one you attached, which is used instead."
+                    )
+                self.active = False
+                return True
+        return False
+
+    # ------------------------------------------------------------------ data
+    def sample(self, dataset: Any, max_samples: int | None) -> Sample:
+        """A seeded, class-stratified sample of ``dataset``, items read as the options say."""
+        return sample_dataset(
+            dataset,
+            max_samples=max_samples,
+            seed=self.options.seed,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+
+    def training_data(self, trainer: pl.Trainer) -> tuple[Any, Tensor]:
+        """The dataset behind the fit's training data source, and the input of its first item.
+
+        The loader is never iterated. Raises a ValueError (in ``setup``) when the fit has no
+        training data or an item cannot be read as the options say.
+        """
+        dataset = fit_dataset(trainer, "train")
+        if dataset is None:
+            raise ValueError(
+                f"{type(self).__name__} found no training data: define train_dataloader() on the "
+                "LightningModule or DataModule, or pass train_dataloaders to fit()."
+            )
+        first_input, _ = read_first_item(
+            dataset,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+        return dataset, first_input
+
+    @staticmethod
+    def check_sample_size(k: int, n_samples: int | None, name: str) -> None:
+        """``k >= 2`` neighbours, and more samples than ``k`` (``None``: all of them)."""
+        if k < 2:
+            raise ValueError(f"k must be >= 2, got {k}.")
+        if n_samples is not None and n_samples < k + 1:
+            raise ValueError(f"{name}={n_samples} must exceed k={k}; raise it or lower k.")
 
     # ------------------------------------------------------------------ failure isolation
     def guarded(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -107,18 +192,11 @@ class DataPropsCallback(Callback):
         user_forward = self.options.forward_fn
 
         def forward(module: torch.nn.Module, inputs: Tensor) -> Any:
-            module = eager(module)
-            with self.exact_eager(), trainer.precision_plugin.forward_context():
+            module = eager_module(module)
+            with eager_stance(), trainer.precision_plugin.forward_context():
                 return module(inputs) if user_forward is None else user_forward(module, inputs)
 
         return forward
-
-    @staticmethod
-    @contextlib.contextmanager
-    def exact_eager() -> Iterator[None]:
-        """Compiled submodules run eagerly inside, so that forward hooks fire on every call."""
-        with torch.compiler.set_stance("force_eager"):
-            yield
 
     def show_progress(self, trainer: pl.Trainer) -> bool:
         """Progress bars: as the options say, else as the trainer shows its own; rank zero only."""

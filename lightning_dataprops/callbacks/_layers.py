@@ -7,27 +7,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.functional.representations import call_sequence
 
 
 def execution_order(model: nn.Module, example: Tensor, forward: Any = None) -> list[str]:
-    """Names of the leaf modules in the order a forward pass on ``example`` runs them."""
-    order: list[str] = []
-    handles = []
-    for name, module in model.named_modules():
-        if name and not list(module.children()):
-            handles.append(
-                module.register_forward_hook(
-                    lambda _m, _a, _o, name=name: order.append(name) if name not in order else None
-                )
-            )
-    with untouched(model, autograd=False):
-        try:
-            model(example) if forward is None else forward(model, example)
-        finally:
-            for handle in handles:
-                handle.remove()
-    return order
+    """Names of the leaf modules in the order a forward pass on ``example`` first runs them."""
+    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    return list(dict.fromkeys(call_sequence(model, example, leaves, forward)))
 
 
 def penultimate_layer(model: nn.Module, example: Tensor, forward: Any = None) -> str:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.data import sample_dataset
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     PixelSpaceModel,
@@ -22,7 +23,6 @@ from lightning_dataprops.functional.attacks import (
     robustness,
 )
 from lightning_dataprops.functional.model_guard import untouched
-from lightning_dataprops.data import sample_dataset
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}

@@ -7,25 +7,18 @@ training flag, every buffer (BatchNorm running statistics included) and every pa
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from lightning_dataprops.functional._device import run_device
 from lightning_dataprops.functional.model_guard import untouched
 
 Pooling = Literal["avg", "max"] | None
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a stateless model)."""
-    for parameter in model.parameters():
-        return parameter.device
-    for buffer in model.buffers():
-        return buffer.device
-    return torch.device("cpu")
 
 
 def _module_list(model: nn.Module, limit: int = 40) -> str:
@@ -98,6 +91,95 @@ def flatten_representation(output: Tensor, pool: Pooling = None) -> Tensor:
     return output.reshape(output.shape[0], -1)
 
 
+def eager_module(model: nn.Module) -> nn.Module:
+    """The original module of a ``torch.compile``d one (hooks placed on it fire), else itself."""
+    return getattr(model, "_orig_mod", model)
+
+
+@contextlib.contextmanager
+def eager_stance() -> Iterator[None]:
+    """Compiled (sub)modules run eagerly inside, so that forward hooks fire on every call."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    with contextlib.nullcontext() if set_stance is None else set_stance("force_eager"):
+        yield
+
+
+def _strip_compiled(layer: nn.Module | str) -> nn.Module | str:
+    prefix = "_orig_mod."
+    return layer[len(prefix) :] if isinstance(layer, str) and layer.startswith(prefix) else layer
+
+
+def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int | None) -> Tensor:
+    """The output of the call the caller means, checked to hold exactly one row per input."""
+    if not outputs:
+        raise ValueError(
+            f"The layer {name!r} did not run during the forward pass, so it has no output to "
+            "capture; choose a layer that the forward pass uses (or fix forward_fn)."
+        )
+    if layer_call is None:
+        if len(outputs) > 1:
+            raise ValueError(
+                f"The layer {name!r} ran {len(outputs)} times in one forward pass (a module "
+                "reused, e.g. one shared activation); capturing all calls would mix different "
+                f"representations. Pass layer_call=i (0 <= i < {len(outputs)}; -1 for the last "
+                "call) to choose one, or monitor a module that runs once."
+            )
+        layer_call = 0
+    if not -len(outputs) <= layer_call < len(outputs):
+        raise ValueError(
+            f"layer_call={layer_call} but the layer {name!r} ran {len(outputs)} time(s) per "
+            "forward pass."
+        )
+    chosen = outputs[layer_call]
+    if chosen.shape[0] != n_inputs:
+        raise ValueError(
+            f"The layer {name!r} returned {chosen.shape[0]} rows for a batch of {n_inputs} "
+            "inputs; only layers that keep the batch dimension first can be captured."
+        )
+    return chosen
+
+
+def call_sequence(
+    model: nn.Module,
+    inputs: Tensor,
+    modules: Sequence[tuple[str, nn.Module]],
+    forward: Any = None,
+) -> list[str]:
+    """Names of ``modules`` in the order one forward pass on ``inputs`` calls them, repeats
+    included (eval mode, ``no_grad``, compiled modules eager; the model's state is untouched)."""
+    calls: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda _m, _a, _o, name=name: calls.append(name))
+        for name, module in modules
+    ]
+    with untouched(model, autograd=False), eager_stance():
+        try:
+            model(inputs) if forward is None else forward(model, inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return calls
+
+
+def call_counts(
+    model: nn.Module, inputs: Tensor, layers: Sequence[str], forward: Any = None
+) -> dict[str, int]:
+    """How many times each of ``layers`` runs in one forward pass on ``inputs`` (state untouched).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> relu = nn.ReLU()
+        >>> model = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 8), relu)
+        >>> call_counts(model, torch.randn(2, 4), ["0", "1"])
+        {'0': 1, '1': 2}
+    """
+    model = eager_module(model)
+    named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
+    calls = call_sequence(model, inputs, named, forward)
+    return {name: calls.count(name) for name, _ in named}
+
+
 def capture_representations(
     model: nn.Module,
     inputs: Tensor,
@@ -107,8 +189,14 @@ def capture_representations(
     pool: Pooling = None,
     device: torch.device | str | None = None,
     forward: Any = None,
+    layer_call: int | None = None,
 ) -> dict[str, Tensor]:
     """Outputs of ``layers`` on ``inputs``, flattened to ``(n, features)`` float32 on the CPU.
+
+    Exactly one row per input is captured, and this is checked. A ``torch.compile``d model is
+    run through its original module (compiled submodules run eagerly), so that the hooks fire
+    on every batch. A module that runs several times per forward pass (a shared activation) is
+    refused with a clear message unless ``layer_call`` says which call to capture.
 
     Args:
         model: the network; its state is left exactly as it was.
@@ -118,6 +206,15 @@ def capture_representations(
         pool: ``"avg"`` or ``"max"`` pooling over spatial dimensions, or ``None`` to flatten.
         device: where to run (default: the model's device).
         forward: optional callable ``forward(model, batch)``; default ``model(batch)``.
+        layer_call: for modules called several times per forward pass, which call to capture
+            (0-based, ``-1`` for the last); ``None`` refuses such modules.
+
+    Returns:
+        layer name -> ``(n, features)`` float32 CPU tensor.
+
+    Raises:
+        ValueError: unknown layers, a layer that never runs or runs several times without
+            ``layer_call``, or a layer whose output does not have one row per input.
 
     Example:
         >>> import torch
@@ -127,33 +224,47 @@ def capture_representations(
         >>> feats = capture_representations(model, torch.randn(10, 4), ["1"])
         >>> feats["1"].shape
         torch.Size([10, 8])
+        >>> relu = nn.ReLU()
+        >>> shared = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 8), relu)
+        >>> capture_representations(shared, torch.randn(10, 4), ["1"], layer_call=0)["1"].shape
+        torch.Size([10, 8])
     """
     if pool not in (None, "avg", "max"):
         raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    named = resolve_layers(model, layers)
-    target = torch.device(device) if device is not None else model_device(model)
+    if len(inputs) == 0:
+        raise ValueError("inputs is empty: pass at least one input to capture representations.")
+    model = eager_module(model)
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
+    target = run_device(device, model)
     collected: dict[str, list[Tensor]] = {name: [] for name, _ in named}
+    calls: dict[str, list[Tensor]] = {name: [] for name, _ in named}
     handles = []
 
     def make_hook(name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            tensor = _first_tensor(output, name)
-            collected[name].append(flatten_representation(tensor.detach(), pool).float().cpu())
+            calls[name].append(_first_tensor(output, name).detach())
 
         return hook
 
-    with untouched(model, autograd=False):
+    with untouched(model, autograd=False), eager_stance():
         try:
             for name, module in named:
                 handles.append(module.register_forward_hook(make_hook(name)))
             for batch in inputs.split(batch_size):
+                for outputs in calls.values():
+                    outputs.clear()
                 batch = batch.to(target)
                 if forward is None:
                     model(batch)
                 else:
                     forward(model, batch)
+                for name, outputs in calls.items():
+                    chosen = _one_call(name, outputs, len(batch), layer_call)
+                    collected[name].append(flatten_representation(chosen, pool).float().cpu())
         finally:
             for handle in handles:
                 handle.remove()

@@ -1,4 +1,4 @@
-"""Weights & Biases panels for the monitor: summary, config, tables, plots and alerts.
+"""Weights & Biases panels for the dataprops callbacks: summary, config, tables, plots, alerts.
 
 Only imported when a ``WandbLogger`` is attached; wandb stays an optional dependency. Works with
 online, offline and disabled runs (a disabled run's ``experiment`` is a no-op object, so nothing
@@ -16,9 +16,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from lightning_dataprops import names
 from lightning_dataprops.functional.scaling_law import ScalingForecast
-
-PREFIX = "dataprops"
 
 
 def find_wandb_logger(trainer: pl.Trainer) -> Any | None:
@@ -31,6 +30,12 @@ def find_wandb_logger(trainer: pl.Trainer) -> Any | None:
         if isinstance(logger, WandbLogger):
             return logger
     return None
+
+
+def panels_for(trainer: pl.Trainer, *, alert_wait_s: float = 3600.0) -> WandbPanels | None:
+    """Panels on the trainer's W&B run, or ``None`` without a ``WandbLogger``."""
+    logger = find_wandb_logger(trainer)
+    return None if logger is None else WandbPanels(logger, alert_wait_s=alert_wait_s)
 
 
 def _as_image(sample: Tensor) -> Tensor | None:
@@ -57,7 +62,7 @@ def pair_image(first: Tensor, second: Tensor) -> Tensor | None:
 
 
 class WandbPanels:
-    """Writes the monitor's results to a W&B run (rank zero only; the caller checks)."""
+    """Writes a callback's results to a W&B run (rank zero only; the caller checks)."""
 
     def __init__(self, logger: Any, *, alert_wait_s: float = 3600.0) -> None:
         self.logger = logger
@@ -70,19 +75,19 @@ class WandbPanels:
         return self.logger.experiment
 
     def define_metrics(self) -> None:
-        """Summaries for the monitor's metrics: the last data properties, the min/max repr ID."""
+        """Summaries of the logged names: the last data properties, the min/max ``d_repr``."""
         if self._defined:
             return
         define = getattr(self.run, "define_metric", None)
         if define is None:
             return
         step = "trainer/global_step"
-        for name in ("label_sharpness", "data_id", "data_id_twonn", "n_samples"):
-            define(f"{PREFIX}/{name}", step_metric=step, summary="last")
-        define(f"{PREFIX}/repr_id/*", step_metric=step, summary="min,max,last")
-        define(f"{PREFIX}/adv/*", step_metric=step, summary="last")
-        define(f"{PREFIX}/forecast/*", step_metric=step, summary="last")
-        define(f"{PREFIX}/time/*", step_metric=step, summary="mean")
+        for name in (names.K_F, names.D_DATA, names.D_DATA_TWONN, names.N_SAMPLES, names.N_TRAIN):
+            define(name, step_metric=step, summary="last")
+        define(names.d_repr("*"), step_metric=step, summary="min,max,last")
+        define(f"{names.PREFIX}/adv/*", step_metric=step, summary="last")
+        define(f"{names.PREFIX}/forecast/*", step_metric=step, summary="last")
+        define(f"{names.PREFIX}/time/*", step_metric=step, summary="mean")
         self._defined = True
 
     def fit_start(self, metrics: dict[str, float], context: dict[str, Any]) -> None:
@@ -92,7 +97,7 @@ class WandbPanels:
             key: (value if math.isfinite(value) else str(value)) for key, value in metrics.items()
         }
         self.run.summary.update(summary)
-        self.run.config.update({PREFIX: {**context, **summary}}, allow_val_change=True)
+        self.run.config.update({names.PREFIX: {**context, **summary}}, allow_val_change=True)
 
     def sharpest_pairs(self, pairs: Sequence[dict[str, Any]], inputs: Tensor, *, step: int) -> None:
         """A table of the sharpest differently-labelled pairs with both images side by side.
@@ -128,22 +133,21 @@ class WandbPanels:
                     None if image is None else wandb.Image(image.numpy(), caption=caption),
                 ]
             )
-        self.logger.log_table(key=f"{PREFIX}/sharpest_pairs", columns=columns, data=rows, step=step)
+        self.logger.log_table(key=names.SHARPEST_PAIRS, columns=columns, data=rows, step=step)
 
     def representation_profile(self, history: Sequence[dict[str, Any]], *, step: int) -> None:
         """The d_repr profile per layer and epoch: a table and a line plot over epochs."""
         import wandb
 
-        columns = ["epoch", "layer", "depth", "repr_id"]
-        rows = [[row["epoch"], row["layer"], row["depth"], row["repr_id"]] for row in history]
-        self.logger.log_table(
-            key=f"{PREFIX}/repr_id_profile", columns=columns, data=rows, step=step
-        )
+        self.define_metrics()
+        columns = ["epoch", "layer", "depth", "d_repr"]
+        rows = [[row["epoch"], row["layer"], row["depth"], row["d_repr"]] for row in history]
+        self.logger.log_table(key=names.D_REPR_PROFILE, columns=columns, data=rows, step=step)
         layers = sorted(
             {row["layer"] for row in history}, key=lambda name: _depth_of(history, name)
         )
         epochs = sorted({row["epoch"] for row in history})
-        values = {(row["epoch"], row["layer"]): row["repr_id"] for row in history}
+        values = {(row["epoch"], row["layer"]): row["d_repr"] for row in history}
         series = [
             [values.get((epoch, layer), float("nan")) for epoch in epochs] for layer in layers
         ]
@@ -151,10 +155,10 @@ class WandbPanels:
             xs=epochs,
             ys=series,
             keys=layers,
-            title="Representation intrinsic dimension",
+            title="Intrinsic dimension of the representations (d_repr)",
             xname="epoch",
         )
-        self.logger.log_metrics({f"{PREFIX}/repr_id_plot": plot}, step=step)
+        self.logger.log_metrics({names.D_REPR_PLOT: plot}, step=step)
 
     def data_scaling(self, prediction: ScalingForecast, *, step: int) -> None:
         """The data-scaling forecast as a plot: predicted test loss against N.
@@ -179,10 +183,10 @@ class WandbPanels:
         table = wandb.Table(columns=["n_train", y_name], data=rows)
         title = "Scaling-law forecast: test loss against training-set size"
         plot = wandb.plot.line(table, "n_train", y_name, title=title)
-        self.logger.log_metrics({f"{PREFIX}/forecast/data_scaling": plot}, step=step)
+        self.logger.log_metrics({names.DATA_SCALING_PLOT: plot}, step=step)
 
     def alert(self, title: str, text: str) -> bool:
-        """A rate-limited W&B alert (at most one per ``alert_wait_s`` from this monitor)."""
+        """A rate-limited W&B alert (at most one per ``alert_wait_s`` from this callback)."""
         now = time.monotonic()
         if self._last_alert is not None and now - self._last_alert < self.alert_wait_s:
             return False

@@ -21,7 +21,7 @@ from lightning_dataprops.callbacks import (
 )
 from lightning_dataprops.data import sample_dataset
 from tests.conftest import shared_file
-from tests.lightning_models import TinyCNN
+from tests.integration.lightning_models import TinyCNN
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -179,7 +179,9 @@ def check_pixel_space(
 # --------------------------------------------------------------------------------------------
 
 
-def test_cifar_normalize_in_dataset_attacks_pixels(caplog: pytest.LogCaptureFixture) -> None:
+def test_cifar_normalize_in_dataset_attacks_pixels(
+    lightning_log: pytest.LogCaptureFixture,
+) -> None:
     with np.load(shared_file("cifar10/cifar10.npz")) as data:
         train_x, train_y = data["train_images"][:1024], data["train_labels"][:1024]
         val_x, val_y = data["test_images"][:256], data["test_labels"][:256]
@@ -190,9 +192,8 @@ def test_cifar_normalize_in_dataset_attacks_pixels(caplog: pytest.LogCaptureFixt
     model = Recording(channels=3, n_classes=10, lr=0.05)
     monitor = RobustnessMonitor(every_n_epochs=2, attacks={"fgsm": "fgsm"})
     fit = trainer(2, [monitor])
-    with caplog.at_level("INFO"):
-        fit.fit(model, datamodule=Loaders(train, val))
-    assert "normalises its inputs" in caplog.text  # detected, and said so
+    fit.fit(model, datamodule=Loaders(train, val))
+    assert "normalises its inputs" in lightning_log.text  # detected, and said so
     x, y = check_pixel_space(model, val, 0, CIFAR_MEAN, CIFAR_STD)
     accuracy, loss = own_accuracy_and_loss(model, x, y)
     metrics = logged(fit, "fgsm")

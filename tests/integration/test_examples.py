@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_with_monitor.py"
+from lightning_dataprops import names
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_with_monitor.py"
 
 
-def test_example_trains_with_the_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_trains_with_the_default_callbacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("sklearn", reason="the example's default data is scikit-learn's digits")
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -23,7 +27,9 @@ def test_example_trains_with_the_monitor(tmp_path: Path, monkeypatch: pytest.Mon
     spec.loader.exec_module(module)
     trainer = module.main(["--epochs", "1", "--output", str(tmp_path)])
     metrics = trainer.callback_metrics
-    for name in ("dataprops/data_id", "dataprops/label_sharpness", "dataprops/forecast/bound"):
+    for name in (names.D_DATA, names.K_F, names.N_TRAIN, names.forecast("bound")):
         assert name in metrics, name
-    assert any(name.startswith("dataprops/repr_id/") for name in metrics)
+    assert any(name.startswith(names.d_repr("")) for name in metrics)
+    n_train = int(metrics[names.N_TRAIN])
+    assert abs(n_train - 0.85 * 1797) < 2, "digits has no validation split: 15% are held out"
     assert list(tmp_path.rglob("run-*.wandb")), "the offline W&B run was not written"

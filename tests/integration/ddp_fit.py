@@ -1,6 +1,6 @@
-"""A fit with DataPropsMonitor, run as a script so that ``strategy="ddp"`` can launch its ranks.
+"""A fit with the default callbacks, as a script so that ``strategy="ddp"`` can launch ranks.
 
-    python tests/ddp_fit.py --strategy ddp --devices 2 --out result.json
+    python tests/integration/ddp_fit.py --strategy ddp --devices 2 --out result.json
 
 Uses scikit-learn's digits (always present) and a learning rate of 0 without BatchNorm, so the
 weights stay at their seeded initial values and d_repr is comparable across strategies.
@@ -14,14 +14,16 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import importlib.util
 
 import lightning.pytorch as pl
 import torch
 
-from lightning_dataprops import DataPropsMonitor
+from lightning_dataprops import default_callbacks
 from lightning_dataprops.data import load_digits_data
-from tests.lightning_models import TensorDataModule, TinyCNN
+from tests.integration.lightning_models import TensorDataModule, TinyCNN
 
 
 class ReleaseProcessGroup(pl.Callback):
@@ -41,7 +43,10 @@ def run(strategy: str, devices: int, root: str) -> dict[str, float]:
     pl.seed_everything(3, verbose=False)
     digits = load_digits_data()
     model = TinyCNN(lr=0.0, n_classes=10, batch_norm=False)
-    monitor = DataPropsMonitor(max_samples=800, repr_samples=400, progress=False)
+    probe = importlib.util.find_spec("lightning_dataprops.callbacks.robustness") is not None
+    callbacks = default_callbacks(
+        max_samples=800, repr_samples=400, adversarial_every_n_epochs=int(probe)
+    )
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,
@@ -54,7 +59,7 @@ def run(strategy: str, devices: int, root: str) -> dict[str, float]:
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=root,
-        callbacks=[monitor, ReleaseProcessGroup()],
+        callbacks=[*callbacks, ReleaseProcessGroup()],
     )
     trainer.fit(model, datamodule=TensorDataModule(digits.inputs, digits.targets))
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("dataprops/")}

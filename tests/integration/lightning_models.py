@@ -87,3 +87,69 @@ def binary_task(
     """Classes ``a`` (label 0) and ``b`` (label 1), at most ``n`` samples of each."""
     rows = torch.cat([(y == a).nonzero()[:n, 0], (y == b).nonzero()[:n, 0]])
     return x[rows], (y[rows] == b).long()
+
+
+class TupleOutputCNN(TinyCNN):
+    """``forward`` returns ``(logits, features)``: needs ``forward_fn=lambda m, x: m(x)[0]``."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        features = self.features(x)
+        return self.head(features), features
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = _unpack(batch)
+        loss = nn.functional.cross_entropy(self(x)[0], y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = _unpack(batch)
+        self.log("val_loss", nn.functional.cross_entropy(self(x)[0], y))
+
+
+class SharedReLUNet(TinyCNN):
+    """An MLP whose one ``nn.ReLU`` runs twice per forward pass (after ``fc1`` and ``fc2``)."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__(lr=lr)
+        self.fc1 = nn.Linear(28 * 28, 32)
+        self.fc2 = nn.Linear(32, 16)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.act(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+
+def trainer(root: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
+    """A tiny CPU trainer: 2 epochs of 4 batches, no logger, no checkpoints, no progress bar."""
+    options: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "limit_train_batches": 4,
+        "limit_val_batches": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "enable_checkpointing": False,
+        "default_root_dir": str(root),
+    }
+    options.update(kwargs)
+    return pl.Trainer(callbacks=callbacks, **options)
+
+
+class CompilableCNN(TinyCNN):
+    """TinyCNN without ``self.log`` in its steps.
+
+    Lightning 2.6 with torch 2.13 cannot ``fit`` a ``torch.compile``d LightningModule that calls
+    ``self.log`` in a step (dynamo fails inside ``LightningModule.log``, with or without any
+    callback); this model is the largest one that such a fit accepts.
+    """
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = _unpack(batch)
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        return None

@@ -1,0 +1,212 @@
+"""RepresentationIDMonitor: intrinsic dimension d_repr of chosen layers' outputs, per epoch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from lightning_dataprops import names
+from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
+from lightning_dataprops.functional.constants import DEFAULT_K
+from lightning_dataprops.functional.representations import (
+    call_counts,
+    capture_representations,
+    resolve_layers,
+)
+from lightning_dataprops.metrics import IntrinsicDimension
+
+
+class RepresentationIDMonitor(DataPropsCallback):
+    r"""Measure the intrinsic dimension ``d_repr`` of layer outputs while the network trains.
+
+    Every ``every_n_epochs`` epochs (at the end of the training epoch, after its validation),
+    the outputs of ``layers`` on a fixed, seeded probe sample of the training dataset are
+    captured with forward hooks (eval mode, ``no_grad``, through the options' ``forward_fn``
+    and the trainer's precision context) and their intrinsic dimension is estimated by MLE
+    (Konz & Mazurowski, ICLR 2024: ``d_repr <= d_data``, and the test loss scales with
+    ``N^(-1/d_repr)``). The model's training mode, BatchNorm statistics, gradients, hooks and
+    the global random state are left untouched, so training is bit-identical with and without
+    it. Exactly one row per probe input is captured and checked: a ``torch.compile``d model is
+    run through its original module, and a module called several times per forward pass (a
+    shared activation) is refused in ``setup`` unless ``layer_call`` says which call is meant.
+    Under DDP each rank captures its share of the probe and the neighbour search is sharded;
+    every rank gets the same value.
+
+    Logged (to every logger and to ``trainer.callback_metrics``):
+
+    - ``dataprops/d_repr/<layer>``: ``d_repr`` (MLE, k neighbours) of each layer, every
+      ``every_n_epochs`` epochs, layers in the order the forward pass runs them;
+    - ``dataprops/time/d_repr``: seconds spent.
+
+    With a ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
+    (``dataprops/d_repr_plot``) of ``d_repr`` per layer over epochs.
+
+    Cost: one forward pass over ``n_samples`` inputs and one neighbour search per layer, per
+    measured epoch (a fraction of a second for 500 inputs and a small CNN on a CPU).
+
+    Args:
+        options: shared options (seed, how to read items, ``forward_fn``, memory budget).
+        layers: module names or glob patterns (``"features.*"``) whose outputs are measured;
+            default: the penultimate layer (the input of the output head), found automatically.
+        every_n_epochs: measure every this many epochs.
+        n_samples: size of the fixed probe sample.
+        k: neighbours of the MLE estimate (paper: 20).
+        pool: ``"avg"``/``"max"`` pooling over the spatial dimensions of a layer's output, or
+            ``None`` to flatten it.
+        batch_size: probe inputs per forward pass.
+        layer_call: for a module that runs several times per forward pass, which call to
+            capture (0-based, ``-1`` the last); ``None`` refuses such modules in ``setup``.
+
+    Raises:
+        ValueError: in ``__init__`` for impossible arguments; in ``setup`` for unknown layers
+            (the message lists the model's modules), layers that never run, layers that run
+            several times per forward pass without ``layer_call``, or unreadable items.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> from lightning_dataprops.callbacks import RepresentationIDMonitor
+        >>> monitor = RepresentationIDMonitor(layers=["features.3", "head"], every_n_epochs=2)
+        >>> trainer = Trainer(callbacks=[monitor], logger=False)
+    """
+
+    def __init__(
+        self,
+        options: DataPropsOptions | None = None,
+        *,
+        layers: str | Sequence[str] | None = None,
+        every_n_epochs: int = 1,
+        n_samples: int = 500,
+        k: int = DEFAULT_K,
+        pool: Literal["avg", "max"] | None = None,
+        batch_size: int = 512,
+        layer_call: int | None = None,
+    ) -> None:
+        super().__init__(options)
+        self.check_sample_size(k, n_samples, "n_samples")
+        if every_n_epochs < 1:
+            raise ValueError(
+                f"every_n_epochs must be >= 1, got {every_n_epochs} (to measure nothing, leave "
+                "the callback out)."
+            )
+        if pool not in (None, "avg", "max"):
+            raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.layers = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
+        self.every_n_epochs = every_n_epochs
+        self.n_samples = n_samples
+        self.k = k
+        self.pool = pool
+        self.batch_size = batch_size
+        self.layer_call = layer_call
+        self.history: list[dict[str, Any]] = []
+        """One row per measurement: ``epoch``, ``layer``, ``depth``, ``d_repr``."""
+        self.layer_names: list[str] = []
+        """The measured layers, in the order the forward pass runs them (set in ``setup``)."""
+        self._depths: dict[str, int] = {}
+        self._dataset: Any = None
+        self._probe: Tensor | None = None
+        self._panels: Any = None
+
+    # ------------------------------------------------------------------ state
+    def _state_key_parts(self) -> dict[str, Any]:
+        # Several monitors on different layers can share a trainer (and its checkpoints).
+        return {"layers": self.layers, "every_n_epochs": self.every_n_epochs}
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"history": list(self.history)}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.history = list(state.get("history", []))
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or self.step_aside_for_user_callback(trainer):
+            return
+        self._dataset, first_input = self.training_data(trainer)
+        names_found = (
+            [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
+        )
+        example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
+        forward = self.forward(trainer)
+        with untouched_rng():
+            if self.layers is None:
+                names_found = [penultimate_layer(pl_module, example, forward)]
+            # Layers that never run, or run several times without layer_call, fail here.
+            capture_representations(
+                pl_module, example, names_found, forward=forward, layer_call=self.layer_call
+            )
+            self._depths = layer_depths(pl_module, names_found, example, forward)
+            if self.layer_call is not None:
+                for name, count in call_counts(pl_module, example, names_found, forward).items():
+                    if count > 1:
+                        rank_zero_info(
+                            f"{type(self).__name__}: {name!r} runs {count} times per forward "
+                            f"pass; d_repr is measured on call {self.layer_call} "
+                            f"(layer_call={self.layer_call})."
+                        )
+        self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
+        if trainer.is_global_zero:
+            from lightning_dataprops.integrations.wandb import panels_for
+
+            self._panels = panels_for(trainer)
+
+    # ------------------------------------------------------------------ per epoch
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.active or trainer.sanity_checking:
+            return
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        with untouched_rng():
+            metrics = self.guarded("d_repr", self._measure, trainer, pl_module)
+        if metrics:
+            self.log_metrics(trainer, metrics)
+            if self._panels is not None and trainer.is_global_zero:
+                self._panels.representation_profile(self.history, step=trainer.global_step)
+
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        started = time.perf_counter()
+        if self._probe is None:
+            self._probe = self.sample(self._dataset, self.n_samples).inputs
+        features = capture_representations(
+            pl_module,
+            self._probe[trainer.global_rank :: trainer.world_size],
+            self.layer_names,
+            batch_size=self.batch_size,
+            pool=self.pool,
+            device=pl_module.device,
+            forward=self.forward(trainer),
+            layer_call=self.layer_call,
+        )
+        metrics: dict[str, float] = {}
+        rows = []
+        for layer in self.layer_names:
+            # Each rank holds its share of the probe; the metric gathers the shares and shards
+            # the neighbour search, so every rank computes the same value.
+            metric = IntrinsicDimension(
+                estimator="mle",
+                k=self.k,
+                max_samples=len(self._probe),
+                seed=self.options.seed,
+                memory_budget_mb=self.options.memory_budget_mb,
+            ).to(pl_module.device)
+            metric.update(features[layer].to(pl_module.device))
+            value = float(metric.compute())
+            metrics[names.d_repr(layer)] = value
+            rows.append(
+                {
+                    "epoch": trainer.current_epoch,
+                    "layer": layer,
+                    "depth": self._depths.get(layer, 0),
+                    "d_repr": value,
+                }
+            )
+        self.history.extend(rows)
+        metrics[names.seconds("d_repr")] = time.perf_counter() - started
+        return metrics

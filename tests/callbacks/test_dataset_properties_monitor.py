@@ -1,0 +1,153 @@
+"""DatasetPropertiesMonitor alone, in tiny real fits."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from lightning_dataprops import dataset_properties, names, sample_dataset
+from lightning_dataprops.callbacks import (
+    DataPropsOptions,
+    DatasetPropertiesMonitor,
+    MeasurementFailedWarning,
+    RepresentationIDMonitor,
+    SharpLabelsWarning,
+)
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
+
+
+def _metric(trainer_: Any, name: str) -> float:
+    return float(trainer_.callback_metrics[name])
+
+
+def test_logs_the_functional_values_of_the_seeded_sample(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    monitor = DatasetPropertiesMonitor(DataPropsOptions(seed=4), max_samples=500, k=10)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    # Oracle: the same seeded sample through the functional layer.
+    sample = sample_dataset(torch.utils.data.TensorDataset(x, y), max_samples=500, seed=4)
+    props = dataset_properties(sample.inputs, sample.targets, k=10)
+    assert _metric(fit, names.D_DATA) == pytest.approx(props.d_data, rel=1e-6)
+    assert _metric(fit, names.D_DATA_TWONN) == pytest.approx(props.d_data_twonn, rel=1e-6)
+    assert props.K_F is not None
+    assert _metric(fit, names.K_F) == pytest.approx(props.K_F, rel=1e-6)
+    assert _metric(fit, names.N_SAMPLES) == 500
+    assert _metric(fit, names.N_TRAIN) == len(x)
+    assert 0 < _metric(fit, names.K_F_RATIO) < 1, "MNIST 3 vs 8 is within the natural band"
+    assert _metric(fit, names.seconds("fit_start")) > 0
+    assert monitor.recomputed
+
+
+def _warnings_of(x: torch.Tensor, y: torch.Tensor, tmp_path: Path) -> list[Any]:
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor()], max_epochs=1, limit_train_batches=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    return [w for w in caught if issubclass(w.category, SharpLabelsWarning)]
+
+
+def test_sharp_labels_warn_on_pneumonia_and_not_on_mnist(pneumonia, mnist, tmp_path) -> None:
+    sharp = _warnings_of(*pneumonia, tmp_path)
+    assert len(sharp) == 1
+    message = str(sharp[0].message)
+    assert "sharp" in message and "natural images" in message and "sharpest pair" in message
+    assert _warnings_of(*binary_task(*mnist, 3, 8, n=1500), tmp_path) == []
+
+
+def test_resume_restores_the_values_without_recomputing(
+    mnist_3_vs_8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = mnist_3_vs_8
+    first = DatasetPropertiesMonitor(max_samples=300)
+    fit = trainer(tmp_path, [first], max_epochs=1, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.checkpoint_callback is not None
+    checkpoint = fit.checkpoint_callback.best_model_path
+
+    import lightning_dataprops.callbacks.dataset_properties as module
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("fit-start properties were recomputed on resume")
+
+    monkeypatch.setattr(module, "dataset_properties", refuse)
+    resumed = DatasetPropertiesMonitor(max_samples=300)
+    fit2 = trainer(tmp_path, [resumed], max_epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeasurementFailedWarning)
+        fit2.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+    assert not resumed.recomputed
+    assert resumed.fit_start_state == first.fit_start_state
+    assert first.fit_start_state is not None
+    assert _metric(fit2, names.K_F) == pytest.approx(first.fit_start_state["metrics"][names.K_F])
+
+
+def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tmp_path) -> None:
+    x, y = mnist_3_vs_8
+    unlabelled = DatasetPropertiesMonitor(DataPropsOptions(target_fn=lambda item: None))
+    fit = trainer(tmp_path, [unlabelled], max_epochs=1, limit_train_batches=1)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert names.D_DATA in fit.callback_metrics and names.K_F not in fit.callback_metrics
+
+    brightness = DataPropsOptions(target_fn=lambda item: item[0].mean())
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor(brightness, max_samples=300)], max_epochs=1)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert math.isfinite(_metric(fit, names.K_F)) and names.K_F_PROTOCOL not in fit.callback_metrics
+
+
+class Stream(IterableDataset):
+    """A finite stream without ``len``: 600 MNIST items."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield from zip(self.x[:600], self.y[:600], strict=True)
+
+
+def test_a_stream_without_len_logs_no_invented_n(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    loader = DataLoader(Stream(x, y), batch_size=64)
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=300)], max_epochs=1)
+    fit.fit(TinyCNN(), train_dataloaders=loader)
+    assert names.D_DATA in fit.callback_metrics and names.N_TRAIN not in fit.callback_metrics
+    given = DatasetPropertiesMonitor(max_samples=300, n_train=600)
+    fit = trainer(tmp_path, [given], max_epochs=1)
+    fit.fit(TinyCNN(), train_dataloaders=loader)
+    assert _metric(fit, names.N_TRAIN) == 600
+
+
+def test_misconfiguration_fails_before_training(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor(DataPropsOptions(input_key="pixels"))])
+    with pytest.raises(ValueError, match=r"input_key='pixels'.*keys"):
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y, as_dict=True))
+    with pytest.raises(ValueError, match="max_samples=10 must exceed k=20"):
+        DatasetPropertiesMonitor(max_samples=10)
+    with pytest.raises(TypeError, match="DataPropsOptions"):
+        DatasetPropertiesMonitor({"seed": 1})  # type: ignore[arg-type]
+
+
+def test_a_failing_measurement_warns_and_training_goes_on(
+    mnist_3_vs_8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning_dataprops.callbacks.dataset_properties as module
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the neighbour search ran out of memory (on purpose)")
+
+    monkeypatch.setattr(module, "dataset_properties", broken)
+    x, y = mnist_3_vs_8
+    callbacks = [DatasetPropertiesMonitor(), RepresentationIDMonitor(n_samples=200)]
+    fit = trainer(tmp_path, callbacks, max_epochs=2)
+    with pytest.warns(MeasurementFailedWarning, match="out of memory \\(on purpose\\)"):
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.current_epoch == 2 and fit.state.finished
+    assert names.D_DATA not in fit.callback_metrics
+    assert names.d_repr("features.5") in fit.callback_metrics

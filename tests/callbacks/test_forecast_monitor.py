@@ -1,0 +1,93 @@
+"""ScalingForecastMonitor: reads only trainer.callback_metrics; says clearly what is missing."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from lightning_dataprops import names
+from lightning_dataprops.callbacks import (
+    DatasetPropertiesMonitor,
+    RepresentationIDMonitor,
+    ScalingForecastMonitor,
+)
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, trainer
+
+
+def _value(fit, name: str) -> float:  # type: ignore[no-untyped-def]
+    return float(fit.callback_metrics[name])
+
+
+def test_alone_it_says_once_which_values_are_missing(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [ScalingForecastMonitor()], max_epochs=3, limit_train_batches=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    told = [str(w.message) for w in caught if "ScalingForecastMonitor" in str(w.message)]
+    assert len(told) == 1, told
+    assert "dataprops/K_F" in told[0] and "DatasetPropertiesMonitor" in told[0]
+    assert not any(key.startswith(f"{names.PREFIX}/forecast/") for key in fit.callback_metrics)
+
+
+def test_follows_the_scaling_law_from_the_logged_values(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    csv = tmp_path / "runs.csv"
+    callbacks = [
+        DatasetPropertiesMonitor(max_samples=400),
+        RepresentationIDMonitor(layers=["features.2", "features.5"], n_samples=200),
+        ScalingForecastMonitor(scaling_constant=0.9, target_loss=0.05, calibration_csv=csv),
+    ]
+    fit = trainer(tmp_path, callbacks, max_epochs=2)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    kf, d, n = _value(fit, names.K_F), _value(fit, names.D_DATA), _value(fit, names.N_TRAIN)
+    assert n == len(x)
+    bound = _value(fit, names.forecast("bound"))
+    assert bound == pytest.approx(kf * n ** (-1 / d), rel=1e-6)
+    assert _value(fit, names.forecast("loss_ratio_2x_data")) == pytest.approx(2 ** (-1 / d))
+    assert _value(fit, names.forecast("test_loss")) == pytest.approx(0.9 * bound, rel=1e-6)
+    gap = _value(fit, names.forecast("gap"))
+    assert gap == pytest.approx(0.9 * bound - _value(fit, "train_loss"), rel=1e-5)
+    val_loss = _value(fit, names.forecast("observed_val_loss"))
+    assert val_loss == pytest.approx(_value(fit, "val_loss"))
+    assert _value(fit, names.forecast("samples_for_target")) == pytest.approx(
+        n * (val_loss / 0.05) ** d, rel=1e-5
+    )
+    deepest = _value(fit, names.d_repr("features.5"))
+    assert _value(fit, names.forecast("repr_loss_ratio_2x_data")) == pytest.approx(
+        2 ** (-1 / deepest)
+    )
+    rows = csv.read_text().splitlines()
+    assert rows[0].startswith("n_train,d_data,label_sharpness,test_loss") and len(rows) == 2
+
+
+def test_a_chosen_layer_that_is_not_logged_is_named(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    callbacks = [
+        DatasetPropertiesMonitor(max_samples=300),
+        ScalingForecastMonitor(repr_layer="features.2"),
+    ]
+    fit = trainer(tmp_path, callbacks, max_epochs=1)
+    with pytest.warns(UserWarning, match="no dataprops/d_repr/features.2"):
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert names.forecast("bound") in fit.callback_metrics
+    assert names.forecast("repr_loss_ratio_2x_data") not in fit.callback_metrics
+
+
+def test_the_reproduction_constant_loads_and_a_bad_file_fails_in_setup(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    monitor = ScalingForecastMonitor(scaling_constant="reproduction")
+    callbacks = [DatasetPropertiesMonitor(max_samples=300), monitor]
+    fit = trainer(tmp_path, callbacks, max_epochs=1, limit_train_batches=1)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert names.forecast("test_loss") in fit.callback_metrics
+    missing = tmp_path / "no_such_calibration.json"
+    fit = trainer(tmp_path, [ScalingForecastMonitor(scaling_constant=missing)])
+    with pytest.raises((FileNotFoundError, ValueError)):
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    with pytest.raises(ValueError, match="target_loss must be > 0"):
+        ScalingForecastMonitor(target_loss=0.0)

@@ -1,0 +1,178 @@
+"""RepresentationIDMonitor alone, in tiny real fits (compiled, tuple outputs, shared modules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from lightning_dataprops import intrinsic_dimension, names, sample_dataset
+from lightning_dataprops.callbacks import (
+    DataPropsOptions,
+    DatasetPropertiesMonitor,
+    MeasurementFailedWarning,
+    RepresentationIDMonitor,
+)
+from tests.integration.lightning_models import (
+    CompilableCNN,
+    SharedReLUNet,
+    TensorDataModule,
+    TinyCNN,
+    TupleOutputCNN,
+    trainer,
+)
+
+
+def _probe(x: Tensor, y: Tensor, n: int, seed: int = 0) -> Tensor:
+    return sample_dataset(TensorDataset(x, y), max_samples=n, seed=seed).inputs
+
+
+def _oracle(features: Tensor, k: int = 20) -> float:
+    return intrinsic_dimension(features.flatten(1), "mle", k=k).value
+
+
+def test_penultimate_layer_d_repr_equals_the_features_measured_by_hand(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    monitor = RepresentationIDMonitor(n_samples=300)
+    model = TinyCNN()
+    fit = trainer(tmp_path, [monitor], max_epochs=2)
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    assert monitor.layer_names == ["features.5"], "the penultimate layer feeds the head"
+    assert [row["epoch"] for row in monitor.history] == [0, 1]
+    model.eval()
+    with torch.no_grad():
+        expected = _oracle(model.features(_probe(x, y, 300)))
+    assert float(fit.callback_metrics[names.d_repr("features.5")]) == pytest.approx(
+        expected, rel=1e-5
+    )
+
+
+def test_two_layers_every_second_epoch_pooled(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    monitor = RepresentationIDMonitor(
+        layers=["features.2", "head"], every_n_epochs=2, n_samples=200, pool="avg"
+    )
+    fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
+    model = TinyCNN()
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    assert {(row["epoch"], row["layer"]) for row in monitor.history} == {
+        (1, "features.2"),
+        (1, "head"),
+    }
+    assert monitor.layer_names == ["features.2", "head"], "execution order"
+    model.eval()
+    with torch.no_grad():
+        relu = model.features[:3](_probe(x, y, 200)).mean(dim=(2, 3))
+    assert monitor.history[0]["d_repr"] == pytest.approx(_oracle(relu), rel=1e-5)
+
+
+def test_compiled_lightning_module_fit(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    torch.manual_seed(0)
+    # The weights stay put: the compiled value must equal the eager one.
+    model = CompilableCNN(lr=0.0, batch_norm=False)
+    monitor = RepresentationIDMonitor(n_samples=300)
+    fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
+    fit.fit(torch.compile(model, backend="aot_eager"), datamodule=TensorDataModule(x, y))
+    assert [row["epoch"] for row in monitor.history] == [0, 1]
+    model.eval()
+    with torch.no_grad():
+        expected = _oracle(model.features(_probe(x, y, 300)))
+    assert monitor.history[-1]["d_repr"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_compiled_submodule_captures_one_row_per_input(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    model = TinyCNN(lr=0.0, batch_norm=False)
+    model.features = torch.compile(model.features, backend="aot_eager")  # type: ignore[assignment]
+    monitor = RepresentationIDMonitor(layers=["features._orig_mod.2"], n_samples=300)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    eager = model.features._orig_mod  # type: ignore[union-attr]
+    eager.eval()
+    with torch.no_grad():
+        expected = _oracle(eager[:3](_probe(x, y, 300)))
+    assert monitor.history[-1]["d_repr"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_tuple_output_model_through_forward_fn(mnist_3_vs_8, tmp_path: Path) -> None:
+    x, y = mnist_3_vs_8
+    options = DataPropsOptions(forward_fn=lambda module, inputs: module(inputs)[0])
+    monitor = RepresentationIDMonitor(options, n_samples=200)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
+    fit.fit(TupleOutputCNN(), datamodule=TensorDataModule(x, y))
+    assert monitor.layer_names == ["features.5"]
+    assert 0 < float(fit.callback_metrics[names.d_repr("features.5")]) < 128
+
+
+def test_a_module_called_twice_is_refused_in_setup_or_captured_as_asked(
+    mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
+) -> None:
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [RepresentationIDMonitor(layers=["act"], n_samples=200)])
+    with pytest.raises(ValueError, match=r"'act' ran 2 times.*layer_call"):
+        fit.fit(SharedReLUNet(), datamodule=TensorDataModule(x, y))
+    model = SharedReLUNet(lr=0.0)
+    first = RepresentationIDMonitor(layers=["act"], n_samples=200, layer_call=0)
+    fit = trainer(tmp_path, [first], max_epochs=1, limit_train_batches=1)
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    assert "'act' runs 2 times per forward pass; d_repr is measured on call 0" in lightning_log.text
+    with torch.no_grad():
+        hidden = torch.relu(model.fc1(_probe(x, y, 200).flatten(1)))
+    assert first.history[0]["d_repr"] == pytest.approx(_oracle(hidden), rel=1e-5)
+
+
+class WithUnusedLayer(TinyCNN):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Linear(4, 4)
+
+
+def test_layers_that_never_run_or_do_not_exist_fail_in_setup(mnist_3_vs_8, tmp_path) -> None:
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [RepresentationIDMonitor(layers="unused")])
+    with pytest.raises(ValueError, match="'unused' did not run"):
+        fit.fit(WithUnusedLayer(), datamodule=TensorDataModule(x, y))
+    fit = trainer(tmp_path, [RepresentationIDMonitor(layers=["backbone.fc"])])
+    with pytest.raises(ValueError, match=r"no module named 'backbone.fc'.*features\.0.*head"):
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    with pytest.raises(ValueError, match="every_n_epochs must be >= 1"):
+        RepresentationIDMonitor(every_n_epochs=0)
+
+
+def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_path) -> None:
+    x, y = mnist_3_vs_8
+    calls = {"n": 0}
+
+    def flaky(module: nn.Module, inputs: Tensor) -> Any:
+        calls["n"] += 1
+        if calls["n"] > 3:  # setup's passes succeed; the epoch's probe raises
+            raise RuntimeError("the probe's forward failed (on purpose)")
+        return module(inputs)
+
+    options = DataPropsOptions(forward_fn=flaky)
+    callbacks = [DatasetPropertiesMonitor(options), RepresentationIDMonitor(options, n_samples=200)]
+    fit = trainer(tmp_path, callbacks, max_epochs=3)
+    with pytest.warns(MeasurementFailedWarning, match=r"d_repr failed.*\(on purpose\)") as caught:
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert len([w for w in caught if w.category is MeasurementFailedWarning]) == 1, "warned once"
+    assert fit.state.finished and fit.current_epoch == 3
+    assert names.K_F in fit.callback_metrics and names.D_DATA in fit.callback_metrics
+    assert not any(key.startswith(names.d_repr("")) for key in fit.callback_metrics)
+
+
+def test_two_monitors_on_different_layers_share_a_trainer(mnist_3_vs_8, tmp_path) -> None:
+    x, y = mnist_3_vs_8
+    early = RepresentationIDMonitor(layers=["features.2"], n_samples=200)
+    late = RepresentationIDMonitor(layers=["features.5"], n_samples=200, every_n_epochs=2)
+    assert early.state_key != late.state_key
+    fit = trainer(tmp_path, [early, late], max_epochs=2, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert [row["epoch"] for row in early.history] == [0, 1]
+    assert [row["epoch"] for row in late.history] == [1]
