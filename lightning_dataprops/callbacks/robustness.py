@@ -15,7 +15,6 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
-from lightning_dataprops.data import sample_dataset
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     PixelSpaceModel,
@@ -175,13 +174,12 @@ class RobustnessMonitor(DataPropsCallback):
         self.stats: Normalization | None = None
         """``(mean, std)`` the probe undoes and re-applies, or ``None``."""
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(name=self.name)
+    def _state_key_parts(self) -> dict[str, Any]:
+        return {"name": self.name} if self.name is not None else {}
 
     # ------------------------------------------------------------------ setup
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self.every_n_epochs:
+        if stage != "fit" or not self.every_n_epochs or self.step_aside_for_user_callback(trainer):
             return
         dataset = fit_dataset(trainer, "val")
         if dataset is None:
@@ -191,16 +189,7 @@ class RobustnessMonitor(DataPropsCallback):
                 "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
                 "on the LightningModule or DataModule, or pass dataloaders to fit()."
             )
-        options = self.options
-        sample = sample_dataset(
-            dataset,
-            max_samples=self.n_samples,
-            seed=options.seed,
-            input_key=options.input_key,
-            target_key=options.target_key,
-            input_fn=options.input_fn,
-            target_fn=options.target_fn,
-        )
+        sample = self.sample(dataset, self.n_samples)
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
             found = "none" if targets is None else f"{targets.dtype}, {tuple(targets.shape)}"
@@ -297,7 +286,9 @@ class RobustnessMonitor(DataPropsCallback):
     # ------------------------------------------------------------------ probe
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Runs after the epoch's validation (val_check_interval = 1.0).
-        if trainer.sanity_checking or not self.every_n_epochs or self.batch is None:
+        if not self.active or trainer.sanity_checking or not self.every_n_epochs:
+            return
+        if self.batch is None:
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
