@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -26,7 +28,6 @@ from lightning_dataprops.findings import (
 )
 from lightning_dataprops.functional import label_sharpness
 from lightning_dataprops.integrations.publish import FindingNotLoggedWarning, publish
-from lightning_dataprops.render import PlotsUnavailableWarning
 
 WARNING_BODY = "K_F is **3.2 x** the natural-image band: check the pairs below for label errors."
 
@@ -222,23 +223,40 @@ def test_a_failing_logger_warns_once_and_the_others_still_receive(tmp_path: Path
     assert "seed: 0" in (Path(healthy.log_dir) / "hparams.yaml").read_text()
 
 
-def test_without_matplotlib_scalars_texts_and_json_with_one_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
-        monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    logger = CSVLogger(tmp_path)
-    x, y = _data()
-    profile = ReprProfileFinding.from_rows([{"epoch": 0, "layer": "a", "depth": 0, "d_repr": 3}])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        publish(logger, _pairs(x, y), step=0)
-        publish(logger, profile, step=0)
-    messages = [w for w in caught if issubclass(w.category, PlotsUnavailableWarning)]
-    assert len(messages) == 1 and "scalars" in str(messages[0].message)
-    folder = Path(logger.log_dir) / "dataprops"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "findings.json",
-        "sharpest_pairs.md",
-    ]
+_WITHOUT_MATPLOTLIB = """
+import json, sys, warnings
+from lightning.pytorch.loggers import CSVLogger
+for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+    sys.modules[name] = None  # as if it were not installed
+sys.modules["matplotlib"] = None
+from lightning_dataprops.findings import ReprProfileFinding, TextFinding
+from lightning_dataprops.integrations.publish import publish
+from lightning_dataprops.render import PlotsUnavailableWarning
+logger = CSVLogger(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for epoch in range(3):
+        row = {"epoch": epoch, "layer": "fc", "depth": 0, "d_repr": 3.0 + epoch}
+        publish(logger, ReprProfileFinding.from_rows([row]), step=epoch)
+    publish(logger, TextFinding("Sharp labels", "check the pairs", key="warning"), step=0)
+messages = [str(w.message) for w in caught if w.category is PlotsUnavailableWarning]
+print(json.dumps({"messages": messages, "log_dir": logger.log_dir}))
+"""
+
+
+def test_without_matplotlib_texts_and_json_with_one_message_per_process(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MATPLOTLIB, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["messages"]) == 1 and "scalars" in result["messages"][0]
+    folder = Path(result["log_dir"]) / "dataprops"
+    assert sorted(p.name for p in folder.iterdir()) == ["findings.json", "warning.md"]
+    document = json.loads((folder / "findings.json").read_text())
+    assert document["d_repr_profile"]["rows"][0]["d_repr"] == 5.0  # the latest profile
