@@ -31,8 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import torch
-
 from lightning_dataprops.findings._jsonable import to_jsonable
 from lightning_dataprops.findings.curves import (
     ForecastCurve,
@@ -77,5 +75,5 @@ def fingerprint(finding: Finding) -> str:
         for pair in finding.pairs:
             for tensor in (pair.input_i, pair.input_j):
                 if tensor is not None:
-                    digest.update(tensor.to(torch.float32).contiguous().numpy().tobytes())
+                    digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
     return digest.hexdigest()

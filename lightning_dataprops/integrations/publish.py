@@ -38,6 +38,18 @@ _written: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictio
 _warned: set[tuple[str, str]] = set()
 
 
+def _warn_once(where: str, key: str, error: Exception) -> None:
+    if (where, key) in _warned:
+        return
+    _warned.add((where, key))
+    warnings.warn(
+        f"dataprops could not log {key!r} to {where}: {type(error).__name__}: {error}. The "
+        "other loggers received what they could; training goes on.",
+        FindingNotLoggedWarning,
+        stacklevel=3,
+    )
+
+
 def _loggers_and_root(
     trainer_or_loggers: Any, root_dir: str | os.PathLike[str] | None
 ) -> tuple[list[Any], str | os.PathLike[str], bool]:
@@ -134,22 +146,18 @@ def publish(
         pending.append((kind, logger))
     if not pending:
         return {}
-    figure = render(finding)
+    try:
+        figure = render(finding)
+    except Exception as error:  # a picture must never cost the run its texts and JSON
+        _warn_once("matplotlib", finding.key, error)
+        figure = None
     done: dict[str, list[str]] = {}
     for kind, logger in pending:
         name = type(logger).__name__
         try:
             done[name] = _write(kind, logger, finding, figure, step, root, trainer)
         except Exception as error:
-            if (name, finding.key) not in _warned:
-                _warned.add((name, finding.key))
-                warnings.warn(
-                    f"dataprops could not log {finding.key!r} to {name}: "
-                    f"{type(error).__name__}: {error}. The other loggers received it; "
-                    "training goes on.",
-                    FindingNotLoggedWarning,
-                    stacklevel=2,
-                )
+            _warn_once(name, finding.key, error)
             continue
         _written.setdefault(logger, {})[finding.key] = content
     return done
