@@ -73,8 +73,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _image(finding: Any, alt: str) -> str:
-    figure = render(finding)
+def _image(finding: Any, alt: str, **options: Any) -> str:
+    figure = render(finding, **options)
     if figure is None:
         return ""
     data = base64.b64encode(figure_to_png(figure)).decode("ascii")
@@ -141,7 +141,7 @@ def _pairs_section(pairs: SharpPairsFinding | None) -> str:
             f'<p class="warning">{pairs.n_conflicts} label conflict(s): identical inputs with '
             "different labels. Check them for labelling errors.</p>"
         )
-    parts.append(_image(pairs, "sharpest differently-labelled pairs"))
+    parts.append(_image(pairs, "sharpest pairs", max_rows=len(pairs.pairs)))
     rows = [
         [p.index_i, p.index_j, p.label_i, p.label_j, p.distance, p.sharpness, p.conflict]
         for p in pairs.pairs

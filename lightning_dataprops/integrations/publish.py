@@ -135,7 +135,11 @@ def publish(
     trainer = trainer_or_loggers if hasattr(trainer_or_loggers, "loggers") else None
     if not writes:
         return {}
-    content = fingerprint(finding)
+    try:
+        content = fingerprint(finding)
+    except Exception as error:  # e.g. a value JSON cannot hold: say so, never end the run
+        _warn_once("any logger", finding.key, error)
+        return {}
     pending = []
     for logger in loggers:
         kind = _writer(logger)
@@ -155,9 +159,10 @@ def publish(
     for kind, logger in pending:
         name = type(logger).__name__
         try:
-            done[name] = _write(kind, logger, finding, figure, step, root, trainer)
+            written = _write(kind, logger, finding, figure, step, root, trainer)
         except Exception as error:
             _warn_once(name, finding.key, error)
             continue
+        done.setdefault(name, []).extend(written)
         _written.setdefault(logger, {})[finding.key] = content
     return done
