@@ -226,17 +226,6 @@ def write_html_report(
     return path
 
 
-def _detailed(
-    props: DatasetProperties,
-) -> tuple[IntrinsicDimensionResult, IntrinsicDimensionResult, LabelSharpnessResult | None]:
-    """The detailed results of ``props`` (the one place that knows their attribute names)."""
-    return (
-        props.intrinsic_dimension_mle,
-        props.intrinsic_dimension_twonn,
-        props.label_sharpness_result,
-    )
-
-
 def write_properties_report(
     path: str | os.PathLike[str],
     props: DatasetProperties,
@@ -266,7 +255,7 @@ def write_properties_report(
         k_curve, sharpness_stats, verdict, references: as in :func:`write_html_report`.
         max_pairs: most pairs shown (label conflicts first).
     """
-    mle, twonn, sharpness = _detailed(props)
+    mle, twonn, sharpness = props.mle_result, props.twonn_result, props.label_sharpness_result
     summary: dict[str, Any] = {
         "source": description,
         "samples (n)": props.n,

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_dataprops.functional.results import _json_float as json_float  # -> _json.json_float
+from lightning_dataprops.functional._json import json_float
 
 PlainValue = str | int | float | bool | None
 
