@@ -1,0 +1,162 @@
+"""The sharpest differently-labelled pairs and the label conflicts, with both inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from lightning_dataprops.findings._jsonable import to_jsonable
+from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+
+__all__ = ["PairExample", "SharpPairsFinding"]
+
+
+@dataclass(frozen=True)
+class PairExample:
+    """One differently-labelled pair: dataset indices, labels, distance and both inputs.
+
+    Attributes:
+        index_i: index of the first input in the dataset (not in the sample).
+        index_j: index of the second input in the dataset.
+        label_i: label of the first input.
+        label_j: label of the second input.
+        distance: Euclidean distance ``||x_i - x_j||_2`` of the inputs as measured.
+        sharpness: ``|y_i - y_j| / distance`` (``inf`` for a label conflict).
+        conflict: the inputs are identical (distance 0) but the labels differ.
+        input_i: the first input as measured (``None`` when not kept).
+        input_j: the second input as measured.
+    """
+
+    index_i: int
+    index_j: int
+    label_i: float | int
+    label_j: float | int
+    distance: float
+    sharpness: float
+    conflict: bool = False
+    input_i: Tensor | None = field(default=None, repr=False, compare=False)
+    input_j: Tensor | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (the inputs are left out; their shape is kept)."""
+        shape = None if self.input_i is None else list(self.input_i.shape)
+        return to_jsonable(
+            {
+                "index_i": self.index_i,
+                "index_j": self.index_j,
+                "label_i": self.label_i,
+                "label_j": self.label_j,
+                "distance": self.distance,
+                "sharpness": self.sharpness,
+                "conflict": self.conflict,
+                "input_shape": shape,
+            }
+        )
+
+
+def _example(
+    pair: SharpPair, inputs: Tensor | None, index_map: Sequence[int] | None
+) -> PairExample:
+    def source(position: int) -> int:
+        return position if index_map is None else int(index_map[position])
+
+    def item(position: int) -> Tensor | None:
+        return None if inputs is None else inputs[position].detach().cpu().clone()
+
+    return PairExample(
+        index_i=source(pair.i),
+        index_j=source(pair.j),
+        label_i=pair.label_i,
+        label_j=pair.label_j,
+        distance=float(pair.distance),
+        sharpness=float(pair.sharpness),
+        conflict=float(pair.distance) == 0.0,
+        input_i=item(pair.i),
+        input_j=item(pair.j),
+    )
+
+
+@dataclass(frozen=True)
+class SharpPairsFinding:
+    """The sharpest differently-labelled pairs of a sample, label conflicts first.
+
+    Attributes:
+        pairs: the pairs, label conflicts (``conflict=True``) first, then by falling sharpness.
+        K_F: the sample's label sharpness (``inf`` with a label conflict), if known.
+        n: the sample size the pairs were found in.
+        n_conflicts: how many label conflicts exist (``pairs`` may hold fewer).
+        key: file and tag name.
+        title: a heading for people.
+    """
+
+    pairs: tuple[PairExample, ...]
+    K_F: float | None = None
+    n: int | None = None
+    n_conflicts: int = 0
+    key: str = "sharpest_pairs"
+    title: str = "Sharpest differently-labelled pairs"
+
+    @classmethod
+    def from_label_sharpness(
+        cls,
+        result: LabelSharpnessResult,
+        inputs: Tensor | None = None,
+        *,
+        index_map: Sequence[int] | None = None,
+        max_pairs: int = 16,
+    ) -> SharpPairsFinding:
+        """The finding of a :func:`~lightning_dataprops.functional.label_sharpness` result.
+
+        Args:
+            result: the detailed ``K_F`` result (its pairs index ``inputs``).
+            inputs: ``(n, ...)`` the measured sample, to keep each pair's two inputs.
+            index_map: dataset index of every sample position (``Sample.indices``); without it
+                the positions are the indices.
+            max_pairs: most pairs kept (conflicts first).
+
+        Example:
+            >>> import torch
+            >>> from lightning_dataprops.functional import label_sharpness
+            >>> x = torch.tensor([[0.0], [1.0], [1.5], [5.0]])
+            >>> y = torch.tensor([0, 0, 1, 1])
+            >>> finding = SharpPairsFinding.from_label_sharpness(
+            ...     label_sharpness(x, y), x, index_map=[10, 11, 12, 13])
+            >>> p = finding.pairs[0]
+            >>> (p.index_i, p.index_j, p.distance, p.conflict)
+            (11, 12, 0.5, False)
+        """
+        seen: set[tuple[int, int]] = set()
+        ordered: list[PairExample] = []
+        for pair in (*result.conflicts, *result.pairs):
+            ends = (min(pair.i, pair.j), max(pair.i, pair.j))
+            if ends in seen or len(ordered) >= max_pairs:
+                continue
+            seen.add(ends)
+            ordered.append(_example(pair, inputs, index_map))
+        return cls(
+            pairs=tuple(ordered),
+            K_F=float(result.value),
+            n=int(result.n),
+            n_conflicts=len(result.conflicts),
+        )
+
+    @property
+    def conflicts(self) -> tuple[PairExample, ...]:
+        """The label conflicts among :attr:`pairs`."""
+        return tuple(pair for pair in self.pairs if pair.conflict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return to_jsonable(
+            {
+                "key": self.key,
+                "title": self.title,
+                "K_F": self.K_F,
+                "n": self.n,
+                "n_conflicts": self.n_conflicts,
+                "pairs": [pair.to_dict() for pair in self.pairs],
+            }
+        )
