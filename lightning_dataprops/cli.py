@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -229,6 +229,35 @@ def _load(args: argparse.Namespace) -> _Measured:
     return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
 
 
+CHECK_SAMPLES = 1000
+"""Sample size of the sharp-label check: the fit-start callback's default."""
+
+
+def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | str:
+    """The sharp-label check on the callback's sample of the data, with source indices; or why
+    there is none."""
+    from lightning_dataprops.data import sample_dataset
+    from lightning_dataprops.references import check_label_sharpness
+
+    targets = data.targets
+    if targets is None:
+        return "no labels"
+    if targets.is_floating_point():
+        return "regression targets (the check needs class labels)"
+    if data.inputs.ndim < 3:
+        return "inputs are not images (no natural-image reference exists)"
+    sample = sample_dataset(
+        data.inputs, targets, max_samples=min(CHECK_SAMPLES, len(targets)), seed=seed
+    )
+    assert sample.targets is not None
+    positions = sample.indices.tolist()
+    index_map = positions if data.indices is None else [data.indices[i] for i in positions]
+    try:
+        return check_label_sharpness(sample.inputs, sample.targets), index_map
+    except ValueError as error:
+        return str(error)
+
+
 def _measure(args: argparse.Namespace) -> int:
     import torch
 
@@ -254,9 +283,13 @@ def _measure(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
+    check = _sharp_label_check(data, args.seed)
     elapsed = time.perf_counter() - start
     if args.json:
         document = props.to_dict()
+        document["sharp_label_check"] = (
+            {"skipped": check} if isinstance(check, str) else check[0].to_dict(check[1])
+        )
         document["source"] = data.source
         document["description"] = data.description
         document["sample"] = {
@@ -279,6 +312,11 @@ def _measure(args: argparse.Namespace) -> int:
                 index_map=data.indices,
             )
         )
+        if isinstance(check, str):
+            print(f"Sharp-label check: skipped ({check})")
+        else:
+            verdict = "SHARP" if check[0].is_sharp else "not sharp"
+            print(f"Sharp-label check: {verdict}. {check[0].explain(check[1])}")
     return 0
 
 
