@@ -70,6 +70,11 @@ FORECAST_QUANTITIES: tuple[str, ...] = (
 TIMED_WORK: tuple[str, ...] = ("fit_start", "d_repr", "adv", "forecast")
 """Measurements whose seconds are logged under :func:`seconds`."""
 
+OVERHEAD_SECONDS = f"{PREFIX}/time/total"
+"""Seconds all dataprops callbacks have spent in this fit (the overhead budget's ledger)."""
+OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
+"""That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
+
 
 def d_repr(layer: str) -> str:
     """``d_repr`` (MLE) of the outputs of ``layer`` (its dotted module name)."""
@@ -90,6 +95,14 @@ def forecast(quantity: str) -> str:
     if quantity not in FORECAST_QUANTITIES:
         raise ValueError(f"unknown forecast quantity {quantity!r}; one of {FORECAST_QUANTITIES}")
     return f"{PREFIX}/forecast/{quantity}"
+
+
+def postponed(work: str) -> str:
+    """How many times a periodic measurement (``"d_repr"``, ``"adv"``) was postponed by the
+    overhead budget."""
+    if work not in TIMED_WORK:
+        raise ValueError(f"unknown timed work {work!r}; one of {TIMED_WORK}")
+    return f"{PREFIX}/postponed/{work}"
 
 
 def seconds(work: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -13,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.callbacks._budget import OverheadBudget
 from lightning_dataprops.callbacks._data_source import fit_dataset
 from lightning_dataprops.callbacks._logging import log_to_trainer
 from lightning_dataprops.data import Sample, read_first_item, sample_dataset
@@ -42,6 +44,11 @@ class DataPropsOptions:
             models that return tuples or dicts, e.g. ``lambda m, x: m(x)[0]``.
         progress: progress bars on long work; ``None`` follows the trainer's progress bar.
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
+        overhead_budget: the callbacks' own time stays within this fraction of the fit's time:
+            periodic measurements (d_repr, the robustness probe) that would exceed it are
+            postponed, and the spending is logged (``dataprops/time/total``,
+            ``dataprops/time/overhead``, ``dataprops/postponed/...``); ``None``: measure on
+            schedule.
 
     Example:
         >>> from lightning_dataprops.callbacks import DataPropsOptions
@@ -57,6 +64,7 @@ class DataPropsOptions:
     forward_fn: ForwardFn | None = None
     progress: bool | None = None
     memory_budget_mb: float = 512.0
+    overhead_budget: float | None = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for hyperparameter logging (callables by their qualified name)."""
@@ -97,6 +105,25 @@ class DataPropsCallback(Callback):
         """Added by the ``LIGHTNING_DATAPROPS`` entry point (then it has its own state key)."""
         self.active = True
         """``False`` when a factory callback steps aside for one the user attached."""
+        self.budget = OverheadBudget(self.options.overhead_budget, type(self).__name__)
+
+    # ------------------------------------------------------------------ overhead budget
+    def budgeted(
+        self,
+        trainer: pl.Trainer,
+        work: str,
+        fn: Callable[..., dict[str, float] | None],
+        *args: Any,
+    ) -> dict[str, float] | None:
+        """Run a periodic measurement if the overhead budget allows it now (guarded), charge
+        its time and add the budget's metrics; ``None`` when postponed or failed."""
+        if not self.budget.allows(trainer, work):
+            self.log_metrics(trainer, self.budget.report(trainer))
+            return None
+        started = time.perf_counter()
+        metrics = self.guarded(work, fn, *args)
+        spent = self.budget.charge(trainer, work, time.perf_counter() - started)
+        return None if metrics is None else {**metrics, **spent}
 
     # ------------------------------------------------------------------ factory clash
     @property

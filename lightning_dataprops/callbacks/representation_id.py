@@ -129,6 +129,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.step_aside_for_user_callback(trainer):
             return
+        self.budget.start()
         self._dataset, first_input = self.training_data(trainer)
         names_found = (
             [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
@@ -164,7 +165,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         with untouched_rng():
-            metrics = self.guarded("d_repr", self._measure, trainer, pl_module)
+            metrics = self.budgeted(trainer, "d_repr", self._measure, trainer, pl_module)
         if metrics:
             self.log_metrics(trainer, metrics)
             if self._panels is not None and trainer.is_global_zero:

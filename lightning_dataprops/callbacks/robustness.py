@@ -181,6 +181,7 @@ class RobustnessMonitor(DataPropsCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or not self.every_n_epochs or self.step_aside_for_user_callback(trainer):
             return
+        self.budget.start()
         dataset = fit_dataset(trainer, "val")
         if dataset is None:
             dataset = fit_dataset(trainer, "train")
@@ -292,7 +293,7 @@ class RobustnessMonitor(DataPropsCallback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        metrics = self.guarded("the robustness probe", self._probe, trainer, pl_module)
+        metrics = self.budgeted(trainer, "adv", self._probe, trainer, pl_module)
         if metrics:
             self.history.append({"epoch": trainer.current_epoch, "metrics": metrics})
             self.log_metrics(trainer, metrics)

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from lightning_dataprops.callbacks import DataPropsOptions
+
 
 class TinyCNN(pl.LightningModule):
     """Conv -> BatchNorm -> ReLU -> pool -> flatten -> dropout -> Linear head."""
@@ -153,3 +155,7 @@ class CompilableCNN(TinyCNN):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         return None
+
+
+ON_SCHEDULE = DataPropsOptions(overhead_budget=None)
+"""Measure on schedule: tests that check every scheduled measurement switch the budget off."""

@@ -31,7 +31,8 @@ from tests.integration.lightning_models import (
 )
 from tests.integration.wandb_records import find_run_file, read_run
 
-PROBE_EVERY_EPOCH = {"adversarial_every_n_epochs": 1}
+PROBE_EVERY_EPOCH = {"adversarial_every_n_epochs": 1, "overhead_budget": None}
+"""The probe every epoch and every measurement on schedule (no overhead budget)."""
 
 
 @pytest.fixture()
