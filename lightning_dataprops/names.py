@@ -67,11 +67,14 @@ FORECAST_QUANTITIES: tuple[str, ...] = (
 )
 """What the scaling-law forecast logs (``test_loss``/``gap`` need a calibrated constant)."""
 
-TIMED_WORK: tuple[str, ...] = ("fit_start", "d_repr", "adv", "forecast")
+TIMED_WORK: tuple[str, ...] = ("setup", "fit_start", "d_repr", "adv", "forecast")
 """Measurements whose seconds are logged under :func:`seconds`."""
 
 OVERHEAD_SECONDS = f"{PREFIX}/time/total"
-"""Seconds all dataprops callbacks have spent in this fit (the overhead budget's ledger)."""
+"""Seconds all dataprops callbacks have spent in this fit (the overhead budget's total)."""
+SPENT_PREFIX = f"{PREFIX}/time/spent/"
+"""Prefix of each callback's own running total in ``trainer.callback_metrics`` (not logged):
+the budget's ledger, one entry per callback, summed into :data:`OVERHEAD_SECONDS`."""
 OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
 """That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
 

@@ -107,6 +107,26 @@ class DataPropsCallback(Callback):
         """``False`` when a factory callback steps aside for one the user attached."""
         self.budget = OverheadBudget(self.options.overhead_budget, type(self).__name__)
 
+    # ------------------------------------------------------------------ setup
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Fit setup, timed and charged to the overhead budget (subclasses: ``_setup_fit``)."""
+        if stage != "fit" or self.step_aside_for_user_callback(trainer):
+            return
+        self.budget.start(self.state_key)
+        started = time.perf_counter()
+        try:
+            self._setup_fit(trainer, pl_module)
+        finally:
+            self.budget.charge(trainer, "setup", time.perf_counter() - started)
+
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check the configuration against the fit (raise here, before training), pick data."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning clears callback_metrics after the sanity check: put the ledger back.
+        if self.active:
+            self.budget.restore(trainer)
+
     # ------------------------------------------------------------------ overhead budget
     def budgeted(
         self,

@@ -1,7 +1,8 @@
 """The overhead budget: the callbacks' own time stays within a fraction of the fit's time.
 
-Every dataprops callback times its measurements and adds them to one running total kept in
-``trainer.callback_metrics`` (:data:`~lightning_dataprops.names.OVERHEAD_SECONDS`), so the
+Every dataprops callback times its work (setup included) and keeps its own running total in
+``trainer.callback_metrics`` (under :data:`~lightning_dataprops.names.SPENT_PREFIX`, put back at
+train start after Lightning clears the metrics); the budget's total is their sum, so the
 callbacks share a budget without sharing an object. Before a periodic measurement (d_repr, the
 robustness probe) a callback predicts its cost from the last time it ran and runs it only if the
 total stays within ``fraction`` of the fit's own time so far (wall time since setup, minus the
@@ -32,26 +33,39 @@ class OverheadBudget:
         owner: the callback's name, for messages.
     """
 
-    def __init__(self, fraction: float | None, owner: str) -> None:
+    def __init__(self, fraction: float | None, owner: str, key: str = "") -> None:
         if fraction is not None and not 0 < fraction < 1:
             raise ValueError(f"overhead_budget must lie in (0, 1) or be None, got {fraction!r}.")
         self.fraction = fraction
         self.owner = owner
+        self.key = names.SPENT_PREFIX + (key or owner)
+        self.own = 0.0
         self.started = time.perf_counter()
         self.last_cost: dict[str, float] = {}
         self.skipped: dict[str, int] = {}
 
-    def start(self) -> None:
-        """The fit starts now (called in ``setup``)."""
+    def start(self, key: str | None = None) -> None:
+        """The fit starts now (called in ``setup``); ``key`` names this callback's ledger entry."""
+        if key is not None:
+            self.key = names.SPENT_PREFIX + key
         self.started = time.perf_counter()
+        self.own = 0.0
         self.last_cost.clear()
         self.skipped.clear()
+
+    def restore(self, trainer: pl.Trainer) -> None:
+        """Put this callback's entry of the ledger back (Lightning clears the metrics after the
+        sanity check)."""
+        trainer.callback_metrics[self.key] = torch.tensor(self.own)
 
     @staticmethod
     def spent(trainer: pl.Trainer) -> float:
         """Seconds all dataprops callbacks have spent in this fit."""
-        value = trainer.callback_metrics.get(names.OVERHEAD_SECONDS)
-        return 0.0 if value is None else float(value)
+        return sum(
+            float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith(names.SPENT_PREFIX)
+        )
 
     def fit_time(self, trainer: pl.Trainer) -> float:
         """Seconds of the fit's own work so far (wall time minus the callbacks' time)."""
@@ -79,8 +93,8 @@ class OverheadBudget:
     def charge(self, trainer: pl.Trainer, what: str, seconds: float) -> dict[str, float]:
         """Add ``seconds`` spent on ``what``; the budget metrics to log."""
         self.last_cost[what] = seconds
-        total = self.spent(trainer) + seconds
-        trainer.callback_metrics[names.OVERHEAD_SECONDS] = torch.tensor(total)
+        self.own += seconds
+        self.restore(trainer)
         return self.report(trainer)
 
     def report(self, trainer: pl.Trainer) -> dict[str, float]:

@@ -109,7 +109,6 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.fit_start_state: dict[str, Any] | None = None
         """Everything measured at fit start, in plain types (it goes into checkpoints)."""
         self.recomputed = False
-        self._fit_start_cost = 0.0
         """Whether the last fit measured the properties (``False`` when restored on resume)."""
         self._dataset: Any = None
         self._panels: Any = None
@@ -125,11 +124,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.fit_start_state = state.get("fit_start")
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
-            return
-        self.budget.start()
-        self._fit_start_cost = 0.0
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, _ = self.training_data(trainer)
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for
@@ -163,9 +158,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         state, sample = measured
         self.recomputed = True
         self.fit_start_state = state
-        self._fit_start_cost = float(state["metrics"][names.seconds("fit_start")])
         self._publish(trainer, state, sample)
-        self.log_metrics(trainer, self.budget.charge(trainer, "fit_start", self._fit_start_cost))
+        cost = float(state["metrics"][names.seconds("fit_start")])
+        self.log_metrics(trainer, self.budget.charge(trainer, "fit_start", cost))
 
     def _measure(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
@@ -286,11 +281,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         return str(assessment["message"])
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         # Lightning clears callback_metrics after the sanity check: put the values back so that
         # EarlyStopping, ModelCheckpoint and the forecast can read them.
         if self.active and self.fit_start_state is not None:
             for name, value in self.fit_start_state["metrics"].items():
                 trainer.callback_metrics[name] = torch.tensor(float(value))
-            # The budget's ledger too (nothing else is charged before training starts).
-            spent = max(self.budget.spent(trainer), self._fit_start_cost)
-            trainer.callback_metrics[names.OVERHEAD_SECONDS] = torch.tensor(spent)

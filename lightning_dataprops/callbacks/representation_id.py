@@ -126,10 +126,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         self.history = list(state.get("history", []))
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
-            return
-        self.budget.start()
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, first_input = self.training_data(trainer)
         names_found = (
             [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]

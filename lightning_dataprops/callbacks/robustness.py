@@ -178,10 +178,9 @@ class RobustnessMonitor(DataPropsCallback):
         return {"name": self.name} if self.name is not None else {}
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self.every_n_epochs or self.step_aside_for_user_callback(trainer):
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.every_n_epochs:
             return
-        self.budget.start()
         dataset = fit_dataset(trainer, "val")
         if dataset is None:
             dataset = fit_dataset(trainer, "train")
