@@ -13,6 +13,7 @@ from torch import Tensor
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
+from lightning_dataprops.findings import ReprProfileFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.representations import (
     call_counts,
@@ -167,6 +168,11 @@ class RepresentationIDMonitor(DataPropsCallback):
             metrics = self.guarded("d_repr", self._measure, trainer, pl_module)
         if metrics:
             self.log_metrics(trainer, metrics)
+            self.publish(
+                trainer,
+                ReprProfileFinding.from_rows(self.history),
+                step=self.epoch_end_step(trainer),
+            )
             if self._panels is not None and trainer.is_global_zero:
                 self._panels.representation_profile(self.history, step=trainer.global_step)
 
