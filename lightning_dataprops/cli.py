@@ -4,12 +4,14 @@ Usage::
 
     dataprops measure [SOURCE] [--split train] [--max-samples N] [--seed 0] [--k 20]
                       [--top-pairs 5] [--bootstrap B] [--device cpu|cuda] [--json] [--no-progress]
+                      [--report report.html]
 
 ``SOURCE`` is a ``.npz`` file (MedMNIST layout or ``images`` / ``labels``), a folder of
 Fashion-MNIST IDX files, or an image folder with one subfolder per class; without it, the
 scikit-learn digits (1797 images 8x8) are measured. The report goes to stdout; ``--json`` prints
-one JSON document instead. User errors print one ``dataprops: error: ...`` line on stderr and exit
-with status 2.
+one JSON document instead; ``--report`` also writes one self-contained HTML file (images
+embedded, no network) with the same content. User errors print one ``dataprops: error: ...``
+line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from lightning_dataprops.findings import KCurveFinding
+    from lightning_dataprops.functional.results import DatasetProperties
 
 __all__ = ["build_parser", "main"]
 
@@ -154,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON document instead of the report"
     )
     measure.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    measure.add_argument(
+        "--report",
+        default=None,
+        metavar="HTML",
+        help="also write a self-contained HTML report (pictures embedded, no network) to HTML",
+    )
     calibrate = commands.add_parser(
         "calibrate",
         help="fit the scaling-law constant C from a CSV of earlier runs",
@@ -254,8 +265,14 @@ def _measure(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
+    extras = _extras(args, data, props, progress) if args.json or args.report else None
     elapsed = time.perf_counter() - start
+    if args.report:
+        assert extras is not None
+        path = _write_report(args, data, props, extras, elapsed)
+        print(f"report written to {path}", file=sys.stderr)
     if args.json:
+        assert extras is not None
         document = props.to_dict()
         document["source"] = data.source
         document["description"] = data.description
@@ -265,6 +282,8 @@ def _measure(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "indices": data.indices,
         }
+        document["k_curve"] = extras.k_curve.to_dict()
+        document["assessment"] = extras.assessment
         document["elapsed_s"] = elapsed
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
@@ -280,6 +299,104 @@ def _measure(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What the JSON document and the HTML report add to the measured properties."""
+
+    k_curve: KCurveFinding
+    assessment: dict[str, Any] | None  # the sharp-label verdict, JSON-ready
+
+
+def _extras(
+    args: argparse.Namespace, data: _Measured, props: DatasetProperties, progress: bool
+) -> _Extras:
+    from lightning_dataprops.findings import KCurveFinding
+    from lightning_dataprops.functional.intrinsic_dimension import mle_k_curve
+
+    ks, values = mle_k_curve(
+        data.inputs, (5, 10, 15, args.k, 30, 40), device=args.device, progress=progress
+    )
+    k_curve = KCurveFinding(ks, values, k_default=args.k)
+    return _Extras(k_curve, _assessment(data, props))
+
+
+def _assessment(data: _Measured, props: DatasetProperties) -> dict[str, Any] | None:
+    """The sharp-label verdict of the references for class-labelled images, else ``None``."""
+    from lightning_dataprops.functional import LabelConflictWarning
+    from lightning_dataprops.functional._json import json_float
+    from lightning_dataprops.references import assess_label_sharpness, protocol_label_sharpness
+
+    sharpness = props.label_sharpness_result
+    if (
+        sharpness is None
+        or data.targets is None
+        or sharpness.target_type != "class"
+        or len(props.input_shape) < 2
+    ):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelConflictWarning)  # the conflicts are reported
+        protocol = protocol_label_sharpness(data.inputs, data.targets)
+    verdict = assess_label_sharpness(protocol.value, props.n, sharpness.n_classes or 2)
+    return {
+        "is_sharp": verdict.is_sharp,
+        "K_F_protocol": json_float(verdict.kf),
+        "ratio": json_float(verdict.ratio),
+        "threshold": verdict.threshold,
+        "message": verdict.message,
+        "references": [
+            f"Reference band: {verdict.band.describe()}, measured under the same protocol "
+            "(28x28 grayscale in [0, 1], exact K_F; docs/reference_values.md).",
+            "Konz & Mazurowski, The Effect of Intrinsic Dataset Properties on Generalization, "
+            "ICLR 2024: test loss scales like K_F N^(-1/d_data).",
+        ],
+    }
+
+
+def _sharpness_stats(props: DatasetProperties, assessment: dict[str, Any] | None) -> dict[str, Any]:
+    """The rows of the report's sharpness table beyond exact K_F: robust quantiles, per class
+    pair, and the protocol value the verdict compares."""
+    stats: dict[str, Any] = {}
+    sharpness = props.label_sharpness_result
+    robust = None if sharpness is None else sharpness.robust
+    if robust is not None:
+        for q, value in sorted(robust.quantiles.items()):
+            stats[f"K_F at quantile {q:g} (1 / quantile of nearest other-label distance)"] = value
+        for (a, b), (value, count) in sorted(robust.per_class_pair.items()):
+            stats[f"median K_F, classes {a} vs {b} ({count} points)"] = value
+        stats["near-identical label conflicts"] = len(robust.conflicts)
+    if assessment is not None:
+        stats["K_F under the reference protocol"] = assessment["K_F_protocol"]
+        stats["ratio to the natural-image band's upper end"] = assessment["ratio"]
+    return stats
+
+
+def _write_report(
+    args: argparse.Namespace,
+    data: _Measured,
+    props: DatasetProperties,
+    extras: _Extras,
+    elapsed: float,
+) -> Path:
+    from lightning_dataprops.html_report import write_properties_report
+
+    inputs = data.inputs
+    assessment = extras.assessment
+    return write_properties_report(
+        args.report,
+        props,
+        inputs=inputs,
+        description=data.description,
+        index_map=data.indices,
+        elapsed=elapsed,
+        value_range=(float(inputs.min()), float(inputs.max())) if inputs.numel() else None,
+        k_curve=extras.k_curve,
+        sharpness_stats=_sharpness_stats(props, assessment),
+        verdict=None if assessment is None else assessment["message"],
+        references=() if assessment is None else assessment["references"],
+    )
 
 
 def _error(message: str) -> int:
