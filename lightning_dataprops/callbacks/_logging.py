@@ -34,7 +34,7 @@ def log_to_loggers(
         trainer.callback_metrics[name] = torch.tensor(float(value))
     if trainer.is_global_zero:
         row = {name: float(value) for name, value in metrics.items() if not math.isnan(value)}
-        row.setdefault("epoch", float(trainer.current_epoch))
+        row.setdefault("epoch", trainer.current_epoch)  # an int, as Lightning writes it
         for logger in trainer.loggers:
             logger.log_metrics(row, step=step)
             logger.save()
@@ -48,6 +48,7 @@ def log_epoch_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
     """
     module = trainer.lightning_module
     distributed = trainer.world_size > 1
+    to_loggers = bool(trainer.loggers)  # Lightning warns about logger=True without a logger
     for name, value in metrics.items():
         if math.isnan(value):
             trainer.callback_metrics[name] = torch.tensor(float("nan"))
@@ -58,7 +59,7 @@ def log_epoch_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
             on_step=False,
             on_epoch=True,
             prog_bar=False,
-            logger=True,
+            logger=to_loggers,
             sync_dist=distributed,
         )
 

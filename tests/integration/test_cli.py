@@ -22,6 +22,7 @@ from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
     dataset_properties,
+    intrinsic_dimension,
 )
 from lightning_dataprops.report import format_report
 
@@ -254,6 +255,14 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0.3 < document["K_F"] < 1.0
     assert len(document["label_sharpness_result"]["pairs"]) == 5
     assert document["duplicates"]["n_duplicates"] == props.duplicates.n_duplicates > 0
+    # The k-curve: the MLE at each k, the same as intrinsic_dimension at that k.
+    curve = document["k_curve"]
+    assert curve["ks"] == [5, 10, 15, 20, 30, 40] and curve["k_default"] == 20
+    assert curve["values"][3] == pytest.approx(props.d_data, rel=1e-9)
+    mle_10 = intrinsic_dimension(data.inputs, k=10).value
+    assert curve["values"][1] == pytest.approx(mle_10, rel=1e-9)
+    assert document["assessment"]["is_sharp"] is True
+    assert "sharp" in document["assessment"]["message"] and document["assessment"]["references"]
 
 
 def test_console_script_json() -> None:
