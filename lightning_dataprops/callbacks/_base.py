@@ -84,7 +84,10 @@ class DataPropsCallback(Callback):
     """Base of the dataprops callbacks; subclasses implement one measurement each.
 
     Subclasses set ``STATE_VERSION`` and implement :meth:`_get_state`/:meth:`_set_state` for
-    what must survive a resume.
+    what must survive a resume. At fit start the first active dataprops callback of the trainer
+    hands the configuration of all of them (:meth:`hyperparameters`) to every logger as one
+    record; epoch-end values go through :meth:`log_metrics` and stay in
+    ``trainer.callback_metrics`` until the next epoch starts.
     """
 
     STATE_VERSION = 1

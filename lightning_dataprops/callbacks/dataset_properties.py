@@ -52,8 +52,10 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     - ``dataprops/n_train``: the training-set size ``N`` (``len`` of the dataset, or ``n_train``);
     - ``dataprops/time/fit_start``: seconds spent.
 
-    With a ``WandbLogger`` it also writes the values to the run's summary and config and a table
-    of the sharpest differently-labelled pairs with both inputs side by side
+    To every logger (TensorBoard, MLflow, CSV files...; ``docs/loggers.md``) it also hands an image
+    grid of the sharpest differently-labelled pairs and label conflicts (labels, distance,
+    dataset indices) and the sharp-label warning text. With a ``WandbLogger`` it also writes the
+    values to the run's summary and config and a table of the pairs with both inputs side by side
     (``dataprops/sharpest_pairs``).
 
     Cost: one sample read and one exact neighbour search over ``max_samples`` inputs at fit

@@ -61,8 +61,10 @@ class ScalingForecastMonitor(DataPropsCallback):
     - ``dataprops/forecast/observed_val_loss``: the validation loss beside them;
     - ``dataprops/time/forecast``: seconds spent.
 
-    With a ``WandbLogger``, also a plot of the forecast test loss against ``N``
-    (``dataprops/forecast_plot/data_scaling``). Cost: negligible (arithmetic).
+    At fit end every logger gets the forecast plot, predicted loss against ``N`` with the
+    observed validation loss marked (``docs/loggers.md``). With a ``WandbLogger``, also a plot
+    of the forecast test loss against ``N`` (``dataprops/forecast_plot/data_scaling``).
+    Cost: negligible (arithmetic).
 
     Args:
         options: shared options (unused by the arithmetic; accepted for uniformity).

@@ -45,7 +45,10 @@ class RepresentationIDMonitor(DataPropsCallback):
       ``every_n_epochs`` epochs, layers in the order the forward pass runs them;
     - ``dataprops/time/d_repr``: seconds spent.
 
-    With a ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
+    The values are in ``trainer.callback_metrics`` only on the epochs that measured them (see
+    ``docs/callbacks.md`` for ``EarlyStopping`` and ``ModelCheckpoint`` on them). After each
+    measured epoch every logger gets the d_repr profile plot (``docs/loggers.md``); with a
+    ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
     (``dataprops/d_repr_plot``) of ``d_repr`` per layer over epochs.
 
     Cost: one forward pass over ``n_samples`` inputs and one neighbour search per layer, per
