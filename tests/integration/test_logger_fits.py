@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from PIL import Image
 
 from lightning_dataprops import default_callbacks, names
@@ -147,3 +147,53 @@ def test_csv_fit_rows_share_lightnings_epoch_and_step(
     assert fit["warning"] in (folder / "sharp_labels.md").read_text()
     saved = (Path(logger.log_dir) / "hparams.yaml").read_text()
     assert "RepresentationIDMonitor:" in saved and "lr: 0.05" in saved
+
+
+class _UnwritableLogger(Logger):
+    """A logger whose findings folder cannot be created: its ``log_dir`` is a file."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        root.mkdir(parents=True, exist_ok=True)
+        self.blocker = root / "not_a_folder"
+        self.blocker.touch()
+
+    @property
+    def name(self) -> str:
+        return "unwritable"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def log_dir(self) -> str:
+        return str(self.blocker)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_a_logger_that_refuses_findings_warns_once_and_training_goes_on(tmp_path: Path) -> None:
+    from lightning_dataprops.data import load_digits_data
+    from lightning_dataprops.integrations.publish import FindingNotLoggedWarning
+
+    digits = load_digits_data()
+    healthy = CSVLogger(tmp_path, name="healthy")
+    callbacks = default_callbacks(max_samples=200, repr_samples=100, adversarial_every_n_epochs=0)
+    fit = trainer(
+        tmp_path, callbacks, logger=[healthy, _UnwritableLogger(tmp_path / "x")], max_epochs=2
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(n_classes=10), TensorDataModule(digits.inputs[:400], digits.targets[:400]))
+    assert fit.current_epoch == 2, "training ran to the end"
+    refused = [str(w.message) for w in caught if w.category is FindingNotLoggedWarning]
+    keys = [message.split("'")[1] for message in refused]
+    assert refused and len(keys) == len(set(keys)), f"one warning per finding: {refused}"
+    assert all("_UnwritableLogger" in message for message in refused)
+    written = json.loads((Path(healthy.log_dir) / "dataprops" / "findings.json").read_text())
+    assert {"hparams", "sharpest_pairs", "d_repr_profile", "forecast"} <= set(written)
