@@ -239,6 +239,35 @@ def _load(args: argparse.Namespace) -> _Measured:
     return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
 
 
+CHECK_SAMPLES = 1000
+"""Sample size of the sharp-label check: the fit-start callback's default."""
+
+
+def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | str:
+    """The sharp-label check on the callback's sample of the data, with source indices; or why
+    there is none."""
+    from lightning_dataprops.data import sample_dataset
+    from lightning_dataprops.references import check_label_sharpness
+
+    targets = data.targets
+    if targets is None:
+        return "no labels"
+    if targets.is_floating_point():
+        return "regression targets (the check needs class labels)"
+    if data.inputs.ndim < 3:
+        return "inputs are not images (no natural-image reference exists)"
+    sample = sample_dataset(
+        data.inputs, targets, max_samples=min(CHECK_SAMPLES, len(targets)), seed=seed
+    )
+    assert sample.targets is not None
+    positions = sample.indices.tolist()
+    index_map = positions if data.indices is None else [data.indices[i] for i in positions]
+    try:
+        return check_label_sharpness(sample.inputs, sample.targets), index_map
+    except ValueError as error:
+        return str(error)
+
+
 def _measure(args: argparse.Namespace) -> int:
     import torch
 
@@ -264,15 +293,19 @@ def _measure(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
+    check = _sharp_label_check(data, args.seed)
     extras = _extras(args, data, props, progress) if args.json or args.report else None
     elapsed = time.perf_counter() - start
     if args.report:
         assert extras is not None
-        path = _write_report(args, data, props, extras, elapsed)
+        path = _write_report(args, data, props, extras, check, elapsed)
         print(f"report written to {path}", file=sys.stderr)
     if args.json:
         assert extras is not None
         document = props.to_dict()
+        document["sharp_label_check"] = (
+            {"skipped": check} if isinstance(check, str) else check[0].to_dict(check[1])
+        )
         document["source"] = data.source
         document["description"] = data.description
         document["sample"] = {
@@ -282,7 +315,6 @@ def _measure(args: argparse.Namespace) -> int:
             "indices": data.indices,
         }
         document["k_curve"] = extras.k_curve.to_dict()
-        document["assessment"] = extras.assessment
         document["elapsed_s"] = elapsed
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
@@ -297,6 +329,11 @@ def _measure(args: argparse.Namespace) -> int:
                 index_map=data.indices,
             )
         )
+        if isinstance(check, str):
+            print(f"Sharp-label check: skipped ({check})")
+        else:
+            verdict = "SHARP" if check[0].is_sharp else "not sharp"
+            print(f"Sharp-label check: {verdict}. {check[0].explain(check[1])}")
     return 0
 
 
@@ -305,7 +342,6 @@ class _Extras:
     """What the JSON document and the HTML report add to the measured properties."""
 
     k_curve: KCurveFinding
-    assessment: dict[str, Any] | None  # the sharp-label verdict, JSON-ready
 
 
 def _extras(
@@ -317,46 +353,12 @@ def _extras(
     ks, values = mle_k_curve(
         data.inputs, (5, 10, 15, args.k, 30, 40), device=args.device, progress=progress
     )
-    k_curve = KCurveFinding(ks, values, k_default=args.k)
-    return _Extras(k_curve, _assessment(data, props))
+    return _Extras(KCurveFinding(ks, values, k_default=args.k))
 
 
-def _assessment(data: _Measured, props: DatasetProperties) -> dict[str, Any] | None:
-    """The sharp-label verdict of the references for class-labelled images, else ``None``."""
-    from lightning_dataprops.functional import LabelConflictWarning
-    from lightning_dataprops.functional._json import json_float
-    from lightning_dataprops.references import assess_label_sharpness, protocol_label_sharpness
-
-    sharpness = props.label_sharpness_result
-    if (
-        sharpness is None
-        or data.targets is None
-        or sharpness.target_type != "class"
-        or len(props.input_shape) < 2
-    ):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LabelConflictWarning)  # the conflicts are reported
-        protocol = protocol_label_sharpness(data.inputs, data.targets)
-    verdict = assess_label_sharpness(protocol.value, props.n, sharpness.n_classes or 2)
-    return {
-        "is_sharp": verdict.is_sharp,
-        "K_F_protocol": json_float(verdict.kf),
-        "ratio": json_float(verdict.ratio),
-        "threshold": verdict.threshold,
-        "message": verdict.message,
-        "references": [
-            f"Reference band: {verdict.band.describe()}, measured under the same protocol "
-            "(28x28 grayscale in [0, 1], exact K_F; docs/reference_values.md).",
-            "Konz & Mazurowski, The Effect of Intrinsic Dataset Properties on Generalization, "
-            "ICLR 2024: test loss scales like K_F N^(-1/d_data).",
-        ],
-    }
-
-
-def _sharpness_stats(props: DatasetProperties, assessment: dict[str, Any] | None) -> dict[str, Any]:
+def _sharpness_stats(props: DatasetProperties, check: Any) -> dict[str, Any]:
     """The rows of the report's sharpness table beyond exact K_F: robust quantiles, per class
-    pair, and the protocol value the verdict compares."""
+    pair, and what the sharp-label check compared."""
     stats: dict[str, Any] = {}
     sharpness = props.label_sharpness_result
     robust = None if sharpness is None else sharpness.robust
@@ -366,9 +368,12 @@ def _sharpness_stats(props: DatasetProperties, assessment: dict[str, Any] | None
         for (a, b), (value, count) in sorted(robust.per_class_pair.items()):
             stats[f"median K_F, classes {a} vs {b} ({count} points)"] = value
         stats["near-identical label conflicts"] = len(robust.conflicts)
-    if assessment is not None:
-        stats["K_F under the reference protocol"] = assessment["K_F_protocol"]
-        stats["ratio to the natural-image band's upper end"] = assessment["ratio"]
+    if not isinstance(check, str):
+        result = check[0]
+        where = f"{result.n} samples, {result.protocol} protocol"
+        stats[f"sharp-label check: {result.statistic} ({where})"] = result.value
+        stats["sharp-label check: threshold"] = result.threshold
+        stats["sharp-label check: ratio to the sharpest natural draw"] = result.ratio
     return stats
 
 
@@ -377,12 +382,25 @@ def _write_report(
     data: _Measured,
     props: DatasetProperties,
     extras: _Extras,
+    check: Any,
     elapsed: float,
 ) -> Path:
     from lightning_dataprops.html_report import write_properties_report
 
     inputs = data.inputs
-    assessment = extras.assessment
+    if isinstance(check, str):
+        verdict, references = f"Sharp-label check: skipped ({check}).", []
+    else:
+        result, index_map = check
+        verdict = (
+            f"Sharp-label check: {'SHARP' if result.is_sharp else 'not sharp'}. "
+            f"{result.explain(index_map)}"
+        )
+        references = [
+            f"Natural-image references: {result.band.describe()} (docs/reference_values.md).",
+            "Konz & Mazurowski, The Effect of Intrinsic Dataset Properties on Generalization, "
+            "ICLR 2024: test loss scales like K_F N^(-1/d_data).",
+        ]
     return write_properties_report(
         args.report,
         props,
@@ -392,9 +410,9 @@ def _write_report(
         elapsed=elapsed,
         value_range=(float(inputs.min()), float(inputs.max())) if inputs.numel() else None,
         k_curve=extras.k_curve,
-        sharpness_stats=_sharpness_stats(props, assessment),
-        verdict=None if assessment is None else assessment["message"],
-        references=() if assessment is None else assessment["references"],
+        sharpness_stats=_sharpness_stats(props, check),
+        verdict=verdict,
+        references=references,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,13 @@ def test_sharp_labels_warn_on_pneumonia_and_not_on_mnist(pneumonia, mnist, tmp_p
     sharp = _warnings_of(*pneumonia, tmp_path)
     assert len(sharp) == 1
     message = str(sharp[0].message)
-    assert "sharp" in message and "natural images" in message and "sharpest pair" in message
+    assert "The labels are sharp" in message and "natural images (" in message
+    # The pair to inspect is named by dataset indices: two differently-labelled training items.
+    found = re.search(r"pair is samples (\d+) and (\d+) \(labels (\d+) vs (\d+)", message)
+    assert found is not None, message
+    i, j, label_i, label_j = (int(v) for v in found.groups())
+    _, y = pneumonia
+    assert (int(y[i]), int(y[j])) == (label_i, label_j) and label_i != label_j
     assert _warnings_of(*binary_task(*mnist, 3, 8, n=1500), tmp_path) == []
 
 
@@ -89,7 +96,7 @@ def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tm
     brightness = DataPropsOptions(target_fn=lambda item: item[0].mean())
     fit = trainer(tmp_path, [DatasetPropertiesMonitor(brightness, max_samples=300)], max_epochs=1)
     fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    assert math.isfinite(_metric(fit, names.K_F)) and names.K_F_PROTOCOL not in fit.callback_metrics
+    assert math.isfinite(_metric(fit, names.K_F)) and names.K_F_MEDIAN not in fit.callback_metrics
 
 
 class Stream(IterableDataset):

@@ -24,6 +24,7 @@ from lightning_dataprops.functional import (
     dataset_properties,
     intrinsic_dimension,
 )
+from lightning_dataprops.references import check_label_sharpness
 from lightning_dataprops.report import format_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -261,8 +262,28 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert curve["values"][3] == pytest.approx(props.d_data, rel=1e-9)
     mle_10 = intrinsic_dimension(data.inputs, k=10).value
     assert curve["values"][1] == pytest.approx(mle_10, rel=1e-9)
-    assert document["assessment"]["is_sharp"] is True
-    assert "sharp" in document["assessment"]["message"] and document["assessment"]["references"]
+    # The same verdict as the fit-start callback: the check on its seeded 1000-item sample.
+    sample = sample_dataset(data.inputs, data.targets, max_samples=1000, seed=0)
+    assert sample.targets is not None
+    check = check_label_sharpness(sample.inputs, sample.targets)
+    verdict = document["sharp_label_check"]
+    assert verdict["is_sharp"] is True and check.is_sharp
+    assert verdict["value"] == pytest.approx(check.value, rel=1e-9)
+    assert verdict["explanation"] == check.explain(sample.indices.tolist())
+
+
+def test_report_prints_the_sharp_label_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "measure", "--no-progress")
+    assert code == 0, err
+    assert "Sharp-label check: not sharp. Median label sharpness K_F(0.5) =" in out
+    generator = np.random.default_rng(0)
+    ages = tmp_path / "ages.npz"
+    np.savez(ages, images=generator.random((120, 12, 12)), labels=generator.random(120) * 60)
+    code, out, err = _run(capsys, "measure", str(ages), "--no-progress", "--targets", "regression")
+    assert code == 0, err
+    assert "Sharp-label check: skipped (regression targets" in out
 
 
 def test_console_script_json() -> None:

@@ -108,7 +108,7 @@ def test_sharp_labels_raise_one_warning_and_one_wandb_alert(pneumonia, wandb_off
         fit.fit(TinyCNN(), datamodule=TensorDataModule(*pneumonia))
     alerts = read_run(_finish_wandb(logger)).alerts
     sharp = [w for w in caught if issubclass(w.category, SharpLabelsWarning)]
-    assert len(sharp) == 1 and "sharpest pair" in str(sharp[0].message)
+    assert len(sharp) == 1 and "closest differently-labelled pair" in str(sharp[0].message)
     assert len(alerts) == 1 and "sharp" in alerts[0][1]
 
 

@@ -151,6 +151,6 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
         warnings.simplefilter("ignore")
         top = label_sharpness(x, y, top_pairs=1).pairs[0]
     assert f"{min(top.i, top.j)} {max(top.i, top.j)}" in text or f"{top.i} {top.j}" in text
-    for expected in ("MLE estimate against k", "TwoNN", "K_F at quantile 0.5", "Labels are sharp"):
+    for expected in ("MLE estimate against k", "TwoNN", "K_F at quantile 0.5", "check: SHARP"):
         assert expected in text
     assert "References" in text and "Duplicates" in text
