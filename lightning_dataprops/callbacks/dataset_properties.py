@@ -13,11 +13,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.data import Sample
+from lightning_dataprops.findings import SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
 from lightning_dataprops.references import check_label_sharpness
+
+SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
 
 class SharpLabelsWarning(UserWarning):
@@ -56,8 +59,10 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     - ``dataprops/n_train``: the training-set size ``N`` (``len`` of the dataset, or ``n_train``);
     - ``dataprops/time/fit_start``: seconds spent.
 
-    With a ``WandbLogger`` it also writes the values to the run's summary and config and a table
-    of the sharpest differently-labelled pairs with both inputs side by side
+    To every logger (TensorBoard, MLflow, CSV files...; ``docs/loggers.md``) it also hands an image
+    grid of the sharpest differently-labelled pairs and label conflicts (labels, distance,
+    dataset indices) and the sharp-label warning text. With a ``WandbLogger`` it also writes the
+    values to the run's summary and config and a table of the pairs with both inputs side by side
     (``dataprops/sharpest_pairs``).
 
     Cost: one sample read and one exact neighbour search over ``max_samples`` inputs at fit
@@ -112,6 +117,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         """Whether the last fit measured the properties (``False`` when restored on resume)."""
         self._dataset: Any = None
         self._panels: Any = None
+        self._pairs: SharpPairsFinding | None = None
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
@@ -145,6 +151,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ fit start
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)  # the configuration, to every logger
         if not self.active:
             return
         if self.fit_start_state is not None:
@@ -181,6 +188,15 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 progress=self.show_progress(trainer),
             )
         state = self._state_of(sample, props)
+        if props.label_sharpness_result is not None:
+            # For the loggers' image grid only (it holds inputs): not in the checkpointed state.
+            self._pairs = self.guarded(
+                "sharpest-pairs image",
+                SharpPairsFinding.from_label_sharpness,
+                props.label_sharpness_result,
+                sample.inputs,
+                index_map=sample.indices.tolist(),
+            )
         n_train = self._training_set_size(sample)
         if n_train is not None:
             state["metrics"][names.N_TRAIN] = float(n_train)
@@ -255,10 +271,15 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         return {"is_sharp": check.is_sharp, "message": check.explain(index_map=indices)}
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
-        self.log_metrics(trainer, state["metrics"])
+        self.log_fit_start(trainer, state["metrics"])
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             rank_zero_warn(message, category=SharpLabelsWarning)
+        if self._pairs is not None:
+            self.publish(trainer, self._pairs)
+        if message is not None and self.warn_sharp_labels:
+            warning = TextFinding(SHARP_LABELS_TITLE, message, key="sharp_labels", level="warning")
+            self.publish(trainer, warning)
         if self._panels is None or not trainer.is_global_zero:
             return
         context = {
@@ -271,7 +292,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         if sample is not None and state["pairs"]:
             self._panels.sharpest_pairs(state["pairs"], sample.inputs, step=trainer.global_step)
         if message is not None and self.warn_sharp_labels:
-            self._panels.alert("Sharp labels in the training set", message)
+            self._panels.alert(SHARP_LABELS_TITLE, message)
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:

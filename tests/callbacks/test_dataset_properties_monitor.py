@@ -20,7 +20,13 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     SharpLabelsWarning,
 )
-from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
+from tests.integration.lightning_models import (
+    TensorDataModule,
+    TinyCNN,
+    binary_task,
+    fit_then_resume,
+    trainer,
+)
 
 
 def _metric(trainer_: Any, name: str) -> float:
@@ -71,24 +77,9 @@ def test_sharp_labels_warn_on_pneumonia_and_not_on_mnist(pneumonia, mnist, tmp_p
 def test_resume_restores_the_values_without_recomputing(
     mnist_3_vs_8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, y = mnist_3_vs_8
-    first = DatasetPropertiesMonitor(max_samples=300)
-    fit = trainer(tmp_path, [first], max_epochs=1, enable_checkpointing=True)
-    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    assert fit.checkpoint_callback is not None
-    checkpoint = fit.checkpoint_callback.best_model_path
-
-    import lightning_dataprops.callbacks.dataset_properties as module
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("fit-start properties were recomputed on resume")
-
-    monkeypatch.setattr(module, "dataset_properties", refuse)
-    resumed = DatasetPropertiesMonitor(max_samples=300)
-    fit2 = trainer(tmp_path, [resumed], max_epochs=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", MeasurementFailedWarning)
-        fit2.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+    _, (first, *_), fit2, (resumed, *_) = fit_then_resume(
+        tmp_path, lambda: [DatasetPropertiesMonitor(max_samples=300)], *mnist_3_vs_8, monkeypatch
+    )
     assert not resumed.recomputed
     assert resumed.fit_start_state == first.fit_start_state
     assert first.fit_start_state is not None

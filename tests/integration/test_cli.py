@@ -22,6 +22,7 @@ from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
     dataset_properties,
+    intrinsic_dimension,
 )
 from lightning_dataprops.references import check_label_sharpness
 from lightning_dataprops.report import format_report
@@ -255,6 +256,12 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0.3 < document["K_F"] < 1.0
     assert len(document["label_sharpness_result"]["pairs"]) == 5
     assert document["duplicates"]["n_duplicates"] == props.duplicates.n_duplicates > 0
+    # The k-curve: the MLE at each k, the same as intrinsic_dimension at that k.
+    curve = document["k_curve"]
+    assert curve["ks"] == [5, 10, 15, 20, 30, 40] and curve["k_default"] == 20
+    assert curve["values"][3] == pytest.approx(props.d_data, rel=1e-9)
+    mle_10 = intrinsic_dimension(data.inputs, k=10).value
+    assert curve["values"][1] == pytest.approx(mle_10, rel=1e-9)
     # The same verdict as the fit-start callback: the check on its seeded 1000-item sample.
     sample = sample_dataset(data.inputs, data.targets, max_samples=1000, seed=0)
     assert sample.targets is not None
