@@ -154,7 +154,8 @@ def main() -> None:
         ledgers.append(ledger)
     base, with_callbacks = min(plain), min(monitored)
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
     )
     print(
         f"data: {args.n} CIFAR-10 photos 3x32x32 (Normalize in the Dataset), 1000 for "

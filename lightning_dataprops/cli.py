@@ -147,9 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.add_argument(
         "--targets",
-        choices=("class", "regression"),
-        default="class",
-        help="how .npz labels are read: class ids, or float values such as ages (default: class)",
+        choices=("auto", "class", "regression"),
+        default="auto",
+        help="how .npz labels are read: auto (integer labels are class ids, float labels are "
+        "regression values such as ages), class, or regression (default: auto)",
     )
     measure.add_argument(
         "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)"

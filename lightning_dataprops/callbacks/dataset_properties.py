@@ -167,7 +167,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.fit_start_state = state
         self._publish(trainer, state, sample)
         cost = float(state["metrics"][names.seconds("fit_start")])
-        self.log_metrics(trainer, self.budget.charge(trainer, "fit_start", cost))
+        self.log_fit_start(trainer, self.budget.charge(trainer, "fit_start", cost))
 
     def _measure(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule

@@ -129,11 +129,13 @@ def _to_unit_nchw(images: np.ndarray, what: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(scaled))
 
 
-def _to_targets(labels: np.ndarray, n: int, what: str, target_type: str = "class") -> Tensor:
-    """File labels as targets: class ids (whole-number floats converted explicitly, since a loader
-    knows its array holds labels) or, with ``target_type="regression"``, float values."""
-    if target_type not in ("class", "regression"):
-        raise ValueError(f"target_type must be 'class' or 'regression', got {target_type!r}.")
+def _to_targets(labels: np.ndarray, n: int, what: str, target_type: str = "auto") -> Tensor:
+    """File labels as targets, by the package's one rule (``"auto"``: integer labels are class
+    ids, float labels regression values); ``"class"``/``"regression"`` say it explicitly."""
+    if target_type not in ("auto", "class", "regression"):
+        raise ValueError(
+            f"target_type must be 'auto', 'class' or 'regression', got {target_type!r}."
+        )
     if labels.ndim == 2 and labels.shape[1] > 1 and target_type == "class":
         raise ValueError(
             f"{what}: labels have shape {labels.shape}; expected (n,) or (n, 1) class ids "
@@ -172,7 +174,7 @@ def load_digits_data() -> LoadedData:
 
 
 def load_npz(
-    path: str | os.PathLike[str], split: str = "train", target_type: str = "class"
+    path: str | os.PathLike[str], split: str = "train", target_type: str = "auto"
 ) -> LoadedData:
     """Load images and labels from an ``.npz`` archive.
 
@@ -184,8 +186,9 @@ def load_npz(
     Args:
         path: the ``.npz`` file.
         split: which split to read (``train``, ``val``, ``test``...).
-        target_type: ``"class"`` (labels are class ids: whole-number floats become int64) or
-            ``"regression"`` (labels are float values, e.g. ages).
+        target_type: ``"auto"`` (the package's one rule: integer labels are class ids, float
+            labels regression values), ``"class"`` (class ids: whole-number floats become int64)
+            or ``"regression"`` (float values, e.g. ages).
 
     Raises:
         ValueError: unknown split (the message lists those present), no recognisable keys,
@@ -415,7 +418,7 @@ def load_fashion_mnist(
 
 
 def load_source(
-    source: str | os.PathLike[str] | None, split: str = "train", target_type: str = "class"
+    source: str | os.PathLike[str] | None, split: str = "train", target_type: str = "auto"
 ) -> LoadedData:
     """Load a data source named on the command line.
 

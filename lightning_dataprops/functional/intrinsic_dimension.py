@@ -171,6 +171,11 @@ def mle_from_distances(distances: Tensor, variant: str = "mackay_ghahramani") ->
     ``(n, k)`` (all positive); a sample is tied when all its ``k`` neighbours are equidistant."""
     check_choice(variant, "MLE variant", MLE_VARIANTS)
     k = int(distances.shape[1])
+    if variant != "mackay_ghahramani" and k < 3:
+        raise ValueError(
+            f"The MLE variant {variant!r} uses (k - 2) in its numerator, which is 0 for k={k}; "
+            "pass k >= 3, or the default variant 'mackay_ghahramani'."
+        )
     raw = torch.log(distances[:, -1:].double() / distances[:, :-1].double()).sum(dim=1)
     log_ratios, n_ties = _untie(
         raw,

@@ -148,11 +148,12 @@ def call_sequence(
     """Names of ``modules`` in the order one forward pass on ``inputs`` calls them, repeats
     included (eval mode, ``no_grad``, compiled modules eager; the model's state is untouched)."""
     calls: list[str] = []
-    handles = [
-        module.register_forward_hook(lambda _m, _a, _o, name=name: calls.append(name))
-        for name, module in modules
-    ]
+    # Hooks are placed inside the guard, which removes every hook placed under it.
     with untouched(model, autograd=False), eager_stance():
+        handles = [
+            module.register_forward_hook(lambda _m, _a, _o, name=name: calls.append(name))
+            for name, module in modules
+        ]
         try:
             model(inputs) if forward is None else forward(model, inputs)
         finally:

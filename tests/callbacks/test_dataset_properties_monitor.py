@@ -21,6 +21,7 @@ from lightning_dataprops.callbacks import (
     SharpLabelsWarning,
 )
 from tests.integration.lightning_models import (
+    ON_SCHEDULE,
     TensorDataModule,
     TinyCNN,
     binary_task,
@@ -142,7 +143,10 @@ def test_a_failing_measurement_warns_and_training_goes_on(
 
     monkeypatch.setattr(module, "dataset_properties", broken)
     x, y = mnist_3_vs_8
-    callbacks = [DatasetPropertiesMonitor(), RepresentationIDMonitor(n_samples=200)]
+    callbacks = [
+        DatasetPropertiesMonitor(ON_SCHEDULE),
+        RepresentationIDMonitor(ON_SCHEDULE, n_samples=200),
+    ]
     fit = trainer(tmp_path, callbacks, max_epochs=2)
     with pytest.warns(MeasurementFailedWarning, match="out of memory \\(on purpose\\)"):
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))

@@ -13,7 +13,7 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     ScalingForecastMonitor,
 )
-from tests.integration.lightning_models import TensorDataModule, TinyCNN, trainer
+from tests.integration.lightning_models import ON_SCHEDULE, TensorDataModule, TinyCNN, trainer
 
 
 def _value(fit, name: str) -> float:  # type: ignore[no-untyped-def]
@@ -37,7 +37,7 @@ def test_follows_the_scaling_law_from_the_logged_values(mnist_3_vs_8, tmp_path: 
     csv = tmp_path / "runs.csv"
     callbacks = [
         DatasetPropertiesMonitor(max_samples=400),
-        RepresentationIDMonitor(layers=["features.2", "features.5"], n_samples=200),
+        RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2", "features.5"], n_samples=200),
         ScalingForecastMonitor(scaling_constant=0.9, target_loss=0.05, calibration_csv=csv),
     ]
     fit = trainer(tmp_path, callbacks, max_epochs=2)

@@ -199,10 +199,10 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
     everything, fit = measured_epochs(None)
     assert everything == [0, 1, 2, 3] and names.postponed("d_repr") not in fit.callback_metrics
     # Two tiny training steps an epoch cost far less than a 600-sample d_repr pass: after the
-    # first measurement, a 1% budget postpones the rest, and the spending is logged.
-    budgeted, fit = measured_epochs(0.01)
+    # first measurement, a 0.1% budget postpones the rest, and the spending is logged.
+    budgeted, fit = measured_epochs(0.001)
     assert budgeted == [0]
     assert float(fit.callback_metrics[names.postponed("d_repr")]) == 3
     spent = float(fit.callback_metrics[names.OVERHEAD_SECONDS])
-    assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) > 0.01
+    assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) >= 0.001
     assert lightning_log.text.count("the d_repr measurement is postponed") == 1

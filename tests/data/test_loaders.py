@@ -87,9 +87,11 @@ def test_npz_plain_layout_rgb_and_xy(tmp_path: Path) -> None:
 
     xy = tmp_path / "xy.npz"
     np.savez(xy, x=np.full((2, 3, 3), 0.5, dtype=np.float32), y=np.array([1.0, 0.0]))
-    data_xy = load_npz(xy)
+    data_xy = load_npz(xy, target_type="class")  # float labels are class ids only when said
     _check_loaded(data_xy, (2, 1, 3, 3))
     assert data_xy.targets.tolist() == [1, 0]
+    by_default = load_npz(xy)  # the one rule: float labels are regression values
+    assert by_default.targets.dtype == torch.float64 and by_default.targets.tolist() == [1.0, 0.0]
 
 
 def test_npz_errors(tmp_path: Path) -> None:
@@ -100,7 +102,8 @@ def test_npz_errors(tmp_path: Path) -> None:
     multi = tmp_path / "multi.npz"
     np.savez(multi, images=np.zeros((2, 3, 3), np.uint8), labels=np.zeros((2, 4)))
     with pytest.raises(ValueError, match="multi-label"):
-        load_npz(multi)
+        load_npz(multi, target_type="class")
+    assert load_npz(multi).targets.shape == (2, 4)  # float rows: regression vectors by the rule
     big = tmp_path / "big.npz"
     np.savez(big, images=np.full((2, 3, 3), 7.0), labels=np.zeros(2))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -185,3 +185,11 @@ def test_a_few_ties_are_reported_and_do_not_distort() -> None:
     clean = intrinsic_dimension(x, "twonn")
     assert clean.n_ties == 0
     assert result.value == pytest.approx(clean.value, rel=0.05)
+
+
+@pytest.mark.parametrize("variant", ["levina_bickel", "paper"])
+def test_k_minus_two_variants_refuse_k_two_instead_of_returning_zero(variant: str) -> None:
+    x = torch.randn(300, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="k >= 3"):
+        intrinsic_dimension(x, "mle", 2, mle_variant=variant)
+    assert intrinsic_dimension(x, "mle", 2).value > 1  # MacKay-Ghahramani is fine at k = 2

@@ -49,3 +49,15 @@ def test_a_layer_that_changes_the_batch_dimension_is_refused() -> None:
         capture_representations(model, torch.randn(10, 4), ["1"])
     with pytest.raises(ValueError, match="inputs is empty"):
         capture_representations(model, torch.randn(0, 4), ["0"])
+
+
+def test_layer_discovery_leaves_no_hook_behind_and_the_model_pickles() -> None:
+    import io
+
+    from lightning_dataprops.functional.representations import call_counts
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    before = {name: len(m._forward_hooks) for name, m in net.named_modules()}
+    assert call_counts(net, torch.randn(3, 4), ["0", "1", "2"]) == {"0": 1, "1": 1, "2": 1}
+    assert {name: len(m._forward_hooks) for name, m in net.named_modules()} == before
+    torch.save(net, io.BytesIO())  # a leftover lambda hook would make this fail
