@@ -51,6 +51,15 @@ def _size_ticks(ax: Any, sizes: Sequence[int]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _log_labels(axis: Any) -> None:
+    """Plain numbers on a log axis, minor ticks unlabelled (no overlapping 10^x labels)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
+    axis.set_major_formatter(lambda value, _: f"{value:g}")
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -116,6 +125,7 @@ def plot_scaling(runs: list[Run], tasks: list[Task], result: Analysis, folder: P
             )
         _size_ticks(ax, row.sizes)
         ax.set_yscale("log")
+        _log_labels(ax.yaxis)
         ax.set_title(row.dataset, fontsize=10)
         ax.set_xlabel("training-set size N")
         ax.set_ylabel("test loss (cross-entropy)")
@@ -167,6 +177,7 @@ def plot_sharpness(runs: list[Run], tasks: list[Task], result: Analysis, folder:
             )
     _size_ticks(right, [r.n_train for r in runs])
     right.set_yscale("log")
+    _log_labels(right.yaxis)
     right.set_xlabel("training-set size N")
     right.set_ylabel("K_F, 28x28 grayscale (mean over seeds)")
     right.set_title("exact K_F (solid) grows with N; K_F(0.5) (dotted) barely")
@@ -183,7 +194,8 @@ def plot_fgsm(runs: list[Run], tasks: list[Task], result: Analysis, folder: Path
             ax, runs, tasks, partial(_field, name=field), lambda r: r.fgsm_loss_increase
         )
         ax.set_xscale("log")
-        ax.set_xlabel(SHARPNESS[field] + " of the training subset")
+        _log_labels(ax.xaxis)
+        ax.set_xlabel(f"{SHARPNESS[field]} (training subset)")
         ax.set_ylabel("FGSM (eps=2/255) test loss increase")
         ax.set_title(f"r = {fmt(correlation.r, 2)} over {correlation.n} runs (paper: 0.70)")
         ax.legend(fontsize=7)
@@ -255,6 +267,8 @@ def plot_calibration(runs: list[Run], tasks: list[Task], result: Analysis, folde
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_labels(ax.xaxis)
+    _log_labels(ax.yaxis)
     ax.set_xlabel("predicted test loss C · K_F · N^(-1/d_data)")
     ax.set_ylabel("observed test loss")
     ax.legend(fontsize=8)

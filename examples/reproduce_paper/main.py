@@ -46,7 +46,7 @@ from lightning_dataprops.data.loaders import DEFAULT_FASHION_MNIST_ROOT
 from .analysis import analyse, grayscale_only
 from .experiment import CSV_NAME, Run, read_csv, run_one, write_csv
 from .figures import FIGURES, plot_all
-from .report import write_report
+from .report import Provenance, write_report
 from .tasks import (
     DEFAULT_SEEDS,
     DEFAULT_SIZES,
@@ -212,16 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m examples.reproduce_paper " + " ".join(
         sys.argv[1:] if argv is None else list(argv)
     )
-    report = write_report(
-        out,
-        runs,
-        tasks,
-        result,
-        cfg,
-        seconds,
-        command.strip(),
-        baseline=baseline,
-        rebuilt=args.from_csv is not None,
-    )
+    how = Provenance(command.strip(), seconds, rebuilt=args.from_csv is not None)
+    report = write_report(out, runs, tasks, result, cfg, how, baseline)
     print(f"wrote {report}, {figures / CSV_NAME} and {len(FIGURES)} figures in {figures}")
     return 0

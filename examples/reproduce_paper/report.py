@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +37,26 @@ def _machine() -> str:
     )
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How the runs came about: the command, its wall time, and whether the page was rebuilt
+    from the runs' CSV (then ``seconds`` is the sum of the runs' own wall times)."""
+
+    command: str
+    seconds: float
+    rebuilt: bool = False
+
+
 def _run(
-    runs: list[Run],
-    tasks: list[Task],
-    result: Analysis,
-    cfg: Config,
-    seconds: float,
-    command: str,
-    rebuilt: bool,
+    runs: list[Run], tasks: list[Task], result: Analysis, cfg: Config, how: Provenance
 ) -> list[str]:
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    seconds, command = how.seconds, how.command
     timing = (
         f"- Date: {when}; the report and figures were rebuilt from the runs' CSV; the runs took "
         f"{seconds / 60:.1f} min ({seconds:.0f} s), the sum of their wall times (training and "
         "the callbacks' measurements)."
-        if rebuilt
+        if how.rebuilt
         else f"- Date: {when}; total runtime {seconds / 60:.1f} min ({seconds:.0f} s) wall clock."
     )
     described = [
@@ -178,11 +184,8 @@ def write_report(
     tasks: list[Task],
     result: Analysis,
     cfg: Config,
-    seconds: float,
-    command: str,
-    *,
+    how: Provenance,
     baseline: Analysis | None = None,
-    rebuilt: bool = False,
 ) -> Path:
     """Write ``reproduction.md`` into ``out``; ``baseline`` is the analysis without RGB tasks."""
     lines = [
@@ -205,7 +208,7 @@ def write_report(
             "**This is a --quick smoke run (tiny sizes, few steps): its numbers mean nothing.**",
             "",
         ]
-    lines += _run(runs, tasks, result, cfg, seconds, command, rebuilt)
+    lines += _run(runs, tasks, result, cfg, how)
     lines += _summary(result, baseline, tasks)
     lines += sections.scaling(result, tasks)
     lines += sections.domains(result, baseline, tasks)
