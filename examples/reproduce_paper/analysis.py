@@ -212,7 +212,7 @@ def analyse(runs: list[Run], tasks: list[Task], cfg: Config) -> Analysis:
         field: {
             name: [getattr(r, field) for r in by[name] if r.n_train == matched_n] for name in names
         }
-        for field in SHARPNESS
+        for field in (*SHARPNESS, "fgsm_loss_increase")
     }
     growth = {
         field: {

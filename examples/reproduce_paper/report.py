@@ -212,7 +212,7 @@ def write_report(
     lines += _summary(result, baseline, tasks)
     lines += sections.scaling(result, tasks)
     lines += sections.domains(result, baseline, tasks)
-    lines += sections.fgsm(result, baseline)
+    lines += sections.fgsm(result, baseline, tasks)
     lines += sections.ids(result)
     lines += sections.calibration(result)
     lines += sections.caveats(tasks)

@@ -117,7 +117,7 @@ def domains(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> l
     ]
 
 
-def fgsm(result: Analysis, baseline: Analysis | None) -> list[str]:
+def fgsm(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> list[str]:
     main = result.fgsm
     lines = [
         HEADINGS[2],
@@ -128,7 +128,7 @@ def fgsm(result: Analysis, baseline: Analysis | None) -> list[str]:
         f"Spearman ρ = {fmt(main.rho, 2)}; at matched N = {result.matched_n} only "
         f"({main.n_matched} runs): r = {fmt(main.r_matched, 2)}. Paper: r = {PAPER_R:.2f}.",
         "",
-        fgsm_text(result, baseline),
+        fgsm_text(result, baseline, tasks),
         "",
         "The same correlation for each sharpness statistic (r with its 95% CI; ρ Spearman; "
         "'matched' at N = " + f"{result.matched_n}; 'given loss' the partial correlation holding "

@@ -144,7 +144,7 @@ def correlation_sentence(c: Correlation) -> str:
     )
 
 
-def fgsm_text(result: Analysis, baseline: Analysis | None) -> str:
+def fgsm_text(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> str:
     main = result.fgsm
     if not math.isfinite(main.r):
         return "Too few runs for a correlation."
@@ -189,7 +189,42 @@ def fgsm_text(result: Analysis, baseline: Analysis | None) -> str:
         text += (
             f" Without the RGB photos the same correlation is r = {baseline.fgsm.r:.2f} (95% CI "
             f"{fmt(baseline.fgsm.ci[0], 2)} to {fmt(baseline.fgsm.ci[1], 2)}, "
-            f"{baseline.fgsm.n} runs); with them, {main.r:.2f}."
+            f"{baseline.fgsm.n} runs); with them, {main.r:.2f}. "
+            + _photos_vs_grayscale(result, tasks)
+        )
+    return text
+
+
+def _photos_vs_grayscale(result: Analysis, tasks: list[Task]) -> str:
+    """Where the photos sit: their K_F and FGSM loss increase at matched N, against the rest."""
+
+    def values(field: str, rgb: bool) -> dict[str, float]:
+        return {
+            t.name: mean_sd(result.at_matched[field][t.name])[0]
+            for t in tasks
+            if (t.image_shape[0] == 3) == rgb
+        }
+
+    text = (
+        f"At N = {result.matched_n} the photos have exact K_F as trained "
+        f"{_range(values('label_sharpness', True))} (28x28 grayscale datasets "
+        f"{_range(values('label_sharpness', False))}; the photos' distances run over 3,072 "
+        f"dimensions) and K_F(0.5) {_range(values('kf_median_protocol', True))} (grayscale "
+        f"{_range(values('kf_median_protocol', False))}), and FGSM loss increases of "
+        f"{_range(values('fgsm_loss_increase', True))} (grayscale "
+        f"{_range(values('fgsm_loss_increase', False))})."
+    )
+    fragile = min(values("fgsm_loss_increase", True).values()) > max(
+        values("fgsm_loss_increase", False).values()
+    )
+    sharpest = any(
+        max(values(field, True).values()) >= max(values(field, False).values())
+        for field in ("label_sharpness", "kf_median_protocol")
+    )
+    if fragile and not sharpest:
+        text += (
+            " The photos give the most fragile models here without having the sharpest labels "
+            "by either statistic: label sharpness does not explain their fragility."
         )
     return text
 
@@ -236,9 +271,11 @@ def where_claims_hold(result: Analysis, baseline: Analysis | None, tasks: list[T
         if after is None:
             continue
         if not after:
+            overlap = result.domains[field].overlapping()
             claim += (
-                f": it holds on the grayscale datasets alone, but "
-                f"{', '.join(result.domains[field].overlapping())} reach the medical range"
+                f": it holds on the grayscale datasets alone, but {', '.join(overlap)} "
+                + ("reaches" if len(overlap) == 1 else "reach")
+                + " the medical range"
                 if before
                 else ": it fails already on the grayscale datasets"
             )
@@ -248,9 +285,11 @@ def where_claims_hold(result: Analysis, baseline: Analysis | None, tasks: list[T
             continue
         claim = (
             f"{SHARPNESS[c_all.statistic]} correlates with the FGSM loss increase: r = "
-            f"{fmt(c_all.r, 2)} (95% CI {fmt(c_all.ci[0], 2)} to {fmt(c_all.ci[1], 2)}) with "
-            f"the photos, {fmt(c_gray.r, 2)} ({fmt(c_gray.ci[0], 2)} to {fmt(c_gray.ci[1], 2)}) "
-            "without"
+            f"{fmt(c_all.r, 2)} (95% CI {fmt(c_all.ci[0], 2)} to {fmt(c_all.ci[1], 2)}; given "
+            f"the clean test loss {fmt(c_all.r_partial, 2)}) with the photos"
+            + (", positive but weak," if r_holds(c_all) and c_all.r < 0.3 else "")
+            + f" against {fmt(c_gray.r, 2)} ({fmt(c_gray.ci[0], 2)} to {fmt(c_gray.ci[1], 2)}; "
+            f"given the loss {fmt(c_gray.r_partial, 2)}) without"
         )
         verdicts[r_holds(c_all)].append(claim)
     for row in result.id_rows:
@@ -265,7 +304,12 @@ def where_claims_hold(result: Analysis, baseline: Analysis | None, tasks: list[T
             verdicts[_slope_verdict(scaling)].append(
                 f"the loss slope on {scaling.dataset} equals -1/d_data = "
                 f"{scaling.predicted:.3f} (fitted {scaling.fit.slope:.3f}, 95% CI "
-                f"{fmt(low)} to {fmt(high)})"
+                f"{fmt(low)} to {fmt(high)}"
+                + (
+                    ": the loss falls faster, which a bound allows, but the rate is not predicted)"
+                    if high < scaling.predicted
+                    else ")"
+                )
             )
     return (
         f"Natural RGB photos included ({', '.join(rgb)}).\n\n"
