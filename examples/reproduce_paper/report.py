@@ -53,7 +53,8 @@ def _run(
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     seconds, command = how.seconds, how.command
     timing = (
-        f"- Date: {when}; the report and figures were rebuilt from the runs' CSV; the runs took "
+        f"- Date: {when}; the report and figures were rebuilt from the runs' CSV (the runs "
+        "come from the same command without `--from-csv`); the runs took "
         f"{seconds / 60:.1f} min ({seconds:.0f} s), the sum of their wall times (training and "
         "the callbacks' measurements)."
         if how.rebuilt
