@@ -31,6 +31,7 @@ from lightning_dataprops.paper_api import (
     compute_intrinsic_reprdim,
     compute_labelsharpness,
 )
+from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
 if TYPE_CHECKING:
     from lightning_dataprops.callbacks import (
@@ -76,7 +77,9 @@ __all__ = [
     "RobustnessMonitor",
     "Sample",
     "ScalingForecastMonitor",
+    "SharpnessCheck",
     "__version__",
+    "check_label_sharpness",
     "compute_intrinsic_datadim",
     "compute_intrinsic_reprdim",
     "compute_labelsharpness",

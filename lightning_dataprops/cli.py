@@ -4,12 +4,14 @@ Usage::
 
     dataprops measure [SOURCE] [--split train] [--max-samples N] [--seed 0] [--k 20]
                       [--top-pairs 5] [--bootstrap B] [--device cpu|cuda] [--json] [--no-progress]
+                      [--report report.html]
 
 ``SOURCE`` is a ``.npz`` file (MedMNIST layout or ``images`` / ``labels``), a folder of
 Fashion-MNIST IDX files, or an image folder with one subfolder per class; without it, the
 scikit-learn digits (1797 images 8x8) are measured. The report goes to stdout; ``--json`` prints
-one JSON document instead. User errors print one ``dataprops: error: ...`` line on stderr and exit
-with status 2.
+one JSON document instead; ``--report`` also writes one self-contained HTML file (images
+embedded, no network) with the same content. User errors print one ``dataprops: error: ...``
+line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from lightning_dataprops.findings import KCurveFinding
+    from lightning_dataprops.functional.results import DatasetProperties
 
 __all__ = ["build_parser", "main"]
 
@@ -57,24 +62,23 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _device(text: str) -> str:
@@ -154,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON document instead of the report"
     )
     measure.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    measure.add_argument(
+        "--report",
+        default=None,
+        metavar="HTML",
+        help="also write a self-contained HTML report (pictures embedded, no network) to HTML",
+    )
     calibrate = commands.add_parser(
         "calibrate",
         help="fit the scaling-law constant C from a CSV of earlier runs",
@@ -229,6 +239,35 @@ def _load(args: argparse.Namespace) -> _Measured:
     return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
 
 
+CHECK_SAMPLES = 1000
+"""Sample size of the sharp-label check: the fit-start callback's default."""
+
+
+def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | str:
+    """The sharp-label check on the callback's sample of the data, with source indices; or why
+    there is none."""
+    from lightning_dataprops.data import sample_dataset
+    from lightning_dataprops.references import check_label_sharpness
+
+    targets = data.targets
+    if targets is None:
+        return "no labels"
+    if targets.is_floating_point():
+        return "regression targets (the check needs class labels)"
+    if data.inputs.ndim < 3:
+        return "inputs are not images (no natural-image reference exists)"
+    sample = sample_dataset(
+        data.inputs, targets, max_samples=min(CHECK_SAMPLES, len(targets)), seed=seed
+    )
+    assert sample.targets is not None
+    positions = sample.indices.tolist()
+    index_map = positions if data.indices is None else [data.indices[i] for i in positions]
+    try:
+        return check_label_sharpness(sample.inputs, sample.targets), index_map
+    except ValueError as error:
+        return str(error)
+
+
 def _measure(args: argparse.Namespace) -> int:
     import torch
 
@@ -254,9 +293,19 @@ def _measure(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
+    check = _sharp_label_check(data, args.seed)
+    extras = _extras(args, data, props, progress) if args.json or args.report else None
     elapsed = time.perf_counter() - start
+    if args.report:
+        assert extras is not None
+        path = _write_report(args, data, props, extras, check, elapsed)
+        print(f"report written to {path}", file=sys.stderr)
     if args.json:
+        assert extras is not None
         document = props.to_dict()
+        document["sharp_label_check"] = (
+            {"skipped": check} if isinstance(check, str) else check[0].to_dict(check[1])
+        )
         document["source"] = data.source
         document["description"] = data.description
         document["sample"] = {
@@ -265,6 +314,7 @@ def _measure(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "indices": data.indices,
         }
+        document["k_curve"] = extras.k_curve.to_dict()
         document["elapsed_s"] = elapsed
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
@@ -279,7 +329,91 @@ def _measure(args: argparse.Namespace) -> int:
                 index_map=data.indices,
             )
         )
+        if isinstance(check, str):
+            print(f"Sharp-label check: skipped ({check})")
+        else:
+            verdict = "SHARP" if check[0].is_sharp else "not sharp"
+            print(f"Sharp-label check: {verdict}. {check[0].explain(check[1])}")
     return 0
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What the JSON document and the HTML report add to the measured properties."""
+
+    k_curve: KCurveFinding
+
+
+def _extras(
+    args: argparse.Namespace, data: _Measured, props: DatasetProperties, progress: bool
+) -> _Extras:
+    from lightning_dataprops.findings import KCurveFinding
+    from lightning_dataprops.functional.intrinsic_dimension import mle_k_curve
+
+    ks, values = mle_k_curve(
+        data.inputs, (5, 10, 15, args.k, 30, 40), device=args.device, progress=progress
+    )
+    return _Extras(KCurveFinding(ks, values, k_default=args.k))
+
+
+def _sharpness_stats(props: DatasetProperties, check: Any) -> dict[str, Any]:
+    """The rows of the report's sharpness table beyond exact K_F: robust quantiles, per class
+    pair, and what the sharp-label check compared."""
+    stats: dict[str, Any] = {}
+    sharpness = props.label_sharpness_result
+    robust = None if sharpness is None else sharpness.robust
+    if robust is not None:
+        for q, value in sorted(robust.quantiles.items()):
+            stats[f"K_F at quantile {q:g} (1 / quantile of nearest other-label distance)"] = value
+        for (a, b), (value, count) in sorted(robust.per_class_pair.items()):
+            stats[f"median K_F, classes {a} vs {b} ({count} points)"] = value
+        stats["near-identical label conflicts"] = len(robust.conflicts)
+    if not isinstance(check, str):
+        result = check[0]
+        where = f"{result.n} samples, {result.protocol} protocol"
+        stats[f"sharp-label check: {result.statistic} ({where})"] = result.value
+        stats["sharp-label check: threshold"] = result.threshold
+        stats["sharp-label check: ratio to the sharpest natural draw"] = result.ratio
+    return stats
+
+
+def _write_report(
+    args: argparse.Namespace,
+    data: _Measured,
+    props: DatasetProperties,
+    extras: _Extras,
+    check: Any,
+    elapsed: float,
+) -> Path:
+    from lightning_dataprops.html_report import write_properties_report
+
+    inputs = data.inputs
+    if isinstance(check, str):
+        verdict, references = f"Sharp-label check: skipped ({check}).", []
+    else:
+        result, index_map = check
+        verdict = (
+            f"Sharp-label check: {'SHARP' if result.is_sharp else 'not sharp'}. "
+            f"{result.explain(index_map)}"
+        )
+        references = [
+            f"Natural-image references: {result.band.describe()} (docs/reference_values.md).",
+            "Konz & Mazurowski, The Effect of Intrinsic Dataset Properties on Generalization, "
+            "ICLR 2024: test loss scales like K_F N^(-1/d_data).",
+        ]
+    return write_properties_report(
+        args.report,
+        props,
+        inputs=inputs,
+        description=data.description,
+        index_map=data.indices,
+        elapsed=elapsed,
+        value_range=(float(inputs.min()), float(inputs.max())) if inputs.numel() else None,
+        k_curve=extras.k_curve,
+        sharpness_stats=_sharpness_stats(props, check),
+        verdict=verdict,
+        references=references,
+    )
 
 
 def _error(message: str) -> int:

@@ -25,10 +25,13 @@ D_DATA_TWONN = f"{PREFIX}/d_data_twonn"
 """``d_data`` by TwoNN (Facco et al. 2017)."""
 K_F = f"{PREFIX}/K_F"
 """Exact label sharpness ``K_F`` of the fit-start sample (``inf``: a label conflict)."""
-K_F_PROTOCOL = f"{PREFIX}/K_F_protocol"
-"""``K_F`` of the sample brought to the reference protocol, the value compared with references."""
+K_F_MEDIAN = f"{PREFIX}/K_F_median"
+"""Median sharpness ``K_F(0.5)`` of the sample under the reference protocol: the statistic the
+sharp-label check compares with natural images (``lightning_dataprops.references``)."""
 K_F_RATIO = f"{PREFIX}/K_F_ratio"
-"""The compared statistic over the top of the natural-image reference band."""
+"""``K_F_median`` over the largest natural-image value at the same protocol, classes and N."""
+N_LABEL_CONFLICTS = f"{PREFIX}/n_label_conflicts"
+"""Near-identical differently-labelled pairs found by the sharp-label check."""
 N_SAMPLES = f"{PREFIX}/n_samples"
 """Sample size the fit-start values were measured on."""
 N_TRAIN = f"{PREFIX}/n_train"
@@ -64,8 +67,16 @@ FORECAST_QUANTITIES: tuple[str, ...] = (
 )
 """What the scaling-law forecast logs (``test_loss``/``gap`` need a calibrated constant)."""
 
-TIMED_WORK: tuple[str, ...] = ("fit_start", "d_repr", "adv", "forecast")
+TIMED_WORK: tuple[str, ...] = ("setup", "fit_start", "d_repr", "adv", "forecast")
 """Measurements whose seconds are logged under :func:`seconds`."""
+
+OVERHEAD_SECONDS = f"{PREFIX}/time/total"
+"""Seconds all dataprops callbacks have spent in this fit (the overhead budget's total)."""
+SPENT_PREFIX = f"{PREFIX}/time/spent/"
+"""Prefix of each callback's own running total in ``trainer.callback_metrics`` (not logged):
+the budget's ledger, one entry per callback, summed into :data:`OVERHEAD_SECONDS`."""
+OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
+"""That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
 
 
 def d_repr(layer: str) -> str:
@@ -87,6 +98,14 @@ def forecast(quantity: str) -> str:
     if quantity not in FORECAST_QUANTITIES:
         raise ValueError(f"unknown forecast quantity {quantity!r}; one of {FORECAST_QUANTITIES}")
     return f"{PREFIX}/forecast/{quantity}"
+
+
+def postponed(work: str) -> str:
+    """How many times a periodic measurement (``"d_repr"``, ``"adv"``) was postponed by the
+    overhead budget."""
+    if work not in TIMED_WORK:
+        raise ValueError(f"unknown timed work {work!r}; one of {TIMED_WORK}")
+    return f"{PREFIX}/postponed/{work}"
 
 
 def seconds(work: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -13,8 +15,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.callbacks._budget import OverheadBudget
 from lightning_dataprops.callbacks._data_source import fit_dataset
-from lightning_dataprops.callbacks._logging import log_to_trainer
+from lightning_dataprops.callbacks._logging import (
+    forget_metrics,
+    log_epoch_metrics,
+    log_to_loggers,
+)
 from lightning_dataprops.data import Sample, read_first_item, sample_dataset
 from lightning_dataprops.functional.model_guard import untouched
 from lightning_dataprops.functional.representations import eager_module, eager_stance
@@ -42,6 +49,11 @@ class DataPropsOptions:
             models that return tuples or dicts, e.g. ``lambda m, x: m(x)[0]``.
         progress: progress bars on long work; ``None`` follows the trainer's progress bar.
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
+        overhead_budget: the callbacks' own time stays within this fraction of the fit's time:
+            periodic measurements (d_repr, the robustness probe) that would exceed it are
+            postponed, and the spending is logged (``dataprops/time/total``,
+            ``dataprops/time/overhead``, ``dataprops/postponed/...``); ``None``: measure on
+            schedule.
 
     Example:
         >>> from lightning_dataprops.callbacks import DataPropsOptions
@@ -57,6 +69,7 @@ class DataPropsOptions:
     forward_fn: ForwardFn | None = None
     progress: bool | None = None
     memory_budget_mb: float = 512.0
+    overhead_budget: float | None = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for hyperparameter logging (callables by their qualified name)."""
@@ -79,7 +92,10 @@ class DataPropsCallback(Callback):
     """Base of the dataprops callbacks; subclasses implement one measurement each.
 
     Subclasses set ``STATE_VERSION`` and implement :meth:`_get_state`/:meth:`_set_state` for
-    what must survive a resume.
+    what must survive a resume. At fit start the first active dataprops callback of the trainer
+    hands the configuration of all of them (:meth:`hyperparameters`) to every logger as one
+    record; epoch-end values go through :meth:`log_metrics` and stay in
+    ``trainer.callback_metrics`` until the next epoch starts.
     """
 
     STATE_VERSION = 1
@@ -97,6 +113,46 @@ class DataPropsCallback(Callback):
         """Added by the ``LIGHTNING_DATAPROPS`` entry point (then it has its own state key)."""
         self.active = True
         """``False`` when a factory callback steps aside for one the user attached."""
+        self._epoch_names: set[str] = set()
+        self.budget = OverheadBudget(self.options.overhead_budget, type(self).__name__)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Fit setup, timed and charged to the overhead budget (subclasses: ``_setup_fit``)."""
+        if stage != "fit" or self.step_aside_for_user_callback(trainer):
+            return
+        self.budget.start(self.state_key)
+        started = time.perf_counter()
+        try:
+            self._setup_fit(trainer, pl_module)
+        finally:
+            self.budget.charge(trainer, "setup", time.perf_counter() - started)
+
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check the configuration against the fit (raise here, before training), pick data."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning clears callback_metrics after the sanity check: put the ledger back.
+        if self.active:
+            self.budget.restore(trainer)
+
+    # ------------------------------------------------------------------ overhead budget
+    def budgeted(
+        self,
+        trainer: pl.Trainer,
+        work: str,
+        fn: Callable[..., dict[str, float] | None],
+        *args: Any,
+    ) -> dict[str, float] | None:
+        """Run a periodic measurement if the overhead budget allows it now (guarded), charge
+        its time and add the budget's metrics; ``None`` when postponed or failed."""
+        if not self.budget.allows(trainer, work):
+            self.log_metrics(trainer, self.budget.report(trainer))
+            return None
+        started = time.perf_counter()
+        metrics = self.guarded(work, fn, *args)
+        spent = self.budget.charge(trainer, work, time.perf_counter() - started)
+        return None if metrics is None else {**metrics, **spent}
 
     # ------------------------------------------------------------------ factory clash
     @property
@@ -207,11 +263,87 @@ class DataPropsCallback(Callback):
         return trainer.progress_bar_callback is not None
 
     # ------------------------------------------------------------------ logging
-    @staticmethod
-    def log_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
-        """To every logger (rank zero) and into ``trainer.callback_metrics``."""
+    def log_metrics(self, trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+        """From an epoch-end hook: to every logger on Lightning's epoch rows (same ``epoch`` and
+        step as ``val_loss``) and into ``trainer.callback_metrics`` for this epoch only."""
         if metrics:
-            log_to_trainer(trainer, metrics)
+            log_epoch_metrics(trainer, metrics)
+            self._epoch_names.update(metrics)
+
+    @staticmethod
+    def log_fit_start(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+        """From ``on_fit_start`` (where ``LightningModule.log`` is refused): to every logger, with
+        the ``epoch`` key Lightning adds, and into ``trainer.callback_metrics``."""
+        if metrics:
+            log_to_loggers(trainer, metrics)
+
+    @staticmethod
+    def epoch_end_step(trainer: pl.Trainer) -> int:
+        """The step of Lightning's epoch-level rows, seen from ``on_train_epoch_end``.
+
+        Lightning writes them at its count of stepped batches minus one (the last batch's step);
+        the findings of an epoch go to the same step as its scalars.
+        """
+        stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", None)
+        return max(int(trainer.global_step if stepped is None else stepped) - 1, 0)
+
+    # ------------------------------------------------------------------ findings
+    def publish(self, trainer: pl.Trainer, finding: Any, *, step: int | None = None) -> None:
+        """Hand a finding (image, text, configuration) to every attached logger but W&B, from
+        rank zero. Never ends the run: a failure warns once and stops this callback's findings.
+        """
+        if not trainer.is_global_zero:
+            return
+        from lightning_dataprops.integrations.publish import publish
+
+        where = trainer.global_step if step is None else step
+        self.guarded("publishing findings to the loggers", publish, trainer, finding, step=where)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """This callback's constructor arguments as plain values (``options`` left out)."""
+        params: dict[str, Any] = {}
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name not in ("self", "options") and hasattr(self, name):
+                params[name] = getattr(self, name)
+        return params
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # TensorBoard keeps a run's first hparams record, and Lightning writes its own right
+        # after on_fit_start: the configuration of every dataprops callback goes out here, once,
+        # from the first active one.
+        if self.active:
+            self.guarded("configuration", self._publish_configuration, trainer)
+
+    def _publish_configuration(self, trainer: pl.Trainer) -> None:
+        ours = [
+            callback
+            for callback in getattr(trainer, "callbacks", [])
+            if isinstance(callback, DataPropsCallback) and callback.active
+        ]
+        if not ours or ours[0] is not self:
+            return
+        from lightning_dataprops.findings import HyperparametersFinding
+
+        config: dict[str, Any] = {}
+        shared = all(callback.options == self.options for callback in ours)
+        if shared:
+            config["options"] = self.options.to_dict()
+        for callback in ours:
+            params = callback.hyperparameters()
+            if not shared:
+                params["options"] = callback.options.to_dict()
+            name, number = type(callback).__name__, 1
+            while name in config:  # e.g. two RepresentationIDMonitors on different layers
+                number += 1
+                name = f"{type(callback).__name__}_{number}"
+            config[name] = params
+        finding = HyperparametersFinding.from_mapping(config, prefix="dataprops")
+        self.publish(trainer, finding)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A periodic value is in callback_metrics only on the epochs that measured it, so that
+        # EarlyStopping(strict=False) skips the others instead of re-reading a stale value.
+        forget_metrics(trainer, self._epoch_names)
 
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:

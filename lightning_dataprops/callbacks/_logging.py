@@ -1,4 +1,16 @@
-"""Log values from any hook, including those where ``LightningModule.log`` is refused."""
+"""Log the product's scalars so that they sit on Lightning's own rows (same ``epoch``, same step).
+
+Two paths, one per kind of hook:
+
+- :func:`log_epoch_metrics`, from an epoch-end hook (``on_train_epoch_end``): through
+  ``LightningModule.log(on_epoch=True)``, so Lightning itself writes them with its epoch-level
+  metrics: the same step as ``train_loss_epoch``/``val_loss`` and an ``epoch`` column, in
+  ``trainer.callback_metrics`` at once for ``EarlyStopping``, ``ModelCheckpoint`` and the
+  forecast;
+- :func:`log_to_loggers`, from hooks where ``LightningModule.log`` is refused
+  (``on_fit_start``): to every logger as Lightning's ``LoggerConnector.log_metrics`` does (an
+  ``epoch`` key, the trainer's step) and into ``trainer.callback_metrics``.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +20,53 @@ import lightning.pytorch as pl
 import torch
 
 
-def log_to_trainer(
+def log_to_loggers(
     trainer: pl.Trainer, metrics: dict[str, float], *, step: int | None = None
 ) -> None:
     """Send ``metrics`` to every attached logger (rank zero) and into ``callback_metrics``.
 
-    ``callback_metrics`` makes them visible to ``EarlyStopping`` and ``ModelCheckpoint``.
-    Loggers' ``log_metrics`` are rank-zero-only in Lightning, so this is safe on every rank.
+    Like Lightning's own epoch-level rows, each row carries the trainer's ``epoch``; the step is
+    ``global_step`` (at fit start, the step Lightning would use). NaN values stay out of the
+    loggers (they would break plots) but are put into ``callback_metrics``.
     """
     step = trainer.global_step if step is None else step
     for name, value in metrics.items():
         trainer.callback_metrics[name] = torch.tensor(float(value))
     if trainer.is_global_zero:
-        finite = {
-            name: float(value) for name, value in metrics.items() if not math.isnan(float(value))
-        }
+        row = {name: float(value) for name, value in metrics.items() if not math.isnan(value)}
+        row.setdefault("epoch", trainer.current_epoch)  # an int, as Lightning writes it
         for logger in trainer.loggers:
-            logger.log_metrics(finite, step=step)
+            logger.log_metrics(row, step=step)
+            logger.save()
+
+
+def log_epoch_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """Log ``metrics`` from an epoch-end hook as epoch-level values of the fit.
+
+    Every rank calls this with the same values (the measurements are computed on all ranks), so
+    under DDP the mean reduction Lightning applies returns them unchanged.
+    """
+    module = trainer.lightning_module
+    distributed = trainer.world_size > 1
+    to_loggers = bool(trainer.loggers)  # Lightning warns about logger=True without a logger
+    for name, value in metrics.items():
+        if math.isnan(value):
+            trainer.callback_metrics[name] = torch.tensor(float("nan"))
+            continue
+        module.log(
+            name,
+            float(value),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=False,
+            logger=to_loggers,
+            sync_dist=distributed,
+        )
+
+
+def forget_metrics(trainer: pl.Trainer, names: set[str]) -> None:
+    """Remove ``names`` from ``trainer.callback_metrics``: a value of an earlier epoch must not be
+    read as this epoch's (``EarlyStopping(strict=False)`` then skips epochs without one)."""
+    metrics = trainer.callback_metrics
+    for name in names:
+        metrics.pop(name, None)

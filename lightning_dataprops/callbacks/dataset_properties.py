@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,10 +13,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.data import Sample
+from lightning_dataprops.findings import SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties
-from lightning_dataprops.references import assess_label_sharpness, protocol_label_sharpness
+from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.references import check_label_sharpness
+
+SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
 
 class SharpLabelsWarning(UserWarning):
@@ -29,9 +34,12 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     the fit's data source, never by iterating your loader, which may be shuffled, augmented or
     distributed-sampled), one exact neighbour pass gives the intrinsic dimension ``d_data``
     (MLE and TwoNN) and the label sharpness ``K_F`` (Konz & Mazurowski, ICLR 2024). With class
-    targets and image inputs, ``K_F`` is also measured under the references' protocol (28x28
-    grayscale in [0, 1]) and compared with natural-image datasets at the same ``N``: sharp
-    labels raise a :class:`SharpLabelsWarning` (and a rate-limited W&B alert). Under DDP the
+    targets and image inputs, the sharp-label check
+    (:func:`~lightning_dataprops.references.check_label_sharpness`) compares the sample's median
+    sharpness under the reference protocol with natural-image datasets at the same ``N``, and
+    looks for label conflicts (near-identical inputs with different labels): sharp labels or
+    conflicts raise one :class:`SharpLabelsWarning` (and a rate-limited W&B alert) naming the
+    references, the training samples to inspect and what to do. Under DDP the
     neighbour search is sharded across ranks and every rank gets the same values. The results
     are kept in the callback's checkpoint state: a resumed fit does not recompute them.
 
@@ -43,14 +51,18 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     - ``dataprops/d_data_twonn``: ``d_data`` by TwoNN (Facco et al. 2017);
     - ``dataprops/K_F``: exact ``K_F`` of the sample (``inf``: two differently-labelled
       identical inputs; absent without targets);
-    - ``dataprops/K_F_protocol``: ``K_F`` of the sample under the reference protocol;
-    - ``dataprops/K_F_ratio``: that value over the top of the natural-image band;
+    - ``dataprops/K_F_median``: median sharpness ``K_F(0.5)`` under the reference protocol,
+      the statistic the check compares (image inputs with class targets);
+    - ``dataprops/K_F_ratio``: that value over the largest natural-image value;
+    - ``dataprops/n_label_conflicts``: near-identical differently-labelled pairs;
     - ``dataprops/n_samples``: the sample size the values were measured on;
     - ``dataprops/n_train``: the training-set size ``N`` (``len`` of the dataset, or ``n_train``);
     - ``dataprops/time/fit_start``: seconds spent.
 
-    With a ``WandbLogger`` it also writes the values to the run's summary and config and a table
-    of the sharpest differently-labelled pairs with both inputs side by side
+    To every logger (TensorBoard, MLflow, CSV files...; ``docs/loggers.md``) it also hands an image
+    grid of the sharpest differently-labelled pairs and label conflicts (labels, distance,
+    dataset indices) and the sharp-label warning text. With a ``WandbLogger`` it also writes the
+    values to the run's summary and config and a table of the pairs with both inputs side by side
     (``dataprops/sharpest_pairs``).
 
     Cost: one sample read and one exact neighbour search over ``max_samples`` inputs at fit
@@ -105,6 +117,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         """Whether the last fit measured the properties (``False`` when restored on resume)."""
         self._dataset: Any = None
         self._panels: Any = None
+        self._pairs: SharpPairsFinding | None = None
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
@@ -117,9 +130,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.fit_start_state = state.get("fit_start")
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
-            return
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, _ = self.training_data(trainer)
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for
@@ -140,6 +151,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ fit start
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)  # the configuration, to every logger
         if not self.active:
             return
         if self.fit_start_state is not None:
@@ -154,23 +166,37 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.recomputed = True
         self.fit_start_state = state
         self._publish(trainer, state, sample)
+        cost = float(state["metrics"][names.seconds("fit_start")])
+        self.log_metrics(trainer, self.budget.charge(trainer, "fit_start", cost))
 
     def _measure(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> tuple[dict[str, Any], Sample]:
         started = time.perf_counter()
         sample = self.sample(self._dataset, self.max_samples)
-        props = dataset_properties(
-            sample.inputs,
-            sample.targets,
-            k=self.k,
-            top_pairs=self.top_pairs,
-            memory_budget_mb=self.options.memory_budget_mb,
-            device=pl_module.device,
-            distributed=trainer.world_size > 1,
-            progress=self.show_progress(trainer),
-        )
+        with warnings.catch_warnings():
+            # Conflicts are reported by the sharp-label check, with dataset indices.
+            warnings.simplefilter("ignore", LabelConflictWarning)
+            props = dataset_properties(
+                sample.inputs,
+                sample.targets,
+                k=self.k,
+                top_pairs=self.top_pairs,
+                memory_budget_mb=self.options.memory_budget_mb,
+                device=pl_module.device,
+                distributed=trainer.world_size > 1,
+                progress=self.show_progress(trainer),
+            )
         state = self._state_of(sample, props)
+        if props.label_sharpness_result is not None:
+            # For the loggers' image grid only (it holds inputs): not in the checkpointed state.
+            self._pairs = self.guarded(
+                "sharpest-pairs image",
+                SharpPairsFinding.from_label_sharpness,
+                props.label_sharpness_result,
+                sample.inputs,
+                index_map=sample.indices.tolist(),
+            )
         n_train = self._training_set_size(sample)
         if n_train is not None:
             state["metrics"][names.N_TRAIN] = float(n_train)
@@ -207,31 +233,53 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             for pair in sharpness.pairs
         ]
         if sharpness.target_type == "class" and sample.targets is not None:
-            state["assessment"] = self._assess(sample, sharpness.n_classes or 2, metrics)
+            state["assessment"] = self._assess(sample, props, metrics)
         return state
 
     def _assess(
-        self, sample: Sample, n_classes: int, metrics: dict[str, float]
+        self, sample: Sample, props: DatasetProperties, metrics: dict[str, float]
     ) -> dict[str, Any] | None:
-        """Compare K_F with the natural-image references under their protocol."""
+        """The sharp-label check (:func:`~lightning_dataprops.references.check_label_sharpness`)
+        on the sample; without image inputs, only the label conflicts of the raw inputs."""
+        assert sample.targets is not None
+        indices = sample.indices.tolist()
         if len(sample.input_shape) < 2:
             rank_zero_info(
                 f"{type(self).__name__}: inputs are not images; no reference exists to compare "
-                "K_F with."
+                "label sharpness with, so only label conflicts are checked."
             )
-            return None
-        assert sample.targets is not None
-        protocol = protocol_label_sharpness(sample.inputs, sample.targets)
-        assessment = assess_label_sharpness(protocol.value, len(sample), n_classes)
-        metrics[names.K_F_PROTOCOL] = protocol.value
-        metrics[names.K_F_RATIO] = assessment.ratio
-        return {"is_sharp": assessment.is_sharp, "message": assessment.message}
+            result = props.label_sharpness_result
+            conflicts = () if result is None else result.conflicts
+            if not conflicts:
+                return None
+            shown = ", ".join(
+                f"{indices[p.i]} and {indices[p.j]} (labels {p.label_i} vs {p.label_j})"
+                for p in conflicts[:5]
+            )
+            message = (
+                f"Label conflicts: {len(conflicts)} pair(s) of near-identical training samples "
+                f"carry different labels: {shown}. These are often labelling errors or "
+                "duplicated samples; check them."
+            )
+            return {"is_sharp": True, "message": message}
+        check = check_label_sharpness(
+            sample.inputs, sample.targets, memory_budget_mb=self.options.memory_budget_mb
+        )
+        metrics[names.K_F_MEDIAN] = check.value
+        metrics[names.K_F_RATIO] = check.ratio
+        metrics[names.N_LABEL_CONFLICTS] = float(len(check.conflicts))
+        return {"is_sharp": check.is_sharp, "message": check.explain(index_map=indices)}
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
-        self.log_metrics(trainer, state["metrics"])
+        self.log_fit_start(trainer, state["metrics"])
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             rank_zero_warn(message, category=SharpLabelsWarning)
+        if self._pairs is not None:
+            self.publish(trainer, self._pairs)
+        if message is not None and self.warn_sharp_labels:
+            warning = TextFinding(SHARP_LABELS_TITLE, message, key="sharp_labels", level="warning")
+            self.publish(trainer, warning)
         if self._panels is None or not trainer.is_global_zero:
             return
         context = {
@@ -244,24 +292,17 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         if sample is not None and state["pairs"]:
             self._panels.sharpest_pairs(state["pairs"], sample.inputs, step=trainer.global_step)
         if message is not None and self.warn_sharp_labels:
-            self._panels.alert("Sharp labels in the training set", message)
+            self._panels.alert(SHARP_LABELS_TITLE, message)
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:
         assessment = state.get("assessment")
         if not assessment or not assessment["is_sharp"]:
             return None
-        message = str(assessment["message"])
-        if state["pairs"]:
-            top = state["pairs"][0]
-            message += (
-                f" The sharpest pair is training samples {top['index_i']} and {top['index_j']} "
-                f"(labels {top['label_i']} vs {top['label_j']}, distance {top['distance']:.4g}): "
-                "inspect such pairs for label errors or near-duplicates."
-            )
-        return message
+        return str(assessment["message"])
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         # Lightning clears callback_metrics after the sanity check: put the values back so that
         # EarlyStopping, ModelCheckpoint and the forecast can read them.
         if self.active and self.fit_start_state is not None:

@@ -55,9 +55,10 @@ def default_callbacks(**options: Any) -> list[Callback]:
 
     Args:
         **options: the shared options (``seed``, ``input_key``, ``target_key``, ``input_fn``,
-            ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``) go into one
-            :class:`DataPropsOptions`; ``k`` to both measuring callbacks; the others to their
-            callback: ``max_samples``, ``top_pairs``, ``warn_sharp_labels``, ``alert_wait_s``,
+            ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``,
+            ``overhead_budget``) go into one :class:`DataPropsOptions`; ``k`` to both
+            measuring callbacks; the others to their callback: ``max_samples``, ``top_pairs``,
+            ``warn_sharp_labels``, ``alert_wait_s``,
             ``n_train`` (dataset properties); ``repr_samples``, ``layers``, ``every_n_epochs``,
             ``pool``, ``batch_size``, ``layer_call`` (d_repr); ``adversarial_every_n_epochs``,
             ``adversarial_samples``, ``attacks``, ``attack_eps``, ``data_range``,

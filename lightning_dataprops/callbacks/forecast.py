@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning_dataprops import names
 from lightning_dataprops.calibration import ConstantSpec, append_run_csv, resolve_constant
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
+from lightning_dataprops.findings import ForecastFinding
 from lightning_dataprops.functional.scaling_law import Calibration, ScalingForecast, forecast
 
 _PROVIDERS = {
@@ -60,8 +61,10 @@ class ScalingForecastMonitor(DataPropsCallback):
     - ``dataprops/forecast/observed_val_loss``: the validation loss beside them;
     - ``dataprops/time/forecast``: seconds spent.
 
-    With a ``WandbLogger``, also a plot of the forecast test loss against ``N``
-    (``dataprops/forecast_plot/data_scaling``). Cost: negligible (arithmetic).
+    At fit end every logger gets the forecast plot, predicted loss against ``N`` with the
+    observed validation loss marked (``docs/loggers.md``). With a ``WandbLogger``, also a plot
+    of the forecast test loss against ``N`` (``dataprops/forecast_plot/data_scaling``).
+    Cost: negligible (arithmetic).
 
     Args:
         options: shared options (unused by the arithmetic; accepted for uniformity).
@@ -113,12 +116,14 @@ class ScalingForecastMonitor(DataPropsCallback):
         self.last_forecast: ScalingForecast | None = None
         self._told: set[str] = set()
         self._panels: Any = None
+        self._last_d_repr: float | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.step_aside_for_user_callback(trainer):
             return
         self.constant = resolve_constant(self.scaling_constant)
         self._told.clear()
+        self._last_d_repr = None
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for
 
@@ -152,18 +157,23 @@ class ScalingForecastMonitor(DataPropsCallback):
         return found
 
     def _d_repr(self, trainer: pl.Trainer) -> float | None:
+        """The latest ``d_repr`` read from ``callback_metrics`` (it is there only on the epochs
+        that measured it, so the last one read is kept)."""
         if self.repr_layer is not None:
             value = _metric(trainer, names.d_repr(self.repr_layer))
-            if value is None:
+            if value is None and self._last_d_repr is None:
                 self._tell_once(
                     "repr",
                     f"no {names.d_repr(self.repr_layer)} in trainer.callback_metrics (logged by "
                     "RepresentationIDMonitor for that layer); repr_loss_ratio_2x_data is skipped.",
                 )
-            return value
-        prefix = names.d_repr("")
-        logged = [key for key in trainer.callback_metrics if key.startswith(prefix)]
-        return _metric(trainer, logged[-1]) if logged else None
+        else:
+            prefix = names.d_repr("")
+            logged = [key for key in trainer.callback_metrics if key.startswith(prefix)]
+            value = _metric(trainer, logged[-1]) if logged else None
+        if value is not None:
+            self._last_d_repr = value
+        return self._last_d_repr
 
     def val_loss(self, trainer: pl.Trainer) -> float | None:
         return _metric(trainer, self.val_loss_key, f"{self.val_loss_key}_epoch")
@@ -206,7 +216,19 @@ class ScalingForecastMonitor(DataPropsCallback):
         return metrics
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.active or self.calibration_csv is None or not trainer.is_global_zero:
+        if not self.active:
+            return
+        if self.last_forecast is not None:
+            # The plot changes with every epoch's validation loss: drawn once, at the end.
+            finding = self.guarded(
+                "forecast plot",
+                ForecastFinding.from_forecast,
+                self.last_forecast,
+                self.val_loss(trainer),
+            )
+            if finding is not None:
+                self.publish(trainer, finding)
+        if self.calibration_csv is None or not trainer.is_global_zero:
             return
         self.guarded("calibration record", self._record_run, trainer)
 

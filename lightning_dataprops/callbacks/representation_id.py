@@ -13,6 +13,7 @@ from torch import Tensor
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
+from lightning_dataprops.findings import ReprProfileFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.representations import (
     call_counts,
@@ -44,7 +45,10 @@ class RepresentationIDMonitor(DataPropsCallback):
       ``every_n_epochs`` epochs, layers in the order the forward pass runs them;
     - ``dataprops/time/d_repr``: seconds spent.
 
-    With a ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
+    The values are in ``trainer.callback_metrics`` only on the epochs that measured them (see
+    ``docs/callbacks.md`` for ``EarlyStopping`` and ``ModelCheckpoint`` on them). After each
+    measured epoch every logger gets the d_repr profile plot (``docs/loggers.md``); with a
+    ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
     (``dataprops/d_repr_plot``) of ``d_repr`` per layer over epochs.
 
     Cost: one forward pass over ``n_samples`` inputs and one neighbour search per layer, per
@@ -126,9 +130,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         self.history = list(state.get("history", []))
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
-            return
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, first_input = self.training_data(trainer)
         names_found = (
             [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
@@ -164,9 +166,14 @@ class RepresentationIDMonitor(DataPropsCallback):
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         with untouched_rng():
-            metrics = self.guarded("d_repr", self._measure, trainer, pl_module)
+            metrics = self.budgeted(trainer, "d_repr", self._measure, trainer, pl_module)
         if metrics:
             self.log_metrics(trainer, metrics)
+            self.publish(
+                trainer,
+                ReprProfileFinding.from_rows(self.history),
+                step=self.epoch_end_step(trainer),
+            )
             if self._panels is not None and trainer.is_global_zero:
                 self._panels.representation_profile(self.history, step=trainer.global_step)
 

@@ -178,8 +178,8 @@ class RobustnessMonitor(DataPropsCallback):
         return {"name": self.name} if self.name is not None else {}
 
     # ------------------------------------------------------------------ setup
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self.every_n_epochs or self.step_aside_for_user_callback(trainer):
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.every_n_epochs:
             return
         dataset = fit_dataset(trainer, "val")
         if dataset is None:
@@ -292,7 +292,7 @@ class RobustnessMonitor(DataPropsCallback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        metrics = self.guarded("the robustness probe", self._probe, trainer, pl_module)
+        metrics = self.budgeted(trainer, "adv", self._probe, trainer, pl_module)
         if metrics:
             self.history.append({"epoch": trainer.current_epoch, "metrics": metrics})
             self.log_metrics(trainer, metrics)

@@ -17,7 +17,7 @@ Duplicates and near-duplicates are collapsed to one representative before estima
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -408,3 +408,49 @@ def intrinsic_dimension(
         stderr=stderr,
         n_bootstrap=n_bootstrap,
     )
+
+
+@full_precision_matmul()
+def mle_k_curve(
+    x: Any,
+    ks: Sequence[int] = (5, 10, 15, 20, 30, 40),
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The MLE intrinsic dimension (MacKay-Ghahramani pooling) at several neighbour counts k,
+    from one exact neighbour search with the largest k (duplicates collapsed, as in
+    :func:`intrinsic_dimension`).
+
+    How much the estimate moves with k shows how far it can be trusted: on a flat manifold it is
+    nearly constant; curvature and noise make it drift (Levina & Bickel 2004).
+
+    Args:
+        x: ``(n, ...)`` samples, flattened to ``(n, D)``.
+        ks: neighbour counts (each >= 2); those not below the number of distinct samples are
+            dropped.
+
+    Returns:
+        ``(ks, values)``: the ks used, increasing, and the estimate at each.
+
+    Raises:
+        ValueError: no usable k (too few samples), or bad samples (see :func:`intrinsic_dimension`).
+
+    Example:
+        >>> import torch
+        >>> from lightning_dataprops.functional.intrinsic_dimension import mle_k_curve
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ks, values = mle_k_curve(torch.rand(500, 3, generator=g), ks=(10, 20))
+        >>> ks, [round(v) for v in values]
+        ((10, 20), [3, 3])
+    """
+    points, _ = as_points(x, device=device)
+    usable = sorted({int(k) for k in ks if 2 <= int(k) < len(points)})
+    if not usable:
+        raise ValueError(f"no k in {tuple(ks)} is usable with {len(points)} samples (2 <= k < n).")
+    neighbours = unique_neighbours(
+        points, usable[-1], memory_budget_mb=memory_budget_mb, progress=progress
+    )
+    values = tuple(mle_from_distances(neighbours.distances[:, :k])[0] for k in usable)
+    return tuple(usable), values

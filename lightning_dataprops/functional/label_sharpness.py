@@ -21,7 +21,7 @@ from torch import Tensor
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
-from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
+from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL, DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import (
@@ -111,6 +111,7 @@ def sharpness_from_graph(
     input_shape: tuple[int, ...],
     n_classes: int,
     top_pairs: int,
+    conflict_rtol: float = DEFAULT_CONFLICT_RTOL,
 ) -> LabelSharpnessResult:
     """Class-label K_F from a neighbour graph that holds nearest differently-labelled neighbours."""
     if graph.pair_first is None or graph.pair_second is None or graph.pair_distances is None:
@@ -121,7 +122,11 @@ def sharpness_from_graph(
     robust = None
     if graph.other_indices is not None and graph.other_distances is not None:
         robust = robust_sharpness(
-            labels, graph.other_indices, graph.other_distances, graph.distances[:, 0]
+            labels,
+            graph.other_indices,
+            graph.other_distances,
+            graph.distances[:, 0],
+            conflict_rtol=conflict_rtol,
         )
         conflicts = list(robust.conflicts)
     return _result(
@@ -256,6 +261,7 @@ def label_sharpness(
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
     progress: bool = False,
+    conflict_rtol: float = DEFAULT_CONFLICT_RTOL,
 ) -> LabelSharpnessResult:
     """Label sharpness ``K_F`` of a labelled sample, exact by default.
 
@@ -274,9 +280,14 @@ def label_sharpness(
         memory_budget_mb: bound on the working memory of the exact search.
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+        conflict_rtol: class labels, exact method: differently-labelled pairs closer than this
+            times the median nearest-neighbour distance are label conflicts (``result.conflicts``,
+            :class:`LabelConflictWarning`); see
+            :func:`~lightning_dataprops.functional.robust_sharpness`.
 
     Returns:
-        A :class:`LabelSharpnessResult`; ``float(result)`` is ``K_F``.
+        A :class:`LabelSharpnessResult`; ``float(result)`` is ``K_F``; with class labels and the
+        exact method, ``result.robust`` holds the distribution-based statistics.
 
     Example:
         >>> import torch
@@ -328,5 +339,10 @@ def label_sharpness(
         progress=progress,
     )
     return sharpness_from_graph(
-        graph, targets, input_shape=input_shape, n_classes=n_classes, top_pairs=top_pairs
+        graph,
+        targets,
+        input_shape=input_shape,
+        n_classes=n_classes,
+        top_pairs=top_pairs,
+        conflict_rtol=conflict_rtol,
     )

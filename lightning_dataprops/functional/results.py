@@ -119,6 +119,8 @@ class RobustSharpness:
         conflict_threshold: the distance below which a pair is a conflict
             (``conflict_rtol`` x the median nearest-neighbour distance).
         conflict_rtol: the relative threshold used.
+        scale: the median positive nearest-neighbour distance of the sample (any label): how
+            close points typically are, in input units.
         other_distances: ``(n,)`` float64 ``d_i`` of every point.
     """
 
@@ -129,6 +131,7 @@ class RobustSharpness:
     conflicts: tuple[SharpPair, ...]
     conflict_threshold: float
     conflict_rtol: float
+    scale: float
     other_distances: Tensor = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +147,7 @@ class RobustSharpness:
             "conflicts": [pair.to_dict() for pair in self.conflicts],
             "conflict_threshold": self.conflict_threshold,
             "conflict_rtol": self.conflict_rtol,
+            "scale": self.scale,
         }
 
 

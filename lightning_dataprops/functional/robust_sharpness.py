@@ -151,5 +151,6 @@ def robust_sharpness(
         ),
         conflict_threshold=threshold,
         conflict_rtol=float(conflict_rtol),
+        scale=scale,
         other_distances=distances,
     )

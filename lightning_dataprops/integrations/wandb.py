@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
+import numpy as np
 from torch import Tensor
 
 from lightning_dataprops import names
 from lightning_dataprops.functional.scaling_law import ScalingForecast
+from lightning_dataprops.render import pair_display
 
 
 def find_wandb_logger(trainer: pl.Trainer) -> Any | None:
@@ -38,27 +39,16 @@ def panels_for(trainer: pl.Trainer, *, alert_wait_s: float = 3600.0) -> WandbPan
     return None if logger is None else WandbPanels(logger, alert_wait_s=alert_wait_s)
 
 
-def _as_image(sample: Tensor) -> Tensor | None:
-    """A ``(H, W)`` or ``(H, W, C)`` float image in [0, 1] from one input, if it is image-like."""
-    if sample.ndim == 3 and sample.shape[0] in (1, 3):
-        image = sample.permute(1, 2, 0)
-    elif sample.ndim == 2:
-        image = sample[..., None]
-    else:
+def pair_image(first: Tensor, second: Tensor) -> np.ndarray | None:
+    """The two inputs side by side with a thin white separator, as an ``(H, W, 3)`` array in
+    ``[0, 1]`` scaled with the pair's joint range (:func:`~lightning_dataprops.render.pair_display`,
+    the scaling every logger's picture uses), or ``None`` for inputs that are not images."""
+    shown = pair_display(first, second)
+    if shown is None:
         return None
-    image = image.float()
-    low, high = float(image.min()), float(image.max())
-    return (image - low) / (high - low) if high > low else torch.zeros_like(image)
-
-
-def pair_image(first: Tensor, second: Tensor) -> Tensor | None:
-    """The two inputs side by side with a thin separator, or ``None`` for non-image inputs."""
-    left, right = _as_image(first), _as_image(second)
-    if left is None or right is None or left.shape != right.shape:
-        return None
-    separator = torch.ones(left.shape[0], max(1, left.shape[1] // 14), left.shape[2])
-    joined = torch.cat([left, separator, right], dim=1)
-    return joined[..., 0] if joined.shape[-1] == 1 else joined
+    left, right = shown
+    separator = np.ones((left.shape[0], max(1, left.shape[1] // 14), 3))
+    return np.concatenate([left, separator, right], axis=1)
 
 
 class WandbPanels:
@@ -130,7 +120,7 @@ class WandbPanels:
                     pair["label_j"],
                     pair["distance"],
                     str(pair["sharpness"]),
-                    None if image is None else wandb.Image(image.numpy(), caption=caption),
+                    None if image is None else wandb.Image(image, caption=caption),
                 ]
             )
         self.logger.log_table(key=names.SHARPEST_PAIRS, columns=columns, data=rows, step=step)

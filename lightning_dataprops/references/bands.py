@@ -1,9 +1,10 @@
-"""The shipped natural-image values of ``K_F`` and the band they give at any sample size.
+"""The shipped natural-image values of the sharpness statistics, and the band at any sample size.
 
 The values (``reference_values.json``, package data beside this module) were measured by
-``scripts/measure_reference_values.py`` under the reference protocol
-(:func:`~lightning_dataprops.references.to_reference_protocol`) on all class pairs of MNIST and
-Fashion-MNIST and their 10-class sets (see ``docs/reference_values.md``).
+``scripts/measure_reference_values.py`` under the reference protocols
+(:func:`~lightning_dataprops.references.to_reference_protocol`) on every class pair and the
+10-class sets of MNIST, Fashion-MNIST and CIFAR-10 (see ``docs/reference_values.md``). The file
+also holds the rule the study chose (statistic and tolerance).
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["HIGH_QUANTILE", "LOW_QUANTILE", "ReferenceBand", "reference_band", "reference_values"]
-
-LOW_QUANTILE = "q10"
-"""Quantile of the natural-image values used as the band's lower end."""
-
-HIGH_QUANTILE = "q90"
-"""Quantile of the natural-image values used as the band's upper end."""
+__all__ = ["ReferenceBand", "reference_band", "reference_rule", "reference_values"]
 
 _JSON_NAME = "reference_values.json"
-_QUANTILE_KEYS: tuple[str, ...] = ("min", "q10", "median", "q90", "max")
 
 
 @lru_cache(maxsize=1)
@@ -42,45 +36,47 @@ def reference_values() -> dict[str, Any]:
         >>> data = reference_values()
         >>> sorted({row["n_classes"] for row in data["references"]})
         [2, 10]
+        >>> sorted({row["protocol"] for row in data["references"]})
+        ['gray28', 'rgb32']
     """
     return json.loads(json.dumps(_load_reference_values()))
 
 
-def _rows(n_classes: int) -> list[dict[str, Any]]:
-    rows = [r for r in _load_reference_values()["references"] if r["n_classes"] == n_classes]
-    return sorted(rows, key=lambda r: int(r["n"]))
+def reference_rule() -> dict[str, Any]:
+    """The rule chosen by the study: ``statistic``, ``tolerance``, ``conflict_rtol``, ...
 
-
-def _reference_classes(n_classes: int) -> int:
-    """The measured class count nearest to ``n_classes`` on a log scale."""
-    measured = sorted({int(r["n_classes"]) for r in _load_reference_values()["references"]})
-    return min(measured, key=lambda c: (abs(math.log(n_classes) - math.log(c)), c))
+    Example:
+        >>> rule = reference_rule()
+        >>> rule["statistic"], rule["tolerance"] > 1
+        ('K_F_q50', True)
+    """
+    rule: dict[str, Any] = dict(_load_reference_values()["rule"])
+    return rule
 
 
 @dataclass(frozen=True)
 class ReferenceBand:
-    """Natural-image ``K_F`` at sample size ``n`` under the reference protocol.
+    """Natural-image values of one statistic at sample size ``n`` under one protocol.
 
     Attributes:
+        statistic: the statistic (``"K_F"``, ``"K_F_q50"``, ...), in 1 / protocol distance.
+        protocol: ``"gray28"`` or ``"rgb32"``.
         n: the sample size asked for.
+        measured_n: the measured sample size used: the largest not above ``n`` (the statistics
+            grow with ``N``, so this errs towards a lower band), or the smallest one.
         n_classes: the class count of the reference used (2 or 10: the measured one nearest to
             ``requested_n_classes`` on a log scale).
         requested_n_classes: the class count asked for.
-        low: lower end of the band (10th percentile over natural tasks and seeds).
-        median: median over natural tasks and seeds.
-        high: upper end of the band (90th percentile).
-        minimum: smallest natural value.
-        maximum: largest natural value.
-        n_tasks: natural tasks (class pairs / datasets) behind the nearest measured ``N``.
-        measured_n: the measured sample sizes interpolated between (equal when exact/clamped).
-        exact_n: ``n`` is one of the measured sample sizes.
-        exact_n_classes: ``requested_n_classes`` is the reference's class count.
-        extrapolated: ``n`` lies outside the measured range; the nearest end is used (below it
-            the band is too high, above it too low, since ``K_F`` grows with ``N``).
-        source: one line saying where the values come from.
+        low, median, high: 10th percentile, median, 90th percentile over natural draws.
+        minimum, maximum: smallest and largest natural value.
+        count: natural draws (task x seed) behind the band.
+        datasets: the natural datasets measured.
     """
 
+    statistic: str
+    protocol: str
     n: int
+    measured_n: int
     n_classes: int
     requested_n_classes: int
     low: float
@@ -88,32 +84,25 @@ class ReferenceBand:
     high: float
     minimum: float
     maximum: float
-    n_tasks: int
-    measured_n: tuple[int, int]
-    exact_n: bool
-    exact_n_classes: bool
-    extrapolated: bool
-    source: str
+    count: int
+    datasets: tuple[str, ...]
 
     def describe(self) -> str:
-        """``"natural images at N=1000 (2 classes): 0.18-0.36"`` plus caveats.
+        """``"natural images (MNIST, ...; gray28, N=1000, 2 classes): 0.11-0.26"`` plus caveats.
 
         Example:
-            >>> reference_band(1000, 2).describe()[:36]
-            'natural images at N=1000 (2 classes)'
+            >>> reference_band(1000, 2).describe()[:16]
+            'natural images ('
         """
         text = (
-            f"natural images at N={self.n} ({self.n_classes} classes): "
-            f"{self.low:.2f}-{self.high:.2f}"
+            f"natural images ({', '.join(self.datasets)}; {self.protocol}, N={self.measured_n}, "
+            f"{self.n_classes} classes, {self.count} draws): {self.minimum:.3g}-{self.maximum:.3g}"
         )
         notes = []
-        if not self.exact_n_classes:
-            notes.append(
-                f"nearest reference for {self.requested_n_classes} classes is {self.n_classes}"
-            )
-        if self.extrapolated:
-            lo, hi = self.measured_n
-            notes.append(f"N outside the measured range {lo}-{hi}, nearest end used")
+        if self.n_classes != self.requested_n_classes:
+            notes.append(f"nearest reference for {self.requested_n_classes} classes")
+        if self.measured_n != self.n:
+            notes.append(f"nearest measured N to {self.n}")
         return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -123,57 +112,58 @@ def _check_int(value: int, name: str, minimum: int) -> int:
     return value
 
 
-def reference_band(n: int, n_classes: int) -> ReferenceBand:
-    """The natural-image band of ``K_F`` at sample size ``n`` for ``n_classes`` classes.
+def reference_band(
+    n: int, n_classes: int, protocol: str = "gray28", statistic: str | None = None
+) -> ReferenceBand:
+    """The natural-image band of ``statistic`` (default: the rule's) at sample size ``n``.
 
-    Quantiles are interpolated linearly in ``log N`` between the measured sample sizes and clamped
-    (``extrapolated=True``) outside them; the class count is the measured one (2 or 10) nearest
-    to ``n_classes`` on a log scale (2-4 classes -> 2, 5 or more -> 10).
+    Args:
+        n: the sample size (>= 2).
+        n_classes: classes in the sample (>= 2); 2-4 use the binary references, 5 or more the
+            10-class ones.
+        protocol: ``"gray28"`` or ``"rgb32"``.
+        statistic: a statistic of the study (``"K_F"``, ``"K_F_q05"`` ... ``"K_F_q50"``,
+            ``"scale_free_K_F"``, ``"scale_free_q50"``); default the rule's.
+
+    Raises:
+        ValueError: bad ``n`` / ``n_classes``, an unknown protocol or statistic.
 
     Example:
         >>> band = reference_band(700, n_classes=3)
-        >>> band.n_classes, band.exact_n_classes, band.exact_n, band.measured_n
-        (2, False, False, (500, 1000))
-        >>> reference_band(500, 2).high < band.high < reference_band(1000, 2).high
+        >>> band.n_classes, band.measured_n, band.statistic
+        (2, 500, 'K_F_q50')
+        >>> band.minimum <= band.median <= band.maximum
         True
     """
     _check_int(n, "n", 2)
     _check_int(n_classes, "n_classes", 2)
-    ref_classes = _reference_classes(n_classes)
-    rows = _rows(ref_classes)
-    sizes = [int(r["n"]) for r in rows]
-    if n <= sizes[0] or n >= sizes[-1]:
-        row = rows[0] if n <= sizes[0] else rows[-1]
-        values = {k: float(row[k]) for k in _QUANTILE_KEYS}
-        bracket = (int(row["n"]), int(row["n"]))
-        n_tasks = int(row["count"])
-    else:
-        upper = next(i for i, s in enumerate(sizes) if s >= n)
-        below, above = rows[upper - 1], rows[upper]
-        n0, n1 = int(below["n"]), int(above["n"])
-        t = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0))
-        values = {
-            k: float(below[k]) + t * (float(above[k]) - float(below[k])) for k in _QUANTILE_KEYS
-        }
-        bracket = (n0, n1)
-        near = below if t < 0.5 else above
-        n_tasks = int(near["count"])
-    if n in sizes:
-        bracket = (n, n)
     data = _load_reference_values()
+    statistic = statistic or str(data["rule"]["statistic"])
+    rows = [r for r in data["references"] if r["protocol"] == protocol]
+    if not rows:
+        protocols = sorted({r["protocol"] for r in data["references"]})
+        raise ValueError(f"protocol must be one of {protocols}, got {protocol!r}.")
+    if statistic not in rows[0]:
+        known = sorted(k for k, v in rows[0].items() if isinstance(v, dict))
+        raise ValueError(f"statistic must be one of {known}, got {statistic!r}.")
+    measured = sorted({int(r["n_classes"]) for r in rows})
+    ref_classes = min(measured, key=lambda c: (abs(math.log(n_classes) - math.log(c)), c))
+    rows = sorted((r for r in rows if int(r["n_classes"]) == ref_classes), key=lambda r: r["n"])
+    below = [r for r in rows if int(r["n"]) <= n]
+    row = below[-1] if below else rows[0]
+    values = row[statistic]
     return ReferenceBand(
+        statistic=statistic,
+        protocol=protocol,
         n=n,
+        measured_n=int(row["n"]),
         n_classes=ref_classes,
         requested_n_classes=n_classes,
-        low=values[LOW_QUANTILE],
-        median=values["median"],
-        high=values[HIGH_QUANTILE],
-        minimum=values["min"],
-        maximum=values["max"],
-        n_tasks=n_tasks,
-        measured_n=bracket if sizes[0] <= n <= sizes[-1] else (sizes[0], sizes[-1]),
-        exact_n=n in sizes,
-        exact_n_classes=ref_classes == n_classes,
-        extrapolated=n < sizes[0] or n > sizes[-1],
-        source=str(data.get("source_summary", "reference_values.json")),
+        low=float(values["q10"]),
+        median=float(values["median"]),
+        high=float(values["q90"]),
+        minimum=float(values["min"]),
+        maximum=float(values["max"]),
+        count=int(row["count"]),
+        datasets=tuple(row["datasets"]),
     )

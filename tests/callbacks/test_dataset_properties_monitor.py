@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     SharpLabelsWarning,
 )
-from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
+from tests.integration.lightning_models import (
+    TensorDataModule,
+    TinyCNN,
+    binary_task,
+    fit_then_resume,
+    trainer,
+)
 
 
 def _metric(trainer_: Any, name: str) -> float:
@@ -57,31 +64,22 @@ def test_sharp_labels_warn_on_pneumonia_and_not_on_mnist(pneumonia, mnist, tmp_p
     sharp = _warnings_of(*pneumonia, tmp_path)
     assert len(sharp) == 1
     message = str(sharp[0].message)
-    assert "sharp" in message and "natural images" in message and "sharpest pair" in message
+    assert "The labels are sharp" in message and "natural images (" in message
+    # The pair to inspect is named by dataset indices: two differently-labelled training items.
+    found = re.search(r"pair is samples (\d+) and (\d+) \(labels (\d+) vs (\d+)", message)
+    assert found is not None, message
+    i, j, label_i, label_j = (int(v) for v in found.groups())
+    _, y = pneumonia
+    assert (int(y[i]), int(y[j])) == (label_i, label_j) and label_i != label_j
     assert _warnings_of(*binary_task(*mnist, 3, 8, n=1500), tmp_path) == []
 
 
 def test_resume_restores_the_values_without_recomputing(
     mnist_3_vs_8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, y = mnist_3_vs_8
-    first = DatasetPropertiesMonitor(max_samples=300)
-    fit = trainer(tmp_path, [first], max_epochs=1, enable_checkpointing=True)
-    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    assert fit.checkpoint_callback is not None
-    checkpoint = fit.checkpoint_callback.best_model_path
-
-    import lightning_dataprops.callbacks.dataset_properties as module
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("fit-start properties were recomputed on resume")
-
-    monkeypatch.setattr(module, "dataset_properties", refuse)
-    resumed = DatasetPropertiesMonitor(max_samples=300)
-    fit2 = trainer(tmp_path, [resumed], max_epochs=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", MeasurementFailedWarning)
-        fit2.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+    _, (first, *_), fit2, (resumed, *_) = fit_then_resume(
+        tmp_path, lambda: [DatasetPropertiesMonitor(max_samples=300)], *mnist_3_vs_8, monkeypatch
+    )
     assert not resumed.recomputed
     assert resumed.fit_start_state == first.fit_start_state
     assert first.fit_start_state is not None
@@ -98,7 +96,7 @@ def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tm
     brightness = DataPropsOptions(target_fn=lambda item: item[0].mean())
     fit = trainer(tmp_path, [DatasetPropertiesMonitor(brightness, max_samples=300)], max_epochs=1)
     fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    assert math.isfinite(_metric(fit, names.K_F)) and names.K_F_PROTOCOL not in fit.callback_metrics
+    assert math.isfinite(_metric(fit, names.K_F)) and names.K_F_MEDIAN not in fit.callback_metrics
 
 
 class Stream(IterableDataset):

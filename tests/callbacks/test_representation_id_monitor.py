@@ -18,6 +18,7 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
 )
 from tests.integration.lightning_models import (
+    ON_SCHEDULE,
     CompilableCNN,
     SharedReLUNet,
     TensorDataModule,
@@ -39,7 +40,7 @@ def test_penultimate_layer_d_repr_equals_the_features_measured_by_hand(
     mnist_3_vs_8, tmp_path: Path
 ) -> None:
     x, y = mnist_3_vs_8
-    monitor = RepresentationIDMonitor(n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, n_samples=300)
     model = TinyCNN()
     fit = trainer(tmp_path, [monitor], max_epochs=2)
     fit.fit(model, datamodule=TensorDataModule(x, y))
@@ -77,7 +78,7 @@ def test_compiled_lightning_module_fit(mnist_3_vs_8, tmp_path: Path) -> None:
     torch.manual_seed(0)
     # The weights stay put: the compiled value must equal the eager one.
     model = CompilableCNN(lr=0.0, batch_norm=False)
-    monitor = RepresentationIDMonitor(n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, n_samples=300)
     fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
     fit.fit(torch.compile(model, backend="aot_eager"), datamodule=TensorDataModule(x, y))
     assert [row["epoch"] for row in monitor.history] == [0, 1]
@@ -91,7 +92,7 @@ def test_compiled_submodule_captures_one_row_per_input(mnist_3_vs_8, tmp_path: P
     x, y = mnist_3_vs_8
     model = TinyCNN(lr=0.0, batch_norm=False)
     model.features = torch.compile(model.features, backend="aot_eager")  # type: ignore[assignment]
-    monitor = RepresentationIDMonitor(layers=["features._orig_mod.2"], n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=["features._orig_mod.2"], n_samples=300)
     fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
     fit.fit(model, datamodule=TensorDataModule(x, y))
     eager = model.features._orig_mod  # type: ignore[union-attr]
@@ -103,7 +104,9 @@ def test_compiled_submodule_captures_one_row_per_input(mnist_3_vs_8, tmp_path: P
 
 def test_tuple_output_model_through_forward_fn(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
-    options = DataPropsOptions(forward_fn=lambda module, inputs: module(inputs)[0])
+    options = DataPropsOptions(
+        forward_fn=lambda module, inputs: module(inputs)[0], overhead_budget=None
+    )
     monitor = RepresentationIDMonitor(options, n_samples=200)
     fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
     fit.fit(TupleOutputCNN(), datamodule=TensorDataModule(x, y))
@@ -115,11 +118,11 @@ def test_a_module_called_twice_is_refused_in_setup_or_captured_as_asked(
     mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
 ) -> None:
     x, y = mnist_3_vs_8
-    fit = trainer(tmp_path, [RepresentationIDMonitor(layers=["act"], n_samples=200)])
+    fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], n_samples=200)])
     with pytest.raises(ValueError, match=r"'act' ran 2 times.*layer_call"):
         fit.fit(SharedReLUNet(), datamodule=TensorDataModule(x, y))
     model = SharedReLUNet(lr=0.0)
-    first = RepresentationIDMonitor(layers=["act"], n_samples=200, layer_call=0)
+    first = RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], n_samples=200, layer_call=0)
     fit = trainer(tmp_path, [first], max_epochs=1, limit_train_batches=1)
     fit.fit(model, datamodule=TensorDataModule(x, y))
     assert "'act' runs 2 times per forward pass; d_repr is measured on call 0" in lightning_log.text
@@ -136,10 +139,10 @@ class WithUnusedLayer(TinyCNN):
 
 def test_layers_that_never_run_or_do_not_exist_fail_in_setup(mnist_3_vs_8, tmp_path) -> None:
     x, y = mnist_3_vs_8
-    fit = trainer(tmp_path, [RepresentationIDMonitor(layers="unused")])
+    fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers="unused")])
     with pytest.raises(ValueError, match="'unused' did not run"):
         fit.fit(WithUnusedLayer(), datamodule=TensorDataModule(x, y))
-    fit = trainer(tmp_path, [RepresentationIDMonitor(layers=["backbone.fc"])])
+    fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers=["backbone.fc"])])
     with pytest.raises(ValueError, match=r"no module named 'backbone.fc'.*features\.0.*head"):
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
     with pytest.raises(ValueError, match="every_n_epochs must be >= 1"):
@@ -156,7 +159,7 @@ def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_pa
             raise RuntimeError("the probe's forward failed (on purpose)")
         return module(inputs)
 
-    options = DataPropsOptions(forward_fn=flaky)
+    options = DataPropsOptions(forward_fn=flaky, overhead_budget=None)
     callbacks = [DatasetPropertiesMonitor(options), RepresentationIDMonitor(options, n_samples=200)]
     fit = trainer(tmp_path, callbacks, max_epochs=3)
     with pytest.warns(MeasurementFailedWarning, match=r"d_repr failed.*\(on purpose\)") as caught:
@@ -169,10 +172,37 @@ def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_pa
 
 def test_two_monitors_on_different_layers_share_a_trainer(mnist_3_vs_8, tmp_path) -> None:
     x, y = mnist_3_vs_8
-    early = RepresentationIDMonitor(layers=["features.2"], n_samples=200)
-    late = RepresentationIDMonitor(layers=["features.5"], n_samples=200, every_n_epochs=2)
+    early = RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2"], n_samples=200)
+    late = RepresentationIDMonitor(
+        ON_SCHEDULE, layers=["features.5"], n_samples=200, every_n_epochs=2
+    )
     assert early.state_key != late.state_key
     fit = trainer(tmp_path, [early, late], max_epochs=2, enable_checkpointing=True)
     fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
     assert [row["epoch"] for row in early.history] == [0, 1]
     assert [row["epoch"] for row in late.history] == [1]
+
+
+def test_the_overhead_budget_postpones_d_repr_and_says_so(
+    mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
+) -> None:
+    x, y = mnist_3_vs_8
+
+    def measured_epochs(budget: float | None) -> tuple[list[int], Any]:
+        monitor = RepresentationIDMonitor(
+            DataPropsOptions(overhead_budget=budget), n_samples=600, every_n_epochs=1
+        )
+        fit = trainer(tmp_path, [monitor], max_epochs=4, limit_train_batches=2)
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+        return sorted({row["epoch"] for row in monitor.history}), fit
+
+    everything, fit = measured_epochs(None)
+    assert everything == [0, 1, 2, 3] and names.postponed("d_repr") not in fit.callback_metrics
+    # Two tiny training steps an epoch cost far less than a 600-sample d_repr pass: after the
+    # first measurement, a 1% budget postpones the rest, and the spending is logged.
+    budgeted, fit = measured_epochs(0.01)
+    assert budgeted == [0]
+    assert float(fit.callback_metrics[names.postponed("d_repr")]) == 3
+    spent = float(fit.callback_metrics[names.OVERHEAD_SECONDS])
+    assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) > 0.01
+    assert lightning_log.text.count("the d_repr measurement is postponed") == 1

@@ -21,7 +21,7 @@ from lightning_dataprops.callbacks import (
 )
 from lightning_dataprops.data import sample_dataset
 from tests.conftest import shared_file
-from tests.integration.lightning_models import TinyCNN
+from tests.integration.lightning_models import ON_SCHEDULE, TinyCNN
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -190,7 +190,7 @@ def test_cifar_normalize_in_dataset_attacks_pixels(
     val = ImageFolderLike(val_x, val_y, transform)
     torch.manual_seed(0)
     model = Recording(channels=3, n_classes=10, lr=0.05)
-    monitor = RobustnessMonitor(every_n_epochs=2, attacks={"fgsm": "fgsm"})
+    monitor = RobustnessMonitor(ON_SCHEDULE, every_n_epochs=2, attacks={"fgsm": "fgsm"})
     fit = trainer(2, [monitor])
     fit.fit(model, datamodule=Loaders(train, val))
     assert "normalises its inputs" in lightning_log.text  # detected, and said so
@@ -220,7 +220,7 @@ def test_synthetic_rgb_explicit_normalization_and_torchattacks_instance() -> Non
         every_n_epochs=2,
         attacks={"torchattacks": user_attack, "fgsm": "fgsm"},
         normalization=(mean, std),
-        options=DataPropsOptions(seed=3),
+        options=DataPropsOptions(seed=3, overhead_budget=None),
     )
     fit = trainer(2, [monitor])
     with warnings.catch_warnings():
@@ -238,7 +238,9 @@ def test_warns_when_eps_units_are_unknown() -> None:
     images, labels = colour_images(256)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # 0-255, no normalisation known
     data = TensorDataset(x, torch.from_numpy(labels))
-    monitor = RobustnessMonitor(every_n_epochs=1, n_samples=16, attacks={"fgsm": "fgsm"})
+    monitor = RobustnessMonitor(
+        ON_SCHEDULE, every_n_epochs=1, n_samples=16, attacks={"fgsm": "fgsm"}
+    )
     with pytest.warns(UserWarning, match="eps=0.00784314 is in input units"):
         trainer(1, [monitor], limit_train_batches=1).fit(
             TinyCNN(channels=3, n_classes=4), DataLoader(data, batch_size=64)
@@ -263,7 +265,7 @@ def _colour_loaders(n: int = 384) -> Loaders:
 def test_tuple_output_model_with_forward_fn() -> None:
     torch.manual_seed(0)
     model = TupleOutput(channels=3, n_classes=4)
-    options = DataPropsOptions(forward_fn=lambda m, x: m(x)[0])
+    options = DataPropsOptions(forward_fn=lambda m, x: m(x)[0], overhead_budget=None)
     monitor = RobustnessMonitor(options, every_n_epochs=1)
     fit = trainer(2, [monitor])
     with warnings.catch_warnings():
@@ -277,7 +279,9 @@ def test_tuple_output_model_with_forward_fn() -> None:
     # without forward_fn the problem is found in setup, before any training
     bare = TupleOutput(channels=3, n_classes=4)
     with pytest.raises(ValueError, match="forward_fn"):
-        trainer(2, [RobustnessMonitor(every_n_epochs=1)]).fit(bare, datamodule=_colour_loaders())
+        trainer(2, [RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1)]).fit(
+            bare, datamodule=_colour_loaders()
+        )
     assert bare.global_step == 0
 
 
@@ -288,7 +292,9 @@ def test_failing_attack_warns_once_and_training_finishes() -> None:
         calls.append(1)
         raise RuntimeError("this attack breaks on purpose")
 
-    monitor = RobustnessMonitor(every_n_epochs=1, attacks={"fgsm": "fgsm", "broken": broken})
+    monitor = RobustnessMonitor(
+        ON_SCHEDULE, every_n_epochs=1, attacks={"fgsm": "fgsm", "broken": broken}
+    )
     fit = trainer(3, [monitor])
     with pytest.warns(MeasurementFailedWarning, match="breaks on purpose") as record:
         fit.fit(TinyCNN(channels=3, n_classes=4), datamodule=_colour_loaders())
@@ -305,7 +311,7 @@ def test_failing_attack_warns_once_and_training_finishes() -> None:
 def test_bf16_mixed_precision_fit() -> None:
     torch.manual_seed(0)
     model = TinyCNN(channels=3, n_classes=4)
-    monitor = RobustnessMonitor(every_n_epochs=2, attacks={"fgsm": "fgsm"})
+    monitor = RobustnessMonitor(ON_SCHEDULE, every_n_epochs=2, attacks={"fgsm": "fgsm"})
     fit = trainer(2, [monitor], precision="bf16-mixed")
     loaders = _colour_loaders()
     with warnings.catch_warnings():
@@ -337,7 +343,9 @@ def test_compiled_model() -> None:
     torch.manual_seed(0)
     model = Unlogged(channels=3, n_classes=4)
     compiled = torch.compile(model)
-    monitor = RobustnessMonitor(every_n_epochs=1, attacks={"fgsm": "fgsm", "pgd": "pgd"})
+    monitor = RobustnessMonitor(
+        ON_SCHEDULE, every_n_epochs=1, attacks={"fgsm": "fgsm", "pgd": "pgd"}
+    )
     fit = trainer(2, [monitor])
     loaders = _colour_loaders()
     with warnings.catch_warnings():
@@ -357,7 +365,7 @@ def test_training_is_bit_identical_with_and_without_the_probe() -> None:
 
     weights = []
     attacks = {"fgsm": "fgsm", "pgd": "pgd", "noise": noise}
-    for callbacks in ([], [RobustnessMonitor(every_n_epochs=1, attacks=attacks)]):
+    for callbacks in ([], [RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1, attacks=attacks)]):
         pl.seed_everything(7, verbose=False)
         model = TinyCNN(channels=3, n_classes=4)  # Dropout and BatchNorm: RNG and buffers matter
         trainer(2, callbacks).fit(model, datamodule=_colour_loaders())

@@ -1,7 +1,6 @@
-"""Reference values of label sharpness and the "sharp labels" decision, checked on real data.
+"""The sharp-label check and its references, on real natural and medical images.
 
-The default protocol is the callback's: ``N = min(len(dataset), 1000)``, seed 0, a class-stratified
-``sample_dataset``, then :func:`protocol_label_sharpness`.
+The default sample is the callback's: ``N = min(len(dataset), 1000)``, seed 0, class-stratified.
 """
 
 from __future__ import annotations
@@ -18,14 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from lightning_dataprops.data import load_npz, sample_dataset
-from lightning_dataprops.functional import LabelConflictWarning
 from lightning_dataprops.references import (
-    DEFAULT_TOLERANCE,
-    ReferenceBand,
-    SharpnessAssessment,
-    assess_label_sharpness,
-    protocol_label_sharpness,
+    PROTOCOLS,
+    SharpnessCheck,
+    check_label_sharpness,
+    protocol_for,
     reference_band,
+    reference_rule,
     reference_values,
     to_reference_protocol,
 )
@@ -45,19 +43,22 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _pair(data: tuple[torch.Tensor, torch.Tensor], a: int, b: int) -> tuple[torch.Tensor, ...]:
-    x, y = data
+def _pair(x: torch.Tensor, y: torch.Tensor, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     keep = (y == a) | (y == b)
     return x[keep], (y[keep] == b).long()
 
 
-def _default_assessment(x: torch.Tensor, y: torch.Tensor) -> tuple[float, SharpnessAssessment]:
-    n = min(int(x.shape[0]), DEFAULT_N)
-    sample = sample_dataset(x, y, max_samples=n, seed=0)
+def _check(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> SharpnessCheck:
+    sample = sample_dataset(x, y, max_samples=min(len(y), DEFAULT_N), seed=seed)
     assert sample.targets is not None
-    kf = protocol_label_sharpness(sample.inputs, sample.targets).value
-    n_classes = int(torch.unique(sample.targets).numel())
-    return kf, assess_label_sharpness(kf, n, n_classes)
+    return check_label_sharpness(sample.inputs, sample.targets)
+
+
+@pytest.fixture(scope="module")
+def cifar_test() -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's test split: natural RGB photos the shipped references never saw."""
+    data = load_npz(shared_file("cifar10/cifar10.npz"), split="test")
+    return data.inputs, data.targets
 
 
 # --------------------------------------------------------------------------------------------------
@@ -65,221 +66,223 @@ def _default_assessment(x: torch.Tensor, y: torch.Tensor) -> tuple[float, Sharpn
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("stem", "expected_kf"), [("pneumoniamnist", 0.558), ("breastmnist", 1.817)]
-)
-def test_medical_training_sets_are_sharp(stem: str, expected_kf: float) -> None:
+@pytest.mark.parametrize("stem", ["pneumoniamnist", "breastmnist"])
+def test_medical_training_sets_are_sharp_for_every_seed(stem: str) -> None:
     data = load_npz(shared_file(f"medmnist/{stem}.npz"), split="train")
-    kf, assessment = _default_assessment(data.inputs, data.targets)
-    assert kf == pytest.approx(expected_kf, abs=2e-3)
-    assert assessment.is_sharp, assessment.message
-    assert assessment.kf > 1.1 * assessment.threshold  # with margin
-    message = assessment.message
-    assert "sharp" in message and f"{kf:.3f}" in message
-    assert f"{assessment.band.low:.2f}-{assessment.band.high:.2f}" in message
-    assert "natural images at N=" in message
-    assert "more training samples" in message and "adversarial" in message
+    for seed in (0, 1, 2):
+        check = _check(data.inputs, data.targets, seed)
+        assert check.is_sharp and check.statistic_is_sharp, check.explain()
+        assert check.protocol == "gray28" and check.statistic == "K_F_q50"
+        assert check.value > check.threshold > check.band.maximum
+    text = check.explain()
+    assert "The labels are sharp" in text and check.band.datasets[0] in text
+    assert f"{check.value:.3f}" in text and f"{check.threshold:.3f}" in text
+    assert "more training samples" in text and "adversarial" in text
+    assert "label review" in text
 
 
-def test_mnist_3_vs_8_is_not_sharp(mnist: tuple[torch.Tensor, torch.Tensor]) -> None:
-    kf, assessment = _default_assessment(*_pair(mnist, 3, 8))
-    assert kf == pytest.approx(0.197, abs=2e-3)
-    assert not assessment.is_sharp, assessment.message
-    assert kf < 0.7 * assessment.threshold
-    assert "not sharp" in assessment.message
+def test_natural_rgb_photos_never_seen_are_silent(cifar_test) -> None:
+    x, y = cifar_test
+    verdicts = [
+        _check(*_pair(x, y, a, b), seed=seed).is_sharp
+        for a, b in itertools.combinations(range(10), 2)
+        for seed in (0, 1)
+    ]
+    assert len(verdicts) == 90
+    assert sum(verdicts) <= 0.05 * len(verdicts)
 
 
-@pytest.mark.parametrize(("a", "b", "expected_kf"), [(0, 1, 0.335), (2, 4, 0.344)])
-def test_fashion_pairs_are_not_sharp(
-    fashion: tuple[torch.Tensor, torch.Tensor], a: int, b: int, expected_kf: float
-) -> None:
-    kf, assessment = _default_assessment(*_pair(fashion, a, b))
-    assert kf == pytest.approx(expected_kf, abs=2e-3)
-    assert not assessment.is_sharp, assessment.message
-    assert kf < 0.9 * assessment.threshold  # with margin
+def test_a_4000_image_cifar_training_subset_is_silent_for_every_seed() -> None:
+    data = load_npz(shared_file("cifar10/cifar10.npz"), split="train")
+    subset = sample_dataset(data.inputs, data.targets, max_samples=4000, seed=7)
+    assert subset.targets is not None
+    for seed in (0, 1, 2):
+        check = _check(subset.inputs, subset.targets, seed)
+        assert check.protocol == "rgb32" and check.n_classes == 10
+        assert not check.is_sharp, check.explain()
 
 
-# --------------------------------------------------------------------------------------------------
-# The protocol
-# --------------------------------------------------------------------------------------------------
+def test_fashion_pullover_vs_coat_is_silent_for_every_seed(fashion) -> None:
+    x, y = _pair(*fashion, 2, 4)
+    for seed in range(5):
+        check = _check(x, y, seed)
+        assert not check.is_sharp, check.explain()
+        assert "not sharper than natural images" in check.explain()
 
 
-@pytest.fixture(scope="module")
-def mnist_sample(mnist: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    sample = sample_dataset(*_pair(mnist, 3, 8), max_samples=400, seed=0)
+def test_mnist_3_vs_8_is_silent_with_margin(mnist) -> None:
+    check = _check(*_pair(*mnist, 3, 8))
+    assert not check.is_sharp and check.value < 0.8 * check.threshold
+
+
+def test_near_duplicates_with_the_other_label_fire(cifar_test) -> None:
+    x, y = _pair(*cifar_test, 3, 5)
+    sample = sample_dataset(x, y, max_samples=1000, seed=0)
     assert sample.targets is not None
-    return sample.inputs, sample.targets
+    inputs, targets = sample.inputs.clone(), sample.targets.clone()
+    assert not check_label_sharpness(inputs, targets).is_sharp
+    generator = torch.Generator().manual_seed(0)
+    cats = (targets == 0).nonzero().flatten()[:10]
+    dogs = (targets == 1).nonzero().flatten()[:10]
+    # 1% of the sample: each of 10 cats replaced by a dog photo plus 1/255 noise, still "cat".
+    noise = (torch.rand(inputs[dogs].shape, generator=generator) - 0.5) * (2 / 255)
+    inputs[cats] = (inputs[dogs] + noise).clamp(0, 1)
+    check = check_label_sharpness(inputs, targets)
+    assert check.is_sharp and not check.statistic_is_sharp
+    found = {frozenset((p.i, p.j)) for p in check.conflicts}
+    assert found == {frozenset((int(c), int(d))) for c, d in zip(cats, dogs, strict=True)}
+    assert "Label conflicts: 10 pair(s)" in check.explain()
 
 
-def test_protocol_is_invariant_to_scale_channels_and_resolution(
-    mnist_sample: tuple[torch.Tensor, torch.Tensor],
-) -> None:
-    x, y = mnist_sample
+def test_median_sharpness_matches_brute_force(mnist) -> None:
+    sample = sample_dataset(*_pair(*mnist, 4, 9), max_samples=600, seed=1)
+    assert sample.targets is not None
+    check = check_label_sharpness(sample.inputs, sample.targets)
+    points = to_reference_protocol(sample.inputs).flatten(1).double()
+    distances = torch.cdist(points, points)
+    y = sample.targets
+    distances[y[:, None] == y[None, :]] = math.inf
+    nearest_other = distances.min(dim=1).values
+    assert check.value == pytest.approx(1 / float(torch.quantile(nearest_other, 0.5)), rel=1e-5)
+    assert pytest.approx(1 / float(nearest_other.min()), rel=1e-5) == check.K_F
+    ((pair, (value, count)),) = check.per_class_pair.items()
+    assert pair == (0, 1) and count == 600 and value == pytest.approx(check.value)
+
+
+def test_per_class_pairs_match_brute_force(mnist) -> None:
+    x, y = mnist
+    sample = sample_dataset(x, y, max_samples=1000, seed=0)
+    assert sample.targets is not None
+    check = check_label_sharpness(sample.inputs, sample.targets)
+    assert check.n_classes == 10 and check.band.n_classes == 10
+    points = to_reference_protocol(sample.inputs).flatten(1).double()
+    labels = sample.targets
+    distances = torch.cdist(points, points)
+    distances[labels[:, None] == labels[None, :]] = math.inf
+    nearest, other = distances.min(dim=1)
+    pair_of = torch.stack([labels, labels[other]], 1).sort(dim=1).values
+    expected = {}
+    for a, b in torch.unique(pair_of, dim=0).tolist():
+        chosen = nearest[(pair_of[:, 0] == a) & (pair_of[:, 1] == b)]
+        expected[(a, b)] = (1 / float(torch.quantile(chosen, 0.5)), int(chosen.numel()))
+    assert check.per_class_pair.keys() == expected.keys()
+    for key, (value, count) in expected.items():
+        assert check.per_class_pair[key][1] == count, key
+        assert check.per_class_pair[key][0] == pytest.approx(value, rel=1e-5), key
+
+
+def test_bad_inputs_get_clear_errors() -> None:
+    x = torch.rand(50, 1, 28, 28)
+    with pytest.raises(ValueError, match="class targets"):
+        check_label_sharpness(x, torch.rand(50))
+    with pytest.raises(ValueError, match=r"at least two classes|same label"):
+        check_label_sharpness(x, torch.zeros(50, dtype=torch.long))
+    with pytest.raises(ValueError, match="no image reference"):
+        check_label_sharpness(torch.rand(50, 784), torch.arange(50) % 2)
+    with pytest.raises(ValueError, match="samples"):
+        check_label_sharpness(x, torch.arange(49) % 2)
+    one_hot = F.one_hot(torch.arange(50) % 2).float()
+    assert check_label_sharpness(x, one_hot).n_classes == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# The protocols
+# --------------------------------------------------------------------------------------------------
+
+
+def test_gray_protocol_is_invariant_to_scale_channels_and_resolution(mnist) -> None:
+    x = _pair(*mnist, 3, 8)[0][:300]
     reference = to_reference_protocol(x)
-    assert reference.shape == (400, 1, 28, 28) and reference.dtype == torch.float32
-    assert float(reference.min()) == 0.0 and float(reference.max()) == 1.0
-    kf = protocol_label_sharpness(x, y).value
+    assert reference.shape == (300, 1, 28, 28) and reference.dtype == torch.float32
     variants = {
         "uint8 0-255": (x * 255).round().to(torch.uint8),
-        "float 0-255": x * 255.0,
         "normalized": (x - 0.1307) / 0.3081,
-        "3 channels": x.repeat(1, 3, 1, 1),
+        "gray stored as RGB": x.repeat(1, 3, 1, 1),
         "RGBA": torch.cat([x.repeat(1, 3, 1, 1), torch.full_like(x, 0.3)], dim=1),
         "channels last": x.permute(0, 2, 3, 1).repeat(1, 1, 1, 3),
         "(n, H, W)": x[:, 0],
         "56x56": F.interpolate(x, scale_factor=2, mode="nearest"),
-        "56x56 RGB 0-255": F.interpolate(x * 255, scale_factor=2).repeat(1, 3, 1, 1),
-        "84x84": F.interpolate(x, scale_factor=3, mode="nearest"),
     }
     for name, variant in variants.items():
+        assert protocol_for(variant) == "gray28", name
         out = to_reference_protocol(variant)
-        assert out.shape == reference.shape, name
         assert float((out - reference).abs().max()) < 1e-5, name
-        assert protocol_label_sharpness(variant, y).value == pytest.approx(kf, rel=1e-4), name
 
 
-def test_protocol_resizes_other_resolutions_smoothly(
-    mnist_sample: tuple[torch.Tensor, torch.Tensor],
-) -> None:
-    x, _ = mnist_sample
-    reference = to_reference_protocol(x)
-    for size in (20, 40, 57, 64):
-        resized = F.interpolate(x, size=(size, size), mode="bilinear", antialias=size < 28)
-        out = to_reference_protocol(resized)
-        assert out.shape == (400, 1, 28, 28)
-        assert float(out.min()) == 0.0 and float(out.max()) == 1.0
-        assert float((out - reference).abs().mean()) < 0.06, size
-    wide = to_reference_protocol(torch.rand(3, 3, 30, 200))
-    assert wide.shape == (3, 1, 28, 28)
+def test_rgb_protocol_keeps_colour(cifar_test) -> None:
+    x = cifar_test[0][:64]
+    assert protocol_for(x) == "rgb32"
+    out = to_reference_protocol(x)
+    assert out.shape == (64, 3, 32, 32) and float(out.min()) == 0.0 and float(out.max()) == 1.0
+    again = to_reference_protocol(F.interpolate(x * 255, scale_factor=2, mode="nearest"))
+    assert float((again - out).abs().max()) < 1e-5
+    gray = to_reference_protocol(x, "gray28")
+    assert gray.shape == (64, 1, 28, 28)
+    assert set(PROTOCOLS) == {"gray28", "rgb32"}
 
 
 def test_protocol_rejects_non_images() -> None:
     with pytest.raises(ValueError, match="no image reference"):
         to_reference_protocol(torch.rand(10, 784))
-    with pytest.raises(ValueError, match="no image reference"):
-        protocol_label_sharpness(torch.rand(10, 5), torch.arange(10) % 2)
     with pytest.raises(ValueError, match="not 2D images"):
         to_reference_protocol(torch.rand(4, 1, 8, 28, 28))
     with pytest.raises(ValueError, match="channels"):
         to_reference_protocol(torch.rand(4, 7, 28, 28))
     with pytest.raises(ValueError, match="NaN"):
         to_reference_protocol(torch.full((2, 1, 28, 28), math.nan))
-
-
-def test_constant_sample_maps_to_zeros() -> None:
-    out = to_reference_protocol(torch.full((3, 1, 28, 28), 7.0))
-    assert out.shape == (3, 1, 28, 28) and float(out.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="protocol"):
+        to_reference_protocol(torch.rand(2, 1, 28, 28), "gray64")
 
 
 # --------------------------------------------------------------------------------------------------
-# The reference band and the JSON
+# The shipped references
 # --------------------------------------------------------------------------------------------------
 
 
-def test_json_is_complete_and_matches_package_loader() -> None:
+def test_json_holds_the_rule_and_both_protocols() -> None:
     data = json.loads(JSON_PATH.read_text(encoding="utf-8"))
     assert data == reference_values()
-    for key in ("protocol", "sources", "measured_on", "script_version", "runtime_s"):
-        assert data[key], key
-    rows = data["references"]
-    assert {(r["n_classes"], r["n"]) for r in rows} >= {
-        (2, n) for n in (250, 500, 1000, 2000, 4000, 8000)
-    } | {(10, n) for n in (250, 500, 1000, 2000, 4000)}
-    for r in rows:
-        assert r["min"] <= r["q10"] <= r["median"] <= r["q90"] <= r["max"]
-        assert r["count"] >= 1 and r["n_values"] >= r["count"]
-    pairs_1000 = next(r for r in rows if r["n_classes"] == 2 and r["n"] == 1000)
-    assert pairs_1000["count"] == 90  # 45 MNIST + 45 Fashion-MNIST class pairs
+    rule = reference_rule()
+    assert rule["statistic"] == "K_F_q50" and 1 < rule["tolerance"] < 1.5
+    assert rule["natural_min_conflict_ratio"] > rule["conflict_rtol"]
+    keys = {(r["protocol"], r["n_classes"]) for r in data["references"]}
+    assert keys == {("gray28", 2), ("gray28", 10), ("rgb32", 2), ("rgb32", 10)}
+    for row in data["references"]:
+        band = row["K_F_q50"]
+        assert 0 < band["min"] <= band["q10"] <= band["median"] <= band["q90"] <= band["max"]
 
 
-@pytest.mark.parametrize("n_classes", [2, 10])
-def test_band_matches_json_and_is_monotone(n_classes: int) -> None:
-    rows = sorted(
-        (r for r in reference_values()["references"] if r["n_classes"] == n_classes),
-        key=lambda r: r["n"],
+def test_band_uses_the_largest_measured_n_not_above() -> None:
+    assert reference_band(1500, 2).measured_n == 1000
+    assert reference_band(300, 2).measured_n == 500
+    assert reference_band(1000, 3).n_classes == 2 and reference_band(1000, 7).n_classes == 10
+    gray, rgb = reference_band(1000, 2, "gray28"), reference_band(1000, 2, "rgb32")
+    assert "CIFAR-10" in gray.datasets and "MNIST" in gray.datasets
+    assert rgb.datasets == ("CIFAR-10",)
+    assert rgb.maximum < gray.maximum  # distances grow with 3x32x32 pixels
+    with pytest.raises(ValueError, match="statistic"):
+        reference_band(1000, 2, statistic="K_F_q99")
+    with pytest.raises(ValueError, match="protocol"):
+        reference_band(1000, 2, "hsv")
+
+
+def test_study_csv_reproduces_the_shipped_bands() -> None:
+    rows = list(
+        np.genfromtxt(
+            PACKAGE.parent / "docs" / "reference_study.csv",
+            delimiter=",",
+            names=True,
+            dtype=None,
+            encoding="utf-8",
+        )
     )
-    for r in rows:
-        band = reference_band(r["n"], n_classes)
-        assert (band.low, band.median, band.high) == (r["q10"], r["median"], r["q90"])
-        assert band.exact_n and band.exact_n_classes and not band.extrapolated
-        assert band.measured_n == (r["n"], r["n"])
-    for below, above in itertools.pairwise(rows):
-        mid = round(math.sqrt(below["n"] * above["n"]))
-        band = reference_band(mid, n_classes)
-        assert not band.exact_n and band.measured_n == (below["n"], above["n"])
-        assert band.high == pytest.approx((below["q90"] + above["q90"]) / 2, abs=1e-3)
-        for key, attr in (("q10", "low"), ("median", "median"), ("q90", "high")):
-            lo, hi = sorted((below[key], above[key]))
-            assert lo - 1e-9 <= getattr(band, attr) <= hi + 1e-9
-    grid = np.unique(np.geomspace(rows[0]["n"], rows[-1]["n"], 60).astype(int))
-    highs = [reference_band(int(n), n_classes).high for n in grid]
-    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(highs))
-
-
-def test_band_clamps_and_picks_nearest_class_count() -> None:
-    small, large = reference_band(50, 2), reference_band(100_000, 2)
-    assert small.extrapolated and large.extrapolated
-    assert small.high == reference_band(250, 2).high
-    assert large.high == reference_band(8000, 2).high
-    assert "outside the measured range" in small.describe()
-    assert reference_band(1000, 3).n_classes == 2
-    assert reference_band(1000, 4).n_classes == 2
-    for n_classes in (5, 10, 100):
-        band = reference_band(1000, n_classes)
-        assert band.n_classes == 10 and band.requested_n_classes == n_classes
-        assert band.exact_n_classes == (n_classes == 10)
-    assert "nearest reference for 100 classes is 10" in reference_band(1000, 100).describe()
-    with pytest.raises(ValueError):
-        reference_band(1, 2)
-    with pytest.raises(ValueError):
-        reference_band(1000, 1)
-
-
-def test_band_describe_format() -> None:
+    natural = [
+        r
+        for r in rows
+        if r["domain"] == "natural"
+        and r["protocol"] == "gray28"
+        and r["n_classes"] == 2
+        and r["n"] == 1000
+    ]
     band = reference_band(1000, 2)
-    assert isinstance(band, ReferenceBand)
-    expected = f"natural images at N=1000 (2 classes): {band.low:.2f}-{band.high:.2f}"
-    assert band.describe() == expected
-
-
-# --------------------------------------------------------------------------------------------------
-# The assessment
-# --------------------------------------------------------------------------------------------------
-
-
-def test_threshold_and_ratio() -> None:
-    band = reference_band(1000, 2)
-    at = assess_label_sharpness(band.high * DEFAULT_TOLERANCE, 1000, 2)
-    assert not at.is_sharp  # strictly above the threshold fires
-    above = assess_label_sharpness(band.high * DEFAULT_TOLERANCE * 1.001, 1000, 2)
-    assert above.is_sharp and above.ratio == pytest.approx(DEFAULT_TOLERANCE * 1.001)
-    assert assess_label_sharpness(band.high * 1.1, 1000, 2, tolerance=1.0).is_sharp
-    assert not assess_label_sharpness(0.0, 1000, 2).is_sharp
-
-
-def test_infinite_kf_is_always_sharp() -> None:
-    assessment = assess_label_sharpness(math.inf, 1000, 2, tolerance=1e6)
-    assert assessment.is_sharp and math.isinf(assessment.ratio)
-    assert "sharp" in assessment.message and "label conflict" in assessment.message
-
-
-def test_label_conflict_in_images_is_sharp() -> None:
-    x = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    x[5] = x[4]
-    y = torch.arange(20) % 2
-    with pytest.warns(LabelConflictWarning):
-        kf = protocol_label_sharpness(x, y).value
-    assert math.isinf(kf)
-    assert assess_label_sharpness(kf, 20, 2).is_sharp
-
-
-@pytest.mark.parametrize("bad", [math.nan, -0.1])
-def test_invalid_kf_raises(bad: float) -> None:
-    with pytest.raises(ValueError, match="K_F"):
-        assess_label_sharpness(bad, 1000, 2)
-
-
-@pytest.mark.parametrize("tolerance", [0.0, -1.0, math.inf])
-def test_invalid_tolerance_raises(tolerance: float) -> None:
-    with pytest.raises(ValueError, match="tolerance"):
-        assess_label_sharpness(0.3, 1000, 2, tolerance=tolerance)
+    assert max(float(r["K_F_q50"]) for r in natural) == pytest.approx(band.maximum)

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from lightning_dataprops.callbacks import DataPropsOptions
+
 
 class TinyCNN(pl.LightningModule):
     """Conv -> BatchNorm -> ReLU -> pool -> flatten -> dropout -> Linear head."""
@@ -153,3 +155,44 @@ class CompilableCNN(TinyCNN):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         return None
+
+
+ON_SCHEDULE = DataPropsOptions(overhead_budget=None)
+"""Measure on schedule: tests that check every scheduled measurement switch the budget off."""
+
+
+def fit_then_resume(
+    root: Any,
+    make_callbacks: Any,
+    x: Tensor,
+    y: Tensor,
+    monkeypatch: Any,
+    *,
+    epochs: int = 2,
+) -> tuple[pl.Trainer, list[Any], pl.Trainer, list[Any]]:
+    """Fit one epoch with ``make_callbacks()`` and a checkpoint, then resume to ``epochs`` with
+    fresh callbacks while the fit-start measurement refuses to run (it must be restored).
+
+    Returns ``(first trainer, its callbacks, resumed trainer, its callbacks)``.
+    """
+    import warnings
+
+    import lightning_dataprops.callbacks.dataset_properties as module
+    from lightning_dataprops.callbacks import MeasurementFailedWarning
+
+    first = make_callbacks()
+    fit = trainer(root, first, max_epochs=1, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.checkpoint_callback is not None
+    checkpoint = fit.checkpoint_callback.best_model_path
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("fit-start properties were recomputed on resume")
+
+    monkeypatch.setattr(module, "dataset_properties", refuse)
+    second = make_callbacks()
+    resumed = trainer(root, second, max_epochs=epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeasurementFailedWarning)
+        resumed.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+    return fit, first, resumed, second

@@ -22,7 +22,9 @@ from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
     dataset_properties,
+    intrinsic_dimension,
 )
+from lightning_dataprops.references import check_label_sharpness
 from lightning_dataprops.report import format_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -254,6 +256,34 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0.3 < document["K_F"] < 1.0
     assert len(document["label_sharpness_result"]["pairs"]) == 5
     assert document["duplicates"]["n_duplicates"] == props.duplicates.n_duplicates > 0
+    # The k-curve: the MLE at each k, the same as intrinsic_dimension at that k.
+    curve = document["k_curve"]
+    assert curve["ks"] == [5, 10, 15, 20, 30, 40] and curve["k_default"] == 20
+    assert curve["values"][3] == pytest.approx(props.d_data, rel=1e-9)
+    mle_10 = intrinsic_dimension(data.inputs, k=10).value
+    assert curve["values"][1] == pytest.approx(mle_10, rel=1e-9)
+    # The same verdict as the fit-start callback: the check on its seeded 1000-item sample.
+    sample = sample_dataset(data.inputs, data.targets, max_samples=1000, seed=0)
+    assert sample.targets is not None
+    check = check_label_sharpness(sample.inputs, sample.targets)
+    verdict = document["sharp_label_check"]
+    assert verdict["is_sharp"] is True and check.is_sharp
+    assert verdict["value"] == pytest.approx(check.value, rel=1e-9)
+    assert verdict["explanation"] == check.explain(sample.indices.tolist())
+
+
+def test_report_prints_the_sharp_label_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "measure", "--no-progress")
+    assert code == 0, err
+    assert "Sharp-label check: not sharp. Median label sharpness K_F(0.5) =" in out
+    generator = np.random.default_rng(0)
+    ages = tmp_path / "ages.npz"
+    np.savez(ages, images=generator.random((120, 12, 12)), labels=generator.random(120) * 60)
+    code, out, err = _run(capsys, "measure", str(ages), "--no-progress", "--targets", "regression")
+    assert code == 0, err
+    assert "Sharp-label check: skipped (regression targets" in out
 
 
 def test_console_script_json() -> None:

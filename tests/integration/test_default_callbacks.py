@@ -27,11 +27,13 @@ from tests.integration.lightning_models import (
     TinyCNN,
     TupleOutputCNN,
     binary_task,
+    fit_then_resume,
     trainer,
 )
 from tests.integration.wandb_records import find_run_file, read_run
 
-PROBE_EVERY_EPOCH = {"adversarial_every_n_epochs": 1}
+PROBE_EVERY_EPOCH = {"adversarial_every_n_epochs": 1, "overhead_budget": None}
+"""The probe every epoch and every measurement on schedule (no overhead budget)."""
 
 
 @pytest.fixture()
@@ -107,7 +109,7 @@ def test_sharp_labels_raise_one_warning_and_one_wandb_alert(pneumonia, wandb_off
         fit.fit(TinyCNN(), datamodule=TensorDataModule(*pneumonia))
     alerts = read_run(_finish_wandb(logger)).alerts
     sharp = [w for w in caught if issubclass(w.category, SharpLabelsWarning)]
-    assert len(sharp) == 1 and "sharpest pair" in str(sharp[0].message)
+    assert len(sharp) == 1 and "closest differently-labelled pair" in str(sharp[0].message)
     assert len(alerts) == 1 and "sharp" in alerts[0][1]
 
 
@@ -137,24 +139,12 @@ def test_training_is_bit_identical_with_and_without_the_callbacks(
 def test_resume_restores_the_default_set_without_recomputing(
     mnist_3_vs_8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, y = mnist_3_vs_8
-    first = default_callbacks(max_samples=300, repr_samples=200, **PROBE_EVERY_EPOCH)
-    fit = trainer(tmp_path, first, max_epochs=1, enable_checkpointing=True)
-    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    assert fit.checkpoint_callback is not None
-    checkpoint = fit.checkpoint_callback.best_model_path
-
-    import lightning_dataprops.callbacks.dataset_properties as module
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("fit-start properties were recomputed on resume")
-
-    monkeypatch.setattr(module, "dataset_properties", refuse)
-    second = default_callbacks(max_samples=300, repr_samples=200, **PROBE_EVERY_EPOCH)
-    fit2 = trainer(tmp_path, second, max_epochs=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", MeasurementFailedWarning)
-        fit2.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+    fit, _, fit2, second = fit_then_resume(
+        tmp_path,
+        lambda: default_callbacks(max_samples=300, repr_samples=200, **PROBE_EVERY_EPOCH),
+        *mnist_3_vs_8,
+        monkeypatch,
+    )
     properties = next(c for c in second if isinstance(c, DatasetPropertiesMonitor))
     d_repr = next(c for c in second if isinstance(c, RepresentationIDMonitor))
     assert not properties.recomputed

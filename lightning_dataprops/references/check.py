@@ -1,0 +1,290 @@
+"""The sharp-label decision: one function, used by the fit-start callback and the command line.
+
+Exact ``K_F`` is a maximum set by one pair, so a single coincidence (two sky-blue photos, one an
+airplane and one a bird) decides it; on natural photos it overlaps the medical values. The check
+therefore compares the **median sharpness** ``K_F(0.5) = 1 / median_i d_i`` (``d_i``: the
+distance from sample ``i`` to its nearest differently-labelled sample), measured under the
+reference protocol, with the largest value measured on natural images under the same protocol,
+class count and sample size; the statistic and its tolerance were chosen by the study in
+``docs/reference_values.md``. Independently, **label conflicts** (near-identical inputs with
+different labels) always make the check fire: they are often labelling errors.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lightning_dataprops.functional._validation import as_tensor
+from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
+from lightning_dataprops.functional.label_sharpness import label_sharpness
+from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.functional.targets import normalize_targets
+from lightning_dataprops.references.bands import ReferenceBand, reference_band, reference_rule
+from lightning_dataprops.references.protocol import protocol_for, to_reference_protocol
+
+__all__ = ["SharpnessCheck", "check_label_sharpness"]
+
+_IMPLICATIONS = (
+    "Sharp labels mean the test loss falls more slowly as training data grows (it scales like "
+    "K_F * N^(-1/d_data)), so this task needs more training samples per unit of loss than a "
+    "natural-image task of the same intrinsic dimension, and models trained on it tend to be "
+    "more fragile under adversarial attack."
+)
+_ADVICE = (
+    "Look at the listed pairs: near-identical inputs with different labels are often labelling "
+    "errors or duplicated images. Consider a label review, and more training data."
+)
+
+
+def statistic_value(result: LabelSharpnessResult, statistic: str) -> float:
+    """The value of a study statistic (``"K_F"``, ``"K_F_qXX"``, ``"scale_free_*"``)."""
+    robust = result.robust
+    if statistic == "K_F":
+        return result.value
+    if robust is None:
+        raise ValueError(f"{statistic} needs class labels and the exact method.")
+    if statistic.startswith("K_F_q"):
+        return robust.quantiles[int(statistic[5:]) / 100]
+    if statistic == "scale_free_K_F":
+        return robust.scale * result.value
+    if statistic == "scale_free_q50":
+        return robust.scale * robust.median
+    raise ValueError(f"unknown statistic {statistic!r}.")
+
+
+@dataclass(frozen=True)
+class SharpnessCheck:
+    """Are a sample's labels sharp compared with natural images? (All numbers in the protocol's
+    space: distances between protocol images, sharpness in 1 / that distance.)
+
+    Attributes:
+        is_sharp: the statistic exceeds the threshold, or there are label conflicts.
+        statistic: the statistic compared (``"K_F_q50"``: the median sharpness).
+        value: its value on the sample.
+        threshold: ``tolerance`` x the largest natural value (``band.maximum``).
+        tolerance: the factor chosen by the study.
+        ratio: ``value / band.maximum``.
+        band: the natural-image references it was compared with.
+        K_F: exact label sharpness of the sample under the protocol (``inf``: a conflict).
+        pairs: the sharpest differently-labelled pairs (indices into the sample).
+        conflicts: near-identical differently-labelled pairs (indices into the sample).
+        per_class_pair: ``(a, b) -> (median sharpness, points)`` where classes meet.
+        protocol: ``"gray28"`` or ``"rgb32"``.
+        n: sample size.
+        n_classes: classes in the sample.
+        input_shape: shape of one input as given.
+    """
+
+    is_sharp: bool
+    statistic: str
+    value: float
+    threshold: float
+    tolerance: float
+    ratio: float
+    band: ReferenceBand
+    K_F: float
+    pairs: tuple[SharpPair, ...]
+    conflicts: tuple[SharpPair, ...]
+    per_class_pair: dict[tuple[int, int], tuple[float, int]]
+    protocol: str
+    n: int
+    n_classes: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def statistic_is_sharp(self) -> bool:
+        """The dataset-level statistic alone exceeds the threshold (conflicts aside)."""
+        return self.value > self.threshold
+
+    def explain(self, index_map: Sequence[int] | None = None) -> str:
+        """One paragraph: what was measured, against what, the verdict, what it implies and
+        what to do. ``index_map`` turns sample positions into dataset indices in the text."""
+
+        def index(i: int) -> int:
+            return i if index_map is None else int(index_map[i])
+
+        what = (
+            f"Median label sharpness K_F(0.5) = {self.value:.3f} (1 / the median distance from a "
+            f"sample to its nearest differently-labelled sample), measured on {self.n} samples "
+            f"({self.n_classes} classes) under the {self.protocol} protocol, against "
+            f"{self.band.describe()}; the warning threshold is {self.threshold:.3f} "
+            f"({self.tolerance:g} x the natural maximum)."
+        )
+        if self.statistic != "K_F_q50":
+            what = what.replace("Median label sharpness K_F(0.5)", self.statistic)
+        parts = [what]
+        if self.statistic_is_sharp:
+            parts.append(
+                f"The labels are sharp: {self.ratio:.2f}x the sharpest natural-image draw, in the "
+                f"same space (exact K_F = {self.K_F:.3f})."
+            )
+        else:
+            parts.append(
+                f"The labels are not sharper than natural images ({self.ratio:.2f}x the sharpest "
+                f"natural draw; exact K_F = {self.K_F:.3f})."
+            )
+        if self.conflicts:
+            shown = ", ".join(
+                f"{index(p.i)} and {index(p.j)} (labels {p.label_i} vs {p.label_j}, "
+                f"distance {p.distance:.3g})"
+                for p in self.conflicts[:5]
+            )
+            more = f" and {len(self.conflicts) - 5} more" if len(self.conflicts) > 5 else ""
+            parts.append(
+                f"Label conflicts: {len(self.conflicts)} pair(s) of near-identical samples carry "
+                f"different labels: {shown}{more}."
+            )
+        elif self.pairs:
+            top = self.pairs[0]
+            parts.append(
+                f"The closest differently-labelled pair is samples {index(top.i)} and "
+                f"{index(top.j)} (labels "
+                f"{top.label_i} vs {top.label_j}, distance {top.distance:.3g})."
+            )
+        if self.is_sharp:
+            parts += [_IMPLICATIONS, _ADVICE]
+        return " ".join(parts)
+
+    def to_dict(self, index_map: Sequence[int] | None = None) -> dict[str, Any]:
+        """A JSON-ready dictionary (``index_map``: as in :meth:`explain`, for the text)."""
+        return {
+            "is_sharp": self.is_sharp,
+            "statistic": self.statistic,
+            "value": self.value,
+            "threshold": self.threshold,
+            "tolerance": self.tolerance,
+            "ratio": self.ratio,
+            "band": {
+                "datasets": list(self.band.datasets),
+                "protocol": self.band.protocol,
+                "n": self.band.measured_n,
+                "n_classes": self.band.n_classes,
+                "minimum": self.band.minimum,
+                "median": self.band.median,
+                "maximum": self.band.maximum,
+            },
+            "K_F": self.K_F if math.isfinite(self.K_F) else "inf",
+            "pairs": [p.to_dict() for p in self.pairs],
+            "conflicts": [p.to_dict() for p in self.conflicts],
+            "per_class_pair": [
+                {"classes": list(k), "median_sharpness": v, "count": c}
+                for k, (v, c) in sorted(self.per_class_pair.items())
+            ],
+            "protocol": self.protocol,
+            "n": self.n,
+            "n_classes": self.n_classes,
+            "input_shape": list(self.input_shape),
+            "explanation": self.explain(index_map),
+        }
+
+
+def check_label_sharpness(
+    inputs: Any,
+    targets: Any,
+    *,
+    tolerance: float | None = None,
+    conflict_rtol: float | None = None,
+    top_pairs: int = 8,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: torch.device | str | None = None,
+) -> SharpnessCheck:
+    """Decide whether a labelled sample of images has sharp labels, compared with natural images.
+
+    The sample is brought to the reference protocol (:func:`to_reference_protocol`: colour
+    images to 32x32 RGB, grayscale ones to 28x28, both min-max scaled to [0, 1], so any
+    resolution, channel count and intensity range works), one exact neighbour pass measures the
+    median sharpness ``K_F(0.5)``, exact ``K_F`` and the label conflicts, and ``K_F(0.5)`` is
+    compared with natural images at the same protocol, class count and sample size. Take the
+    sample as the callback does: seeded and class-stratified, about 1000 items
+    (:func:`~lightning_dataprops.sample_dataset`).
+
+    Args:
+        inputs: ``(n, C, H, W)``, ``(n, H, W)`` or ``(n, H, W, C)`` images (tensor or array).
+        targets: ``(n,)`` integer class ids or ``(n, C)`` one-hot rows (at least 2 classes).
+        tolerance: factor over the natural maximum (default: the study's,
+            :func:`~lightning_dataprops.references.reference_rule`).
+        conflict_rtol: conflicts are pairs closer than this times the median nearest-neighbour
+            distance (default: the study's).
+        top_pairs: how many of the sharpest pairs to keep.
+        memory_budget_mb: working-memory bound of the neighbour search.
+        device: where to compute (default: the inputs' device).
+
+    Returns:
+        A :class:`SharpnessCheck`; ``explain()`` gives the paragraph a user reads.
+
+    Raises:
+        ValueError: non-image inputs (no reference exists), regression or single-class targets,
+            mismatched lengths, NaN.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.rand(400, 1, 28, 28, generator=g)
+        >>> y = torch.arange(400) % 2
+        >>> check = check_label_sharpness(x, y)
+        >>> check.protocol, check.is_sharp, check.conflicts
+        ('gray28', False, ())
+        >>> x[1] = x[0]  # a duplicated image with the other label
+        >>> check_label_sharpness(x, y).is_sharp
+        True
+    """
+    images = as_tensor(inputs, "inputs")
+    if device is not None:
+        images = images.to(device)
+    n = int(images.shape[0]) if images.ndim else 0
+    labels = normalize_targets(
+        as_tensor(targets, "targets"), n, "auto", name="targets", min_classes=2
+    )
+    if not labels.is_class:
+        raise ValueError(
+            "check_label_sharpness needs class targets (integer ids or one-hot rows); these are "
+            "floating-point (regression) targets. Pass class ids, e.g. targets.long()."
+        )
+    rule = reference_rule()
+    tolerance = float(rule["tolerance"] if tolerance is None else tolerance)
+    rtol = float(rule["conflict_rtol"] if conflict_rtol is None else conflict_rtol)
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance!r}.")
+    protocol = protocol_for(images)
+    points = to_reference_protocol(images, protocol).flatten(1)
+    with warnings.catch_warnings():
+        # The conflicts are part of the result (and of explain()), not a separate warning.
+        warnings.simplefilter("ignore", LabelConflictWarning)
+        result = label_sharpness(
+            points,
+            labels.values,
+            top_pairs=top_pairs,
+            memory_budget_mb=memory_budget_mb,
+            conflict_rtol=rtol,
+        )
+    robust = result.robust
+    assert robust is not None and labels.n_classes is not None
+    statistic = str(rule["statistic"])
+    value = statistic_value(result, statistic)
+    band = reference_band(n, labels.n_classes, protocol, statistic)
+    threshold = tolerance * band.maximum
+    conflicts = tuple(result.conflicts)
+    return SharpnessCheck(
+        is_sharp=value > threshold or bool(conflicts),
+        statistic=statistic,
+        value=value,
+        threshold=threshold,
+        tolerance=tolerance,
+        ratio=value / band.maximum,
+        band=band,
+        K_F=result.value,
+        pairs=tuple(result.pairs),
+        conflicts=conflicts,
+        per_class_pair=dict(robust.per_class_pair),
+        protocol=protocol,
+        n=n,
+        n_classes=labels.n_classes,
+        input_shape=tuple(images.shape[1:]),
+    )
