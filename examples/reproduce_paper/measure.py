@@ -69,7 +69,8 @@ def callbacks(task: Task, cfg: Config, n_train: int) -> list[Callback]:
     the points d_data and K_F are measured on (as in the paper).
     """
     every = last_epoch(cfg, n_train)
-    options = DataPropsOptions(seed=0, progress=False)
+    # No overhead budget: the experiment measures once, at a fixed point, and must not postpone.
+    options = DataPropsOptions(seed=0, progress=False, overhead_budget=None)
     return [
         DatasetPropertiesMonitor(options, max_samples=None, k=cfg.k, warn_sharp_labels=False),
         RepresentationIDMonitor(
@@ -102,13 +103,13 @@ def collect(trainer: pl.Trainer) -> dict[str, float]:
 def protocol_sharpness(x: Tensor, y: Tensor) -> dict[str, float]:
     """Exact K_F and K_F(0.5) of ``(x, y)`` brought to 28x28 grayscale in [0, 1].
 
-    The common preprocessing of the domain comparison (the product's reference protocol,
-    ``lightning_dataprops.references.to_reference_protocol``: mean over RGB, resized to 28x28,
-    min-max scaled to [0, 1] over the subset). K_F(0.5) = 1 / the median, over points, of the
-    distance to the nearest differently-labelled point; exact K_F = 1 / the smallest such
-    distance. Both come from one exact neighbour pass.
+    The common preprocessing of the domain comparison (the product's grayscale reference
+    protocol, ``to_reference_protocol(x, "gray28")``: mean over RGB, resized to 28x28, min-max
+    scaled to [0, 1] over the subset), the same for every task. K_F(0.5) = 1 / the median, over
+    points, of the distance to the nearest differently-labelled point; exact K_F = 1 / the
+    smallest such distance. Both come from one exact neighbour pass.
     """
-    common = to_reference_protocol(x)
+    common = to_reference_protocol(x, "gray28")
     if tuple(common.shape[1:]) != (1, 28, 28):
         raise RuntimeError(
             f"to_reference_protocol now gives {tuple(common.shape[1:])} images: the report "

@@ -83,7 +83,8 @@ def _run(
         "(reshuffled epochs), no augmentation, final weights; trained by a Lightning `Trainer` "
         "on the CPU. Inputs in [0, 1]: 28x28 grayscale, or 32x32 RGB for the CIFAR-10 photos.",
         f"- Measurements, by the product's callbacks (`lightning_dataprops.callbacks`, one "
-        f"`DataPropsOptions(seed=0)`): `DatasetPropertiesMonitor` at fit start, d_data = MLE "
+        f"`DataPropsOptions(seed=0, overhead_budget=None)`, so nothing is postponed): "
+        f"`DatasetPropertiesMonitor` at fit start, d_data = MLE "
         f"(k = {cfg.k}) and exact K_F of the whole training subset (a seeded stratified sample "
         f"of the pool, `sample_dataset`, nested across N for a seed); `RepresentationIDMonitor` "
         f"after the last step, d_repr = MLE (k = {cfg.k}) of the 64-d penultimate layer "
@@ -93,7 +94,7 @@ def _run(
         f"{MNIST_TEST_PER_CLASS} held-out images per digit). Test loss and accuracy come from "
         "the model's validation loop. For the domain comparison, exact K_F and K_F(0.5) of the "
         "training subset under 28x28 grayscale in [0, 1] (`label_sharpness` on "
-        "`to_reference_protocol` of the subset; section 2).",
+        '`to_reference_protocol(x, "gray28")` of the subset; section 2).',
         f"- Raw runs: [`figures/{CSV_NAME}`](figures/{CSV_NAME}).",
     ]
     if result.excluded:

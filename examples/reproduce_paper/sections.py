@@ -76,7 +76,7 @@ def domains(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> l
         f"N = {result.matched_n}, mean ± sd over seeds (different subsets). K_F depends on "
         "resolution, channel count and intensity range, so the domains are compared under one "
         "preprocessing for every task: **28x28 grayscale in [0, 1]** (the product's reference "
-        "protocol, `lightning_dataprops.references.to_reference_protocol`: mean over RGB, "
+        'grayscale protocol, `to_reference_protocol(x, "gray28")`: mean over RGB, '
         "resized to 28x28 by block averaging and bilinear interpolation, min-max scaled over "
         "the subset). It turns the 32x32 RGB photos into 28x28 grayscale; on the 28x28 "
         "grayscale datasets it only rescales a subset whose pixels do not span [0, 1]"

@@ -196,7 +196,7 @@ def test_rgb_photo_sharpness_against_brute_force(quick_run: tuple[Path, Rows]) -
         nearest = _nearest_other(sample.inputs, sample.targets)
         assert float(row["label_sharpness"]) == pytest.approx(1 / float(nearest.min()), rel=1e-4)
         # The median sharpness under the common 28x28 grayscale preprocessing.
-        common = _nearest_other(to_reference_protocol(sample.inputs), sample.targets)
+        common = _nearest_other(to_reference_protocol(sample.inputs, "gray28"), sample.targets)
         median = float(np.median(common.numpy()))
         assert float(row["kf_median_protocol"]) == pytest.approx(1 / median, rel=1e-4)
         assert float(row["kf_protocol"]) == pytest.approx(1 / float(common.min()), rel=1e-4)
