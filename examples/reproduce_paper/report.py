@@ -151,7 +151,7 @@ def _summary(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> 
             f"medical > natural, K_F(0.5) (28x28 gray, N = {result.matched_n})",
             "not in the paper",
         ),
-        ("Pearson r(K_F, FGSM loss increase), 95% CI", f"{PAPER_R:.2f}"),
+        ("Pearson r(exact K_F as trained, FGSM loss increase), 95% CI", f"{PAPER_R:.2f}"),
         ("d_repr <= d_data (training subset)", "yes"),
     ]
     columns = [_cells(result)]
