@@ -29,13 +29,14 @@ class Run:
     d_data: float
     d_data_twonn: float
     label_sharpness: float
+    kf_protocol: float
+    kf_median_protocol: float
     d_repr: float
     fgsm_clean_loss: float
     fgsm_adv_loss: float
     fgsm_loss_increase: float
     fgsm_robust_acc: float
     n_test: int
-    n_probe: int
     train_seconds: float
 
 
@@ -45,9 +46,10 @@ CSV_COLUMNS = tuple(f.name for f in fields(Run))
 def run_one(task: Task, n: int, seed: int, cfg: Config) -> Run:
     """Train on a seeded stratified subset of size ``n`` of the task's pool and measure it.
 
-    ``train_seconds`` is the wall time of ``trainer.fit``, measurements included.
+    ``train_seconds`` is the wall time of ``trainer.fit``, the callbacks' measurements included.
     """
     x, y, _ = stratified(task.pool_x, task.pool_y, n, seed)
+    protocol = measure.protocol_sharpness(x, y)
     start = time.perf_counter()
     callbacks = measure.callbacks(task, cfg, len(y))
     trainer, _ = fit(x, y, task.test_x, task.test_y, cfg, seed, callbacks)
@@ -59,21 +61,36 @@ def run_one(task: Task, n: int, seed: int, cfg: Config) -> Run:
         n_train=len(y),
         seed=seed,
         n_test=len(task.test_y),
-        n_probe=len(task.probe_y),
         train_seconds=seconds,
+        **protocol,
         **measure.collect(trainer),
     )
 
 
+def read_csv(path: Path) -> list[Run]:
+    """The runs of a CSV written by :func:`write_csv` (an earlier run of the experiment)."""
+    types = {f.name: f.type for f in fields(Run)}
+    converters = {"int": int, "float": float, "str": str}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise SystemExit(f"{path} lacks the columns {', '.join(sorted(missing))}")
+        return [
+            Run(**{key: converters[str(types[key])](row[key]) for key in CSV_COLUMNS})
+            for row in reader
+        ]
+
+
 def write_csv(path: Path, runs: list[Run]) -> None:
-    """The runs as CSV, floats with 6 significant digits."""
+    """The runs as CSV, floats in full (shortest round-trip), so ``--from-csv`` is exact."""
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for run in runs:
             writer.writerow(
                 {
-                    key: f"{value:.6g}" if isinstance(value, float) else value
+                    key: repr(value) if isinstance(value, float) else value
                     for key, value in asdict(run).items()
                 }
             )

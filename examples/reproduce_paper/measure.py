@@ -1,37 +1,38 @@
 """Every measurement of a run, behind one small interface.
 
-* :func:`callbacks`: the Lightning callbacks a run's Trainer gets (:func:`.model.fit` runs them);
+* :func:`callbacks`: the product's Lightning callbacks a run's Trainer gets (:func:`.model.fit`
+  runs them): ``DatasetPropertiesMonitor``, ``RepresentationIDMonitor`` and
+  ``RobustnessMonitor`` from ``lightning_dataprops.callbacks``, sharing one
+  ``DataPropsOptions``;
 * :func:`collect`: the finished run's values, read from ``trainer.callback_metrics`` by the
-  names in :data:`METRICS`;
-* :func:`probe_d_data`: d_data of a task's fixed probe sample (once per task, for section 4).
+  product's names (:data:`METRICS`);
+* :func:`protocol_sharpness`: exact K_F and the median sharpness K_F(0.5) of the training subset
+  under the common preprocessing of the domain comparison.
 
-What is measured, per run: d_data (MLE and TwoNN, k = ``cfg.k``) and exact K_F of the
-training subset when training starts; after the last step, the FGSM (eps ``cfg.eps``)
-robustness on the test set (eval mode) and d_repr (MLE) of the penultimate layer ``embed`` on
-the task's probe sample.
+What the callbacks measure, per run: at fit start, d_data (MLE and TwoNN, k = ``cfg.k``) and
+exact K_F of the whole training subset; at the end of the last epoch (after the final step and
+the model's validation), d_repr (MLE) of the penultimate layer ``embed`` on the same training
+subset, and the FGSM (eps ``cfg.eps``) robustness on the whole test set, model in eval mode.
 The test and training losses come from the model's own validation loop (:mod:`.model`).
-
-Today one local callback, :class:`FunctionalMeasurements`, computes these with the functional
-API of ``lightning_dataprops`` at the hooks where the product's focused callbacks measure.
-:data:`METRICS` already uses the product's names (``lightning_dataprops.names``), so switching
-to those callbacks is a change in :func:`callbacks` only.
 """
 
 from __future__ import annotations
 
-import math
-
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import TensorDataset
+from torch import Tensor
 
 from lightning_dataprops import names
-from lightning_dataprops.functional import dataset_properties, intrinsic_dimension
-from lightning_dataprops.functional.attacks import make_attack, robustness
-from lightning_dataprops.functional.representations import capture_representations
+from lightning_dataprops.callbacks import (
+    DataPropsOptions,
+    DatasetPropertiesMonitor,
+    RepresentationIDMonitor,
+    RobustnessMonitor,
+)
+from lightning_dataprops.functional import label_sharpness
+from lightning_dataprops.references import to_reference_protocol
 
-from .model import EVAL_BATCH, TEST_ACC, TEST_LOSS, TRAIN_LOSS
+from .model import TEST_ACC, TEST_LOSS, TRAIN_LOSS
 from .tasks import Config, Task
 
 REPR_LAYER = "embed"
@@ -54,63 +55,37 @@ METRICS = {
 }
 
 
-class FunctionalMeasurements(Callback):
-    """The run's dataset, representation and robustness measurements via the functional API.
-
-    Publishes each value in ``trainer.callback_metrics`` under its name in :data:`METRICS`.
-    """
-
-    def __init__(self, task: Task, cfg: Config) -> None:
-        self.task = task
-        self.cfg = cfg
-
-    @staticmethod
-    def _publish(trainer: pl.Trainer, values: dict[str, float]) -> None:
-        for field, value in values.items():
-            trainer.callback_metrics[METRICS[field]] = torch.tensor(
-                float(value), dtype=torch.float64
-            )
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if not isinstance(dataset, TensorDataset):
-            raise TypeError("the reproduction trains on a TensorDataset of (images, labels)")
-        x, y = dataset.tensors
-        props = dataset_properties(x, y, k=self.cfg.k)
-        kf = props.K_F
-        self._publish(
-            trainer,
-            {
-                "d_data": props.d_data,
-                "d_data_twonn": props.d_data_twonn,
-                "label_sharpness": math.nan if kf is None else float(kf),
-            },
-        )
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        attack = make_attack(ATTACK, pl_module, eps=self.cfg.eps)
-        rob = robustness(
-            pl_module, self.task.test_x, self.task.test_y, attack, batch_size=EVAL_BATCH
-        )
-        feats = capture_representations(pl_module, self.task.probe_x, [REPR_LAYER])[REPR_LAYER]
-        self._publish(
-            trainer,
-            {
-                "d_repr": intrinsic_dimension(feats, "mle", k=self.cfg.k).value,
-                "fgsm_clean_loss": rob.clean_loss,
-                "fgsm_adv_loss": rob.adv_loss,
-                "fgsm_loss_increase": rob.loss_increase,
-                "fgsm_robust_acc": rob.robust_acc,
-            },
-        )
+def last_epoch(cfg: Config, n_train: int) -> int:
+    """The number of epochs ``cfg.steps`` steps take (full batches of ``cfg.batch_size``)."""
+    per_epoch = n_train // min(cfg.batch_size, n_train)
+    return -(-cfg.steps // per_epoch)
 
 
 def callbacks(task: Task, cfg: Config, n_train: int) -> list[Callback]:
-    """The callbacks that measure one run of ``task`` on ``n_train`` training items."""
-    return [FunctionalMeasurements(task, cfg)]
+    """The product's callbacks that measure one run of ``task`` on ``n_train`` training items.
+
+    The recipe stops after ``cfg.steps`` steps, inside its last epoch: d_repr and the FGSM probe
+    are measured at the end of that epoch only. d_repr is measured on the whole training subset,
+    the points d_data and K_F are measured on (as in the paper).
+    """
+    every = last_epoch(cfg, n_train)
+    # No overhead budget: the experiment measures once, at a fixed point, and must not postpone.
+    options = DataPropsOptions(seed=0, progress=False, overhead_budget=None)
+    return [
+        DatasetPropertiesMonitor(options, max_samples=None, k=cfg.k, warn_sharp_labels=False),
+        RepresentationIDMonitor(
+            options, layers=[REPR_LAYER], every_n_epochs=every, n_samples=n_train, k=cfg.k
+        ),
+        RobustnessMonitor(
+            options,
+            every_n_epochs=every,
+            n_samples=len(task.test_y),
+            attacks={ATTACK: ATTACK},
+            eps=cfg.eps,
+            data_range=(0.0, 1.0),
+            normalization=None,
+        ),
+    ]
 
 
 def collect(trainer: pl.Trainer) -> dict[str, float]:
@@ -125,6 +100,21 @@ def collect(trainer: pl.Trainer) -> dict[str, float]:
     return {field: float(metrics[name]) for field, name in METRICS.items()}
 
 
-def probe_d_data(task: Task, cfg: Config) -> float:
-    """d_data (MLE, k = ``cfg.k``) of the task's probe sample: the points d_repr is measured on."""
-    return dataset_properties(task.probe_x, task.probe_y, k=cfg.k).d_data
+def protocol_sharpness(x: Tensor, y: Tensor) -> dict[str, float]:
+    """Exact K_F and K_F(0.5) of ``(x, y)`` brought to 28x28 grayscale in [0, 1].
+
+    The common preprocessing of the domain comparison (the product's grayscale reference
+    protocol, ``to_reference_protocol(x, "gray28")``: mean over RGB, resized to 28x28, min-max
+    scaled to [0, 1] over the subset), the same for every task. K_F(0.5) = 1 / the median, over
+    points, of the distance to the nearest differently-labelled point; exact K_F = 1 / the
+    smallest such distance. Both come from one exact neighbour pass.
+    """
+    common = to_reference_protocol(x, "gray28")
+    if tuple(common.shape[1:]) != (1, 28, 28):
+        raise RuntimeError(
+            f"to_reference_protocol now gives {tuple(common.shape[1:])} images: the report "
+            "describes 28x28 grayscale; update measure.py and the report together"
+        )
+    result = label_sharpness(common, y)
+    assert result.robust is not None  # class targets
+    return {"kf_protocol": result.value, "kf_median_protocol": result.robust.median}

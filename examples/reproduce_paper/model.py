@@ -20,16 +20,22 @@ EVAL_BATCH = 500
 class SmallCNN(pl.LightningModule):
     """Two conv blocks, a 64-unit ReLU embedding (the penultimate layer ``embed``) and a head.
 
+    ``image_shape`` is ``(channels, height, width)`` of the inputs: 1 channel for the grayscale
+    tasks, 3 for RGB photos; the two 2x2 poolings leave ``height // 4 x width // 4`` maps.
+
     Trained with cross-entropy and Adam. Its validation loop runs once, after the last step, over
     two loaders: the task's fixed test set (logs ``test_loss`` and ``test_acc``) and the training
     set (logs ``train_loss``), both exact means over their sets, in eval mode.
     """
 
-    def __init__(self, n_classes: int = 2, lr: float = 1e-3) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 2, lr: float = 1e-3
+    ) -> None:
         super().__init__()
         self.lr = lr
+        channels, height, width = image_shape
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
+            nn.Conv2d(channels, 16, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1),
@@ -37,7 +43,7 @@ class SmallCNN(pl.LightningModule):
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        self.embed = nn.Sequential(nn.Linear(32 * 7 * 7, 64), nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(32 * (height // 4) * (width // 4), 64), nn.ReLU())
         self.head = nn.Linear(64, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -83,11 +89,12 @@ def fit(
 ) -> tuple[pl.Trainer, SmallCNN]:
     """Train a fresh :class:`SmallCNN` for ``cfg.steps`` steps on ``(x, y)``, on the CPU.
 
-    Validation (the test set, then the training set) runs once, after the last step, so the
-    callbacks that measure at validation end see the final weights.
+    Validation (the test set, then the training set) runs once, after the last step, inside the
+    last epoch, so the callbacks that measure at the end of that epoch see the final weights.
     """
     torch.manual_seed(seed)
-    model = SmallCNN(n_classes=2, lr=cfg.lr)
+    channels, height, width = x.shape[1:]
+    model = SmallCNN((int(channels), int(height), int(width)), n_classes=2, lr=cfg.lr)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import sections
 from .analysis import Analysis
 from .experiment import CSV_NAME, Run
-from .figures import FIGURES
-from .stats import fmt, fmt_pm, mean_sd
+from .stats import fmt
 from .tasks import MNIST_TEST_PER_CLASS, Config, Task
-from .verdicts import PAPER_KF, PAPER_R, domain_text, fgsm_text, id_text, r_verdict, scaling_text
+from .verdicts import EARLIER_KF, PAPER_R, r_holds, rgb_names, where_claims_hold, yes_no
 
-HEADINGS = (
-    "## 1. Scaling of the test loss with N",
-    "## 2. Label sharpness by domain",
-    "## 3. Label sharpness and adversarial fragility",
-    "## 4. Representation ID versus data ID",
-    "## 5. The scaling constant C",
-)
-
-
-def _yes_no(value: bool | None) -> str:
-    return "n/a" if value is None else ("yes" if value else "no")
+HEADINGS = sections.HEADINGS
 
 
 def _machine() -> str:
@@ -47,277 +37,187 @@ def _machine() -> str:
     )
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How the runs came about: the command, its wall time, and whether the page was rebuilt
+    from the runs' CSV (then ``seconds`` is the sum of the runs' own wall times)."""
+
+    command: str
+    seconds: float
+    rebuilt: bool = False
+
+
+def _run(
+    runs: list[Run], tasks: list[Task], result: Analysis, cfg: Config, how: Provenance
+) -> list[str]:
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    seconds, command = how.seconds, how.command
+    timing = (
+        f"- Date: {when}; the report and figures were rebuilt from the runs' CSV (the runs "
+        "come from the same command without `--from-csv`); the runs took "
+        f"{seconds / 60:.1f} min ({seconds:.0f} s), the sum of their wall times (training and "
+        "the callbacks' measurements)."
+        if how.rebuilt
+        else f"- Date: {when}; total runtime {seconds / 60:.1f} min ({seconds:.0f} s) wall clock."
+    )
+    described = [
+        f"{t.name} [{t.domain}, {t.input_text}, pool {len(t.pool_y)}, test {len(t.test_y)}]"
+        for t in tasks
+    ]
+    lines = [
+        "## Run",
+        "",
+        timing,
+        f"- Machine: {_machine()}.",
+        f"- Command: `{command}`",
+        f"- Tasks: {', '.join(described)}.",
+    ]
+    lines += [f"- Left out, data absent: {reason}" for reason in cfg.omitted]
+    lines += [
+        f"- Requested sizes N: {', '.join(map(str, cfg.sizes))} (capped at each pool; sizes "
+        f"actually run are in the tables); seeds: {', '.join(map(str, cfg.seeds))}; "
+        f"{len(runs)} runs.",
+        f"- Recipe (same for every run): SmallCNN (conv 16 - pool - conv 32 - pool - linear 64 "
+        f"- ReLU - linear 2, no normalisation layers; the first convolution takes the input's "
+        f"channels, 1 or 3), Adam lr {cfg.lr:g}, {cfg.steps} steps of batch {cfg.batch_size} "
+        "(reshuffled epochs), no augmentation, final weights; trained by a Lightning `Trainer` "
+        "on the CPU. Inputs in [0, 1]: 28x28 grayscale, or 32x32 RGB for the CIFAR-10 photos.",
+        f"- Measurements, by the product's callbacks (`lightning_dataprops.callbacks`, one "
+        f"`DataPropsOptions(seed=0, overhead_budget=None)`, so nothing is postponed): "
+        f"`DatasetPropertiesMonitor` at fit start, d_data = MLE "
+        f"(k = {cfg.k}) and exact K_F of the whole training subset (a seeded stratified sample "
+        f"of the pool, `sample_dataset`, nested across N for a seed); `RepresentationIDMonitor` "
+        f"after the last step, d_repr = MLE (k = {cfg.k}) of the 64-d penultimate layer "
+        f"(`embed`) on the same training subset; `RobustnessMonitor` after the last step, "
+        f"FGSM (eps = {cfg.eps * 255:g}/255 on pixels in [0, 1], eval mode) on the whole test "
+        f"set (official test split, at most {cfg.max_test} images; MNIST: "
+        f"{MNIST_TEST_PER_CLASS} held-out images per digit). Test loss and accuracy come from "
+        "the model's validation loop. For the domain comparison, exact K_F and K_F(0.5) of the "
+        "training subset under 28x28 grayscale in [0, 1] (`label_sharpness` on "
+        '`to_reference_protocol(x, "gray28")` of the subset; section 2).',
+        f"- Raw runs: [`figures/{CSV_NAME}`](figures/{CSV_NAME}).",
+    ]
+    if result.excluded:
+        lines.append(
+            f"- {len(result.excluded)} run(s) with infinite K_F (identical inputs with different "
+            "labels) or zero loss are left out of the K_F statistics and the fit: "
+            + ", ".join(f"{r.dataset} N={r.n_train} seed {r.seed}" for r in result.excluded)
+            + "."
+        )
+    return [*lines, ""]
+
+
+def _cells(analysis: Analysis) -> list[str]:
+    """One column of the summary table: the value and the verdict of each claim."""
+    n_within = sum(bool(s.within) for s in analysis.scaling)
+    n_scaled = sum(s.within is not None for s in analysis.scaling)
+    n_vague = sum(
+        bool(s.within) and s.fit.ci95()[0] <= 0 <= s.fit.ci95()[1] for s in analysis.scaling
+    )
+    vague = f", {n_vague} of them with 0 in the CI" if n_vague else ""
+    cells = [
+        f"{n_within} of {n_scaled} datasets{vague}: "
+        + (yes_no(n_within == n_scaled) if n_scaled else "n/a")
+    ]
+    for field in ("kf_protocol", "kf_median_protocol"):
+        domains = analysis.domains[field]
+        if not domains.available:
+            cells.append("one domain only: n/a")
+            continue
+        natural = f"{min(domains.natural.values()):.3g}-{max(domains.natural.values()):.3g}"
+        medical = f"{min(domains.medical.values()):.3g}-{max(domains.medical.values()):.3g}"
+        cells.append(f"natural {natural}, medical {medical}: {yes_no(domains.separated)}")
+    fgsm = analysis.fgsm
+    cells.append(
+        f"{fmt(fgsm.r, 2)} ({fmt(fgsm.ci[0], 2)} to {fmt(fgsm.ci[1], 2)}): {yes_no(r_holds(fgsm))}"
+    )
+    id_holds = sum(row["holds"] for row in analysis.id_rows)
+    cells.append(
+        f"{id_holds} of {len(analysis.id_rows)} datasets: "
+        f"{yes_no(id_holds == len(analysis.id_rows))}"
+    )
+    return cells
+
+
+def _summary(result: Analysis, baseline: Analysis | None, tasks: list[Task]) -> list[str]:
+    claims = [
+        ("loss slope vs log N equals -1/d_data", "L ∝ N^(-1/d_data) (bound)"),
+        (
+            f"medical > natural, exact K_F (28x28 gray, N = {result.matched_n})",
+            f"medical sharper (measured earlier here, N = 290: natural {EARLIER_KF['natural']}, "
+            "medical 0.38-1.8)",
+        ),
+        (
+            f"medical > natural, K_F(0.5) (28x28 gray, N = {result.matched_n})",
+            "not in the paper",
+        ),
+        ("Pearson r(exact K_F as trained, FGSM loss increase), 95% CI", f"{PAPER_R:.2f}"),
+        ("d_repr <= d_data (training subset)", "yes"),
+    ]
+    columns = [_cells(result)]
+    header = "| claim | paper | here, all tasks |"
+    if baseline is not None:
+        columns.insert(0, _cells(baseline))
+        header = "| claim | paper | 28x28 grayscale tasks only | with the CIFAR-10 RGB photos |"
+    lines = ["## Summary", "", header, "|---" * (header.count("|") - 1) + "|"]
+    for index, (claim, paper) in enumerate(claims):
+        lines.append(f"| {claim} | {paper} | " + " | ".join(c[index] for c in columns) + " |")
+    lines += [
+        "",
+        "Verdicts: a slope holds when -1/d_data lies in the fit's 95% confidence interval; the "
+        "correlation when its 95% interval lies above 0; the domain ordering when every medical "
+        "dataset's mean value is above every natural one's; d_repr <= d_data when the mean over "
+        "seeds at the largest N is.",
+        "",
+    ]
+    if rgb_names(tasks):
+        lines += [
+            "### Where the claims hold once natural RGB photos are included",
+            "",
+            where_claims_hold(result, baseline, tasks),
+            "",
+        ]
+    return lines
+
+
 def write_report(
     out: Path,
     runs: list[Run],
     tasks: list[Task],
     result: Analysis,
     cfg: Config,
-    seconds: float,
-    command: str,
+    how: Provenance,
+    baseline: Analysis | None = None,
 ) -> Path:
-    lines: list[str] = []
-    add = lines.append
-    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    add("# Reproducing the paper's findings on a CPU")
-    add("")
-    add("<!-- Generated by examples/reproduce_paper; do not edit by hand: rerun it. -->")
-    add("")
-    add(
+    """Write ``reproduction.md`` into ``out``; ``baseline`` is the analysis without RGB tasks."""
+    lines = [
+        "# Reproducing the paper's findings on a CPU",
+        "",
+        "<!-- Generated by examples/reproduce_paper; do not edit by hand: rerun it. -->",
+        "",
         "Konz & Mazurowski, *The Effect of Intrinsic Dataset Properties on Generalization* "
         "(ICLR 2024), claim: a test-loss scaling law L <~ C K_F N^(-1/d_data); medical images "
         "have sharper labels (higher K_F) than natural ones at matched N and preprocessing; "
         "K_F correlates with adversarial fragility (FGSM loss increase, Pearson r = 0.70); "
         "and the learned representations have a lower intrinsic dimension than the data. "
-        "This page checks each claim on small binary tasks with one fixed CNN recipe, on a CPU."
-    )
-    add("")
-    if cfg.quick:
-        add("**This is a --quick smoke run (tiny sizes, few steps): its numbers mean nothing.**")
-        add("")
-    add("## Run")
-    add("")
-    add(f"- Date: {when}; total runtime {seconds / 60:.1f} min ({seconds:.0f} s) wall clock.")
-    add(f"- Machine: {_machine()}.")
-    add(f"- Command: `{command}`")
-    described = [
-        f"{t.name} [{t.domain}, pool {len(t.pool_y)}, test {len(t.test_y)}]" for t in tasks
+        "This page checks each claim on small binary tasks with one fixed CNN recipe, on a CPU, "
+        "measuring with the product's own Lightning callbacks, on grayscale digits, clothes and "
+        "medical scans and on natural RGB photos (CIFAR-10).",
+        "",
     ]
-    add(f"- Tasks: {', '.join(described)}.")
-    add(
-        f"- Requested sizes N: {', '.join(map(str, cfg.sizes))} (capped at each pool; sizes "
-        f"actually run are in the tables); seeds: {', '.join(map(str, cfg.seeds))}; "
-        f"{len(runs)} runs."
-    )
-    add(
-        f"- Recipe (same for every run): SmallCNN (conv 16 - pool - conv 32 - pool - linear 64 "
-        f"- ReLU - linear 2, no normalisation layers), Adam lr {cfg.lr:g}, {cfg.steps} steps of "
-        f"batch {cfg.batch_size} (reshuffled epochs), no augmentation, final weights; trained "
-        "by a Lightning `Trainer` on the CPU. Inputs 28x28x1 in [0, 1]."
-    )
-    add(
-        f"- Measurements: training subset = seeded stratified sample of the pool "
-        f"(`sample_dataset`, nested across N for a seed); d_data = MLE (k = {cfg.k}) and K_F "
-        f"exact, of that subset; test loss/accuracy and FGSM (eps = {cfg.eps * 255:g}/255, "
-        f"eval mode) loss increase on a fixed test set (official test split, at most "
-        f"{cfg.max_test} images; MNIST: {MNIST_TEST_PER_CLASS} held-out images per digit); "
-        f"d_repr = MLE (k = {cfg.k}) of the 64-d penultimate layer (`embed`) on a fixed "
-        f"stratified probe sample of the test set (at most {cfg.n_probe} images)."
-    )
-    add(f"- Raw runs: [`figures/{CSV_NAME}`](figures/{CSV_NAME}).")
-    if result.excluded:
-        add(
-            f"- {len(result.excluded)} run(s) with infinite K_F (identical inputs with different "
-            "labels) or zero loss are left out of the K_F statistics and the fit: "
-            + ", ".join(f"{r.dataset} N={r.n_train} seed {r.seed}" for r in result.excluded)
-            + "."
-        )
-    add("")
-
-    # Summary
-    n_within = sum(bool(s.within) for s in result.scaling)
-    n_scaled = sum(s.within is not None for s in result.scaling)
-    nat = [t.name for t in tasks if t.domain == "natural"]
-    med = [t.name for t in tasks if t.domain == "medical"]
-    kf_mean = {name: mean_sd(v)[0] for name, v in result.kf_at_matched.items()}
-    med_above = None
-    if nat and med and result.matched_n is not None:
-        med_above = float(np.mean([kf_mean[n] for n in med])) > float(
-            np.mean([kf_mean[n] for n in nat])
-        )
-    id_holds = sum(row["holds"] for row in result.id_rows)
-    all_within = _yes_no(n_within == n_scaled) if n_scaled else "n/a"
-    n_vague = sum(
-        bool(s.within) and s.fit.ci95()[0] <= 0 <= s.fit.ci95()[1] for s in result.scaling
-    )
-    vague_note = f" ({n_vague} of them uninformative: CI also contains 0)" if n_vague else ""
-    add("## Summary")
-    add("")
-    add(
-        f"| claim | paper | here | holds? |\n|---|---|---|---|\n"
-        f"| loss slope vs log N equals -1/d_data | L ∝ N^(-1/d_data) (bound) | within the 95% "
-        f"CI for {n_within} of {n_scaled} datasets{vague_note} | {all_within} |\n"
-        f"| medical K_F > natural K_F at matched N | natural {PAPER_KF['natural']}, medical "
-        f"0.38-1.8 (N = 290) | see section 2 (N = {result.matched_n}) | {_yes_no(med_above)} |\n"
-        f"| Pearson r(K_F, FGSM loss increase) | {PAPER_R:.2f} | {fmt(result.r_all, 2)} "
-        f"(95% CI {fmt(result.r_all_ci[0], 2)} to {fmt(result.r_all_ci[1], 2)}) | "
-        f"{_yes_no(r_verdict(result))} |\n"
-        f"| d_repr <= d_data | yes | {id_holds} of {len(result.id_rows)} datasets | "
-        f"{_yes_no(id_holds == len(result.id_rows))} |"
-    )
-    add("")
-    add(
-        "Verdicts: a slope holds when -1/d_data lies in the fit's 95% confidence interval; the "
-        "correlation holds when its 95% interval lies above 0; the domain ordering when the mean "
-        "K_F of the medical datasets exceeds that of the natural ones."
-    )
-    add("")
-
-    # 1. scaling
-    add(HEADINGS[0])
-    add("")
-    add(
-        "Least-squares fit of log(test loss) on log N over all runs of a dataset (every seed a "
-        "point), slope ± standard error and its 95% t-interval, next to the exponent the law "
-        "predicts, -1/d_data with d_data measured on the training subset at the largest N "
-        "(mean over seeds). 'bound slope' is the fitted slope of log(K_F N^(-1/d_data)) itself: "
-        "K_F of the training subset grows with N, so the bound falls slower than N^(-1/d_data)."
-    )
-    add("")
-    add(
-        "| dataset | domain | N | runs | fitted slope ± SE | 95% CI | d_data (largest N) | "
-        "-1/d_data | within CI? | bound slope |"
-    )
-    add("|---|---|---|---|---|---|---|---|---|---|")
-    for s in result.scaling:
-        low, high = s.fit.ci95()
-        add(
-            f"| {s.dataset} | {s.domain} | {', '.join(map(str, s.sizes))} | {s.n_runs} | "
-            f"{fmt(s.fit.slope)} ± {fmt(s.fit.stderr, 2)} | [{fmt(low)}, {fmt(high)}] | "
-            f"{fmt(s.d_data)} | {fmt(s.predicted)} | {_yes_no(s.within)} | {fmt(s.bound_slope)} |"
-        )
-    add("")
-    add(f"![test loss vs N](figures/{FIGURES['scaling']})")
-    add("")
-    add(scaling_text(result))
-    add("")
-
-    # 2. K_F by domain
-    add(HEADINGS[1])
-    add("")
-    if result.matched_n is None:
-        add("No training-set size was run on every dataset, so K_F is not compared here.")
-    else:
-        add(
-            f"Exact K_F of the training subset at the largest N run on every dataset, "
-            f"N = {result.matched_n}, same preprocessing (28x28x1 in [0, 1]); mean ± sd over "
-            "seeds (different subsets). 'growth' is the slope of log K_F on log N (K_F is a "
-            "maximum over pairs, so it grows with N)."
-        )
-        add("")
-        add("| dataset | domain | K_F at matched N | K_F growth exponent | paper (N = 290) |")
-        add("|---|---|---|---|---|")
-        for task in tasks:
-            ref = PAPER_KF.get(task.name, PAPER_KF["natural"] if task.domain == "natural" else "")
-            add(
-                f"| {task.name} | {task.domain} | {fmt_pm(result.kf_at_matched[task.name])} | "
-                f"{fmt(result.kf_growth[task.name], 2)} | {ref} |"
-            )
-        add("")
-        add(domain_text(result, tasks))
-    add("")
-    add(f"![K_F by domain](figures/{FIGURES['sharpness']})")
-    add("")
-
-    # 3. correlation
-    add(HEADINGS[2])
-    add("")
-    add(
-        f"Across all {result.n_finite} runs (every dataset, N and seed): Pearson r between K_F "
-        f"of the training subset and the FGSM loss increase on the test set = "
-        f"**{fmt(result.r_all, 2)}** (Fisher 95% CI {fmt(result.r_all_ci[0], 2)} to "
-        f"{fmt(result.r_all_ci[1], 2)}), Spearman ρ = {fmt(result.rho_all, 2)}; at matched "
-        f"N = {result.matched_n} only ({result.n_matched} runs): r = {fmt(result.r_matched, 2)}. "
-        f"Paper: r = {PAPER_R:.2f}."
-    )
-    add("")
-    add(fgsm_text(result))
-    add("")
-    add(f"![K_F vs FGSM loss increase](figures/{FIGURES['fgsm']})")
-    add("")
-
-    # 4. IDs
-    add(HEADINGS[3])
-    add("")
-    add(
-        "d_repr: MLE of the penultimate layer's output on the fixed probe sample, for the runs "
-        "at the largest N of each dataset (mean ± sd over seeds). It is compared with d_data of "
-        "the same probe images (same points, same n: the like-for-like comparison); d_data of "
-        "the training subset is shown too, and the last column counts the runs (all N) whose "
-        "d_repr is at most their training subset's d_data."
-    )
-    add("")
-    add(
-        "| dataset | N | d_data (training subset) | d_data (probe, n) | d_repr (probe) | "
-        "d_repr <= d_data? | runs with d_repr <= d_data (train) |"
-    )
-    add("|---|---|---|---|---|---|---|")
-    for row in result.id_rows:
-        add(
-            f"| {row['dataset']} | {row['n_max']} | {fmt_pm(row['d_data_train'])} | "
-            f"{fmt(row['d_data_probe'])} (n = {row['n_probe']}) | {fmt_pm(row['d_repr'])} | "
-            f"{_yes_no(row['holds'])} | {row['runs_below_train']} of {row['n_runs']} |"
-        )
-    add("")
-    add(id_text(result))
-    add("")
-    add(f"![d_repr vs d_data](figures/{FIGURES['ids']})")
-    add("")
-
-    # 5. calibration
-    add(HEADINGS[4])
-    add("")
-    cal = result.calibration
-    if cal is None:
-        add("No run with a finite K_F: nothing to calibrate.")
-    else:
-        factor = math.exp(cal.rmse_log)
-        add(
-            f"`fit_constant` over {cal.n_runs} runs (least squares in log space of "
-            f"L = C K_F N^(-1/d_data)): **C = {cal.constant:.4g}**, log-space rmse "
-            f"{cal.rmse_log:.3f} (a prediction is typically off by a factor {factor:.2f})."
-        )
-        add("")
-        add(f"Regime: {cal.regime}.")
-        add("")
-        add("C fitted on each dataset alone (the spread shows how far one C carries):")
-        add("")
-        add("| dataset | C |")
-        add("|---|---|")
-        for name, value in result.c_by_dataset.items():
-            add(f"| {name} | {value:.4g} |")
-        add("")
-        spread = max(result.c_by_dataset.values()) / min(result.c_by_dataset.values())
-        add(
-            f"The per-dataset constants span a factor {spread:.1f}. "
-            + (
-                "One C describes these datasets reasonably well. "
-                if factor < 1.5
-                else "One C is only a coarse, order-of-magnitude calibration across datasets. "
-            )
-            + "Use it as the forecast's `scaling_constant` only in this regime (similar small "
-            "CNNs, 28x28 grayscale inputs in [0, 1], N in the range above, cross-entropy):"
-        )
-        add("")
-        add("```python")
-        add("from lightning_dataprops import default_callbacks")
-        add("")
-        add(f"callbacks = default_callbacks(scaling_constant={cal.constant:.4g})")
-        add("```")
-        add("")
-        add(
-            "or refit it from this page's runs, or your own, with "
-            f"`dataprops calibrate docs/figures/{CSV_NAME} --out calibration.json` and pass "
-            '`scaling_constant="calibration.json"`.'
-        )
-    add("")
-    add(f"![calibration](figures/{FIGURES['calibration']})")
-    add("")
-    add("## Caveats")
-    add("")
-    add(
-        "- One small CNN, one fixed recipe (fixed steps, no early stopping, no augmentation), "
-        "binary tasks, N at most a few thousand; the paper trains larger models on more data. "
-        "Small N means many epochs under a fixed step budget, so the overfitting regime changes "
-        "with N.\n"
-        "- The scaling law is an upper bound up to a constant; a fitted exponent is evidence "
-        "about the bound only when the bound is tight.\n"
-        "- K_F grows with N and depends on preprocessing, so it is compared at matched N only; "
-        "the pooled correlation in section 3 mixes sizes (the matched-N r removes that).\n"
-        "- MNIST here is a 5000-image subset (mnist5k), so its pool is small; BreastMNIST has "
-        "546 training images."
-    )
-    add("")
+    if cfg.quick:
+        lines += [
+            "**This is a --quick smoke run (tiny sizes, few steps): its numbers mean nothing.**",
+            "",
+        ]
+    lines += _run(runs, tasks, result, cfg, how)
+    lines += _summary(result, baseline, tasks)
+    lines += sections.scaling(result, tasks)
+    lines += sections.domains(result, baseline, tasks)
+    lines += sections.fgsm(result, baseline, tasks)
+    lines += sections.ids(result)
+    lines += sections.calibration(result)
+    lines += sections.caveats(tasks)
     path = out / "reproduction.md"
     path.write_text("\n".join(lines))
     return path

@@ -1,4 +1,4 @@
-"""The experiment's configuration and its binary tasks: a pool to train on, a test set, a probe."""
+"""The experiment's configuration and its binary tasks: a pool to train on and a test set."""
 
 from __future__ import annotations
 
@@ -13,13 +13,35 @@ from lightning_dataprops import sample_dataset
 from lightning_dataprops.data import LoadedData, load_fashion_mnist, load_npz
 from lightning_dataprops.functional.attacks import PAPER_EPS
 
-DEFAULT_TASKS = ("mnist-3v8", "mnist-1v7", "fashion-0v1", "fashion-2v4", "pneumonia", "breast")
+DEFAULT_TASKS = (
+    "mnist-3v8",
+    "mnist-1v7",
+    "fashion-0v1",
+    "fashion-2v4",
+    "cifar-0v2",
+    "cifar-3v5",
+    "pneumonia",
+    "breast",
+)
 DEFAULT_SIZES = (125, 250, 500, 1000, 2000)
-DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-QUICK_TASKS = ("mnist-3v8", "breast")
+DEFAULT_SEEDS = (0, 1, 2)
+FULL_SEEDS = (0, 1, 2, 3, 4)
+QUICK_TASKS = ("mnist-3v8", "cifar-0v2", "breast")
 QUICK_SIZES = (100, 200)
 QUICK_SEEDS = (0, 1)
 
+CIFAR_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 FASHION_CLASSES = (
     "T-shirt",
     "trouser",
@@ -33,7 +55,7 @@ FASHION_CLASSES = (
     "boot",
 )
 MNIST_TEST_PER_CLASS = 125  # mnist5k has 500 images a digit and no test split
-SPLIT_SEED = 12345  # seed of the fixed held-out test and probe samples
+SPLIT_SEED = 12345  # seed of the fixed held-out test samples
 
 
 @dataclass(frozen=True)
@@ -49,14 +71,15 @@ class Config:
     eps: float = PAPER_EPS
     k: int = 20
     max_test: int = 1000
-    n_probe: int = 500
     threads: int = 1
     quick: bool = False
+    omitted: tuple[str, ...] = ()
+    """Why each task left out for lack of data was left out."""
 
 
 @dataclass
 class Task:
-    """A binary task: a pool to draw training subsets from, a fixed test set and probe sample."""
+    """A binary task: a pool to draw training subsets from, and a fixed test set."""
 
     key: str
     name: str
@@ -65,9 +88,23 @@ class Task:
     pool_y: Tensor
     test_x: Tensor
     test_y: Tensor
-    probe_x: Tensor
-    probe_y: Tensor
     source: str
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of the inputs the model sees."""
+        channels, height, width = self.pool_x.shape[1:]
+        return int(channels), int(height), int(width)
+
+    @property
+    def input_text(self) -> str:
+        """The input format in words, e.g. ``32x32 RGB``."""
+        channels, height, width = self.image_shape
+        return f"{height}x{width} {'RGB' if channels == 3 else 'grayscale'}"
+
+
+class MissingDataError(Exception):
+    """A task's data files are absent (the message says which and where they come from)."""
 
 
 def stratified(x: Tensor, y: Tensor, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -96,25 +133,38 @@ def _parse_pair(key: str, prefix: str) -> tuple[int, int]:
     return a, b
 
 
+def _split_pool(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A fixed held-out test set of ``MNIST_TEST_PER_CLASS`` images a class, the rest a pool."""
+    test_x, test_y, test_idx = stratified(x, y, 2 * MNIST_TEST_PER_CLASS, SPLIT_SEED)
+    rest = torch.ones(len(y), dtype=torch.bool)
+    rest[test_idx] = False
+    return x[rest], y[rest], test_x, test_y
+
+
 def load_task(
     key: str, data_dir: Path, fashion_dir: Path, cache: dict[str, LoadedData], cfg: Config
 ) -> Task:
-    """Build one task: ``mnist-AvB``, ``fashion-AvB``, ``pneumonia`` or ``breast``."""
+    """Build one task: ``mnist-AvB``, ``fashion-AvB``, ``cifar-AvB``, ``pneumonia`` or ``breast``.
+
+    Raises:
+        MissingDataError: the task's files are absent.
+        SystemExit: an unknown or malformed task name.
+    """
 
     def cached(name: str, loader: Callable[[], LoadedData]) -> LoadedData:
         if name not in cache:
             cache[name] = loader()
         return cache[name]
 
+    def npz(name: str, path: Path, split: str) -> LoadedData:
+        if not path.exists():
+            raise MissingDataError(f"task {key}: {path} not found (see {data_dir / 'README.md'}).")
+        return cached(name, lambda: load_npz(path, split))
+
     if key.startswith("mnist-"):
         a, b = _parse_pair(key, "mnist-")
         path = data_dir / "mnist5k.npz"
-        data = cached("mnist", lambda: load_npz(path))
-        x, y = _pair(data, a, b)
-        test_x, test_y, test_idx = stratified(x, y, 2 * MNIST_TEST_PER_CLASS, SPLIT_SEED)
-        rest = torch.ones(len(y), dtype=torch.bool)
-        rest[test_idx] = False
-        pool_x, pool_y = x[rest], y[rest]
+        pool_x, pool_y, test_x, test_y = _split_pool(*_pair(npz("mnist", path, "train"), a, b))
         name, domain, source = f"MNIST {a}v{b}", "natural", str(path)
     elif key.startswith("fashion-"):
         a, b = _parse_pair(key, "fashion-")
@@ -122,30 +172,34 @@ def load_task(
             train = cached("fashion-train", lambda: load_fashion_mnist(fashion_dir, "train"))
             test = cached("fashion-test", lambda: load_fashion_mnist(fashion_dir, "test"))
         except FileNotFoundError as error:
-            raise SystemExit(
-                f"task {key}: {error}\nDrop the Fashion-MNIST tasks with --tasks, or point "
-                "--fashion-dir at the IDX files."
+            raise MissingDataError(
+                f"task {key}: {error} (Debian package dataset-fashion-mnist, or --fashion-dir)"
             ) from None
         pool_x, pool_y = _pair(train, a, b)
         test_x, test_y = _pair(test, a, b)
         name = f"Fashion {a}v{b} ({FASHION_CLASSES[a]}/{FASHION_CLASSES[b]})"
         domain, source = "natural", str(fashion_dir)
+    elif key.startswith("cifar-"):
+        a, b = _parse_pair(key, "cifar-")
+        path = data_dir / "cifar10" / "cifar10.npz"
+        pool_x, pool_y = _pair(npz("cifar-train", path, "train"), a, b)
+        test_x, test_y = _pair(npz("cifar-test", path, "test"), a, b)
+        name = f"CIFAR-10 {a}v{b} ({CIFAR_CLASSES[a]}/{CIFAR_CLASSES[b]})"
+        domain, source = "natural", str(path)
     elif key in ("pneumonia", "breast"):
-        file = data_dir / "medmnist" / f"{key}mnist.npz"
-        if not file.exists():
-            raise SystemExit(f"task {key}: {file} not found (see {data_dir / 'README.md'}).")
-        train, test = load_npz(file, "train"), load_npz(file, "test")
+        path = data_dir / "medmnist" / f"{key}mnist.npz"
+        train, test = npz(key, path, "train"), npz(f"{key}-test", path, "test")
         pool_x, pool_y, test_x, test_y = train.inputs, train.targets, test.inputs, test.targets
         name = {"pneumonia": "PneumoniaMNIST", "breast": "BreastMNIST"}[key]
-        domain, source = "medical", str(file)
+        domain, source = "medical", str(path)
     else:
         raise SystemExit(
-            f"unknown task {key!r}: use mnist-AvB, fashion-AvB (A, B digits), pneumonia or breast"
+            f"unknown task {key!r}: use mnist-AvB, fashion-AvB, cifar-AvB (A, B class digits), "
+            "pneumonia or breast"
         )
     if len(test_y) > cfg.max_test:
         test_x, test_y, _ = stratified(test_x, test_y, cfg.max_test, SPLIT_SEED)
-    probe_x, probe_y, _ = stratified(test_x, test_y, min(cfg.n_probe, len(test_y)), SPLIT_SEED)
-    return Task(key, name, domain, pool_x, pool_y, test_x, test_y, probe_x, probe_y, source)
+    return Task(key, name, domain, pool_x, pool_y, test_x, test_y, source)
 
 
 def sizes_for(pool: int, requested: Sequence[int]) -> list[int]:
