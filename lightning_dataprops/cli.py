@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the scaling-law constant C from a CSV of earlier runs",
         description=(
             "Fit C in test_loss = C * K_F * N^(-1/d_data) by least squares in log space from a "
-            "CSV with columns n_train, d_data, label_sharpness, test_loss (DataPropsMonitor "
+            "CSV with columns n_train, d_data, label_sharpness, test_loss (ScalingForecastMonitor "
             "appends its own runs to such a file with calibration_csv=...)."
         ),
     )
@@ -334,7 +334,11 @@ def _measure(args: argparse.Namespace) -> int:
             print(f"Sharp-label check: skipped ({check})")
         else:
             verdict = "SHARP" if check[0].is_sharp else "not sharp"
-            print(f"Sharp-label check: {verdict}. {check[0].explain(check[1])}")
+            print(
+                f"Sharp-label check ({check[0].n}-item stratified sample under the "
+                f"{check[0].protocol} reference protocol, so its K_F differs from the one above, "
+                f"which is in the data's own units): {verdict}. {check[0].explain(check[1])}"
+            )
     return 0
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     PixelSpaceModel,
@@ -258,7 +259,7 @@ class RobustnessMonitor(DataPropsCallback):
         """Outputs through ``forward_fn`` must be ``(n, C)`` logits covering the class ids."""
         assert self.batch is not None
         x, y = self.batch
-        device = next((p.device for p in pl_module.parameters()), torch.device("cpu"))
+        device = model_device(pl_module)
         try:
             with untouched(model, autograd=False):
                 logits = model(x[:2].to(device))
@@ -301,7 +302,7 @@ class RobustnessMonitor(DataPropsCallback):
         started = time.perf_counter()
         assert self.batch is not None
         model = self._pixel_model(trainer, pl_module)
-        device = next((p.device for p in pl_module.parameters()), torch.device("cpu"))
+        device = model_device(pl_module)
         x, y = (tensor.to(device) for tensor in self.batch)
         metrics: dict[str, float] = {}
         with untouched(model):

@@ -153,21 +153,6 @@ class ScalingForecast:
     test_loss: float | None = None
     gap: float | None = None
 
-    def metrics(self, prefix: str = "dataprops/forecast") -> dict[str, float]:
-        """The defined quantities as a flat ``{name: value}`` dict for logging."""
-        values = {
-            "n_train": float(self.n_train),
-            "bound": self.bound,
-            "loss_ratio_2x_data": self.loss_ratio_2x_data,
-            "repr_loss_ratio_2x_data": self.repr_loss_ratio_2x_data,
-            "samples_for_target": self.samples_for_target,
-            "test_loss": self.test_loss,
-            "gap": self.gap,
-        }
-        return {
-            f"{prefix}/{key}": float(value) for key, value in values.items() if value is not None
-        }
-
     def predicted_loss(self, n_train: float) -> float:
         """Predicted test loss at another training-set size (needs ``C``)."""
         if self.constant is None:

@@ -148,8 +148,13 @@ class SharpnessCheck:
                 f"{index(top.j)} (labels "
                 f"{top.label_i} vs {top.label_j}, distance {top.distance:.3g})."
             )
-        if self.is_sharp:
+        if self.statistic_is_sharp:
             parts += [_IMPLICATIONS, _ADVICE]
+        elif self.conflicts:
+            parts.append(
+                "The check fires for these conflicts, not for the labels as a whole: look at the "
+                "listed pairs, which are often labelling errors or duplicated images."
+            )
         return " ".join(parts)
 
     def to_dict(self, index_map: Sequence[int] | None = None) -> dict[str, Any]:

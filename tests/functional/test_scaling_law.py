@@ -41,7 +41,6 @@ def test_forecast_with_and_without_constant() -> None:
     assert plain.test_loss is None and plain.gap is None and plain.constant is None
     assert plain.repr_loss_ratio_2x_data == pytest.approx(2 ** (-1 / 6))
     assert plain.samples_for_target == pytest.approx(2000 * 2**12)
-    assert "dataprops/forecast/test_loss" not in plain.metrics()
     calibration = Calibration(constant=2.0, n_runs=3, rmse_log=0.1, source="file.json")
     full = forecast(0.5, 2000, 12.0, constant=calibration, train_loss=0.05)
     assert full.constant_source == "file.json"

@@ -277,7 +277,8 @@ def test_report_prints_the_sharp_label_verdict(
 ) -> None:
     code, out, err = _run(capsys, "measure", "--no-progress")
     assert code == 0, err
-    assert "Sharp-label check: not sharp. Median label sharpness K_F(0.5) =" in out
+    assert "Sharp-label check (1000-item stratified sample under the gray28 reference" in out
+    assert "protocol" in out and ": not sharp. Median label sharpness K_F(0.5) =" in out
     generator = np.random.default_rng(0)
     ages = tmp_path / "ages.npz"
     np.savez(ages, images=generator.random((120, 12, 12)), labels=generator.random(120) * 60)
