@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 
 import torch
@@ -36,18 +38,40 @@ def _positions(index: Tensor | slice, device: torch.device) -> Tensor:
     return index
 
 
+def _outside(cols: slice, start: int, stop: int) -> list[tuple[int, int, int]]:
+    """The columns of ``cols`` outside the sorted positions ``[start, stop)`` (one class), as
+    ``(first, stop, offset)`` ranges of local columns, ``offset`` the position of column 0."""
+    c0, c1 = cols.start, cols.stop
+    ranges = [(0, min(c1, start) - c0, c0), (max(c0, stop) - c0, c1 - c0, c0)]
+    return [(a, b, offset) for a, b, offset in ranges if a < b]
+
+
 def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
     return torch.gather(values, 1, order), torch.gather(indices, 1, order)
 
 
-def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+def group_minima(block: Tensor) -> Tensor | None:
+    """Minimum over each group of ``_GROUPS`` columns ``{j, j + w, j + 2w, ...}`` of ``block``:
+    ``(n_rows, w)`` with ``w = n_cols // _GROUPS``; ``None`` when ``w == 0``. One cheap,
+    vectorised pass (on a transposed view too: then the groups are rows of the original)."""
+    width = block.shape[1] // _GROUPS
+    if width == 0:
+        return None
+    main = width * _GROUPS
+    if block.stride(1) == 1:
+        return block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
+    return block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
+
+
+def _entries_below(
+    block: Tensor, threshold: Tensor, group_min: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor] | None:
     """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
     ascending; ``None`` when there may be more than half the block.
 
     A comparison and a ``nonzero`` over the whole block cost about as much as a ``topk``.
-    Instead one cheap, vectorised pass takes the minimum over groups of ``_GROUPS`` columns
-    ``{j, j + w, j + 2w, ...}``; only the members of the groups whose minimum is below the
-    threshold are looked at. (Works on transposed views too: then the groups are rows.)
+    Instead only the members of the groups (``group_min``, see :func:`group_minima`) whose
+    minimum is below the threshold are looked at.
     """
     n_rows, n_cols = block.shape
     limit = n_rows * n_cols // 2
@@ -55,11 +79,7 @@ def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Te
     main = width * _GROUPS
     device = block.device
     parts: list[tuple[Tensor, Tensor, Tensor]] = []
-    if width > 0:
-        if block.stride(1) == 1:
-            group_min = block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
-        else:  # a transposed block: reduce along the contiguous rows of the original instead
-            group_min = block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
+    if group_min is not None:
         below_min = (group_min < threshold[:, None]).contiguous()
         g_rows, g_cols = below_min.nonzero(as_tuple=True)
         if g_rows.numel() * _GROUPS > limit:
@@ -135,6 +155,12 @@ class BlockSearch:
         # Visit points in label order: most blocks then need no label mask.
         self.order = None if labels is None else torch.argsort(labels, stable=True)
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
+        self.class_bounds: list[tuple[int, int]] = []
+        if self.sorted_labels is not None:
+            counts = torch.unique_consecutive(self.sorted_labels, return_counts=True)[1].tolist()
+            stops = list(itertools.accumulate(counts))
+            self.class_bounds = [(stop - c, stop) for stop, c in zip(stops, counts, strict=True)]
+        self.class_starts = [start for start, _ in self.class_bounds]
         self.points = self._centred_points()
         self.norms = torch.linalg.vector_norm(self.points, dim=1)
         self.sq_norms = self.norms.square()
@@ -150,6 +176,7 @@ class BlockSearch:
         # and that neighbour's position.
         self.other_min = torch.full((self.n,), math.inf, device=device)
         self.other_arg = torch.full((self.n,), -1, dtype=torch.long, device=device)
+        self.buffer = torch.empty(0, device=device)
 
     def _centred_points(self) -> Tensor:
         """Float32 points minus their mean, in label order, made with one copy of the data.
@@ -175,17 +202,27 @@ class BlockSearch:
         """Approximate squared distances ``|q|^2 + |r|^2 - 2 q.r`` of a block (float32)."""
         return self._sq_dists_from(self.points[rows], self.sq_norms[rows], cols)
 
-    def _sq_dists_from(self, row_points: Tensor, row_sq_norms: Tensor, cols: slice) -> Tensor:
+    def _scratch(self, n_rows: int, n_cols: int) -> Tensor:
+        """One reused block of memory for the fast pass (a fresh one per block page-faults)."""
+        if self.buffer.numel() < n_rows * n_cols:
+            self.buffer = torch.empty(n_rows * n_cols, device=self.x.device)
+        return self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
+
+    def _sq_dists_from(
+        self, row_points: Tensor, row_sq_norms: Tensor, cols: slice, out: Tensor | None = None
+    ) -> Tensor:
         """:meth:`_sq_dists` for rows already gathered.
 
         The product runs without the norms (a plain ``mm``), so that the rounding error of the
         matmul's accumulation is charged to ``|q.r|`` only, as :meth:`_error_bound` assumes.
         """
-        d2 = torch.mm(row_points, self.points[cols].T)
-        torch.add(row_sq_norms[:, None], d2, alpha=-2.0, out=d2)
+        d2 = torch.mm(row_points, self.points[cols].T, out=out)
+        # In place: ``-2 q.r`` is exact, then one rounding per addition, as with ``torch.add(...,
+        # alpha=-2)``, whose broadcast first operand takes a far slower path.
+        d2.mul_(-2.0).add_(row_sq_norms[:, None])
         return d2.add_(self.sq_norms[cols][None, :])
 
-    def _merge(self, lists: slice, block: Tensor, offset: int) -> None:
+    def _merge(self, lists: slice, block: Tensor, offset: int, group_min: Tensor | None) -> None:
         """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
         candidate lists.
 
@@ -198,7 +235,7 @@ class BlockSearch:
         threshold = self.worst[lists]
         found = None
         if bool(torch.isfinite(threshold).all()):
-            found = _entries_below(block, threshold)
+            found = _entries_below(block, threshold, group_min)
         n_rows, n_cols = block.shape
         if found is not None:
             rows, cols, values = found
@@ -236,34 +273,88 @@ class BlockSearch:
         self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
         self.worst[lists] = keep_d.amax(dim=1)
 
-    def _other_label_block(
-        self, d2: Tensor, row_labels: Tensor, col_labels: Tensor
-    ) -> Tensor | None:
-        """The block with same-label entries masked out; ``None`` when all entries share a label."""
-        row_min, row_max = int(row_labels.min()), int(row_labels.max())
-        col_min, col_max = int(col_labels.min()), int(col_labels.max())
-        if row_min == row_max == col_min == col_max:
-            return None
-        if row_max < col_min or col_max < row_min:
-            return d2
-        return d2.masked_fill(row_labels[:, None] == col_labels[None, :], math.inf)
+    def _class_runs(self, rows: Tensor | slice) -> list[tuple[int, int, int, int]]:
+        """Runs of one class among label-sorted rows: ``(first, stop, class_start, class_stop)``,
+        the run in local row numbers, the class's extent in sorted positions."""
+        if isinstance(rows, slice):
+            lo, hi = rows.start, rows.stop
+        else:
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+        runs = []
+        first = bisect.bisect_right(self.class_starts, lo) - 1
+        for start, stop in self.class_bounds[first : bisect.bisect_left(self.class_starts, hi)]:
+            if isinstance(rows, slice):
+                runs.append((max(start, lo) - lo, min(stop, hi) - lo, start, stop))
+            else:
+                found = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device))
+                runs.append((int(found[0]), int(found[1]), start, stop))
+        return runs
 
-    def _merge_other(self, d2: Tensor, rows: Tensor | slice, cols: slice, both: bool) -> None:
-        """Lower each point's distance to its nearest differently-labelled point."""
-        assert self.sorted_labels is not None
-        masked = self._other_label_block(d2, self.sorted_labels[rows], self.sorted_labels[cols])
-        if masked is None:
-            return
+    def _merge_other(
+        self,
+        d2: Tensor,
+        rows: Tensor | slice,
+        cols: slice,
+        minima: tuple[Tensor | None, Tensor | None],
+    ) -> None:
+        """Lower each point's distance to its nearest differently-labelled point: the rows', and
+        the columns' too where ``minima[1]`` (the columns' group minima) is given.
+
+        Points are in label order, so the other-labelled columns of a run of one class are at
+        most two ranges of the block: reductions over views, no mask and no copy of the block.
+        Where they are the whole block, the group minima of the selection serve.
+        """
         row_positions = _positions(rows, self.other_min.device)
-        col_positions = _positions(cols, self.other_min.device)
-        self._lower_other(row_positions, *masked.min(dim=1), col_positions)
-        if both:
-            self._lower_other(col_positions, *masked.min(dim=0), row_positions)
+        for first, stop, c_start, c_stop in self._class_runs(rows):
+            if first < stop:
+                ranges = _outside(cols, c_start, c_stop)
+                group_min = None if minima[0] is None else minima[0][first:stop]
+                self._lower_other(d2[first:stop], row_positions[first:stop], ranges, group_min)
+        if minima[1] is not None:
+            assert isinstance(rows, slice)
+            col_positions = _positions(cols, self.other_min.device)
+            for first, stop, c_start, c_stop in self._class_runs(cols):
+                ranges = _outside(rows, c_start, c_stop)
+                block, at = d2[:, first:stop].T, col_positions[first:stop]
+                self._lower_other(block, at, ranges, minima[1][first:stop])
 
-    def _lower_other(self, at: Tensor, values: Tensor, picks: Tensor, candidates: Tensor) -> None:
-        better = values < self.other_min[at]
-        self.other_min[at] = torch.where(better, values, self.other_min[at])
-        self.other_arg[at] = torch.where(better, candidates[picks], self.other_arg[at])
+    def _lower_other(
+        self,
+        block: Tensor,
+        at: Tensor,
+        ranges: list[tuple[int, int, int]],
+        group_min: Tensor | None,
+    ) -> None:
+        """Lower ``other_min[at]`` with the minima of ``block``'s columns in ``ranges`` (each
+        ``(first, stop, offset)``: local columns and the sorted position of column 0)."""
+        if not ranges:
+            return
+        whole = len(ranges) == 1 and ranges[0][:2] == (0, block.shape[1])
+        if whole and group_min is not None and block.shape[1] % _GROUPS == 0:
+            values = group_min.amin(dim=1)
+        else:
+            group_min = None
+            values = torch.stack([block[:, a:b].amin(dim=1) for a, b, _ in ranges]).amin(dim=0)
+        better = (values < self.other_min[at]).nonzero().flatten()
+        if better.numel() == 0:  # the usual case: then no arg-minimum is needed
+            return
+        if group_min is not None:  # the arg-minimum is one of its group's members
+            width = group_min.shape[1]
+            group = group_min[better].argmin(dim=1)
+            members = group[:, None] + width * torch.arange(_GROUPS, device=block.device)
+            pick = torch.gather(members, 1, block[better[:, None], members].argmin(dim=1)[:, None])
+            arg = pick[:, 0] + ranges[0][2]
+        else:
+            rows = block[better]
+            best = torch.full((better.numel(),), math.inf, device=block.device)
+            arg = torch.zeros(better.numel(), dtype=torch.long, device=block.device)
+            for a, b, offset in ranges:
+                value, pick = rows[:, a:b].min(dim=1)
+                lower = value < best
+                best = torch.where(lower, value, best)
+                arg = torch.where(lower, pick + (a + offset), arg)
+        self.other_min[at[better]] = values[better]
+        self.other_arg[at[better]] = arg
 
     def run_symmetric(self, progress: bool) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
@@ -272,15 +363,18 @@ class BlockSearch:
             _symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
         ):
             rows, cols = slice(r0, r1), slice(c0, c1)
-            d2 = self._sq_dists(rows, cols)
+            d2 = self._sq_dists_from(
+                self.points[rows], self.sq_norms[rows], cols, out=self._scratch(r1 - r0, c1 - c0)
+            )
             diagonal = r0 == c0
             if diagonal:
                 d2.fill_diagonal_(math.inf)
-            self._merge(rows, d2, c0)
+            minima = (group_minima(d2), None if diagonal else group_minima(d2.T))
+            self._merge(rows, d2, c0, minima[0])
             if not diagonal:
-                self._merge(cols, d2.T, r0)
+                self._merge(cols, d2.T, r0, minima[1])
             if self.sorted_labels is not None:
-                self._merge_other(d2, rows, cols, both=not diagonal)
+                self._merge_other(d2, rows, cols, minima)
         if self.order is not None:
             best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
@@ -300,12 +394,15 @@ class BlockSearch:
             if gathered != a:  # the query rows, gathered once per query block
                 q_points, q_sq_norms, gathered = self.points[q_pos], self.sq_norms[q_pos], a
             cols = slice(b, min(b + self.block, self.n))
-            d2 = self._sq_dists_from(q_points, q_sq_norms, cols)
+            d2 = self._sq_dists_from(
+                q_points, q_sq_norms, cols, out=self._scratch(q_pos.numel(), cols.stop - b)
+            )
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
-            self._merge(slice(a, a + q_pos.numel()), d2, b)
+            minima = group_minima(d2)
+            self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
             if self.sorted_labels is not None:
-                self._merge_other(d2, q_pos, cols, both=False)
+                self._merge_other(d2, q_pos, cols, (minima, None))
         best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
         best_d[perm], best_i[perm] = self.best_d, self.best_i
         self.best_d, self.best_i = best_d, best_i
