@@ -1,7 +1,8 @@
-"""Benchmark: one-pass ``dataset_properties`` (MLE + TwoNN + K_F) against scikit-dimension.
+"""Benchmark: one-pass ``dataset_properties`` (MLE + TwoNN + K_F) against faiss and skdim.
 
 Measured side by side in one run: our exact ``dataset_properties(x, y)`` (one certified kNN pass
-for the MLE and TwoNN intrinsic dimensions and the exact label sharpness K_F) against
+for the MLE and TwoNN intrinsic dimensions and the exact label sharpness K_F) against faiss-cpu's
+``IndexFlatL2`` kNN alone (k = 21 with the point itself; benchmark-only, in the ``dev`` extra),
 scikit-dimension's ``MLE().fit(X, n_neighbors=20)`` and ``TwoNN().fit(X)``, and dadapy's
 ``Data(X, maxk=3).compute_id_2NN()`` where dadapy can be imported.
 
@@ -497,8 +498,10 @@ def main(argv: list[str] | None = None) -> None:
 INTRO = f"""{SECTION_HEADING}
 
 One exact neighbour pass, `dataset_properties(x, y)` (MLE with k = 20, TwoNN and the exact label
-sharpness K_F), against scikit-dimension's `MLE().fit(X, n_neighbors=20)` and `TwoNN().fit(X)`
-and dadapy's `Data(X, maxk=3).compute_id_2NN()`, measured side by side in one run of
+sharpness K_F), against the exact-kNN anchor faiss-cpu `IndexFlatL2` (`add` + `search(x, 21)`:
+the neighbours alone, nothing certified, no estimate), scikit-dimension's
+`MLE().fit(X, n_neighbors=20)` and `TwoNN().fit(X)` and dadapy's
+`Data(X, maxk=3).compute_id_2NN()`, measured side by side in one run of
 `benchmarks/bench_dataset_properties.py` (see `benchmarks/README.md`).
 
 Each timed call runs in a fresh subprocess after loading the data and a warm-up call on 1,000
