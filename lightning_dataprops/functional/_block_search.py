@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import math
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._block_kernels import (
+    GROUPS,
+    MAX_BLOCK,
+    SPARSE_FRACTION,
+    as_positions,
+    entries_below,
+    group_minima,
+    one_thread,
+    outside,
+    symmetric_blocks,
+    take_sorted,
+)
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
@@ -21,140 +31,6 @@ from lightning_dataprops.functional.neighbor_graph import (
 __all__ = ["BlockSearch"]
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-# Largest block side: larger blocks gain nothing in the matmul and lose cache in the selection.
-_MAX_BLOCK = 2048
-# Diagonal blocks are split into triangles down to squares of this many points.
-_LEAF = 512
-# The prefilter merges only the entries below the lists' worst candidates, unless a row has more
-# than 1/_SPARSE_FRACTION of the block's columns among them (then a plain topk per row is
-# cheaper); it looks for them through the minima of groups of _GROUPS entries.
-_SPARSE_FRACTION = 8
-_GROUPS = 8
-_Block = tuple[int, int, int, int]
-
-
-def _positions(index: Tensor | slice, device: torch.device) -> Tensor:
-    """Positions named by a slice or an index tensor, as a tensor."""
-    if isinstance(index, slice):
-        return torch.arange(index.start, index.stop, device=device)
-    return index
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the selection of a block on one CPU thread (the matmul keeps them all).
-
-    Its many short, memory-bound operations gain little from a second thread, and each one is
-    an OpenMP fork and barrier: on a busy machine (more runnable processes than cores) waiting
-    at those barriers cost more than the selection itself (measured under load: the whole
-    pass went from about 2.5x to 1.6x faiss's time).
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _outside(cols: slice, start: int, stop: int) -> list[tuple[int, int, int]]:
-    """The columns of ``cols`` outside the sorted positions ``[start, stop)`` (one class), as
-    ``(first, stop, offset)`` ranges of local columns, ``offset`` the position of column 0."""
-    c0, c1 = cols.start, cols.stop
-    ranges = [(0, min(c1, start) - c0, c0), (max(c0, stop) - c0, c1 - c0, c0)]
-    return [(a, b, offset) for a, b, offset in ranges if a < b]
-
-
-def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.gather(values, 1, order), torch.gather(indices, 1, order)
-
-
-def group_minima(block: Tensor) -> Tensor | None:
-    """Minimum over each group of ``_GROUPS`` columns ``{j, j + w, j + 2w, ...}`` of ``block``:
-    ``(n_rows, w)`` with ``w = n_cols // _GROUPS``; ``None`` when ``w == 0``. One cheap,
-    vectorised pass (on a transposed view too: then the groups are rows of the original)."""
-    width = block.shape[1] // _GROUPS
-    if width == 0:
-        return None
-    main = width * _GROUPS
-    if block.stride(1) == 1:
-        return block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
-    return block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
-
-
-def _entries_below(
-    block: Tensor, threshold: Tensor, group_min: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
-    ascending; ``None`` when there may be more than half the block.
-
-    A comparison and a ``nonzero`` over the whole block cost about as much as a ``topk``.
-    Instead only the members of the groups (``group_min``, see :func:`group_minima`) whose
-    minimum is below the threshold are looked at.
-    """
-    n_rows, n_cols = block.shape
-    limit = n_rows * n_cols // 2
-    width = n_cols // _GROUPS
-    main = width * _GROUPS
-    device = block.device
-    parts: list[tuple[Tensor, Tensor, Tensor]] = []
-    if group_min is not None:
-        below_min = (group_min < threshold[:, None]).contiguous()
-        g_rows, g_cols = below_min.nonzero(as_tuple=True)
-        if g_rows.numel() * _GROUPS > limit:
-            return None
-        members = g_cols[:, None] + width * torch.arange(_GROUPS, device=device)[None, :]
-        values = block[g_rows[:, None], members]
-        hit, member = (values < threshold[g_rows][:, None]).nonzero(as_tuple=True)
-        parts.append((g_rows[hit], members[hit, member], values[hit, member]))
-    if main < n_cols:
-        rest = block[:, main:]
-        rows, cols = (rest < threshold[:, None]).nonzero(as_tuple=True)
-        parts.append((rows, cols + main, rest[rows, cols]))
-    if len(parts) == 1:
-        return parts[0]
-    rows, cols, values = (torch.cat(column) for column in zip(*parts, strict=True))
-    order = torch.argsort(rows, stable=True)
-    return rows[order], cols[order], values[order]
-
-
-def _split_triangle(start: int, stop: int, leaves: list[_Block], inner: list[_Block]) -> None:
-    """Cover the upper triangle of the diagonal block ``[start, stop)^2`` with smaller blocks.
-
-    Squares of at most ``_LEAF`` points are computed whole (their lower half is the transpose of
-    their upper half); larger triangles split in two halves plus the block between them, so a
-    diagonal block costs little more than its triangle.
-    """
-    if stop - start <= _LEAF:
-        leaves.append((start, stop, start, stop))
-        return
-    mid = start + (stop - start) // 2
-    _split_triangle(start, mid, leaves, inner)
-    _split_triangle(mid, stop, leaves, inner)
-    inner.append((start, mid, mid, stop))
-
-
-def _symmetric_blocks(n: int, block: int) -> list[_Block]:
-    """Blocks ``(row_start, row_stop, col_start, col_stop)`` covering the upper triangle once.
-
-    Diagonal leaves come first, then the rest of each diagonal block, then the off-diagonal
-    blocks: every candidate list is full (from its own block) before the off-diagonal blocks,
-    whose entries the prefilter of :meth:`_BlockSearch._merge` then mostly rejects cheaply.
-    """
-    leaves: list[_Block] = []
-    inner: list[_Block] = []
-    starts = list(range(0, n, block))
-    for a in starts:
-        _split_triangle(a, min(a + block, n), leaves, inner)
-    outer = [
-        (a, min(a + block, n), b, min(b + block, n))
-        for i, a in enumerate(starts)
-        for b in starts[i + 1 :]
-    ]
-    return leaves + inner + outer
 
 
 class BlockSearch:
@@ -189,7 +65,7 @@ class BlockSearch:
         self.max_norm = float(self.norms.max())
         self.budget_bytes = memory_budget_mb * 2**20
         # About four float32 block x block matrices live at once.
-        self.block = max(64, min(_MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
+        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
@@ -249,7 +125,7 @@ class BlockSearch:
         candidate lists.
 
         Once the lists are full, only the few entries below a list's current worst candidate
-        can enter it: :func:`_entries_below` finds them and only they are merged. Otherwise the
+        can enter it: :func:`entries_below` finds them and only they are merged. Otherwise the
         block's best entries per row are taken with ``topk``. Either way each list keeps the
         ``n_candidates`` smallest entries seen (ties arbitrary), so every entry left out is at
         least its final worst candidate.
@@ -257,7 +133,7 @@ class BlockSearch:
         threshold = self.worst[lists]
         found = None
         if bool(torch.isfinite(threshold).all()):
-            found = _entries_below(block, threshold, group_min)
+            found = entries_below(block, threshold, group_min)
         n_rows, n_cols = block.shape
         if found is not None:
             rows, cols, values = found
@@ -265,7 +141,7 @@ class BlockSearch:
                 return
             counts = torch.bincount(rows, minlength=n_rows)
             width = int(counts.max())
-            if width * _SPARSE_FRACTION <= n_cols:
+            if width * SPARSE_FRACTION <= n_cols:
                 self._merge_entries(lists, rows, cols + offset, values, counts, width)
                 return
         take = min(self.n_candidates, n_cols)
@@ -326,17 +202,17 @@ class BlockSearch:
         most two ranges of the block: reductions over views, no mask and no copy of the block.
         Where they are the whole block, the group minima of the selection serve.
         """
-        row_positions = _positions(rows, self.other_min.device)
+        row_positions = as_positions(rows, self.other_min.device)
         for first, stop, c_start, c_stop in self._class_runs(rows):
             if first < stop:
-                ranges = _outside(cols, c_start, c_stop)
+                ranges = outside(cols, c_start, c_stop)
                 group_min = None if minima[0] is None else minima[0][first:stop]
                 self._lower_other(d2[first:stop], row_positions[first:stop], ranges, group_min)
         if minima[1] is not None:
             assert isinstance(rows, slice)
-            col_positions = _positions(cols, self.other_min.device)
+            col_positions = as_positions(cols, self.other_min.device)
             for first, stop, c_start, c_stop in self._class_runs(cols):
-                ranges = _outside(rows, c_start, c_stop)
+                ranges = outside(rows, c_start, c_stop)
                 block, at = d2[:, first:stop].T, col_positions[first:stop]
                 self._lower_other(block, at, ranges, minima[1][first:stop])
 
@@ -352,7 +228,7 @@ class BlockSearch:
         if not ranges:
             return
         whole = len(ranges) == 1 and ranges[0][:2] == (0, block.shape[1])
-        if whole and group_min is not None and block.shape[1] % _GROUPS == 0:
+        if whole and group_min is not None and block.shape[1] % GROUPS == 0:
             values = group_min.amin(dim=1)
         else:
             group_min = None
@@ -363,7 +239,7 @@ class BlockSearch:
         if group_min is not None:  # the arg-minimum is one of its group's members
             width = group_min.shape[1]
             group = group_min[better].argmin(dim=1)
-            members = group[:, None] + width * torch.arange(_GROUPS, device=block.device)
+            members = group[:, None] + width * torch.arange(GROUPS, device=block.device)
             pick = torch.gather(members, 1, block[better[:, None], members].argmin(dim=1)[:, None])
             arg = pick[:, 0] + ranges[0][2]
         else:
@@ -382,7 +258,7 @@ class BlockSearch:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
         for r0, r1, c0, c1 in progress_bar(
-            _symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
+            symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
         ):
             rows, cols = slice(r0, r1), slice(c0, c1)
             d2 = self._sq_dists_from(
@@ -391,7 +267,7 @@ class BlockSearch:
             diagonal = r0 == c0
             if diagonal:
                 d2.fill_diagonal_(math.inf)
-            with _one_thread():
+            with one_thread():
                 minima = (group_minima(d2), None if diagonal else group_minima(d2.T))
                 self._merge(rows, d2, c0, minima[0])
                 if not diagonal:
@@ -422,7 +298,7 @@ class BlockSearch:
             )
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
-            with _one_thread():
+            with one_thread():
                 minima = group_minima(d2)
                 self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
                 if self.sorted_labels is not None:
@@ -479,7 +355,7 @@ class BlockSearch:
         positions = self._to_sorted(query_indices)
         approx, cand = self.best_d.double(), self.best_i
         order = torch.argsort(approx, dim=1, stable=True)
-        approx, cand = _take_sorted(approx, cand, order)
+        approx, cand = take_sorted(approx, cand, order)
         bound = self._error_bound(positions)
         # Stage 1: the k best by approximate distance, certified against the (k+1)-th.
         exact = self._exact_unique(query_indices, cand[:, :k])
@@ -495,7 +371,7 @@ class BlockSearch:
                 [exact[rows], self._exact(query_indices[rows], cand[rows, k:])], dim=1
             )
             order = torch.argsort(exact_all, dim=1, stable=True)[:, :k]
-            dist_rows, idx_rows = _take_sorted(exact_all, cand[rows], order)
+            dist_rows, idx_rows = take_sorted(exact_all, cand[rows], order)
             dist[rows], idx[rows] = dist_rows, idx_rows
             worst = approx[rows, -1]
             full = (cand[rows] >= 0).all(dim=1)
@@ -510,7 +386,7 @@ class BlockSearch:
                 query_indices[rows], positions[rows], dist[rows, -1], bound[rows], k
             )
         order = torch.argsort(dist, dim=1, stable=True)
-        dist, idx = _take_sorted(dist, idx, order)
+        dist, idx = take_sorted(dist, idx, order)
         pairs: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
         other_i: Tensor | None = None
         other_d: Tensor | None = None
@@ -558,7 +434,7 @@ class BlockSearch:
             )
             exact = self._exact(rows_original[start : start + pos.numel()], cand)
             order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-            chosen_d, chosen_i = _take_sorted(exact, cand, order)
+            chosen_d, chosen_i = take_sorted(exact, cand, order)
             out_d.append(chosen_d)
             out_i.append(chosen_i)
         return torch.cat(out_d), torch.cat(out_i)
