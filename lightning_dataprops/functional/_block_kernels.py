@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -15,6 +16,7 @@ __all__ = [
     "as_positions",
     "entries_below",
     "group_minima",
+    "machine_is_busy",
     "one_thread",
     "outside",
     "symmetric_blocks",
@@ -40,17 +42,27 @@ def as_positions(index: Tensor | slice, device: torch.device) -> Tensor:
     return index
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the selection of a block on one CPU thread (the matmul keeps them all).
+def machine_is_busy() -> bool:
+    """Whether the last minute's load average exceeds 1.5x the CPU count (Unix; else ``False``)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return load > 1.5 * (os.cpu_count() or 1)
 
-    Its many short, memory-bound operations gain little from a second thread, and each one is
-    an OpenMP fork and barrier: on a busy machine (more runnable processes than cores) waiting
-    at those barriers cost more than the selection itself (measured under load: the whole
-    pass went from about 2.5x to 1.6x faiss's time).
+
+@contextlib.contextmanager
+def one_thread(enabled: bool) -> Iterator[None]:
+    """Run the selection of a block on one CPU thread when ``enabled`` (the matmul keeps all).
+
+    Its many short, memory-bound operations are each an OpenMP fork and barrier. On a busy
+    machine (load above the cores) waiting at those barriers costs more than the selection
+    itself: measured on 2 cores under load, the whole pass went from about 2.5x to 1.6x faiss's
+    time. On a quiet machine the second thread helps (about 10% of the whole pass), so this is
+    enabled only when :func:`machine_is_busy`.
     """
     threads = torch.get_num_threads()
-    if threads == 1:
+    if not enabled or threads == 1:
         yield
         return
     torch.set_num_threads(1)

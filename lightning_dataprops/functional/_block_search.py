@@ -16,6 +16,7 @@ from lightning_dataprops.functional._block_kernels import (
     as_positions,
     entries_below,
     group_minima,
+    machine_is_busy,
     one_thread,
     outside,
     symmetric_blocks,
@@ -75,6 +76,8 @@ class BlockSearch:
         self.other_min = torch.full((self.n,), math.inf, device=device)
         self.other_arg = torch.full((self.n,), -1, dtype=torch.long, device=device)
         self.buffer = torch.empty(0, device=device)
+        # Decided once per search: one thread for the selection on a busy machine.
+        self.serial_selection = device.type == "cpu" and machine_is_busy()
 
     def _centred_points(self) -> Tensor:
         """Float32 points minus their mean, in label order, made with one copy of the data.
@@ -267,7 +270,7 @@ class BlockSearch:
             diagonal = r0 == c0
             if diagonal:
                 d2.fill_diagonal_(math.inf)
-            with one_thread():
+            with one_thread(self.serial_selection):
                 minima = (group_minima(d2), None if diagonal else group_minima(d2.T))
                 self._merge(rows, d2, c0, minima[0])
                 if not diagonal:
@@ -298,7 +301,7 @@ class BlockSearch:
             )
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
-            with one_thread():
+            with one_thread(self.serial_selection):
                 minima = group_minima(d2)
                 self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
                 if self.sorted_labels is not None:

@@ -25,8 +25,9 @@ differently-labelled neighbour. Points are visited in label order, so the other-
 of a run of one class are at most two ranges of a block (no mask, no copy), and where they are
 the whole block the selection's group minima give the minimum.
 
-The selection runs on one CPU thread, the matmul on all: its many short operations gain little
-from a second thread and, on a busy machine, lose much at each OpenMP barrier.
+On a busy CPU (load average above 1.5x the cores) the selection runs on one thread, the matmul
+on all: its many short operations then lose more at each OpenMP barrier than a second thread
+gains.
 """
 
 from __future__ import annotations
