@@ -107,6 +107,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     loaded = load_fashion_mnist()
     sample = sample_dataset(loaded.inputs, loaded.targets, max_samples=args.n, seed=0)
+    assert sample.targets is not None, "Fashion-MNIST has labels"
     data = TensorDataset(sample.inputs, sample.targets)
     plain: list[float] = []
     monitored: list[float] = []

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._block_kernels import (
+    GROUPS,
+    MAX_BLOCK,
+    SPARSE_FRACTION,
+    as_positions,
+    entries_below,
+    group_minima,
+    machine_is_busy,
+    one_thread,
+    outside,
+    symmetric_blocks,
+    take_sorted,
+)
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
@@ -17,102 +32,6 @@ from lightning_dataprops.functional.neighbor_graph import (
 __all__ = ["BlockSearch"]
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-# Largest block side: larger blocks gain nothing in the matmul and lose cache in the selection.
-_MAX_BLOCK = 2048
-# Diagonal blocks are split into triangles down to squares of this many points.
-_LEAF = 512
-# The prefilter merges only the entries below the lists' worst candidates, unless a row has more
-# than 1/_SPARSE_FRACTION of the block's columns among them (then a plain topk per row is
-# cheaper); it looks for them through the minima of groups of _GROUPS entries.
-_SPARSE_FRACTION = 8
-_GROUPS = 8
-_Block = tuple[int, int, int, int]
-
-
-def _positions(index: Tensor | slice, device: torch.device) -> Tensor:
-    """Positions named by a slice or an index tensor, as a tensor."""
-    if isinstance(index, slice):
-        return torch.arange(index.start, index.stop, device=device)
-    return index
-
-
-def _take_sorted(values: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.gather(values, 1, order), torch.gather(indices, 1, order)
-
-
-def _entries_below(block: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The entries ``(row, column, value)`` of ``block`` with ``value < threshold[row]``, rows
-    ascending; ``None`` when there may be more than half the block.
-
-    A comparison and a ``nonzero`` over the whole block cost about as much as a ``topk``.
-    Instead one cheap, vectorised pass takes the minimum over groups of ``_GROUPS`` columns
-    ``{j, j + w, j + 2w, ...}``; only the members of the groups whose minimum is below the
-    threshold are looked at. (Works on transposed views too: then the groups are rows.)
-    """
-    n_rows, n_cols = block.shape
-    limit = n_rows * n_cols // 2
-    width = n_cols // _GROUPS
-    main = width * _GROUPS
-    device = block.device
-    parts: list[tuple[Tensor, Tensor, Tensor]] = []
-    if width > 0:
-        if block.stride(1) == 1:
-            group_min = block[:, :main].unflatten(1, (_GROUPS, width)).amin(dim=1)
-        else:  # a transposed block: reduce along the contiguous rows of the original instead
-            group_min = block.T[:main].unflatten(0, (_GROUPS, width)).amin(dim=0).T
-        below_min = (group_min < threshold[:, None]).contiguous()
-        g_rows, g_cols = below_min.nonzero(as_tuple=True)
-        if g_rows.numel() * _GROUPS > limit:
-            return None
-        members = g_cols[:, None] + width * torch.arange(_GROUPS, device=device)[None, :]
-        values = block[g_rows[:, None], members]
-        hit, member = (values < threshold[g_rows][:, None]).nonzero(as_tuple=True)
-        parts.append((g_rows[hit], members[hit, member], values[hit, member]))
-    if main < n_cols:
-        rest = block[:, main:]
-        rows, cols = (rest < threshold[:, None]).nonzero(as_tuple=True)
-        parts.append((rows, cols + main, rest[rows, cols]))
-    if len(parts) == 1:
-        return parts[0]
-    rows, cols, values = (torch.cat(column) for column in zip(*parts, strict=True))
-    order = torch.argsort(rows, stable=True)
-    return rows[order], cols[order], values[order]
-
-
-def _split_triangle(start: int, stop: int, leaves: list[_Block], inner: list[_Block]) -> None:
-    """Cover the upper triangle of the diagonal block ``[start, stop)^2`` with smaller blocks.
-
-    Squares of at most ``_LEAF`` points are computed whole (their lower half is the transpose of
-    their upper half); larger triangles split in two halves plus the block between them, so a
-    diagonal block costs little more than its triangle.
-    """
-    if stop - start <= _LEAF:
-        leaves.append((start, stop, start, stop))
-        return
-    mid = start + (stop - start) // 2
-    _split_triangle(start, mid, leaves, inner)
-    _split_triangle(mid, stop, leaves, inner)
-    inner.append((start, mid, mid, stop))
-
-
-def _symmetric_blocks(n: int, block: int) -> list[_Block]:
-    """Blocks ``(row_start, row_stop, col_start, col_stop)`` covering the upper triangle once.
-
-    Diagonal leaves come first, then the rest of each diagonal block, then the off-diagonal
-    blocks: every candidate list is full (from its own block) before the off-diagonal blocks,
-    whose entries the prefilter of :meth:`_BlockSearch._merge` then mostly rejects cheaply.
-    """
-    leaves: list[_Block] = []
-    inner: list[_Block] = []
-    starts = list(range(0, n, block))
-    for a in starts:
-        _split_triangle(a, min(a + block, n), leaves, inner)
-    outer = [
-        (a, min(a + block, n), b, min(b + block, n))
-        for i, a in enumerate(starts)
-        for b in starts[i + 1 :]
-    ]
-    return leaves + inner + outer
 
 
 class BlockSearch:
@@ -135,13 +54,19 @@ class BlockSearch:
         # Visit points in label order: most blocks then need no label mask.
         self.order = None if labels is None else torch.argsort(labels, stable=True)
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
+        self.class_bounds: list[tuple[int, int]] = []
+        if self.sorted_labels is not None:
+            counts = torch.unique_consecutive(self.sorted_labels, return_counts=True)[1].tolist()
+            stops = list(itertools.accumulate(counts))
+            self.class_bounds = [(stop - c, stop) for stop, c in zip(stops, counts, strict=True)]
+        self.class_starts = [start for start, _ in self.class_bounds]
         self.points = self._centred_points()
         self.norms = torch.linalg.vector_norm(self.points, dim=1)
         self.sq_norms = self.norms.square()
         self.max_norm = float(self.norms.max())
         self.budget_bytes = memory_budget_mb * 2**20
         # About four float32 block x block matrices live at once.
-        self.block = max(64, min(_MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
+        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
@@ -150,6 +75,9 @@ class BlockSearch:
         # and that neighbour's position.
         self.other_min = torch.full((self.n,), math.inf, device=device)
         self.other_arg = torch.full((self.n,), -1, dtype=torch.long, device=device)
+        self.buffer = torch.empty(0, device=device)
+        # Decided once per search: one thread for the selection on a busy machine.
+        self.serial_selection = device.type == "cpu" and machine_is_busy()
 
     def _centred_points(self) -> Tensor:
         """Float32 points minus their mean, in label order, made with one copy of the data.
@@ -175,22 +103,32 @@ class BlockSearch:
         """Approximate squared distances ``|q|^2 + |r|^2 - 2 q.r`` of a block (float32)."""
         return self._sq_dists_from(self.points[rows], self.sq_norms[rows], cols)
 
-    def _sq_dists_from(self, row_points: Tensor, row_sq_norms: Tensor, cols: slice) -> Tensor:
+    def _scratch(self, n_rows: int, n_cols: int) -> Tensor:
+        """One reused block of memory for the fast pass (a fresh one per block page-faults)."""
+        if self.buffer.numel() < n_rows * n_cols:
+            self.buffer = torch.empty(n_rows * n_cols, device=self.x.device)
+        return self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
+
+    def _sq_dists_from(
+        self, row_points: Tensor, row_sq_norms: Tensor, cols: slice, out: Tensor | None = None
+    ) -> Tensor:
         """:meth:`_sq_dists` for rows already gathered.
 
         The product runs without the norms (a plain ``mm``), so that the rounding error of the
         matmul's accumulation is charged to ``|q.r|`` only, as :meth:`_error_bound` assumes.
         """
-        d2 = torch.mm(row_points, self.points[cols].T)
-        torch.add(row_sq_norms[:, None], d2, alpha=-2.0, out=d2)
+        d2 = torch.mm(row_points, self.points[cols].T, out=out)
+        # In place: ``-2 q.r`` is exact, then one rounding per addition, as with ``torch.add(...,
+        # alpha=-2)``, whose broadcast first operand takes a far slower path.
+        d2.mul_(-2.0).add_(row_sq_norms[:, None])
         return d2.add_(self.sq_norms[cols][None, :])
 
-    def _merge(self, lists: slice, block: Tensor, offset: int) -> None:
+    def _merge(self, lists: slice, block: Tensor, offset: int, group_min: Tensor | None) -> None:
         """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
         candidate lists.
 
         Once the lists are full, only the few entries below a list's current worst candidate
-        can enter it: :func:`_entries_below` finds them and only they are merged. Otherwise the
+        can enter it: :func:`entries_below` finds them and only they are merged. Otherwise the
         block's best entries per row are taken with ``topk``. Either way each list keeps the
         ``n_candidates`` smallest entries seen (ties arbitrary), so every entry left out is at
         least its final worst candidate.
@@ -198,7 +136,7 @@ class BlockSearch:
         threshold = self.worst[lists]
         found = None
         if bool(torch.isfinite(threshold).all()):
-            found = _entries_below(block, threshold)
+            found = entries_below(block, threshold, group_min)
         n_rows, n_cols = block.shape
         if found is not None:
             rows, cols, values = found
@@ -206,7 +144,7 @@ class BlockSearch:
                 return
             counts = torch.bincount(rows, minlength=n_rows)
             width = int(counts.max())
-            if width * _SPARSE_FRACTION <= n_cols:
+            if width * SPARSE_FRACTION <= n_cols:
                 self._merge_entries(lists, rows, cols + offset, values, counts, width)
                 return
         take = min(self.n_candidates, n_cols)
@@ -236,51 +174,109 @@ class BlockSearch:
         self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
         self.worst[lists] = keep_d.amax(dim=1)
 
-    def _other_label_block(
-        self, d2: Tensor, row_labels: Tensor, col_labels: Tensor
-    ) -> Tensor | None:
-        """The block with same-label entries masked out; ``None`` when all entries share a label."""
-        row_min, row_max = int(row_labels.min()), int(row_labels.max())
-        col_min, col_max = int(col_labels.min()), int(col_labels.max())
-        if row_min == row_max == col_min == col_max:
-            return None
-        if row_max < col_min or col_max < row_min:
-            return d2
-        return d2.masked_fill(row_labels[:, None] == col_labels[None, :], math.inf)
+    def _class_runs(self, rows: Tensor | slice) -> list[tuple[int, int, int, int]]:
+        """Runs of one class among label-sorted rows: ``(first, stop, class_start, class_stop)``,
+        the run in local row numbers, the class's extent in sorted positions."""
+        if isinstance(rows, slice):
+            lo, hi = rows.start, rows.stop
+        else:
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+        runs = []
+        first = bisect.bisect_right(self.class_starts, lo) - 1
+        for start, stop in self.class_bounds[first : bisect.bisect_left(self.class_starts, hi)]:
+            if isinstance(rows, slice):
+                runs.append((max(start, lo) - lo, min(stop, hi) - lo, start, stop))
+            else:
+                found = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device))
+                runs.append((int(found[0]), int(found[1]), start, stop))
+        return runs
 
-    def _merge_other(self, d2: Tensor, rows: Tensor | slice, cols: slice, both: bool) -> None:
-        """Lower each point's distance to its nearest differently-labelled point."""
-        assert self.sorted_labels is not None
-        masked = self._other_label_block(d2, self.sorted_labels[rows], self.sorted_labels[cols])
-        if masked is None:
+    def _merge_other(
+        self,
+        d2: Tensor,
+        rows: Tensor | slice,
+        cols: slice,
+        minima: tuple[Tensor | None, Tensor | None],
+    ) -> None:
+        """Lower each point's distance to its nearest differently-labelled point: the rows', and
+        the columns' too where ``minima[1]`` (the columns' group minima) is given.
+
+        Points are in label order, so the other-labelled columns of a run of one class are at
+        most two ranges of the block: reductions over views, no mask and no copy of the block.
+        Where they are the whole block, the group minima of the selection serve.
+        """
+        row_positions = as_positions(rows, self.other_min.device)
+        for first, stop, c_start, c_stop in self._class_runs(rows):
+            if first < stop:
+                ranges = outside(cols, c_start, c_stop)
+                group_min = None if minima[0] is None else minima[0][first:stop]
+                self._lower_other(d2[first:stop], row_positions[first:stop], ranges, group_min)
+        if minima[1] is not None:
+            assert isinstance(rows, slice)
+            col_positions = as_positions(cols, self.other_min.device)
+            for first, stop, c_start, c_stop in self._class_runs(cols):
+                ranges = outside(rows, c_start, c_stop)
+                block, at = d2[:, first:stop].T, col_positions[first:stop]
+                self._lower_other(block, at, ranges, minima[1][first:stop])
+
+    def _lower_other(
+        self,
+        block: Tensor,
+        at: Tensor,
+        ranges: list[tuple[int, int, int]],
+        group_min: Tensor | None,
+    ) -> None:
+        """Lower ``other_min[at]`` with the minima of ``block``'s columns in ``ranges`` (each
+        ``(first, stop, offset)``: local columns and the sorted position of column 0)."""
+        if not ranges:
             return
-        row_positions = _positions(rows, self.other_min.device)
-        col_positions = _positions(cols, self.other_min.device)
-        self._lower_other(row_positions, *masked.min(dim=1), col_positions)
-        if both:
-            self._lower_other(col_positions, *masked.min(dim=0), row_positions)
-
-    def _lower_other(self, at: Tensor, values: Tensor, picks: Tensor, candidates: Tensor) -> None:
-        better = values < self.other_min[at]
-        self.other_min[at] = torch.where(better, values, self.other_min[at])
-        self.other_arg[at] = torch.where(better, candidates[picks], self.other_arg[at])
+        whole = len(ranges) == 1 and ranges[0][:2] == (0, block.shape[1])
+        if whole and group_min is not None and block.shape[1] % GROUPS == 0:
+            values = group_min.amin(dim=1)
+        else:
+            group_min = None
+            values = torch.stack([block[:, a:b].amin(dim=1) for a, b, _ in ranges]).amin(dim=0)
+        better = (values < self.other_min[at]).nonzero().flatten()
+        if better.numel() == 0:  # the usual case: then no arg-minimum is needed
+            return
+        if group_min is not None:  # the arg-minimum is one of its group's members
+            width = group_min.shape[1]
+            group = group_min[better].argmin(dim=1)
+            members = group[:, None] + width * torch.arange(GROUPS, device=block.device)
+            pick = torch.gather(members, 1, block[better[:, None], members].argmin(dim=1)[:, None])
+            arg = pick[:, 0] + ranges[0][2]
+        else:
+            rows = block[better]
+            best = torch.full((better.numel(),), math.inf, device=block.device)
+            arg = torch.zeros(better.numel(), dtype=torch.long, device=block.device)
+            for a, b, offset in ranges:
+                value, pick = rows[:, a:b].min(dim=1)
+                lower = value < best
+                best = torch.where(lower, value, best)
+                arg = torch.where(lower, pick + (a + offset), arg)
+        self.other_min[at[better]] = values[better]
+        self.other_arg[at[better]] = arg
 
     def run_symmetric(self, progress: bool) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
         for r0, r1, c0, c1 in progress_bar(
-            _symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
+            symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
         ):
             rows, cols = slice(r0, r1), slice(c0, c1)
-            d2 = self._sq_dists(rows, cols)
+            d2 = self._sq_dists_from(
+                self.points[rows], self.sq_norms[rows], cols, out=self._scratch(r1 - r0, c1 - c0)
+            )
             diagonal = r0 == c0
             if diagonal:
                 d2.fill_diagonal_(math.inf)
-            self._merge(rows, d2, c0)
-            if not diagonal:
-                self._merge(cols, d2.T, r0)
-            if self.sorted_labels is not None:
-                self._merge_other(d2, rows, cols, both=not diagonal)
+            with one_thread(self.serial_selection):
+                minima = (group_minima(d2), None if diagonal else group_minima(d2.T))
+                self._merge(rows, d2, c0, minima[0])
+                if not diagonal:
+                    self._merge(cols, d2.T, r0, minima[1])
+                if self.sorted_labels is not None:
+                    self._merge_other(d2, rows, cols, minima)
         if self.order is not None:
             best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
@@ -300,12 +296,16 @@ class BlockSearch:
             if gathered != a:  # the query rows, gathered once per query block
                 q_points, q_sq_norms, gathered = self.points[q_pos], self.sq_norms[q_pos], a
             cols = slice(b, min(b + self.block, self.n))
-            d2 = self._sq_dists_from(q_points, q_sq_norms, cols)
+            d2 = self._sq_dists_from(
+                q_points, q_sq_norms, cols, out=self._scratch(q_pos.numel(), cols.stop - b)
+            )
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
-            self._merge(slice(a, a + q_pos.numel()), d2, b)
-            if self.sorted_labels is not None:
-                self._merge_other(d2, q_pos, cols, both=False)
+            with one_thread(self.serial_selection):
+                minima = group_minima(d2)
+                self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
+                if self.sorted_labels is not None:
+                    self._merge_other(d2, q_pos, cols, (minima, None))
         best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
         best_d[perm], best_i[perm] = self.best_d, self.best_i
         self.best_d, self.best_i = best_d, best_i
@@ -358,7 +358,7 @@ class BlockSearch:
         positions = self._to_sorted(query_indices)
         approx, cand = self.best_d.double(), self.best_i
         order = torch.argsort(approx, dim=1, stable=True)
-        approx, cand = _take_sorted(approx, cand, order)
+        approx, cand = take_sorted(approx, cand, order)
         bound = self._error_bound(positions)
         # Stage 1: the k best by approximate distance, certified against the (k+1)-th.
         exact = self._exact_unique(query_indices, cand[:, :k])
@@ -374,7 +374,7 @@ class BlockSearch:
                 [exact[rows], self._exact(query_indices[rows], cand[rows, k:])], dim=1
             )
             order = torch.argsort(exact_all, dim=1, stable=True)[:, :k]
-            dist_rows, idx_rows = _take_sorted(exact_all, cand[rows], order)
+            dist_rows, idx_rows = take_sorted(exact_all, cand[rows], order)
             dist[rows], idx[rows] = dist_rows, idx_rows
             worst = approx[rows, -1]
             full = (cand[rows] >= 0).all(dim=1)
@@ -389,7 +389,7 @@ class BlockSearch:
                 query_indices[rows], positions[rows], dist[rows, -1], bound[rows], k
             )
         order = torch.argsort(dist, dim=1, stable=True)
-        dist, idx = _take_sorted(dist, idx, order)
+        dist, idx = take_sorted(dist, idx, order)
         pairs: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
         other_i: Tensor | None = None
         other_d: Tensor | None = None
@@ -437,7 +437,7 @@ class BlockSearch:
             )
             exact = self._exact(rows_original[start : start + pos.numel()], cand)
             order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-            chosen_d, chosen_i = _take_sorted(exact, cand, order)
+            chosen_d, chosen_i = take_sorted(exact, cand, order)
             out_d.append(chosen_d)
             out_i.append(chosen_i)
         return torch.cat(out_d), torch.cat(out_i)

@@ -20,9 +20,14 @@ candidate can enter it, and after the first blocks these are rare: they are foun
 minima of small groups of entries (one cheap pass over the block) and only they are merged.
 
 With class labels the same pass also finds the closest *differently-labelled* pairs (the
-bichromatic closest-pair problem behind label sharpness). Points are visited in label order, so
-most blocks hold one class against another (no masking needed) or one class against itself
-(skipped).
+bichromatic closest-pair problem behind label sharpness) and each point's nearest
+differently-labelled neighbour. Points are visited in label order, so the other-labelled columns
+of a run of one class are at most two ranges of a block (no mask, no copy), and where they are
+the whole block the selection's group minima give the minimum.
+
+On a busy CPU (load average above 1.5x the cores) the selection runs on one thread, the matmul
+on all: its many short operations then lose more at each OpenMP barrier than a second thread
+gains.
 """
 
 from __future__ import annotations

@@ -64,6 +64,32 @@ def test_query_subset_matches_brute_force_and_shards_merge() -> None:
     torch.testing.assert_close(dist, _closest_bichromatic(x, labels, 5), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize(
+    ("budget_mb", "n_classes", "use_queries"),
+    [(0.05, 7, False), (512.0, 3, False), (0.05, 5, True), (512.0, 1, False)],
+)
+def test_nearest_other_label_matches_brute_force(
+    budget_mb: float, n_classes: int, use_queries: bool
+) -> None:
+    """Each point's nearest differently-labelled neighbour (it feeds the robust sharpness)."""
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(1300, 30, generator=generator) + 4.0
+    labels = torch.randint(0, n_classes, (1300,), generator=generator)
+    labels[:40] = n_classes + 1  # one class far rarer than the others
+    queries = torch.randperm(1300, generator=generator)[:500] if use_queries else None
+    graph = knn_search(x, 5, labels=labels, queries=queries, memory_budget_mb=budget_mb)
+    rows = torch.arange(1300) if queries is None else queries
+    dist = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    expected = dist[rows].min(dim=1).values
+    assert graph.other_distances is not None and graph.other_indices is not None
+    # Chosen by the float32 pass: within its error bound of the true nearest (relative ~1e-6).
+    torch.testing.assert_close(graph.other_distances, expected, rtol=1e-5, atol=1e-9)
+    found = graph.other_indices >= 0
+    assert bool((found == torch.isfinite(expected)).all())
+    picked = dist[rows[found], graph.other_indices[found]]
+    torch.testing.assert_close(picked, graph.other_distances[found], rtol=1e-6, atol=1e-9)
+
+
 def test_tie_heavy_integer_data_and_duplicates() -> None:
     generator = torch.Generator().manual_seed(2)
     x = torch.randint(0, 3, (800, 12), generator=generator).float()
