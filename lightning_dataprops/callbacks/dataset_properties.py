@@ -138,14 +138,22 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             self._panels = panels_for(trainer, alert_wait_s=self.alert_wait_s)
 
     def _training_set_size(self, sample: Sample) -> int | None:
-        """``N``: the option, else ``len`` of the dataset; ``None`` when unknown (a stream)."""
+        """``N``: the option, else ``len`` of the dataset, else the items counted while sampling a
+        stream that ended; ``None`` when unknown (a stream read only up to the bound)."""
         if self.n_train is not None:
             return self.n_train
         if hasattr(self._dataset, "__len__"):
             return len(self._dataset)
+        if sample.n_source is not None and sample.n_source_how == "counted":
+            rank_zero_info(
+                f"{type(self).__name__}: the training data has no len(); N = {sample.n_source} "
+                "items, counted while sampling the stream to its end."
+            )
+            return sample.n_source
         rank_zero_info(
-            f"{type(self).__name__}: the training data has no len(), so the training-set size N "
-            f"is unknown ({len(sample)} items were sampled); pass n_train= to log it."
+            f"{type(self).__name__}: the training data has no len() and was read only up to its "
+            f"bound, so the training-set size N is unknown ({len(sample)} items were sampled); "
+            "pass n_train= to log it."
         )
         return None
 

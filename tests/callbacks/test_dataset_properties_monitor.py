@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +112,25 @@ class Stream(IterableDataset):
         yield from zip(self.x[:600], self.y[:600], strict=True)
 
 
-def test_a_stream_without_len_logs_no_invented_n(mnist_3_vs_8, tmp_path: Path) -> None:
+def test_a_stream_without_len_counts_n_and_never_invents_it(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
     loader = DataLoader(Stream(x, y), batch_size=64)
     fit = trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=300)], max_epochs=1)
     fit.fit(TinyCNN(), train_dataloaders=loader)
+    assert _metric(fit, names.N_TRAIN) == 600  # the finite stream was counted to its end
+
+    class Endless(IterableDataset):
+        def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            return itertools.cycle(zip(x[:600], y[:600], strict=True))
+
+    endless = DataLoader(Endless(), batch_size=64)
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=300)], max_steps=2)
+    with pytest.warns(UserWarning, match="stream"):
+        fit.fit(TinyCNN(), train_dataloaders=endless)
     assert names.D_DATA in fit.callback_metrics and names.N_TRAIN not in fit.callback_metrics
     given = DatasetPropertiesMonitor(max_samples=300, n_train=600)
-    fit = trainer(tmp_path, [given], max_epochs=1)
-    fit.fit(TinyCNN(), train_dataloaders=loader)
+    fit = trainer(tmp_path, [given], max_steps=2)
+    fit.fit(TinyCNN(), train_dataloaders=endless)
     assert _metric(fit, names.N_TRAIN) == 600
 
 

@@ -55,7 +55,7 @@ def test_float_ages_give_the_regression_sharpness_on_every_path(
 
     path = tmp_path / "ages.npz"
     np.savez(path, images=x.reshape(300, 4, 4).numpy(), labels=ages.numpy())
-    assert main(["measure", str(path), "--targets", "regression", "--json", "--no-progress"]) == 0
+    assert main(["measure", str(path), "--json", "--no-progress"]) == 0  # float labels: regression
     document = json.loads(capsys.readouterr().out)
     assert document["K_F"] == pytest.approx(expected, rel=1e-5)
     assert document["label_sharpness_result"]["target_type"] == "regression"
