@@ -93,9 +93,14 @@ def brute_force_distances(x: torch.Tensor) -> torch.Tensor:
 def lightning_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """``caplog`` that also sees Lightning's info lines (its logger does not propagate)."""
     logger = logging.getLogger("lightning.pytorch")
-    logger.addHandler(caplog.handler)
+    # Lightning stops propagation only when it was imported before any logging was set up; a
+    # second handler on a propagating logger would record every line twice.
+    attach = not logger.propagate
+    if attach:
+        logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.INFO):
             yield caplog
     finally:
-        logger.removeHandler(caplog.handler)
+        if attach:
+            logger.removeHandler(caplog.handler)
