@@ -146,13 +146,27 @@ class DataPropsCallback(Callback):
     ) -> dict[str, float] | None:
         """Run a periodic measurement if the overhead budget allows it now (guarded), charge
         its time and add the budget's metrics; ``None`` when postponed or failed."""
-        if not self.budget.allows(trainer, work):
+        if not self._monitored(trainer) and not self.budget.allows(trainer, work):
             self.log_metrics(trainer, self.budget.report(trainer))
             return None
         started = time.perf_counter()
         metrics = self.guarded(work, fn, *args)
         spent = self.budget.charge(trainer, work, time.perf_counter() - started)
         return None if metrics is None else {**metrics, **spent}
+
+    MONITORED_PREFIX: str | None = None
+    """Names this callback logs periodically; monitored ones are measured on schedule."""
+
+    def _monitored(self, trainer: pl.Trainer) -> bool:
+        """A ModelCheckpoint or EarlyStopping monitors one of this callback's periodic values:
+        then it runs on schedule, whatever the budget says (they need the value)."""
+        prefix = self.MONITORED_PREFIX
+        if prefix is None:
+            return False
+        return any(
+            str(getattr(callback, "monitor", None) or "").startswith(prefix)
+            for callback in getattr(trainer, "callbacks", [])
+        )
 
     # ------------------------------------------------------------------ factory clash
     @property

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._normalize import find_normalize, to_pixels
 from lightning_dataprops.data import Sample
 from lightning_dataprops.findings import SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
@@ -270,8 +271,14 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 "duplicated samples; check them."
             )
             return {"is_sharp": True, "message": message}
+        inputs = sample.inputs
+        stats = find_normalize(self._dataset)
+        if stats is not None and inputs.ndim >= 3 and len(stats[0]) in (1, int(inputs.shape[1])):
+            # Per-channel normalisation changes colour balance, which the protocol's global
+            # min-max scaling does not undo: compare the pixels, as the references were.
+            inputs = to_pixels(inputs, stats)
         check = check_label_sharpness(
-            sample.inputs, sample.targets, memory_budget_mb=self.options.memory_budget_mb
+            inputs, sample.targets, memory_budget_mb=self.options.memory_budget_mb
         )
         metrics[names.K_F_MEDIAN] = check.value
         metrics[names.K_F_RATIO] = check.ratio

@@ -143,7 +143,8 @@ class ScalingForecastMonitor(DataPropsCallback):
             self._tell_once(
                 "missing",
                 f"no forecast: trainer.callback_metrics lacks {needs}. Attach that callback "
-                "before this one, or use lightning_dataprops.default_callbacks().",
+                "before this one (or use lightning_dataprops.default_callbacks()); if it is "
+                "attached, its own warning says why it logged nothing.",
             )
             return None
         found = {key: float(value) for key, value in values.items() if value is not None}

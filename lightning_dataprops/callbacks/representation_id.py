@@ -79,6 +79,8 @@ class RepresentationIDMonitor(DataPropsCallback):
         >>> trainer = Trainer(callbacks=[monitor], logger=False)
     """
 
+    MONITORED_PREFIX = f"{names.PREFIX}/d_repr/"
+
     def __init__(
         self,
         options: DataPropsOptions | None = None,

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.callbacks._normalize import find_normalize
 from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
@@ -31,41 +32,6 @@ _RANGE_TOLERANCE = 1e-3
 """Inputs this far outside the pixel range (after undoing a normalisation) count as inside."""
 _CHUNK = 256
 """Samples attacked per pass."""
-
-
-def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[float]] | None:
-    """``(mean, std)`` of a ``Normalize`` transform applied by ``dataset``, or ``None``.
-
-    Looks through ``transform``/``transforms`` (torchvision ``Compose`` and ``StandardTransform``
-    alike) and wrapped datasets (``Subset.dataset``) for an object whose class is called
-    ``Normalize`` with ``mean`` and ``std`` attributes.
-    """
-    seen: set[int] = set()
-    queue: list[tuple[Any, int]] = [(dataset, 0)]
-    while queue:
-        node, level = queue.pop(0)
-        if node is None or id(node) in seen or level > depth:
-            continue
-        seen.add(id(node))
-        if "Normalize" in type(node).__name__ and hasattr(node, "mean") and hasattr(node, "std"):
-            mean, std = node.mean, node.std
-            return _as_floats(mean), _as_floats(std)
-        if isinstance(node, (list, tuple)):
-            queue.extend((child, level + 1) for child in node)
-            continue
-        for attribute in ("transform", "transforms", "dataset"):
-            child = getattr(node, attribute, None)
-            if child is not None and not isinstance(child, (str, bytes, Tensor)):
-                queue.append((child, level + 1))
-    return None
-
-
-def _as_floats(value: Any) -> list[float]:
-    if isinstance(value, Tensor):
-        return [float(v) for v in value.flatten()]
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    return [float(v) for v in value]
 
 
 class RobustnessMonitor(DataPropsCallback):
@@ -136,6 +102,7 @@ class RobustnessMonitor(DataPropsCallback):
     """
 
     STATE_VERSION = 1
+    MONITORED_PREFIX = f"{names.PREFIX}/adv/"
 
     def __init__(
         self,

@@ -32,15 +32,25 @@ from lightning_dataprops.references.protocol import protocol_for, to_reference_p
 __all__ = ["SharpnessCheck", "check_label_sharpness"]
 
 _IMPLICATIONS = (
-    "Sharp labels mean the test loss falls more slowly as training data grows (it scales like "
+    "Sharp labels raise the test loss at every training-set size (the paper's bound scales like "
     "K_F * N^(-1/d_data)), so this task needs more training samples per unit of loss than a "
     "natural-image task of the same intrinsic dimension, and models trained on it tend to be "
     "more fragile under adversarial attack."
 )
 _ADVICE = (
-    "Look at the listed pairs: near-identical inputs with different labels are often labelling "
-    "errors or duplicated images. Consider a label review, and more training data."
+    "Look at the closest differently-labelled pairs (SharpnessCheck.pairs and .conflicts; the "
+    "callback's W&B table and logged images): near-identical inputs with different labels are "
+    "often labelling errors or duplicated images. Consider a label review, and more training "
+    "data."
 )
+
+
+def _pair_dict(pair: SharpPair, index_map: Sequence[int] | None) -> dict[str, Any]:
+    """A pair as JSON, with dataset indices beside the sample positions when they are known."""
+    out = pair.to_dict()
+    if index_map is not None:
+        out["index_i"], out["index_j"] = int(index_map[pair.i]), int(index_map[pair.j])
+    return out
 
 
 def statistic_value(result: LabelSharpnessResult, statistic: str) -> float:
@@ -112,7 +122,8 @@ class SharpnessCheck:
 
         what = (
             f"Median label sharpness K_F(0.5) = {self.value:.3f} (1 / the median distance from a "
-            f"sample to its nearest differently-labelled sample), measured on {self.n} samples "
+            f"sample to its nearest differently-labelled sample, distances between protocol "
+            f"images scaled to [0, 1]), measured on {self.n} samples "
             f"({self.n_classes} classes) under the {self.protocol} protocol, against "
             f"{self.band.describe()}; the warning threshold is {self.threshold:.3f} "
             f"({self.tolerance:g} x the natural maximum)."
@@ -176,8 +187,8 @@ class SharpnessCheck:
                 "maximum": self.band.maximum,
             },
             "K_F": self.K_F if math.isfinite(self.K_F) else "inf",
-            "pairs": [p.to_dict() for p in self.pairs],
-            "conflicts": [p.to_dict() for p in self.conflicts],
+            "pairs": [_pair_dict(p, index_map) for p in self.pairs],
+            "conflicts": [_pair_dict(p, index_map) for p in self.conflicts],
             "per_class_pair": [
                 {"classes": list(k), "median_sharpness": v, "count": c}
                 for k, (v, c) in sorted(self.per_class_pair.items())

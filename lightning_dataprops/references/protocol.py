@@ -12,7 +12,10 @@ when measured under the same preprocessing. There are two protocols:
 
 Both resize by block averaging with the largest integer factor, then bilinear (antialiased when
 it still downsamples), and min-max scale to ``[0, 1]`` with the sample's global minimum and
-maximum, so 0-255 data, ``[0, 1]`` data and mean/std-normalised data all land in ``[0, 1]``.
+maximum, so 0-255 data, ``[0, 1]`` data and data normalised with one mean and std all land in
+the same ``[0, 1]`` tensor. A *per-channel* ``Normalize`` changes the colour balance, which no
+global rescaling undoes: give pixels (the fit-start callback undoes a ``Normalize`` it finds in
+the Dataset).
 """
 
 from __future__ import annotations

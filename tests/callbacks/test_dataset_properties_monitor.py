@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_dataprops import dataset_properties, names, sample_dataset
+from lightning_dataprops import check_label_sharpness, dataset_properties, names, sample_dataset
 from lightning_dataprops.callbacks import (
     DataPropsOptions,
     DatasetPropertiesMonitor,
@@ -22,6 +23,7 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     SharpLabelsWarning,
 )
+from tests.conftest import shared_file
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     TensorDataModule,
@@ -165,3 +167,44 @@ def test_a_failing_measurement_warns_and_training_goes_on(
     assert fit.current_epoch == 2 and fit.state.finished
     assert names.D_DATA not in fit.callback_metrics
     assert names.d_repr("features.5") in fit.callback_metrics
+
+
+class _Normalize:
+    """A torchvision-style per-channel ``Normalize`` (``.mean``/``.std``)."""
+
+    mean = (0.485, 0.456, 0.406)
+    std = (0.229, 0.224, 0.225)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        return (x - mean) / torch.tensor(self.std).view(3, 1, 1)
+
+
+class _Photos(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels, self.transform = images, labels, _Normalize()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
+def test_normalize_in_the_dataset_is_undone_before_the_sharp_label_check(tmp_path: Path) -> None:
+    with np.load(shared_file("cifar10/cifar10.npz")) as data:
+        labels = data["test_labels"].ravel()
+        keep = np.flatnonzero((labels == 2) | (labels == 4))  # bird vs deer, natural photos
+        images = torch.from_numpy(data["test_images"][keep]).permute(0, 3, 1, 2).float() / 255
+    targets = torch.from_numpy((labels[keep] == 4).astype(np.int64))
+    photos = _Photos(images, targets)
+    monitor = DatasetPropertiesMonitor(max_samples=1000)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(channels=3), train_dataloaders=DataLoader(photos, batch_size=64))
+    assert not [w for w in caught if issubclass(w.category, SharpLabelsWarning)]
+    sample = sample_dataset(images, targets, max_samples=1000, seed=0)
+    assert sample.targets is not None
+    pixels = check_label_sharpness(sample.inputs, sample.targets)
+    assert _metric(fit, names.K_F_MEDIAN) == pytest.approx(pixels.value, rel=1e-5)

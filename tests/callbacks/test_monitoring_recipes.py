@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning_dataprops import names
 from lightning_dataprops.callbacks import RepresentationIDMonitor
 from lightning_dataprops.data import load_digits_data
-from tests.integration.lightning_models import ON_SCHEDULE, TensorDataModule, TinyCNN, trainer
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, trainer
 
 LAYER = "features.5"
 D_REPR = names.d_repr(LAYER)
@@ -40,7 +40,8 @@ class _Seen(pl.Callback):
 
 
 def _fit(tmp_path: Path, *extra: Any, epochs: int) -> tuple[pl.Trainer, RepresentationIDMonitor]:
-    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=[LAYER], every_n_epochs=2, n_samples=100)
+    # Default options, overhead budget on: a monitored value is measured on schedule anyway.
+    monitor = RepresentationIDMonitor(layers=[LAYER], every_n_epochs=2, n_samples=100)
     saves = any(isinstance(callback, ModelCheckpoint) for callback in extra)
     fit = trainer(tmp_path, [monitor, *extra], max_epochs=epochs, enable_checkpointing=saves)
     fit.fit(TinyCNN(n_classes=10), _data())
