@@ -240,14 +240,11 @@ def _load(args: argparse.Namespace) -> _Measured:
     return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
 
 
-CHECK_SAMPLES = 1000
-"""Sample size of the sharp-label check: the fit-start callback's default."""
-
-
 def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | str:
     """The sharp-label check on the callback's sample of the data, with source indices; or why
     there is none."""
     from lightning_dataprops.data import sample_dataset
+    from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
     from lightning_dataprops.references import check_label_sharpness
 
     targets = data.targets
@@ -258,7 +255,7 @@ def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | st
     if data.inputs.ndim < 3:
         return "inputs are not images (no natural-image reference exists)"
     sample = sample_dataset(
-        data.inputs, targets, max_samples=min(CHECK_SAMPLES, len(targets)), seed=seed
+        data.inputs, targets, max_samples=min(DEFAULT_CHECK_SAMPLES, len(targets)), seed=seed
     )
     assert sample.targets is not None
     positions = sample.indices.tolist()

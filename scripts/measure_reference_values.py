@@ -51,6 +51,7 @@ from lightning_dataprops import sample_dataset
 from lightning_dataprops.data import load_fashion_mnist, load_npz
 from lightning_dataprops.functional import label_sharpness
 from lightning_dataprops.references import to_reference_protocol
+from lightning_dataprops.references.check import statistic_value
 
 SCRIPT_VERSION = "2.0"
 SIZES = (500, 1000, 2000)
@@ -118,12 +119,8 @@ def statistics(points: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     result = label_sharpness(points, targets, top_pairs=1)
     robust = result.robust
     assert robust is not None
-    row = {"K_F": result.value}
-    quantiles = robust.quantiles
-    for q in QUANTILES:
-        row[f"K_F_q{round(q * 100):02d}"] = quantiles[q]
-    row["scale_free_K_F"] = robust.scale * result.value
-    row["scale_free_q50"] = robust.scale * robust.median
+    # The check's own definitions of the statistics, so the study measures what it ships.
+    row = {stat: statistic_value(result, stat) for stat in STATISTICS if stat != "conflict_ratio"}
     closest = float(robust.other_distances.min())
     row["conflict_ratio"] = closest / robust.scale if robust.scale > 0 else 0.0
     return row

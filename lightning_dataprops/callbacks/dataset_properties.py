@@ -15,7 +15,7 @@ from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOpti
 from lightning_dataprops.callbacks._normalize import find_normalize, to_pixels
 from lightning_dataprops.data import Sample
 from lightning_dataprops.findings import SharpPairsFinding, TextFinding
-from lightning_dataprops.functional.constants import DEFAULT_K
+from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
@@ -93,7 +93,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self,
         options: DataPropsOptions | None = None,
         *,
-        max_samples: int | None = 1000,
+        max_samples: int | None = DEFAULT_CHECK_SAMPLES,
         k: int = DEFAULT_K,
         top_pairs: int = 8,
         warn_sharp_labels: bool = True,

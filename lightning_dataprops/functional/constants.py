@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_CHECK_SAMPLES",
     "DEFAULT_CONFLICT_RTOL",
     "DEFAULT_DUPLICATE_RTOL",
     "DEFAULT_K",
@@ -26,6 +27,10 @@ DEFAULT_MEMORY_BUDGET_MB: float = 512.0
 
 DEFAULT_DUPLICATE_RTOL: float = 1e-3
 """Samples closer than this times the median k-th neighbour distance are duplicates."""
+
+DEFAULT_CHECK_SAMPLES: int = 1000
+"""Sample size of the fit-start measurement and of the sharp-label check (the callback's and
+``dataprops measure``'s), the middle of the shipped references' sample sizes."""
 
 DEFAULT_CONFLICT_RTOL: float = 0.15
 """Differently-labelled inputs closer than this times the sample's median nearest-neighbour
