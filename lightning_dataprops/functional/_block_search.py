@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 
 import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._block_kernels import (
-    GROUPS,
     MAX_BLOCK,
     SPARSE_FRACTION,
-    as_positions,
     entries_below,
     group_minima,
     machine_is_busy,
     one_thread,
-    outside,
     symmetric_blocks,
     take_sorted,
 )
+from lightning_dataprops.functional._gram import KernelName, make_gram
+from lightning_dataprops.functional._other_label import OtherLabelTracker
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
@@ -31,11 +28,9 @@ from lightning_dataprops.functional.neighbor_graph import (
 
 __all__ = ["BlockSearch"]
 
-_FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-
 
 class BlockSearch:
-    """The fast float32 pass and its exact, certified finish."""
+    """The fast pass (a :mod:`._gram` kernel) and its exact, certified finish."""
 
     def __init__(
         self,
@@ -44,53 +39,29 @@ class BlockSearch:
         n_candidates: int,
         n_pairs: int,
         memory_budget_mb: float,
+        kernel: KernelName = "auto",
     ) -> None:
         self.x = x
         self.n = int(x.shape[0])
         self.dim = int(x.shape[1])
         self.labels = labels
-        self.n_candidates = n_candidates
         self.n_pairs = n_pairs
         # Visit points in label order: most blocks then need no label mask.
         self.order = None if labels is None else torch.argsort(labels, stable=True)
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
-        self.class_bounds: list[tuple[int, int]] = []
-        if self.sorted_labels is not None:
-            counts = torch.unique_consecutive(self.sorted_labels, return_counts=True)[1].tolist()
-            stops = list(itertools.accumulate(counts))
-            self.class_bounds = [(stop - c, stop) for stop, c in zip(stops, counts, strict=True)]
-        self.class_starts = [start for start, _ in self.class_bounds]
-        self.points = self._centred_points()
-        self.norms = torch.linalg.vector_norm(self.points, dim=1)
-        self.sq_norms = self.norms.square()
-        self.max_norm = float(self.norms.max())
+        self.other = OtherLabelTracker(self.sorted_labels, self.n, x.device)
+        self.gram = make_gram(x, self.order, kernel)
+        self.n_candidates = min(n_candidates + self.gram.extra_candidates, self.n - 1)
         self.budget_bytes = memory_budget_mb * 2**20
-        # About four float32 block x block matrices live at once.
-        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 16))))
+        # About five 4-byte block x block matrices live at once (one is the kernel's product).
+        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 20))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
         self.worst = torch.empty(0, device=device)
-        # Approximate squared distance from each point to its nearest differently-labelled one,
-        # and that neighbour's position.
-        self.other_min = torch.full((self.n,), math.inf, device=device)
-        self.other_arg = torch.full((self.n,), -1, dtype=torch.long, device=device)
         self.buffer = torch.empty(0, device=device)
         # Decided once per search: one thread for the selection on a busy machine.
         self.serial_selection = device.type == "cpu" and machine_is_busy()
-
-    def _centred_points(self) -> Tensor:
-        """Float32 points minus their mean, in label order, made with one copy of the data.
-
-        Centring only translates the points (the distances do not change) but shrinks their
-        norms, and with them the float32 error bound of the fast pass.
-        """
-        mean = self.x.mean(dim=0, keepdim=True)
-        if self.order is None:
-            centred = self.x - mean
-        else:
-            centred = torch.index_select(self.x, 0, self.order).sub_(mean)
-        return centred.to(torch.float32)
 
     # ----------------------------------------------------------------- fast pass
     def _init_lists(self, n_rows: int) -> None:
@@ -101,27 +72,15 @@ class BlockSearch:
 
     def _sq_dists(self, rows: Tensor | slice, cols: slice) -> Tensor:
         """Approximate squared distances ``|q|^2 + |r|^2 - 2 q.r`` of a block (float32)."""
-        return self._sq_dists_from(self.points[rows], self.sq_norms[rows], cols)
+        n_rows = rows.stop - rows.start if isinstance(rows, slice) else int(rows.numel())
+        out = torch.empty(n_rows, cols.stop - cols.start, device=self.x.device)
+        return self.gram.sq_dists(self.gram.operands[rows], self.gram.sq_norms[rows], cols, out)
 
     def _scratch(self, n_rows: int, n_cols: int) -> Tensor:
         """One reused block of memory for the fast pass (a fresh one per block page-faults)."""
         if self.buffer.numel() < n_rows * n_cols:
             self.buffer = torch.empty(n_rows * n_cols, device=self.x.device)
         return self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
-
-    def _sq_dists_from(
-        self, row_points: Tensor, row_sq_norms: Tensor, cols: slice, out: Tensor | None = None
-    ) -> Tensor:
-        """:meth:`_sq_dists` for rows already gathered.
-
-        The product runs without the norms (a plain ``mm``), so that the rounding error of the
-        matmul's accumulation is charged to ``|q.r|`` only, as :meth:`_error_bound` assumes.
-        """
-        d2 = torch.mm(row_points, self.points[cols].T, out=out)
-        # In place: ``-2 q.r`` is exact, then one rounding per addition, as with ``torch.add(...,
-        # alpha=-2)``, whose broadcast first operand takes a far slower path.
-        d2.mul_(-2.0).add_(row_sq_norms[:, None])
-        return d2.add_(self.sq_norms[cols][None, :])
 
     def _merge(self, lists: slice, block: Tensor, offset: int, group_min: Tensor | None) -> None:
         """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
@@ -174,89 +133,6 @@ class BlockSearch:
         self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
         self.worst[lists] = keep_d.amax(dim=1)
 
-    def _class_runs(self, rows: Tensor | slice) -> list[tuple[int, int, int, int]]:
-        """Runs of one class among label-sorted rows: ``(first, stop, class_start, class_stop)``,
-        the run in local row numbers, the class's extent in sorted positions."""
-        if isinstance(rows, slice):
-            lo, hi = rows.start, rows.stop
-        else:
-            lo, hi = int(rows[0]), int(rows[-1]) + 1
-        runs = []
-        first = bisect.bisect_right(self.class_starts, lo) - 1
-        for start, stop in self.class_bounds[first : bisect.bisect_left(self.class_starts, hi)]:
-            if isinstance(rows, slice):
-                runs.append((max(start, lo) - lo, min(stop, hi) - lo, start, stop))
-            else:
-                found = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device))
-                runs.append((int(found[0]), int(found[1]), start, stop))
-        return runs
-
-    def _merge_other(
-        self,
-        d2: Tensor,
-        rows: Tensor | slice,
-        cols: slice,
-        minima: tuple[Tensor | None, Tensor | None],
-    ) -> None:
-        """Lower each point's distance to its nearest differently-labelled point: the rows', and
-        the columns' too where ``minima[1]`` (the columns' group minima) is given.
-
-        Points are in label order, so the other-labelled columns of a run of one class are at
-        most two ranges of the block: reductions over views, no mask and no copy of the block.
-        Where they are the whole block, the group minima of the selection serve.
-        """
-        row_positions = as_positions(rows, self.other_min.device)
-        for first, stop, c_start, c_stop in self._class_runs(rows):
-            if first < stop:
-                ranges = outside(cols, c_start, c_stop)
-                group_min = None if minima[0] is None else minima[0][first:stop]
-                self._lower_other(d2[first:stop], row_positions[first:stop], ranges, group_min)
-        if minima[1] is not None:
-            assert isinstance(rows, slice)
-            col_positions = as_positions(cols, self.other_min.device)
-            for first, stop, c_start, c_stop in self._class_runs(cols):
-                ranges = outside(rows, c_start, c_stop)
-                block, at = d2[:, first:stop].T, col_positions[first:stop]
-                self._lower_other(block, at, ranges, minima[1][first:stop])
-
-    def _lower_other(
-        self,
-        block: Tensor,
-        at: Tensor,
-        ranges: list[tuple[int, int, int]],
-        group_min: Tensor | None,
-    ) -> None:
-        """Lower ``other_min[at]`` with the minima of ``block``'s columns in ``ranges`` (each
-        ``(first, stop, offset)``: local columns and the sorted position of column 0)."""
-        if not ranges:
-            return
-        whole = len(ranges) == 1 and ranges[0][:2] == (0, block.shape[1])
-        if whole and group_min is not None and block.shape[1] % GROUPS == 0:
-            values = group_min.amin(dim=1)
-        else:
-            group_min = None
-            values = torch.stack([block[:, a:b].amin(dim=1) for a, b, _ in ranges]).amin(dim=0)
-        better = (values < self.other_min[at]).nonzero().flatten()
-        if better.numel() == 0:  # the usual case: then no arg-minimum is needed
-            return
-        if group_min is not None:  # the arg-minimum is one of its group's members
-            width = group_min.shape[1]
-            group = group_min[better].argmin(dim=1)
-            members = group[:, None] + width * torch.arange(GROUPS, device=block.device)
-            pick = torch.gather(members, 1, block[better[:, None], members].argmin(dim=1)[:, None])
-            arg = pick[:, 0] + ranges[0][2]
-        else:
-            rows = block[better]
-            best = torch.full((better.numel(),), math.inf, device=block.device)
-            arg = torch.zeros(better.numel(), dtype=torch.long, device=block.device)
-            for a, b, offset in ranges:
-                value, pick = rows[:, a:b].min(dim=1)
-                lower = value < best
-                best = torch.where(lower, value, best)
-                arg = torch.where(lower, pick + (a + offset), arg)
-        self.other_min[at[better]] = values[better]
-        self.other_arg[at[better]] = arg
-
     def run_symmetric(self, progress: bool) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
@@ -264,8 +140,11 @@ class BlockSearch:
             symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
         ):
             rows, cols = slice(r0, r1), slice(c0, c1)
-            d2 = self._sq_dists_from(
-                self.points[rows], self.sq_norms[rows], cols, out=self._scratch(r1 - r0, c1 - c0)
+            d2 = self.gram.sq_dists(
+                self.gram.operands[rows],
+                self.gram.sq_norms[rows],
+                cols,
+                self._scratch(r1 - r0, c1 - c0),
             )
             diagonal = r0 == c0
             if diagonal:
@@ -276,7 +155,7 @@ class BlockSearch:
                 if not diagonal:
                     self._merge(cols, d2.T, r0, minima[1])
                 if self.sorted_labels is not None:
-                    self._merge_other(d2, rows, cols, minima)
+                    self.other.merge(d2, rows, cols, minima)
         if self.order is not None:
             best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
@@ -294,10 +173,11 @@ class BlockSearch:
         for a, b in progress_bar(pairs, enabled=progress, desc="neighbours"):
             q_pos = self.query_pos[a : a + self.block]
             if gathered != a:  # the query rows, gathered once per query block
-                q_points, q_sq_norms, gathered = self.points[q_pos], self.sq_norms[q_pos], a
+                q_points, q_sq_norms = self.gram.operands[q_pos], self.gram.sq_norms[q_pos]
+                gathered = a
             cols = slice(b, min(b + self.block, self.n))
-            d2 = self._sq_dists_from(
-                q_points, q_sq_norms, cols, out=self._scratch(q_pos.numel(), cols.stop - b)
+            d2 = self.gram.sq_dists(
+                q_points, q_sq_norms, cols, self._scratch(q_pos.numel(), cols.stop - b)
             )
             inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
             d2[inside, q_pos[inside] - b] = math.inf
@@ -305,7 +185,7 @@ class BlockSearch:
                 minima = group_minima(d2)
                 self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
                 if self.sorted_labels is not None:
-                    self._merge_other(d2, q_pos, cols, (minima, None))
+                    self.other.merge(d2, q_pos, cols, (minima, None))
         best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
         best_d[perm], best_i[perm] = self.best_d, self.best_i
         self.best_d, self.best_i = best_d, best_i
@@ -325,20 +205,8 @@ class BlockSearch:
 
     # ----------------------------------------------------------------- exact finish
     def _error_bound(self, positions: Tensor) -> Tensor:
-        """Rigorous bound on the float32 error of a squared distance computed by expansion.
-
-        With ``M = (|q| + |r|)^2`` and ``u = 2^-24``, first order: the squared norms (a float32
-        norm, any order of summation, then a square root and a square) err by at most
-        ``(gamma_D + 3u) (|q|^2 + |r|^2)``, the dot product (any order, with or without FMA) by
-        ``gamma_D 2 |q.r|``: together ``(gamma_D + 3u) M``; the two additions of
-        :meth:`_sq_dists_from` add ``2u M``, the centring (one rounding per coordinate) ``2u M``.
-        So ``gamma_(D+16) M`` bounds the error with room to spare. ``M`` is bounded with the
-        computed norms, which may fall short of the true ones by a factor ``1 - gamma_(D+2)``;
-        the factor ``(1 + gamma)^2`` covers that and the second-order terms.
-        """
-        gamma = (self.dim + 16) * _FLOAT32_UNIT_ROUNDOFF
-        gamma = gamma / (1.0 - gamma)
-        return gamma * (1.0 + gamma) ** 2 * (self.norms[positions].double() + self.max_norm) ** 2
+        """Rigorous bound on the fast pass's error in any squared distance of these rows."""
+        return self.gram.error_bound(positions)
 
     def _exact(self, rows_original: Tensor, cand_positions: Tensor) -> Tensor:
         return exact_distances(self.x, rows_original, self._to_original(cand_positions))
@@ -360,27 +228,17 @@ class BlockSearch:
         order = torch.argsort(approx, dim=1, stable=True)
         approx, cand = take_sorted(approx, cand, order)
         bound = self._error_bound(positions)
-        # Stage 1: the k best by approximate distance, certified against the (k+1)-th.
-        exact = self._exact_unique(query_indices, cand[:, :k])
-        kth = exact.max(dim=1).values
-        next_approx = approx[:, k] if approx.shape[1] > k else torch.full_like(kth, math.inf)
-        certified = kth.square() <= next_approx - bound
-        dist, idx = exact, cand[:, :k]
+        # Stage 1: the k best by approximate distance (all candidates, for a kernel with a wide
+        # bound), certified against the next candidate's approximate distance.
+        first = k if self.gram.extra_candidates == 0 else approx.shape[1]
+        dist, idx, certified = self._certify(query_indices, approx, cand, bound, first, k)
         # Stage 2: all candidates of the rows stage 1 could not certify.
         rows = (~certified).nonzero().flatten()
         n_refined = 0
-        if rows.numel() > 0 and approx.shape[1] > k:
-            exact_all = torch.cat(
-                [exact[rows], self._exact(query_indices[rows], cand[rows, k:])], dim=1
+        if rows.numel() > 0 and approx.shape[1] > first:
+            dist[rows], idx[rows], certified[rows] = self._certify(
+                query_indices[rows], approx[rows], cand[rows], bound[rows], approx.shape[1], k
             )
-            order = torch.argsort(exact_all, dim=1, stable=True)[:, :k]
-            dist_rows, idx_rows = take_sorted(exact_all, cand[rows], order)
-            dist[rows], idx[rows] = dist_rows, idx_rows
-            worst = approx[rows, -1]
-            full = (cand[rows] >= 0).all(dim=1)
-            kth_rows = dist_rows[:, -1]
-            ok = (~full) | (kth_rows.square() <= worst - bound[rows])
-            certified[rows] = ok
         # Stage 3: every reference within the error bound, for the rows still uncertain.
         rows = (~certified).nonzero().flatten()
         if rows.numel() > 0:
@@ -395,11 +253,7 @@ class BlockSearch:
         other_d: Tensor | None = None
         if self.labels is not None:
             pairs = self._closest_pairs(positions)
-            other_pos = self.other_arg[positions]
-            other_i = torch.where(
-                other_pos >= 0, self._to_original(other_pos.clamp(min=0)), other_pos
-            )
-            other_d = exact_distances(self.x, query_indices, other_i[:, None])[:, 0]
+            other_i, other_d = self._nearest_other(query_indices, positions, bound, dist, idx)
         return NeighborGraph(
             distances=dist,
             indices=self._to_original(idx),
@@ -411,6 +265,75 @@ class BlockSearch:
             other_distances=other_d,
             n_refined=n_refined,
         )
+
+    def _certify(
+        self,
+        query_indices: Tensor,
+        approx: Tensor,
+        cand: Tensor,
+        bound: Tensor,
+        width: int,
+        k: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The ``k`` best of the first ``width`` candidates by exact distance, and whether they
+        are certified: every point left out is at least the next candidate's approximate
+        distance (past the last one, the list's worst; ``inf`` where the lists hold every
+        point), so none is closer if the ``k``-th exact squared distance is within the bound of
+        it."""
+        exact = self._exact_unique(query_indices, cand[:, :width])
+        order = torch.argsort(exact, dim=1, stable=True)[:, :k]
+        dist, idx = take_sorted(exact, cand[:, :width], order)
+        if self.n_candidates >= self.n - 1:
+            return dist, idx, torch.ones_like(bound, dtype=torch.bool)
+        limit = approx[:, width] if approx.shape[1] > width else approx[:, -1]
+        return dist, idx, dist[:, -1].square() <= limit - bound
+
+    def _nearest_other(
+        self,
+        query_indices: Tensor,
+        positions: Tensor,
+        bound: Tensor,
+        knn_dist: Tensor,
+        knn_pos: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Each query's exact nearest differently-labelled point and distance (``-1`` and
+        ``inf`` where there is none).
+
+        Where the exact, sorted neighbour list (``knn_dist``, ``knn_pos``) holds a point of
+        another class, the first one is the nearest. Elsewhere the fast pass's arg-minimum is
+        certified when its exact squared distance is within the bound of the runner-up;
+        otherwise every differently-labelled point whose approximate distance could be as small
+        is recomputed exactly (ties go to the smallest index).
+        """
+        assert self.sorted_labels is not None
+        other_pos = self.other.arg[positions]
+        found = other_pos >= 0
+        other_i = torch.where(found, self._to_original(other_pos.clamp(min=0)), other_pos)
+        other_d = exact_distances(self.x, query_indices, other_i[:, None])[:, 0]
+        certified = other_d.square() <= self.other.runner_up[positions].double() - bound
+        in_list = (knn_pos >= 0) & (
+            self.sorted_labels[knn_pos.clamp(min=0)] != self.sorted_labels[positions][:, None]
+        )
+        listed = in_list.any(dim=1)
+        first = in_list.to(torch.int8).argmax(dim=1)[listed]
+        other_d[listed] = knn_dist[listed, first]
+        other_i[listed] = self._to_original(knn_pos[listed, first])
+        certified |= listed
+        rows = (found & ~certified).nonzero().flatten()
+        if rows.numel() == 0:
+            return other_i, other_d
+        limit = other_d[rows].square() + bound[rows]
+        first, second, dist = self._pairs_within(positions[rows], limit)
+        slot = torch.full((self.n,), -1, dtype=torch.long, device=rows.device)
+        slot[query_indices[rows]] = torch.arange(rows.numel(), device=rows.device)
+        at = slot[first]
+        best = torch.full((rows.numel(),), math.inf, dtype=torch.float64, device=rows.device)
+        best.scatter_reduce_(0, at, dist, reduce="amin")
+        hit = dist == best[at]
+        pick = torch.full((rows.numel(),), self.n, dtype=torch.long, device=rows.device)
+        pick.scatter_reduce_(0, at[hit], second[hit], reduce="amin")
+        other_d[rows], other_i[rows] = best, pick
+        return other_i, other_d
 
     def _full_rows_per_chunk(self) -> int:
         """Rows whose distances to all ``n`` points fit in the memory budget at once (a float32
@@ -452,7 +375,7 @@ class BlockSearch:
         """
         assert self.sorted_labels is not None
         device = self.x.device
-        row_min = self.other_min[positions].double()
+        row_min = self.other.min[positions].double()
         empty = torch.empty(0, dtype=torch.long, device=device)
         if not bool(torch.isfinite(row_min).any()):
             return empty, empty, empty.double()

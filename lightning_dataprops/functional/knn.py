@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._block_search import BlockSearch
+from lightning_dataprops.functional._gram import KernelName
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.neighbor_graph import (
@@ -56,6 +57,7 @@ def knn_search(
     queries: Tensor | None = None,
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     candidate_margin: int | None = None,
+    kernel: KernelName = "auto",
     progress: bool = False,
 ) -> NeighborGraph:
     """Exact k nearest neighbours of ``x[queries]`` among the rows of ``x``, self excluded by index.
@@ -69,6 +71,10 @@ def knn_search(
         queries: optional ``(q,)`` int64 indices into ``x``; default: every row.
         memory_budget_mb: bound on the working memory of one block.
         candidate_margin: extra candidates kept by the fast pass (default ``4 + k // 10``).
+        kernel: the fast pass's squared-distance kernel: ``"float32"``, ``"int8"`` (exact, for
+            data on an 8-bit grid such as scaled ``uint8`` pixels; CPU), ``"bfloat16"`` (CPU)
+            or ``"auto"`` (see :mod:`lightning_dataprops.functional._gram`). The result is
+            the same exact, certified neighbours whatever the kernel; only the speed differs.
         progress: show a progress bar.
 
     Returns:
@@ -93,7 +99,9 @@ def knn_search(
         raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}.")
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
     with full_precision_matmul(), torch.no_grad():
-        search = BlockSearch(x, labels, min(k + margin, n - 1), max(1, n_pairs), memory_budget_mb)
+        search = BlockSearch(
+            x, labels, min(k + margin, n - 1), max(1, n_pairs), memory_budget_mb, kernel
+        )
         if queries is None:
             query_indices = torch.arange(n, device=x.device)
             search.run_symmetric(progress)

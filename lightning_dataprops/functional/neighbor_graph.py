@@ -11,7 +11,7 @@ from torch import Tensor
 __all__ = ["NeighborGraph", "exact_distances", "merge_pairs", "top_unique_pairs"]
 
 # Bytes of float32 differences per chunk of the exact recompute on the CPU.
-_EXACT_CHUNK_BYTES = 6 * 2**20
+_EXACT_CHUNK_BYTES = 2**20
 
 
 @dataclass(frozen=True)
