@@ -14,6 +14,7 @@ from lightning_dataprops.functional._block_kernels import (
     group_minima,
     machine_is_busy,
     one_thread,
+    outside,
     symmetric_blocks,
     take_sorted,
 )
@@ -212,15 +213,19 @@ class BlockSearch:
         return exact_distances(self.x, rows_original, self._to_original(cand_positions))
 
     def _exact_unique(self, rows_original: Tensor, cand_positions: Tensor) -> Tensor:
-        """Like :meth:`_exact`, computing each unordered pair once (kNN lists share many pairs)."""
+        """Like :meth:`_exact`, computing each unordered pair once (kNN lists share many pairs);
+        ``inf`` where a candidate is ``-1``."""
         width = cand_positions.shape[1]
         first = rows_original[:, None].expand(-1, width).flatten()
         second = self._to_original(cand_positions).flatten()
+        valid = second >= 0
         low, high = torch.minimum(first, second), torch.maximum(first, second)
-        key = low * self.n + high
+        key = (low * self.n + high)[valid]
         unique_key, inverse = torch.unique(key, return_inverse=True)
         dist = exact_distances(self.x, unique_key // self.n, (unique_key % self.n)[:, None])[:, 0]
-        return dist[inverse].view(-1, width)
+        out = torch.full((first.numel(),), math.inf, dtype=torch.float64, device=first.device)
+        out[valid] = dist[inverse]
+        return out.view(-1, width)
 
     def finish(self, query_indices: Tensor, k: int) -> NeighborGraph:
         positions = self._to_sorted(query_indices)
@@ -280,9 +285,15 @@ class BlockSearch:
         distance (past the last one, the list's worst; ``inf`` where the lists hold every
         point), so none is closer if the ``k``-th exact squared distance is within the bound of
         it."""
-        exact = self._exact_unique(query_indices, cand[:, :width])
+        cand = cand[:, :width]
+        if width > k:
+            # A candidate more than twice the bound above the k-th approximate distance cannot
+            # be among the k nearest: the k-th exact squared distance is within the bound of it.
+            reach = approx[:, k - 1] + 2.0 * bound
+            cand = torch.where(approx[:, :width] <= reach[:, None], cand, -1)
+        exact = self._exact_unique(query_indices, cand)
         order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-        dist, idx = take_sorted(exact, cand[:, :width], order)
+        dist, idx = take_sorted(exact, cand, order)
         if self.n_candidates >= self.n - 1:
             return dist, idx, torch.ones_like(bound, dtype=torch.bool)
         limit = approx[:, width] if approx.shape[1] > width else approx[:, -1]
@@ -395,21 +406,33 @@ class BlockSearch:
 
     def _pairs_within(self, rows_pos: Tensor, limit: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Every differently-labelled pair (row, reference) with approximate squared distance
-        ``<= limit[row]``, with exact distances (original indices)."""
+        ``<= limit[row]``, with exact distances (original indices).
+
+        Points are in label order, so a run of rows of one class meets its differently-labelled
+        references in at most two ranges: only those are computed.
+        """
         assert self.sorted_labels is not None
-        firsts, seconds = [], []
+        device = rows_pos.device
+        firsts = [torch.empty(0, dtype=torch.long, device=device)]
+        seconds = [torch.empty(0, dtype=torch.long, device=device)]
+        order = torch.argsort(rows_pos)
+        rows_pos, limit = rows_pos[order], limit[order]
+        # Compared in float32, rounded up: a pair too many only costs an exact distance.
+        limit32 = limit.to(torch.float32)
+        limit32 = torch.where(
+            limit32.double() < limit, torch.nextafter(limit32, torch.tensor(math.inf)), limit32
+        )
         rows_per_chunk = self._full_rows_per_chunk()
-        for start in range(0, int(rows_pos.numel()), rows_per_chunk):
-            pos = rows_pos[start : start + rows_per_chunk]
-            d2 = self._sq_dists(pos, slice(0, self.n)).double()
-            d2[torch.arange(pos.numel(), device=pos.device), pos] = math.inf
-            d2.masked_fill_(
-                self.sorted_labels[pos][:, None] == self.sorted_labels[None, :], math.inf
-            )
-            within = (d2 <= limit[start : start + pos.numel(), None]) & torch.isfinite(d2)
-            within_r, within_c = within.nonzero(as_tuple=True)
-            firsts.append(pos[within_r])
-            seconds.append(within_c)
+        runs = self.other.class_runs(rows_pos) if rows_pos.numel() > 0 else []
+        for run_start, run_stop, c_start, c_stop in runs:
+            for a, b, _ in outside(slice(0, self.n), c_start, c_stop):
+                for start in range(run_start, run_stop, rows_per_chunk):
+                    end = min(start + rows_per_chunk, run_stop)
+                    pos = rows_pos[start:end]
+                    d2 = self._sq_dists(pos, slice(a, b))
+                    within_r, within_c = (d2 <= limit32[start:end, None]).nonzero(as_tuple=True)
+                    firsts.append(pos[within_r])
+                    seconds.append(within_c + a)
         first = self._to_original(torch.cat(firsts))
         second = self._to_original(torch.cat(seconds))
         return first, second, exact_distances(self.x, first, second[:, None])[:, 0]

@@ -165,6 +165,9 @@ class Int8Kernel(GramKernel):
         self.step = step
         self.eta = 2.0 * eps * math.sqrt(self.dim)
         codes = _codes(x if order is None else torch.index_select(x, 0, order), lo, step)
+        # Zero columns change no product; a width that is a multiple of 8 also avoids CPU
+        # ``_int_mm`` paths that are wrong (a single column gives garbage in torch 2.13).
+        codes = torch.nn.functional.pad(codes, (0, -self.dim % 8))
         code_sq = codes.to(torch.int32).square().sum(dim=1, dtype=torch.int64)
         self.norms = code_sq.double().sqrt_().mul_(step)
         self.sq_norms = code_sq.double().mul_(step * step).to(torch.float32)
@@ -212,14 +215,19 @@ def eight_bit_grid(x: Tensor) -> tuple[float, float, float] | None:
     if not hi > lo:
         return None
     flat = x.reshape(-1)
-    sample = flat[torch.linspace(0, flat.numel() - 1, min(flat.numel(), _GRID_SAMPLE)).long()]
+    count = min(flat.numel(), _GRID_SAMPLE)
+    # Evenly spaced entries, in integer arithmetic (a float linspace overshoots large sizes).
+    picks = torch.arange(count, device=x.device) * (flat.numel() - 1) // max(count - 1, 1)
+    sample = flat[picks]
     levels = torch.unique(sample.double())
     if levels.numel() > 256 or levels.numel() < 2:
         return None
-    step = float(levels.diff().min())
-    n_steps = (hi - lo) / step
-    if not 1 <= round(n_steps) <= 255 or abs(n_steps - round(n_steps)) > 1e-3:
+    # The smallest gap names the number of steps; the whole range then gives the step with
+    # less rounding than any one gap.
+    n_steps = round((hi - lo) / float(levels.diff().min()))
+    if not 1 <= n_steps <= 255:
         return None
+    step = (hi - lo) / n_steps
     unit = _U32 if x.dtype != torch.float64 else 2.0**-53
     tolerance = 1e-4 * step
     worst = 0.0
@@ -232,6 +240,26 @@ def eight_bit_grid(x: Tensor) -> tuple[float, float, float] | None:
     # ``grid`` itself was rounded (a subtraction, a division, a product and a sum).
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
     return lo, step, eps
+
+
+_INT_MM_CHECKED: dict[int, bool] = {}
+
+
+def int_mm_is_exact(width: int) -> bool:
+    """Whether ``torch._int_mm`` multiplies int8 matrices of this width exactly on the CPU
+    (checked once per width against an int64 product; a kernel that cannot be trusted is not
+    used)."""
+    if width not in _INT_MM_CHECKED:
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randint(-128, 128, (33, width), dtype=torch.int8, generator=generator)
+        b = torch.randint(-128, 128, (17, width), dtype=torch.int8, generator=generator)
+        try:
+            product = torch._int_mm(a, b.T)
+            exact = torch.equal(product.long(), a.long() @ b.long().T)
+        except (RuntimeError, AttributeError):
+            exact = False
+        _INT_MM_CHECKED[width] = exact
+    return _INT_MM_CHECKED[width]
 
 
 def _cpu_has(feature: str) -> bool:
@@ -255,7 +283,7 @@ def make_gram(x: Tensor, order: Tensor | None, kind: KernelName = "auto") -> Gra
     if kind == "auto":
         if not on_cpu:
             return GramKernel(x, order)
-        if dim <= _INT8_MAX_DIM and _cpu_has("vnni") and hasattr(torch, "_int_mm"):
+        if dim <= _INT8_MAX_DIM and _cpu_has("vnni") and int_mm_is_exact(dim + -dim % 8):
             grid = eight_bit_grid(x)
             if grid is not None:
                 return Int8Kernel(x, order, grid)
@@ -266,6 +294,11 @@ def make_gram(x: Tensor, order: Tensor | None, kind: KernelName = "auto") -> Gra
         raise ValueError(f"kernel={kind!r} runs on the CPU only; use 'float32' or 'auto'.")
     if kind == "int8":
         grid = eight_bit_grid(x) if dim <= _INT8_MAX_DIM else None
+        if not int_mm_is_exact(dim + -dim % 8):
+            raise ValueError(
+                "kernel='int8' needs an exact torch._int_mm, which this PyTorch build lacks; "
+                "use 'auto' or 'float32'."
+            )
         if grid is None:
             raise ValueError(
                 "kernel='int8' needs data on an 8-bit grid (x = lo + step * k, k in 0..255, "

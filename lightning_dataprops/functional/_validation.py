@@ -71,10 +71,10 @@ def as_points(
     points = tensor.reshape(n, -1)
     if points.shape[1] == 0:
         raise ValueError(f"`{name}` has no features (shape {tuple(tensor.shape)}).")
-    # A sum is finite only if every entry is (NaN and inf propagate): one cheap reduction
-    # instead of an elementwise pass; the elementwise check runs only to report what is wrong
-    # (or when the sum merely overflowed).
-    finite_sum = bool(torch.isfinite(points.sum(dtype=torch.float64)))
+    # A sum is finite only if every entry is (NaN and inf propagate): one cheap reduction, in
+    # the points' own precision, instead of an elementwise pass; the elementwise check runs
+    # only to report what is wrong (or when the sum merely overflowed).
+    finite_sum = bool(torch.isfinite(points.sum()))
     finite = None if finite_sum else torch.isfinite(points)
     if finite is not None and not bool(finite.all()):
         bad_rows = (~finite).any(dim=1).nonzero().flatten()

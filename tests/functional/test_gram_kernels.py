@@ -1,0 +1,148 @@
+"""The fast pass's kernels (float32, exact int8, bfloat16) all give the exact neighbours."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_dataprops.functional import dataset_properties
+from lightning_dataprops.functional.knn import knn_search
+from tests.conftest import brute_force_distances
+
+KERNELS = ["float32", "int8", "bfloat16"]
+
+
+def _pixels(n: int, dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit "images" (``k / 255`` as float32) on a smooth 4-d family, with 3 classes."""
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, 4, generator=generator)
+    basis = torch.randn(4, dim, generator=generator)
+    raw = torch.sigmoid(z @ basis + 0.3 * torch.randn(n, dim, generator=generator))
+    x = torch.round(raw * 255.0).to(torch.uint8).float() / 255.0
+    labels = (z[:, 0] * 3).long().clamp(max=2)
+    return x, labels
+
+
+def _check(x: torch.Tensor, labels: torch.Tensor, k: int, n_pairs: int, graph) -> None:
+    """kNN, nearest differently-labelled point and closest pairs against float64 brute force."""
+    dist = brute_force_distances(x)
+    expected = dist.topk(k, largest=False).values
+    torch.testing.assert_close(graph.distances, expected, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(torch.gather(dist, 1, graph.indices), expected, rtol=1e-7, atol=1e-9)
+    other = dist.masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    nearest = other.min(dim=1).values
+    torch.testing.assert_close(graph.other_distances, nearest, rtol=1e-7, atol=1e-9)
+    chosen = other[torch.arange(len(x)), graph.other_indices]
+    torch.testing.assert_close(chosen, nearest, rtol=1e-7, atol=1e-9)
+    upper = torch.triu(other, diagonal=1).masked_fill(
+        torch.tril(torch.ones_like(other, dtype=torch.bool)), float("inf")
+    )
+    pairs = upper.flatten().topk(n_pairs, largest=False).values
+    torch.testing.assert_close(graph.pair_distances, pairs, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("budget_mb", [0.05, 512.0])
+def test_every_kernel_is_exact_on_8bit_pixels(kernel: str, budget_mb: float) -> None:
+    x, labels = _pixels(1200, 96)
+    graph = knn_search(x, 12, labels=labels, n_pairs=6, kernel=kernel, memory_budget_mb=budget_mb)  # type: ignore[arg-type]
+    _check(x, labels, 12, 6, graph)
+
+
+@pytest.mark.parametrize("kernel", ["float32", "bfloat16"])
+def test_continuous_kernels_are_exact_with_cancellation(kernel: str) -> None:
+    generator = torch.Generator().manual_seed(3)
+    # An offset and a few far points make the norms, and with them the bounds, large.
+    x = torch.randn(900, 48, generator=generator) @ torch.randn(48, 300, generator=generator)
+    x[:10] *= 40.0
+    x += 7.0
+    labels = torch.randint(0, 4, (900,), generator=generator)
+    graph = knn_search(x, 10, labels=labels, n_pairs=5, kernel=kernel)  # type: ignore[arg-type]
+    _check(x, labels, 10, 5, graph)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_nearest_other_label_is_exact_among_near_ties(kernel: str) -> None:
+    """Two points of another class at distances 1 and 1 + 2^-12 (exact in float32): far
+    closer than the fast pass's error bound (far points inflate it), so only the certified
+    finish can tell them apart; it must name the nearer one every time."""
+    generator = torch.Generator().manual_seed(5)
+    n_far, n_queries, dim = 400, 30, 8
+    far = torch.randint(0, 256, (n_far, dim), generator=generator).float()
+    far_labels = torch.randint(0, 2, (n_far,), generator=generator)
+    rows, labels = [far], [far_labels]
+    for q in range(n_queries):
+        base = torch.full((1, dim), 128.0)
+        base[0, q % dim] += 3.0 * (q // dim)  # distinct queries, away from each other
+        near = base.clone()
+        near[0, (q + 1) % dim] += 1.0
+        almost = base.clone()
+        almost[0, (q + 2) % dim] += 1.0 + 2.0**-12
+        # The slightly farther one comes first, so a float32 tie would pick it.
+        rows += [base, almost, near]
+        labels.append(torch.tensor([2, 3, 3]))
+    x = torch.cat(rows)
+    if kernel == "int8":
+        x = torch.round(x)  # the int8 kernel needs the grid: ties become exact there
+    y = torch.cat(labels)
+    graph = knn_search(x, 3, labels=y, n_pairs=3, kernel=kernel)  # type: ignore[arg-type]
+    dist = brute_force_distances(x).masked_fill(y[:, None] == y[None, :], float("inf"))
+    queries = torch.arange(n_far, len(x), 3)
+    nearest, arg = dist[queries].min(dim=1)
+    torch.testing.assert_close(graph.other_distances[queries], nearest, rtol=1e-12, atol=0)
+    if kernel != "int8":
+        assert torch.equal(graph.other_indices[queries], arg)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dim", [1, 3, 17])
+def test_every_kernel_is_exact_in_few_dimensions(kernel: str, dim: int) -> None:
+    """Narrow inputs too (torch's CPU ``_int_mm`` is wrong for a single column: padded)."""
+    generator = torch.Generator().manual_seed(dim)
+    x = torch.randint(0, 256, (300, dim), generator=generator).float()
+    labels = torch.randint(0, 2, (300,), generator=generator)
+    graph = knn_search(x, 4, labels=labels, n_pairs=3, kernel=kernel)  # type: ignore[arg-type]
+    _check(x, labels, 4, 3, graph)
+
+
+def test_int8_refuses_data_off_an_8bit_grid() -> None:
+    x = torch.randn(200, 16)
+    with pytest.raises(ValueError, match="8-bit grid"):
+        knn_search(x, 5, kernel="int8")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        knn_search(x, 5, kernel="float16")  # type: ignore[arg-type]
+
+
+def test_normalised_pixels_stay_exact() -> None:
+    """A global Normalize keeps the 8-bit grid (the int8 kernel takes it); per-channel
+    statistics do not (``auto`` falls back, ``int8`` says why)."""
+    x, labels = _pixels(600, 2 * 49)
+    normalised = (x - 0.45) / 0.22
+    reference = knn_search(normalised, 8, labels=labels, kernel="float32")
+    fast = knn_search(normalised, 8, labels=labels, kernel="int8")
+    assert torch.equal(fast.distances, reference.distances)
+    assert torch.equal(fast.other_distances, reference.other_distances)
+    per_channel = x.view(600, 2, 49)
+    per_channel = (per_channel - torch.tensor([0.4, 0.5])[:, None]) / torch.tensor([0.2, 0.3])[
+        :, None
+    ]
+    per_channel = per_channel.reshape(600, -1)
+    with pytest.raises(ValueError, match="8-bit grid"):
+        knn_search(per_channel, 8, kernel="int8")
+    _check(per_channel, labels, 8, 1, knn_search(per_channel, 8, labels=labels))
+
+
+def test_dataset_properties_do_not_depend_on_the_kernel(pneumonia) -> None:
+    """Real 8-bit X-rays: ``auto`` (int8 on CPUs with VNNI) equals the float32 kernel."""
+    images, labels = pneumonia
+    pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:1500]
+    x, y = images[pick].reshape(1500, -1), labels[pick]
+    assert len(y.unique()) == 2
+    auto = knn_search(x, 20, labels=y, n_pairs=10)
+    plain = knn_search(x, 20, labels=y, n_pairs=10, kernel="float32")
+    assert torch.equal(auto.distances, plain.distances)
+    assert torch.equal(auto.other_distances, plain.other_distances)
+    assert torch.equal(auto.pair_distances, plain.pair_distances)
+    closest = float(plain.pair_distances[0])
+    props = dataset_properties(x, y)
+    assert (1.0 / closest if closest > 0 else float("inf")) == props.K_F
