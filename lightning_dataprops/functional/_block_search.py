@@ -41,6 +41,7 @@ class BlockSearch:
         n_pairs: int,
         memory_budget_mb: float,
         kernel: KernelName = "auto",
+        k: int | None = None,
     ) -> None:
         self.x = x
         self.n = int(x.shape[0])
@@ -51,7 +52,7 @@ class BlockSearch:
         self.order = None if labels is None else torch.argsort(labels, stable=True)
         self.sorted_labels = None if labels is None or self.order is None else labels[self.order]
         self.other = OtherLabelTracker(self.sorted_labels, self.n, x.device)
-        self.gram = make_gram(x, self.order, kernel)
+        self.gram = make_gram(x, self.order, kernel, k=k, n_candidates=n_candidates)
         self.n_candidates = min(n_candidates + self.gram.extra_candidates, self.n - 1)
         self.budget_bytes = memory_budget_mb * 2**20
         # About five 4-byte block x block matrices live at once (one is the kernel's product).
@@ -420,7 +421,9 @@ class BlockSearch:
         # Compared in float32, rounded up: a pair too many only costs an exact distance.
         limit32 = limit.to(torch.float32)
         limit32 = torch.where(
-            limit32.double() < limit, torch.nextafter(limit32, torch.tensor(math.inf)), limit32
+            limit32.double() < limit,
+            torch.nextafter(limit32, torch.full_like(limit32, math.inf)),
+            limit32,
         )
         rows_per_chunk = self._full_rows_per_chunk()
         runs = self.other.class_runs(rows_pos) if rows_pos.numel() > 0 else []

@@ -13,14 +13,16 @@ uses to certify its exact finish. The kernels differ only in the product ``q.r``
   ``1.5 * 2^-8 * (|q| + |r|)^2``, so the search keeps a few more candidates.
 
 ``"auto"`` picks ``int8`` on CPUs with VNNI when the data is on an 8-bit grid, ``bfloat16`` on
-CPUs with AVX512-BF16 for larger continuous sets, and ``float32`` otherwise. The choice depends
-only on the data and the CPU's features, never on timings, so it is the same on every run;
-the results never depend on it (the finish is exact), only the speed does.
+CPUs with AVX512-BF16 for larger continuous sets whose neighbours its bound can still tell
+apart (checked on a sample, :func:`bfloat16_certifies`), and ``float32`` otherwise. The
+choice depends only on the data and the CPU's features, never on timings, so it is the same on
+every run; the results never depend on it (the finish is exact), only the speed does.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -113,6 +115,33 @@ class GramKernel:
         return gamma * (1.0 + gamma) ** 2 * self._scale(positions)
 
 
+def bfloat16_certifies(base: GramKernel, k: int, n_candidates: int) -> bool:
+    """Whether the bfloat16 kernel's wider bound would still certify most rows of this search
+    (``base``: the float32 kernel of the same points).
+
+    A row is certified from its candidates when its ``k``-th squared distance is at least twice
+    the bound below the last candidate's. On 64 evenly spaced sample queries (their float32
+    distances to every point: an estimate) this must hold for 90% of them; otherwise most rows
+    would be searched again and the float32 kernel is faster. Tightly packed points with large
+    norms (relative to their neighbour distances) or a high intrinsic dimension (the ``k``-th
+    and the last candidate nearly as far) fail it.
+    """
+    points = base.operands
+    n = int(points.shape[0])
+    last = min(n_candidates + BFloat16Kernel.extra_candidates, n - 1)
+    if last <= k:
+        return True
+    sample = torch.arange(64, device=points.device) * (n - 1) // 63
+    d2 = base.sq_dists(
+        points[sample], base.sq_norms[sample], slice(0, n), torch.empty(64, n, device=points.device)
+    )
+    d2[torch.arange(64, device=points.device), sample] = math.inf
+    nearest = torch.topk(d2, last, dim=1, largest=False).values.double()
+    bound = BFloat16Kernel.widening * base._scale(sample) + base.error_bound(sample)
+    ok = nearest[:, k - 1] <= nearest[:, last - 1] - 2.0 * bound
+    return float(ok.double().mean()) >= 0.9
+
+
 class BFloat16Kernel(GramKernel):
     """The product of bfloat16-rounded operands, accumulated in float32, rounded to bfloat16.
 
@@ -125,10 +154,20 @@ class BFloat16Kernel(GramKernel):
 
     name = "bfloat16"
     extra_candidates = 8
+    widening = 1.5 * _U_BF16 + 4.0 * _U_BF16**2
 
     def __init__(self, x: Tensor, order: Tensor | None) -> None:
         super().__init__(x, order)
         self.scratch = torch.empty(0, dtype=torch.bfloat16, device=x.device)
+
+    @classmethod
+    def from_float32(cls, base: GramKernel) -> BFloat16Kernel:
+        """The bfloat16 kernel of the points of a float32 kernel (no second centring)."""
+        kernel = cls.__new__(cls)
+        kernel.__dict__.update(base.__dict__)
+        kernel.operands = kernel._operands(base.operands)
+        kernel.scratch = torch.empty(0, dtype=torch.bfloat16, device=base.operands.device)
+        return kernel
 
     def _operands(self, points: Tensor) -> Tensor:
         return points.to(torch.bfloat16)
@@ -142,8 +181,7 @@ class BFloat16Kernel(GramKernel):
         return torch.mul(block, -2.0, out=out)  # exact: a power of two, widened to float32
 
     def error_bound(self, positions: Tensor) -> Tensor:
-        low = (1.5 * _U_BF16 + 4.0 * _U_BF16**2) * self._scale(positions)
-        return low + super().error_bound(positions)
+        return self.widening * self._scale(positions) + super().error_bound(positions)
 
 
 class Int8Kernel(GramKernel):
@@ -159,21 +197,15 @@ class Int8Kernel(GramKernel):
 
     name = "int8"
 
-    def __init__(self, x: Tensor, order: Tensor | None, grid: tuple[float, float, float]) -> None:
-        lo, step, eps = grid
-        self.dim = int(x.shape[1])
-        self.step = step
-        self.eta = 2.0 * eps * math.sqrt(self.dim)
-        codes = _codes(x if order is None else torch.index_select(x, 0, order), lo, step)
-        # Zero columns change no product; a width that is a multiple of 8 also avoids CPU
-        # ``_int_mm`` paths that are wrong (a single column gives garbage in torch 2.13).
-        codes = torch.nn.functional.pad(codes, (0, -self.dim % 8))
-        code_sq = codes.to(torch.int32).square().sum(dim=1, dtype=torch.int64)
-        self.norms = code_sq.double().sqrt_().mul_(step)
-        self.sq_norms = code_sq.double().mul_(step * step).to(torch.float32)
+    def __init__(self, grid: EightBitGrid, dim: int) -> None:
+        self.dim = dim
+        self.step = grid.step
+        self.eta = 2.0 * grid.eps * math.sqrt(dim)
+        self.norms = grid.code_sq.sqrt().mul_(grid.step)
+        self.sq_norms = grid.code_sq.mul(grid.step * grid.step).to(torch.float32)
         self.max_norm = float(self.norms.max())
-        self.operands = codes
-        self.scratch = torch.empty(0, dtype=torch.int32, device=x.device)
+        self.operands = grid.codes
+        self.scratch = torch.empty(0, dtype=torch.int32, device=grid.codes.device)
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
         n_rows, n_cols = out.shape
@@ -188,25 +220,26 @@ class Int8Kernel(GramKernel):
         return 16.0 * _U32 * scale + self.eta * (2.0 * scale.sqrt() + self.eta)
 
 
-def _codes(x: Tensor, lo: float, step: float) -> Tensor:
-    """``round((x - lo) / step) - 128`` as int8 (the caller has checked the grid)."""
-    codes = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-    for start in range(0, int(x.shape[0]), _GRID_CHUNK_ROWS):
-        chunk = x[start : start + _GRID_CHUNK_ROWS]
-        codes[start : start + _GRID_CHUNK_ROWS] = (
-            chunk.sub(lo).div_(step).round_().sub_(128.0).to(torch.int8)
-        )
-    return codes
+@dataclass
+class EightBitGrid:
+    """Data on an 8-bit grid: every entry within ``eps`` of ``lo + step * k``, ``k`` in
+    ``0..255``; ``codes`` are ``k - 128`` (int8, rows in the search's order, zero columns
+    appended to a multiple of 8) and ``code_sq`` their exact squared norms (float64)."""
+
+    lo: float
+    step: float
+    eps: float
+    codes: Tensor
+    code_sq: Tensor
 
 
-def eight_bit_grid(x: Tensor) -> tuple[float, float, float] | None:
-    """``(lo, step, eps)`` when every entry of ``x`` is within ``eps`` of ``lo + step * k`` for
-    an integer ``k`` in ``0..255`` (``eps`` at most ``1e-4 step``: float rounding); else
-    ``None``.
+def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | None:
+    """The 8-bit grid of ``x`` (rows taken in ``order``), or ``None`` when it has none (an
+    entry farther than ``1e-4 step`` from it: more than float rounding).
 
     A strided sample rejects continuous data cheaply (more than 256 distinct values); the grid
-    it suggests is then checked on every entry, and ``eps`` is that check's maximum plus the
-    rounding of the check itself.
+    it suggests is then checked on every entry while the codes are made, and ``eps`` is that
+    check's maximum plus the rounding of the check itself.
     """
     if x.numel() == 0:
         return None
@@ -218,8 +251,7 @@ def eight_bit_grid(x: Tensor) -> tuple[float, float, float] | None:
     count = min(flat.numel(), _GRID_SAMPLE)
     # Evenly spaced entries, in integer arithmetic (a float linspace overshoots large sizes).
     picks = torch.arange(count, device=x.device) * (flat.numel() - 1) // max(count - 1, 1)
-    sample = flat[picks]
-    levels = torch.unique(sample.double())
+    levels = torch.unique(flat[picks].double())
     if levels.numel() > 256 or levels.numel() < 2:
         return None
     # The smallest gap names the number of steps; the whole range then gives the step with
@@ -228,18 +260,27 @@ def eight_bit_grid(x: Tensor) -> tuple[float, float, float] | None:
     if not 1 <= n_steps <= 255:
         return None
     step = (hi - lo) / n_steps
-    unit = _U32 if x.dtype != torch.float64 else 2.0**-53
+    n, dim = int(x.shape[0]), int(x.shape[1])
+    # Zero columns change no product; a width that is a multiple of 8 also avoids CPU
+    # ``_int_mm`` paths that are wrong (a single column gives garbage in torch 2.13).
+    codes = torch.zeros((n, dim + -dim % 8), dtype=torch.int8, device=x.device)
+    code_sq = torch.empty(n, dtype=torch.float64, device=x.device)
     tolerance = 1e-4 * step
     worst = 0.0
-    for start in range(0, int(x.shape[0]), _GRID_CHUNK_ROWS):
-        chunk = x[start : start + _GRID_CHUNK_ROWS]
-        grid = chunk.sub(lo).div_(step).round_().mul_(step).add_(lo)
-        worst = max(worst, float(grid.sub_(chunk).abs_().max()))
+    for start in range(0, n, _GRID_CHUNK_ROWS):
+        stop = min(start + _GRID_CHUNK_ROWS, n)
+        chunk = x[start:stop] if order is None else x[order[start:stop]]
+        level = chunk.sub(lo).div_(step).round_()
+        worst = max(worst, float(level.mul(step).add_(lo).sub_(chunk).abs_().max()))
         if worst > tolerance:
             return None
-    # ``grid`` itself was rounded (a subtraction, a division, a product and a sum).
+        level.sub_(128.0)
+        codes[start:stop, :dim] = level.to(torch.int8)
+        code_sq[start:stop] = level.square_().sum(dim=1, dtype=torch.float64)
+    # The check itself was rounded (a subtraction, a division, a product and a sum).
+    unit = _U32 if x.dtype != torch.float64 else 2.0**-53
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
-    return lo, step, eps
+    return EightBitGrid(lo, step, eps, codes, code_sq)
 
 
 _INT_MM_CHECKED: dict[int, bool] = {}
@@ -270,8 +311,18 @@ def _cpu_has(feature: str) -> bool:
         return False
 
 
-def make_gram(x: Tensor, order: Tensor | None, kind: KernelName = "auto") -> GramKernel:
+def make_gram(
+    x: Tensor,
+    order: Tensor | None,
+    kind: KernelName = "auto",
+    *,
+    k: int | None = None,
+    n_candidates: int | None = None,
+) -> GramKernel:
     """The kernel ``kind`` for the points ``x`` (visited in ``order``); see the module doc.
+
+    ``k`` and ``n_candidates`` (the search's) let ``"auto"`` check that the bfloat16 kernel
+    would pay (:func:`bfloat16_certifies`).
 
     ``"int8"`` asked for data off an 8-bit grid (or with more than 32,000 features) raises
     ``ValueError``; ``"int8"`` and ``"bfloat16"`` run on the CPU only.
@@ -284,16 +335,22 @@ def make_gram(x: Tensor, order: Tensor | None, kind: KernelName = "auto") -> Gra
         if not on_cpu:
             return GramKernel(x, order)
         if dim <= _INT8_MAX_DIM and _cpu_has("vnni") and int_mm_is_exact(dim + -dim % 8):
-            grid = eight_bit_grid(x)
+            grid = eight_bit_grid(x, order)
             if grid is not None:
-                return Int8Kernel(x, order, grid)
-        if n >= _BF16_MIN_POINTS and dim >= _BF16_MIN_DIM and _cpu_has("avx512_bf16"):
-            return BFloat16Kernel(x, order)
-        return GramKernel(x, order)
+                return Int8Kernel(grid, dim)
+        base = GramKernel(x, order)
+        if (
+            n >= _BF16_MIN_POINTS
+            and dim >= _BF16_MIN_DIM
+            and _cpu_has("avx512_bf16")
+            and (k is None or n_candidates is None or bfloat16_certifies(base, k, n_candidates))
+        ):
+            return BFloat16Kernel.from_float32(base)
+        return base
     if kind != "float32" and not on_cpu:
         raise ValueError(f"kernel={kind!r} runs on the CPU only; use 'float32' or 'auto'.")
     if kind == "int8":
-        grid = eight_bit_grid(x) if dim <= _INT8_MAX_DIM else None
+        grid = eight_bit_grid(x, order) if dim <= _INT8_MAX_DIM else None
         if not int_mm_is_exact(dim + -dim % 8):
             raise ValueError(
                 "kernel='int8' needs an exact torch._int_mm, which this PyTorch build lacks; "
@@ -304,7 +361,7 @@ def make_gram(x: Tensor, order: Tensor | None, kind: KernelName = "auto") -> Gra
                 "kernel='int8' needs data on an 8-bit grid (x = lo + step * k, k in 0..255, "
                 f"at most {_INT8_MAX_DIM} features); use 'auto' or 'float32'."
             )
-        return Int8Kernel(x, order, grid)
+        return Int8Kernel(grid, dim)
     if kind == "bfloat16":
         return BFloat16Kernel(x, order)
     return GramKernel(x, order)

@@ -2,12 +2,16 @@
 
 The search runs in two stages:
 
-1. a fast float32 pass (``|q|^2 + |r|^2 - 2 q.r`` on mean-centred data, TF32 disabled) over
-   blocks of the distance matrix keeps a few more candidates than asked for;
+1. a fast pass (``|q|^2 + |r|^2 - 2 q.r`` over blocks of the distance matrix, TF32 disabled)
+   keeps a few more candidates than asked for. Its kernel (:mod:`._gram`) is float32 on
+   mean-centred data, exact int8 products for data on an 8-bit grid (pixels stored as ``uint8``
+   and scaled; CPUs with VNNI), or bfloat16 products with float32 accumulation for larger
+   continuous sets (CPUs with AVX512-BF16);
 2. the candidates' distances are recomputed exactly (difference-based, accumulated in float64),
-   re-ranked and *certified*: a rigorous bound on the float32 error proves that no other point
+   re-ranked and *certified*: a rigorous bound on the kernel's error proves that no other point
    can be closer. Rows that cannot be certified this way are searched again with every reference
-   whose approximate distance is within the error bound, recomputed exactly.
+   whose approximate distance is within the error bound, recomputed exactly. The kernel changes
+   the speed, never the result.
 
 Memory is bounded by ``memory_budget_mb``: no ``n x n`` matrix is ever built. When the queries are
 the whole set, the pass exploits symmetry: each block of the upper triangle of the distance
@@ -21,9 +25,10 @@ minima of small groups of entries (one cheap pass over the block) and only they 
 
 With class labels the same pass also finds the closest *differently-labelled* pairs (the
 bichromatic closest-pair problem behind label sharpness) and each point's nearest
-differently-labelled neighbour. Points are visited in label order, so the other-labelled columns
-of a run of one class are at most two ranges of a block (no mask, no copy), and where they are
-the whole block the selection's group minima give the minimum.
+differently-labelled neighbour, certified too (by the exact neighbour list, by the pass's
+runner-up, or by a re-search of the other classes). Points are visited in label order, so the
+other-labelled columns of a run of one class are at most two ranges of a block (no mask, no
+copy), and where they are the whole block the selection's group minima give the minimum.
 
 On a busy CPU (load average above 1.5x the cores) the selection runs on one thread, the matmul
 on all: its many short operations then lose more at each OpenMP barrier than a second thread
@@ -100,7 +105,7 @@ def knn_search(
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
     with full_precision_matmul(), torch.no_grad():
         search = BlockSearch(
-            x, labels, min(k + margin, n - 1), max(1, n_pairs), memory_budget_mb, kernel
+            x, labels, min(k + margin, n - 1), max(1, n_pairs), memory_budget_mb, kernel, k=k
         )
         if queries is None:
             query_indices = torch.arange(n, device=x.device)

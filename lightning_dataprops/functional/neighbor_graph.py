@@ -28,9 +28,9 @@ class NeighborGraph:
             shards and keeping the closest gives the pairs of their union.
         other_indices, other_distances: with labels, ``(q,)`` the nearest differently-labelled
             neighbour of each query (index in the reference set, ``-1`` if none) and its exact
-            distance (float64, ``inf`` if none). The neighbour is chosen by the float32 pass, so
-            its distance exceeds the true nearest one by at most the pass's certified float32
-            error bound (relative ~1e-6); ``None`` without labels.
+            distance (float64, ``inf`` if none), certified like the neighbours: no
+            differently-labelled point is closer (among equally near ones any may be named);
+            ``None`` without labels.
         n_refined: rows whose fast ranking could not be certified from the candidates alone
             and were searched again.
     """

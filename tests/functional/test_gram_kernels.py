@@ -146,3 +146,19 @@ def test_dataset_properties_do_not_depend_on_the_kernel(pneumonia) -> None:
     closest = float(plain.pair_distances[0])
     props = dataset_properties(x, y)
     assert (1.0 / closest if closest > 0 else float("inf")) == props.K_F
+
+
+@pytest.mark.parametrize("intrinsic", [6, 256])
+def test_auto_kernel_on_larger_continuous_sets_equals_float32(intrinsic: int) -> None:
+    """Large enough for ``auto`` to weigh bfloat16 (4096 x 256). A 6-d manifold takes it; 256-d
+    Gaussian noise does not (its k-th and last candidates are too nearly as far for the wider
+    bound). Either way the neighbours are the float32 kernel's, to the last bit."""
+    generator = torch.Generator().manual_seed(11)
+    z = torch.rand(4096, intrinsic, generator=generator)
+    x = torch.sin(z @ torch.randn(intrinsic, 256, generator=generator) * 3.0 / intrinsic**0.5)
+    labels = (z[:, 0] > 0.5).long()
+    auto = knn_search(x, 10, labels=labels, n_pairs=4)
+    plain = knn_search(x, 10, labels=labels, n_pairs=4, kernel="float32")
+    assert torch.equal(auto.distances, plain.distances)
+    assert torch.equal(auto.other_distances, plain.other_distances)
+    assert torch.equal(auto.pair_distances, plain.pair_distances)
