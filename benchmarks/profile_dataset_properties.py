@@ -5,12 +5,10 @@ of the engine's stage functions (``lightning_dataprops.functional._block_search`
 
 * input: validation of ``x`` and the targets (``as_points``, ``prepare_targets``);
 * kernel setup: the centred, label-ordered operands (float32, bfloat16 or 8-bit codes);
-* matmul: the kernel's ``-2 q.r`` per block;
-* norms: adding the squared norms to each block;
-* selection: group minima, threshold filter, merging into the candidate lists;
-* other label: tracking each point's nearest differently-labelled point during the pass;
-* exact + certification: exact recompute of the candidates, ranking, certification and the
-  re-searches of uncertified rows;
+* fast pass: the kernel's block distances (the matmul and the norms added to it); the
+  selection (group minima, threshold filter, merging into the candidate lists); tracking each
+  point's nearest differently-labelled point; the rest of the loop;
+* exact recompute + certification of the candidates, and the re-search of uncertified rows;
 * nearest other label: certifying (or re-searching) each point's nearest other-label point;
 * closest pairs: the closest differently-labelled pairs behind K_F;
 * estimators and the rest: duplicates, MLE, TwoNN, K_F statistics, Python glue.
@@ -38,24 +36,37 @@ from bench_dataset_properties import load_fashion, make_manifold
 
 STAGES: list[tuple[str, list[tuple[str, str]]]] = [
     ("input (validation)", [("_validation.py", "as_points"), ("targets.py", "prepare_targets")]),
-    ("kernel setup (operands)", [("_gram.py", "make_gram")]),
-    ("matmul (-2 q.r)", [("_gram.py", "product")]),
-    ("selection", [("_block_search.py", "_merge")]),
-    ("other label (during the pass)", [("_other_label.py", "merge")]),
-    (
-        "exact + certification",
-        [("_block_search.py", "_certify"), ("_block_search.py", "_exhaustive")],
-    ),
-    ("nearest other label", [("_block_search.py", "_nearest_other")]),
+    ("kernel setup (operands, choice)", [("_gram.py", "make_gram")]),
+    ("fast pass: matmul and norms", []),
+    ("fast pass: selection", [("_block_search.py", "_merge")]),
+    ("fast pass: other label", [("_other_label.py", "merge")]),
+    ("exact recompute + certification", [("_block_search.py", "_certify")]),
+    ("re-search of uncertified rows", [("_block_search.py", "_exhaustive")]),
+    ("nearest other label (certified)", [("_block_search.py", "_nearest_other")]),
     ("closest pairs (K_F)", [("_block_search.py", "_closest_pairs")]),
 ]
+PASSES = [("_block_search.py", "run_symmetric"), ("_block_search.py", "run_queries")]
 
 
 def _cumulative(stats: pstats.Stats, functions: list[tuple[str, str]]) -> float:
+    """Cumulative seconds of the functions ``(file suffix, name)``."""
     total = 0.0
     for (filename, _, name), values in stats.stats.items():  # type: ignore[attr-defined]
         if any(filename.endswith(f) and name == n for f, n in functions):
             total += values[3]
+    return total
+
+
+def _called_from(
+    stats: pstats.Stats, function: tuple[str, str], callers: list[tuple[str, str]]
+) -> float:
+    """Cumulative seconds of ``function`` in its calls from ``callers`` only."""
+    total = 0.0
+    for (filename, _, name), values in stats.stats.items():  # type: ignore[attr-defined]
+        if filename.endswith(function[0]) and name == function[1]:
+            for (c_file, _, c_name), c_values in values[4].items():
+                if any(c_file.endswith(f) and c_name == n for f, n in callers):
+                    total += c_values[3]
     return total
 
 
@@ -83,17 +94,16 @@ def profile(name: str) -> str:
     profiler.disable()
     stats = pstats.Stats(profiler)
     total = _cumulative(stats, [("dataset_properties.py", "dataset_properties")])
-    sq_dists = _cumulative(stats, [("_gram.py", "sq_dists")])
     rows = []
-    accounted = 0.0
     for label, functions in STAGES:
-        seconds = _cumulative(stats, functions)
+        if label == "fast pass: matmul and norms":
+            seconds = _called_from(stats, ("_gram.py", "sq_dists"), PASSES)
+        else:
+            seconds = _cumulative(stats, functions)
         rows.append((label, seconds))
-        accounted += seconds
-        if label.startswith("matmul"):
-            rows.append(("norms added to each block", sq_dists - seconds))
-            accounted += sq_dists - seconds
-    rows.append(("estimators and the rest", total - accounted))
+    in_pass = sum(seconds for label, seconds in rows if label.startswith("fast pass"))
+    rows.insert(5, ("fast pass: the rest (loop, buffers)", _cumulative(stats, PASSES) - in_pass))
+    rows.append(("estimators, duplicates, the rest", total - sum(s for _, s in rows)))
     lines = [
         f"#### {name}: {x.shape[0]:,} x {int(np.prod(x.shape[1:]))}, kernel `{kernels[-1]}`",
         "",

@@ -106,24 +106,31 @@ class OtherLabelTracker:
         if better.numel() == 0:  # the usual case: then no arg-minimum is needed
             return
         offset = ranges[0][2]
-        rows = block[better]
         if group_min is not None:  # the arg-minimum is one of its group's members
             width = group_min.shape[1]
-            group = group_min[better].argmin(dim=1)
+            best_groups = group_min[better]
+            group = best_groups.argmin(dim=1)
             members = group[:, None] + width * torch.arange(GROUPS, device=block.device)
-            local = torch.gather(members, 1, torch.gather(rows, 1, members).argmin(dim=1)[:, None])
-            local = local[:, 0]
+            member_values = block[better[:, None], members]
+            pick = member_values.argmin(dim=1, keepdim=True)
+            local = torch.gather(members, 1, pick)[:, 0]
+            # The runner-up within the block: the best group's other members, or another group.
+            second = torch.minimum(
+                member_values.scatter_(1, pick, math.inf).amin(dim=1),
+                best_groups.scatter_(1, group[:, None], math.inf).amin(dim=1),
+            )
         else:
+            rows = block[better]
             best = torch.full((better.numel(),), math.inf, device=block.device)
             local = torch.zeros(better.numel(), dtype=torch.long, device=block.device)
             for a, b, _ in ranges:
-                value, pick = rows[:, a:b].min(dim=1)
+                value, found = rows[:, a:b].min(dim=1)
                 improves = value < best
                 best = torch.where(improves, value, best)
-                local = torch.where(improves, pick + a, local)
+                local = torch.where(improves, found + a, local)
+            rows[torch.arange(better.numel(), device=block.device), local] = math.inf
+            second = torch.stack([rows[:, a:b].amin(dim=1) for a, b, _ in ranges]).amin(dim=0)
         # The block's second smallest entry in the ranges also bounds the runner-up.
-        rows[torch.arange(better.numel(), device=block.device), local] = math.inf
-        second = torch.stack([rows[:, a:b].amin(dim=1) for a, b, _ in ranges]).amin(dim=0)
         self.runner_up[at[better]] = torch.minimum(self.runner_up[at[better]], second)
         self.min[at[better]] = values[better]
         self.arg[at[better]] = local + offset
