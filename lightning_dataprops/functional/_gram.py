@@ -78,6 +78,15 @@ class GramKernel:
     def _operands(self, points: Tensor) -> Tensor:
         return points
 
+    def _product_buffer(self, out: Tensor, dtype: torch.dtype) -> Tensor:
+        """A reused ``dtype`` block shaped like ``out`` for the raw product (a fresh one per
+        block would page-fault)."""
+        n_rows, n_cols = out.shape
+        scratch = getattr(self, "scratch", None)
+        if scratch is None or scratch.numel() < n_rows * n_cols:
+            scratch = self.scratch = torch.empty(n_rows * n_cols, dtype=dtype, device=out.device)
+        return scratch[: n_rows * n_cols].view(n_rows, n_cols)
+
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
         """``-2 q.r`` of a block into ``out`` (float32)."""
         return torch.mm(rows, self.operands[cols].T, out=out).mul_(-2.0)
@@ -156,27 +165,19 @@ class BFloat16Kernel(GramKernel):
     extra_candidates = 8
     widening = 1.5 * _U_BF16 + 4.0 * _U_BF16**2
 
-    def __init__(self, x: Tensor, order: Tensor | None) -> None:
-        super().__init__(x, order)
-        self.scratch = torch.empty(0, dtype=torch.bfloat16, device=x.device)
-
     @classmethod
     def from_float32(cls, base: GramKernel) -> BFloat16Kernel:
         """The bfloat16 kernel of the points of a float32 kernel (no second centring)."""
         kernel = cls.__new__(cls)
         kernel.__dict__.update(base.__dict__)
         kernel.operands = kernel._operands(base.operands)
-        kernel.scratch = torch.empty(0, dtype=torch.bfloat16, device=base.operands.device)
         return kernel
 
     def _operands(self, points: Tensor) -> Tensor:
         return points.to(torch.bfloat16)
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
-        n_rows, n_cols = out.shape
-        if self.scratch.numel() < n_rows * n_cols:
-            self.scratch = torch.empty(n_rows * n_cols, dtype=torch.bfloat16, device=out.device)
-        block = self.scratch[: n_rows * n_cols].view(n_rows, n_cols)
+        block = self._product_buffer(out, torch.bfloat16)
         torch.mm(rows, self.operands[cols].T, out=block)
         return torch.mul(block, -2.0, out=out)  # exact: a power of two, widened to float32
 
@@ -205,13 +206,9 @@ class Int8Kernel(GramKernel):
         self.sq_norms = grid.code_sq.mul(grid.step * grid.step).to(torch.float32)
         self.max_norm = float(self.norms.max())
         self.operands = grid.codes
-        self.scratch = torch.empty(0, dtype=torch.int32, device=grid.codes.device)
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
-        n_rows, n_cols = out.shape
-        if self.scratch.numel() < n_rows * n_cols:
-            self.scratch = torch.empty(n_rows * n_cols, dtype=torch.int32, device=out.device)
-        block = self.scratch[: n_rows * n_cols].view(n_rows, n_cols)
+        block = self._product_buffer(out, torch.int32)
         torch._int_mm(rows, self.operands[cols].T, out=block)
         return torch.mul(block, -2.0 * self.step * self.step, out=out)
 
