@@ -283,9 +283,9 @@ class BlockSearch:
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The ``k`` best of the first ``width`` candidates by exact distance, and whether they
         are certified: every point left out is at least the next candidate's approximate
-        distance (past the last one, the list's worst; ``inf`` where the lists hold every
-        point), so none is closer if the ``k``-th exact squared distance is within the bound of
-        it."""
+        distance (past the last one, the list's worst), so none is closer if the ``k``-th exact
+        squared distance is within the bound of it; and none is left out where the lists hold
+        every point and all of them were recomputed."""
         cand = cand[:, :width]
         if width > k:
             # A candidate more than twice the bound above the k-th approximate distance cannot
@@ -295,7 +295,8 @@ class BlockSearch:
         exact = self._exact_unique(query_indices, cand)
         order = torch.argsort(exact, dim=1, stable=True)[:, :k]
         dist, idx = take_sorted(exact, cand, order)
-        if self.n_candidates >= self.n - 1:
+        if width >= approx.shape[1] and self.n_candidates >= self.n - 1:
+            # Every point was a candidate, and every candidate was recomputed.
             return dist, idx, torch.ones_like(bound, dtype=torch.bool)
         limit = approx[:, width] if approx.shape[1] > width else approx[:, -1]
         return dist, idx, dist[:, -1].square() <= limit - bound

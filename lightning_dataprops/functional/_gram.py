@@ -232,7 +232,7 @@ class EightBitGrid:
 
 def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | None:
     """The 8-bit grid of ``x`` (rows taken in ``order``), or ``None`` when it has none (an
-    entry farther than ``1e-4 step`` from it: more than float rounding).
+    entry farther from it than float rounding: ``16 u max|x|``, and at most ``1e-4 step``).
 
     A strided sample rejects continuous data cheaply (more than 256 distinct values); the grid
     it suggests is then checked on every entry while the codes are made, and ``eps`` is that
@@ -262,7 +262,10 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
     # ``_int_mm`` paths that are wrong (a single column gives garbage in torch 2.13).
     codes = torch.zeros((n, dim + -dim % 8), dtype=torch.int8, device=x.device)
     code_sq = torch.empty(n, dtype=torch.float64, device=x.device)
-    tolerance = 1e-4 * step
+    # Float rounding only (scaling, an affine normalisation): data merely near a grid would
+    # widen the bound until most rows needed the exhaustive re-search.
+    unit = _U32 if x.dtype != torch.float64 else 2.0**-53
+    tolerance = min(1e-4 * step, 16.0 * unit * max(abs(lo), abs(hi)))
     worst = 0.0
     for start in range(0, n, _GRID_CHUNK_ROWS):
         stop = min(start + _GRID_CHUNK_ROWS, n)
@@ -275,7 +278,6 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
         codes[start:stop, :dim] = level.to(torch.int8)
         code_sq[start:stop] = level.square_().sum(dim=1, dtype=torch.float64)
     # The check itself was rounded (a subtraction, a division, a product and a sum).
-    unit = _U32 if x.dtype != torch.float64 else 2.0**-53
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
     return EightBitGrid(lo, step, eps, codes, code_sq)
 

@@ -105,6 +105,36 @@ def test_every_kernel_is_exact_in_few_dimensions(kernel: str, dim: int) -> None:
     _check(x, labels, 4, 3, graph)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(("n", "k"), [(10, 5), (100, 95), (100, 80)])
+def test_lists_of_every_point_are_still_ranked_exactly(kernel: str, n: int, k: int) -> None:
+    """When the candidate lists hold every point (k + margin >= n - 1) but only the first k
+    were recomputed, the rest must still be compared: far outliers make the bound wide, so
+    the approximate order of a tight cluster is meaningless."""
+    generator = torch.Generator().manual_seed(n + k)
+    if kernel == "int8":  # a tight cluster of codes with two far ones, on the grid
+        x = 120.0 + torch.randint(0, 16, (n, 5), generator=generator).float()
+        x[0], x[1] = 0.0, 255.0
+    else:
+        x = 1000.0 + torch.randint(0, 256, (n, 5), generator=generator).float() / 255.0
+        x[:2] *= -50.0
+    labels = torch.arange(n) % 2
+    graph = knn_search(x, k, labels=labels, n_pairs=3, kernel=kernel)  # type: ignore[arg-type]
+    _check(x, labels, k, 3, graph)
+
+
+def test_data_merely_near_an_8bit_grid_is_not_taken_for_one() -> None:
+    """Entries a hair off the grid (here 1e-5 of a step, far more than float rounding) would
+    widen the int8 kernel's bound: ``int8`` refuses, ``auto`` stays exact."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 256, (300, 16), generator=generator).float()
+    x[::7, 3] += 1e-5
+    with pytest.raises(ValueError, match="8-bit grid"):
+        knn_search(x, 5, kernel="int8")
+    labels = torch.arange(300) % 3
+    _check(x, labels, 5, 2, knn_search(x, 5, labels=labels, n_pairs=2))
+
+
 def test_int8_refuses_data_off_an_8bit_grid() -> None:
     x = torch.randn(200, 16)
     with pytest.raises(ValueError, match="8-bit grid"):
