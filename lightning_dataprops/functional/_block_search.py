@@ -335,17 +335,20 @@ class BlockSearch:
         rows = (found & ~certified).nonzero().flatten()
         if rows.numel() == 0:
             return other_i, other_d
-        limit = other_d[rows].square() + bound[rows]
-        first, second, dist = self._pairs_within(positions[rows], limit)
+        # A query given twice is searched once (and its slot must not be overwritten).
+        unique, inverse = torch.unique(query_indices[rows], return_inverse=True)
+        limit = torch.zeros(unique.numel(), dtype=torch.float64, device=rows.device)
+        limit.scatter_reduce_(0, inverse, other_d[rows].square() + bound[rows], reduce="amax")
+        first, second, dist = self._pairs_within(self._to_sorted(unique), limit)
         slot = torch.full((self.n,), -1, dtype=torch.long, device=rows.device)
-        slot[query_indices[rows]] = torch.arange(rows.numel(), device=rows.device)
+        slot[unique] = torch.arange(unique.numel(), device=rows.device)
         at = slot[first]
-        best = torch.full((rows.numel(),), math.inf, dtype=torch.float64, device=rows.device)
+        best = torch.full((unique.numel(),), math.inf, dtype=torch.float64, device=rows.device)
         best.scatter_reduce_(0, at, dist, reduce="amin")
         hit = dist == best[at]
-        pick = torch.full((rows.numel(),), self.n, dtype=torch.long, device=rows.device)
+        pick = torch.full((unique.numel(),), self.n, dtype=torch.long, device=rows.device)
         pick.scatter_reduce_(0, at[hit], second[hit], reduce="amin")
-        other_d[rows], other_i[rows] = best, pick
+        other_d[rows], other_i[rows] = best[inverse], pick[inverse]
         return other_i, other_d
 
     def _full_rows_per_chunk(self) -> int:

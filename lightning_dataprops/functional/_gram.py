@@ -270,7 +270,7 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
     for start in range(0, n, _GRID_CHUNK_ROWS):
         stop = min(start + _GRID_CHUNK_ROWS, n)
         chunk = x[start:stop] if order is None else x[order[start:stop]]
-        level = chunk.sub(lo).div_(step).round_()
+        level = chunk.sub(lo).div_(step).round_().to(torch.promote_types(x.dtype, torch.float32))
         worst = max(worst, float(level.mul(step).add_(lo).sub_(chunk).abs_().max()))
         if worst > tolerance:
             return None
@@ -279,6 +279,8 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
         code_sq[start:stop] = level.square_().sum(dim=1, dtype=torch.float64)
     # The check itself was rounded (a subtraction, a division, a product and a sum).
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
+    if eps > 1e-3 * step:  # a large offset: its rounding alone would widen the bound too far
+        return None
     return EightBitGrid(lo, step, eps, codes, code_sq)
 
 

@@ -37,6 +37,9 @@ gains.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
@@ -102,6 +105,14 @@ def knn_search(
         raise ValueError(f"k={k} neighbours need at least k+1={k + 1} points, got {n}.")
     if labels is not None and labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}.")
+    if x.dtype != torch.float64:
+        x = x.to(torch.float32)  # half precision and integers widen exactly
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).any(dim=1).nonzero().flatten()[:5].tolist()
+        raise ValueError(
+            f"x has NaN or infinite entries (rows {bad}, ...); drop or repair those samples."
+        )
+    x, exponent = _moderate_scale(x)
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
     with full_precision_matmul(), torch.no_grad():
         search = BlockSearch(
@@ -113,4 +124,30 @@ def knn_search(
         else:
             query_indices = queries.to(device=x.device, dtype=torch.long).flatten()
             search.run_queries(query_indices, progress)
-        return search.finish(query_indices, k)
+        graph = search.finish(query_indices, k)
+    if exponent == 0:
+        return graph
+    scale = 2.0**exponent
+    return replace(
+        graph,
+        distances=graph.distances * scale,
+        pair_distances=None if graph.pair_distances is None else graph.pair_distances * scale,
+        other_distances=None if graph.other_distances is None else graph.other_distances * scale,
+    )
+
+
+# Feature ranges outside [2^-40, 2^40] are brought to about 1 by a power of two (exact): float32
+# squared distances of far larger or smaller data overflow or fall into subnormal numbers, where
+# the fast pass's relative error bound no longer holds.
+_SCALE_LIMIT = 40
+
+
+def _moderate_scale(x: Tensor) -> tuple[Tensor, int]:
+    """``x * 2^-e`` and ``e``: ``e = 0`` unless the largest feature range is outside
+    ``[2^-40, 2^40]``; distances of the result times ``2^e`` are those of ``x``, exactly."""
+    low, high = torch.aminmax(x, dim=0)
+    span = float((high.double() - low.double()).max())
+    if span == 0.0 or 2.0**-_SCALE_LIMIT <= span <= 2.0**_SCALE_LIMIT:
+        return x, 0
+    exponent = math.frexp(span)[1]
+    return (x.double() * 2.0**-exponent).to(x.dtype), exponent

@@ -192,3 +192,71 @@ def test_auto_kernel_on_larger_continuous_sets_equals_float32(intrinsic: int) ->
     assert torch.equal(auto.distances, plain.distances)
     assert torch.equal(auto.other_distances, plain.other_distances)
     assert torch.equal(auto.pair_distances, plain.pair_distances)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("scale", [1e-22, 1e-19, 1e19, 1e20])
+def test_extreme_scales_are_exact(kernel: str, scale: float) -> None:
+    """Float32 squares of tiny data are subnormal and of huge data overflow: the search brings
+    the data to a moderate scale by a power of two and the distances back, exactly."""
+    generator = torch.Generator().manual_seed(0)
+    if kernel == "int8":
+        x = torch.randint(0, 256, (400, 4), generator=generator).double() * scale
+    else:
+        x = torch.randn(400, 4, generator=generator, dtype=torch.float64) * scale
+    labels = torch.randint(0, 3, (400,), generator=generator)
+    graph = knn_search(x, 3, labels=labels, n_pairs=3, kernel=kernel)  # type: ignore[arg-type]
+    _check(x, labels, 3, 3, graph)
+
+
+def test_dataset_properties_do_not_depend_on_the_scale() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 4, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 3, (400,), generator=generator)
+    plain = dataset_properties(x, y, k=10)
+    for scale in (2.0**-75, 2.0**65):
+        scaled = dataset_properties(x * scale, y, k=10)
+        assert scaled.d_data == pytest.approx(plain.d_data, rel=1e-9)
+        assert scaled.d_data_twonn == pytest.approx(plain.d_data_twonn, rel=1e-9)
+        assert pytest.approx(plain.K_F / scale, rel=1e-9) == scaled.K_F
+
+
+def test_repeated_queries_get_the_same_nearest_other_label_point() -> None:
+    generator = torch.Generator().manual_seed(0)
+    cluster = torch.randn(20, 8, generator=generator) * 0.01
+    cluster[0] = 0.0
+    x = torch.cat([cluster, torch.eye(8) * 10, -torch.eye(8) * 10])
+    labels = torch.cat([torch.zeros(20), torch.ones(16)]).long()
+    queries = torch.tensor([0, 0, 3])
+    graph = knn_search(x, 5, labels=labels, queries=queries)
+    other = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    nearest = other[queries].min(dim=1).values
+    torch.testing.assert_close(graph.other_distances, nearest, rtol=1e-7, atol=0)
+    assert bool((graph.other_indices >= 0).all() and (graph.other_indices < len(x)).all())
+
+
+def test_bad_inputs_get_clear_errors_or_exact_answers() -> None:
+    x, labels = _pixels(300, 16)
+    broken = x.clone()
+    broken[7, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        knn_search(broken, 5)
+    broken[7, 2] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        knn_search(broken, 5, kernel="int8")
+    reference = knn_search(x, 5, labels=labels, kernel="float32")
+    codes = torch.round(x * 255.0)  # k / 255 is not exact in half precision; the codes are
+    for dtype in (torch.float16, torch.bfloat16, torch.uint8):
+        graph = knn_search(codes.to(dtype), 5, labels=labels)
+        torch.testing.assert_close(graph.distances, reference.distances * 255.0, rtol=1e-6, atol=0)
+
+
+def test_grid_with_a_large_offset_stays_exact() -> None:
+    """``1e6 + k`` in float32: the offset's rounding is a third of a step, so the int8 kernel's
+    bound would be useless; the grid is refused and the float32 kernel answers."""
+    generator = torch.Generator().manual_seed(4)
+    x = 1e6 + torch.randint(0, 256, (500, 8), generator=generator).float()
+    with pytest.raises(ValueError, match="8-bit grid"):
+        knn_search(x, 4, kernel="int8")
+    labels = torch.arange(500) % 2
+    _check(x, labels, 4, 2, knn_search(x, 4, labels=labels, n_pairs=2))
