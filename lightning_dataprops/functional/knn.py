@@ -46,6 +46,7 @@ from torch import Tensor
 from lightning_dataprops.functional._block_search import BlockSearch
 from lightning_dataprops.functional._gram import KernelName
 from lightning_dataprops.functional._precision import full_precision_matmul
+from lightning_dataprops.functional._validation import as_points
 from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
@@ -105,13 +106,8 @@ def knn_search(
         raise ValueError(f"k={k} neighbours need at least k+1={k + 1} points, got {n}.")
     if labels is not None and labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}.")
-    if x.dtype != torch.float64:
-        x = x.to(torch.float32)  # half precision and integers widen exactly
-    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
-        bad = (~torch.isfinite(x)).any(dim=1).nonzero().flatten()[:5].tolist()
-        raise ValueError(
-            f"x has NaN or infinite entries (rows {bad}, ...); drop or repair those samples."
-        )
+    # Half precision and integers widen exactly to float32; NaN and inf are refused.
+    x, _ = as_points(x, name="x")
     x, exponent = _moderate_scale(x)
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
     with full_precision_matmul(), torch.no_grad():
