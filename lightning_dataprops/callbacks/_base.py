@@ -1,4 +1,12 @@
-"""What every dataprops callback shares: options, the one forward path, failure isolation, state."""
+"""What every dataprops callback shares, each job in a small helper of its own.
+
+The helpers: :mod:`._failures` (``guarded``, ``disabled``), :mod:`._forward` (the one forward
+path), :mod:`._factory` (the ``LIGHTNING_DATAPROPS`` clash), :mod:`._state` (versioned
+checkpoint state), :mod:`._data_source` (``sample``, ``training_data``), :mod:`._budget` (the
+overhead budget) and :mod:`._logging`. A new callback learns ``_setup_fit``, ``guarded`` or
+``budgeted``, ``sample``/``training_data``, ``forward``, ``log_metrics``/``log_fit_start``, and
+``_get_state``/``_set_state``; its logged names and ``TIMED_WORK`` live in ``names.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +15,28 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch import Tensor
 
+from lightning_dataprops import names
 from lightning_dataprops.callbacks._budget import OverheadBudget
-from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.callbacks._data_source import DataSampling
+from lightning_dataprops.callbacks._factory import FactoryClash
+from lightning_dataprops.callbacks._failures import FailureIsolation, MeasurementFailedWarning
+from lightning_dataprops.callbacks._forward import ForwardFn, forward_path, show_progress
 from lightning_dataprops.callbacks._logging import (
     forget_metrics,
     log_epoch_metrics,
     log_to_loggers,
 )
-from lightning_dataprops.data import Sample, read_first_item, sample_dataset
+from lightning_dataprops.callbacks._state import VersionedState
 from lightning_dataprops.functional.model_guard import untouched
-from lightning_dataprops.functional.representations import eager_module, eager_stance
 
-T = TypeVar("T")
-ForwardFn = Callable[[torch.nn.Module, Tensor], Any]
+__all__ = ["DataPropsCallback", "DataPropsOptions", "ForwardFn", "MeasurementFailedWarning"]
+
 ItemFn = Callable[[Any], Any]
-
-
-class MeasurementFailedWarning(UserWarning):
-    """A measurement raised during training: it is disabled for the rest of the fit."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,13 @@ class DataPropsOptions:
         }
 
 
-eager = eager_module
-
-
 def untouched_rng() -> AbstractContextManager[None]:
     """Every global random state (torch, CUDA, numpy, python) restored afterwards: the one
     model guard, guarding no model."""
     return untouched((), eval_mode=False)
 
 
-class DataPropsCallback(Callback):
+class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedState, Callback):
     """Base of the dataprops callbacks; subclasses implement one measurement each.
 
     Subclasses set ``STATE_VERSION`` and implement :meth:`_get_state`/:meth:`_set_state` for
@@ -99,6 +100,18 @@ class DataPropsCallback(Callback):
     """
 
     STATE_VERSION = 1
+    TIMED_WORK: ClassVar[tuple[str, ...]] = ()
+    """The periodic work this callback times (``budgeted(trainer, work, ...)``): each must be in
+    :data:`names.TIMED_WORK`, checked when the class is defined (at import), never mid-fit."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [work for work in cls.TIMED_WORK if work not in names.TIMED_WORK]
+        if missing:
+            raise TypeError(
+                f"{cls.__name__}.TIMED_WORK names {missing}, which lightning_dataprops.names."
+                "TIMED_WORK does not list; add them there (their logged names derive from it)."
+            )
 
     def __init__(self, options: DataPropsOptions | None = None) -> None:
         if options is not None and not isinstance(options, DataPropsOptions):
@@ -108,18 +121,23 @@ class DataPropsCallback(Callback):
             )
         self.options = options if options is not None else DataPropsOptions()
         self.disabled: dict[str, str] = {}
-        """Measurement name -> the reason it was disabled during this fit."""
         self.from_factory = False
-        """Added by the ``LIGHTNING_DATAPROPS`` entry point (then it has its own state key)."""
         self.active = True
-        """``False`` when a factory callback steps aside for one the user attached."""
         self._epoch_names: set[str] = set()
         self.budget = OverheadBudget(self.options.overhead_budget, type(self).__name__)
 
     # ------------------------------------------------------------------ setup
+    def start_fit(self, trainer: pl.Trainer) -> bool:
+        """A fit starts: per-fit state is reset (callbacks are reused across fits, e.g. in
+        cross-validation); ``False`` when this callback steps aside for the fit."""
+        self.reset_failures()
+        self.active = True
+        self._epoch_names = set()
+        return not self.step_aside_for_user_callback(trainer)
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Fit setup, timed and charged to the overhead budget (subclasses: ``_setup_fit``)."""
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
+        if stage != "fit" or not self.start_fit(trainer):
             return
         self.budget.start(self.state_key)
         started = time.perf_counter()
@@ -168,113 +186,14 @@ class DataPropsCallback(Callback):
             for callback in getattr(trainer, "callbacks", [])
         )
 
-    # ------------------------------------------------------------------ factory clash
-    @property
-    def state_key(self) -> str:
-        key = self._state_key_parts()
-        if self.from_factory:
-            key["factory"] = "LIGHTNING_DATAPROPS"
-        return self._generate_state_key(**key) if key else type(self).__qualname__
-
-    def _state_key_parts(self) -> dict[str, Any]:
-        return {}
-
-    def step_aside_for_user_callback(self, trainer: pl.Trainer) -> bool:
-        """A factory callback yields to a user's callback of the same type; ``True`` if it did."""
-        if not self.from_factory:
-            return False
-        for callback in getattr(trainer, "callbacks", []):
-            if type(callback) is type(self) and not getattr(callback, "from_factory", False):
-                if self.active:
-                    rank_zero_info(
-                        f"{type(self).__name__} from LIGHTNING_DATAPROPS=1 is not used: the "
-                        "trainer already has one you attached, which is used instead."
-                    )
-                self.active = False
-                return True
-        return False
-
-    # ------------------------------------------------------------------ data
-    def sample(self, dataset: Any, max_samples: int | None) -> Sample:
-        """A seeded, class-stratified sample of ``dataset``, items read as the options say."""
-        return sample_dataset(
-            dataset,
-            max_samples=max_samples,
-            seed=self.options.seed,
-            input_key=self.options.input_key,
-            target_key=self.options.target_key,
-            input_fn=self.options.input_fn,
-            target_fn=self.options.target_fn,
-        )
-
-    def training_data(self, trainer: pl.Trainer) -> tuple[Any, Tensor]:
-        """The dataset behind the fit's training data source, and the input of its first item.
-
-        The loader is never iterated. Raises a ValueError (in ``setup``) when the fit has no
-        training data or an item cannot be read as the options say.
-        """
-        dataset = fit_dataset(trainer, "train")
-        if dataset is None:
-            raise ValueError(
-                f"{type(self).__name__} found no training data: define train_dataloader() on the "
-                "LightningModule or DataModule, or pass train_dataloaders to fit()."
-            )
-        first_input, _ = read_first_item(
-            dataset,
-            input_key=self.options.input_key,
-            target_key=self.options.target_key,
-            input_fn=self.options.input_fn,
-            target_fn=self.options.target_fn,
-        )
-        return dataset, first_input
-
-    @staticmethod
-    def check_sample_size(k: int, n_samples: int | None, name: str) -> None:
-        """``k >= 2`` neighbours, and more samples than ``k`` (``None``: all of them)."""
-        if k < 2:
-            raise ValueError(f"k must be >= 2, got {k}.")
-        if n_samples is not None and n_samples < k + 1:
-            raise ValueError(f"{name}={n_samples} must exceed k={k}; raise it or lower k.")
-
-    # ------------------------------------------------------------------ failure isolation
-    def guarded(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        """Run one measurement; on failure warn once, disable it and return ``None``.
-
-        A failure inside a measurement must never end the user's training run.
-        """
-        if what in self.disabled:
-            return None
-        try:
-            return fn(*args, **kwargs)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            self.disabled[what] = reason
-            rank_zero_warn(
-                f"{type(self).__name__}: {what} failed and is disabled for the rest of this fit; "
-                f"training continues. Reason: {reason}",
-                category=MeasurementFailedWarning,
-            )
-            return None
-
     # ------------------------------------------------------------------ forward path
     def forward(self, trainer: pl.Trainer) -> ForwardFn:
-        """The one forward path: precision context, ``forward_fn``, compiled modules run eager."""
-        user_forward = self.options.forward_fn
-
-        def forward(module: torch.nn.Module, inputs: Tensor) -> Any:
-            module = eager_module(module)
-            with eager_stance(), trainer.precision_plugin.forward_context():
-                return module(inputs) if user_forward is None else user_forward(module, inputs)
-
-        return forward
+        """The one forward path: precision context and ``forward_fn``."""
+        return forward_path(trainer, self.options.forward_fn)
 
     def show_progress(self, trainer: pl.Trainer) -> bool:
         """Progress bars: as the options say, else as the trainer shows its own; rank zero only."""
-        if not trainer.is_global_zero:
-            return False
-        if self.options.progress is not None:
-            return self.options.progress
-        return trainer.progress_bar_callback is not None
+        return show_progress(trainer, self.options.progress)
 
     # ------------------------------------------------------------------ logging
     def log_metrics(self, trainer: pl.Trainer, metrics: dict[str, float]) -> None:
@@ -358,23 +277,3 @@ class DataPropsCallback(Callback):
         # A periodic value is in callback_metrics only on the epochs that measured it, so that
         # EarlyStopping(strict=False) skips the others instead of re-reading a stale value.
         forget_metrics(trainer, self._epoch_names)
-
-    # ------------------------------------------------------------------ state
-    def _get_state(self) -> dict[str, Any]:
-        return {}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        del state
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"version": self.STATE_VERSION, **self._get_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        version = state_dict.get("version")
-        if version != self.STATE_VERSION:
-            rank_zero_warn(
-                f"{type(self).__name__}: the checkpoint holds state version {version!r}, this "
-                f"version reads {self.STATE_VERSION}; the state is ignored and recomputed."
-            )
-            return
-        self._set_state(state_dict)

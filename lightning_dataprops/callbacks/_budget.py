@@ -105,5 +105,10 @@ class OverheadBudget:
         if fit_time > 0:
             metrics[names.OVERHEAD_FRACTION] = total / fit_time
         for work, count in self.skipped.items():
-            metrics[names.postponed(work)] = float(count)
+            # Work names are checked against names.TIMED_WORK when a callback class is defined
+            # (DataPropsCallback.TIMED_WORK); nothing here raises mid-fit.
+            known = work in names.TIMED_WORK
+            metrics[names.postponed(work) if known else f"{names.PREFIX}/postponed/{work}"] = float(
+                count
+            )
         return metrics

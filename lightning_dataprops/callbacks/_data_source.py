@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+from torch import Tensor
 from torch.utils.data import DataLoader
+
+from lightning_dataprops.data import Sample, read_first_item, sample_dataset
 
 
 def _first_loader(loaders: Any) -> Any:
@@ -43,3 +46,50 @@ def fit_dataset(trainer: pl.Trainer, stage: str = "train") -> Any | None:
     if loader is None:
         return None
     return _dataset_of(loader)
+
+
+class DataSampling:
+    """``sample`` and ``training_data``: the data a callback measures, read as the options say."""
+
+    options: Any  # DataPropsOptions
+
+    def sample(self, dataset: Any, max_samples: int | None) -> Sample:
+        """A seeded, class-stratified sample of ``dataset``, items read as the options say."""
+        return sample_dataset(
+            dataset,
+            max_samples=max_samples,
+            seed=self.options.seed,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+
+    def training_data(self, trainer: pl.Trainer) -> tuple[Any, Tensor]:
+        """The dataset behind the fit's training data source, and the input of its first item.
+
+        The loader is never iterated. Raises a ValueError (in ``setup``) when the fit has no
+        training data or an item cannot be read as the options say.
+        """
+        dataset = fit_dataset(trainer, "train")
+        if dataset is None:
+            raise ValueError(
+                f"{type(self).__name__} found no training data: define train_dataloader() on the "
+                "LightningModule or DataModule, or pass train_dataloaders to fit()."
+            )
+        first_input, _ = read_first_item(
+            dataset,
+            input_key=self.options.input_key,
+            target_key=self.options.target_key,
+            input_fn=self.options.input_fn,
+            target_fn=self.options.target_fn,
+        )
+        return dataset, first_input
+
+    @staticmethod
+    def check_sample_size(k: int, n_samples: int | None, name: str) -> None:
+        """``k >= 2`` neighbours, and more samples than ``k`` (``None``: all of them)."""
+        if k < 2:
+            raise ValueError(f"k must be >= 2, got {k}.")
+        if n_samples is not None and n_samples < k + 1:
+            raise ValueError(f"{name}={n_samples} must exceed k={k}; raise it or lower k.")

@@ -1,29 +1,28 @@
-"""Choose and describe the layers whose representations are monitored."""
+"""Choose and describe the layers whose representations are monitored, from one traced pass.
+
+The orders come from :func:`~lightning_dataprops.functional.representations.trace_forward`:
+setup runs one hooked forward pass and every answer here reads it.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lightning_dataprops.functional.representations import call_sequence
 
-
-def execution_order(model: nn.Module, example: Tensor, forward: Any = None) -> list[str]:
-    """Names of the leaf modules in the order a forward pass on ``example`` first runs them."""
-    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    return list(dict.fromkeys(call_sequence(model, example, leaves, forward)))
-
-
-def penultimate_layer(model: nn.Module, example: Tensor, forward: Any = None) -> str:
+def penultimate_layer(model: nn.Module, order: list[str]) -> str:
     """The leaf module run just before the last one that has parameters (the output head).
 
-    For a classifier ending in ``Linear`` this is the representation the head reads (often
-    a flatten, pooling or activation module). Falls back to the last module for single-layer
-    models.
+    ``order``: the leaf modules in execution order. For a classifier ending in ``Linear`` this
+    is the representation the head reads (often a flatten, pooling or activation module). Falls
+    back to the last module for single-layer models.
+
+    Example:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> penultimate_layer(model, ["0", "1", "2"])
+        '1'
     """
-    order = execution_order(model, example, forward)
     if not order:
         raise ValueError(
             "The model ran no submodule on an example input, so no layer can be monitored; pass "
@@ -31,20 +30,23 @@ def penultimate_layer(model: nn.Module, example: Tensor, forward: Any = None) ->
         )
     modules = dict(model.named_modules())
     with_params = [
-        i for i, name in enumerate(order) if any(True for _ in modules[name].parameters())
+        i
+        for i, name in enumerate(order)
+        if name in modules and any(True for _ in modules[name].parameters())
     ]
     head = with_params[-1] if with_params else len(order) - 1
     return order[head - 1] if head > 0 else order[head]
 
 
-def layer_depths(
-    model: nn.Module, names: list[str], example: Tensor, forward: Any = None
-) -> dict[str, int]:
+def layer_depths(order: list[str], names: list[str]) -> dict[str, int]:
     """Depth of each layer: its position among the leaf modules in execution order (1-based).
 
     A container's depth is that of its last leaf.
+
+    Example:
+        >>> layer_depths(["features.0", "features.1", "head"], ["head", "features"])
+        {'head': 3, 'features': 2}
     """
-    order = execution_order(model, example, forward)
     position = {name: index + 1 for index, name in enumerate(order)}
     depths: dict[str, int] = {}
     for name in names:

@@ -89,6 +89,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         >>> trainer = Trainer(callbacks=[DatasetPropertiesMonitor(max_samples=500)], logger=False)
     """
 
+    TIMED_WORK = ("fit_start",)
+
     def __init__(
         self,
         options: DataPropsOptions | None = None,

@@ -1,47 +1,108 @@
-"""``default_callbacks()``: the default set of dataprops callbacks in one line."""
+"""``default_callbacks()``: the default set of dataprops callbacks in one line.
+
+The routing is derived from the callbacks' signatures: a parameter that only one default
+callback takes keeps its name; a name that several take (``max_samples``, ``every_n_epochs``)
+gets the callback's prefix (``repr_``, ``robustness_``; the fit-start monitor keeps the bare
+name), except ``k``, which goes to every callback that takes it. :data:`RENAMED` gives a few
+parameters a clearer name; :data:`DEPRECATED` maps today's old names for one release.
+"""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-from lightning_dataprops.callbacks._base import DataPropsOptions
+from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
+from lightning_dataprops.callbacks._deprecated import renamed
 from lightning_dataprops.callbacks.dataset_properties import DatasetPropertiesMonitor
 from lightning_dataprops.callbacks.forecast import ScalingForecastMonitor
 from lightning_dataprops.callbacks.representation_id import RepresentationIDMonitor
+from lightning_dataprops.callbacks.robustness import RobustnessMonitor
+
+DEFAULT_SET: tuple[tuple[type[DataPropsCallback], str], ...] = (
+    (DatasetPropertiesMonitor, ""),
+    (RepresentationIDMonitor, "repr_"),
+    (RobustnessMonitor, "robustness_"),
+    (ScalingForecastMonitor, "forecast_"),
+)
+"""The default callbacks, in order, with the prefix their clashing parameter names get."""
 
 SHARED: tuple[str, ...] = tuple(DataPropsOptions.__dataclass_fields__)
 """Options that go into the one :class:`DataPropsOptions` every callback gets."""
 
-ROUTES: dict[str, tuple[str, str]] = {
-    # option name -> (callback, its parameter)
-    "max_samples": ("properties", "max_samples"),
-    "top_pairs": ("properties", "top_pairs"),
-    "warn_sharp_labels": ("properties", "warn_sharp_labels"),
-    "alert_wait_s": ("properties", "alert_wait_s"),
-    "n_train": ("properties", "n_train"),
-    "repr_samples": ("d_repr", "n_samples"),
-    "layers": ("d_repr", "layers"),
-    "every_n_epochs": ("d_repr", "every_n_epochs"),
-    "pool": ("d_repr", "pool"),
-    "batch_size": ("d_repr", "batch_size"),
-    "layer_call": ("d_repr", "layer_call"),
-    "adversarial_every_n_epochs": ("robustness", "every_n_epochs"),
-    "adversarial_samples": ("robustness", "n_samples"),
-    "attacks": ("robustness", "attacks"),
-    "attack_eps": ("robustness", "eps"),
-    "data_range": ("robustness", "data_range"),
-    "normalization": ("robustness", "normalization"),
-    "scaling_constant": ("forecast", "scaling_constant"),
-    "target_loss": ("forecast", "target_loss"),
-    "val_loss_key": ("forecast", "val_loss_key"),
-    "train_loss_key": ("forecast", "train_loss_key"),
-    "calibration_csv": ("forecast", "calibration_csv"),
-}
-"""Where each of today's option names goes (``k`` goes to both measuring callbacks)."""
+BROADCAST: tuple[str, ...] = ("k",)
+"""Parameters given once to every default callback that takes them."""
 
-VALID_OPTIONS = tuple(sorted((*SHARED, *ROUTES, "k")))
+RENAMED: dict[tuple[type[DataPropsCallback], str], str] = {
+    (RobustnessMonitor, "eps"): "robustness_eps",
+    (RobustnessMonitor, "name"): "robustness_name",
+}
+"""Parameters that are unique but too vague alone in ``default_callbacks``."""
+
+DEPRECATED: dict[str, str] = {
+    "every_n_epochs": "repr_every_n_epochs",
+    "repr_samples": "repr_max_samples",
+    "adversarial_every_n_epochs": "robustness_every_n_epochs",
+    "adversarial_samples": "robustness_max_samples",
+    "attack_eps": "robustness_eps",
+}
+"""Old option names (one more release, with a ``DeprecationWarning``) -> new ones."""
+
+
+def parameters(cls: type[DataPropsCallback]) -> list[str]:
+    """The keyword parameters of a callback's ``__init__`` (``options`` and ``**`` left out)."""
+    return [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "options") and parameter.kind is parameter.KEYWORD_ONLY
+    ]
+
+
+def _routes() -> dict[str, tuple[type[DataPropsCallback], str]]:
+    counts: dict[str, int] = {}
+    for cls, _ in DEFAULT_SET:
+        for name in parameters(cls):
+            counts[name] = counts.get(name, 0) + 1
+    routes: dict[str, tuple[type[DataPropsCallback], str]] = {}
+    for cls, prefix in DEFAULT_SET:
+        for name in parameters(cls):
+            option = RENAMED.get((cls, name))
+            if option is None:
+                clash = counts[name] > 1 and name not in BROADCAST
+                option = prefix + name if clash else name
+            if name in BROADCAST and counts[name] > 1:
+                routes[prefix + name] = (cls, name)  # a per-callback override
+                if option in routes:
+                    continue
+            if option in routes and name not in BROADCAST:
+                raise TypeError(f"default_callbacks: two parameters would be named {option!r}.")
+            routes.setdefault(option, (cls, name))
+    return routes
+
+
+ROUTES: dict[str, tuple[type[DataPropsCallback], str]] = _routes()
+"""Option name -> (callback class, its parameter); derived from the signatures at import."""
+
+VALID_OPTIONS = tuple(sorted({*SHARED, *ROUTES}))
+
+
+def option_name(cls: type[DataPropsCallback], parameter: str) -> str:
+    """The ``default_callbacks`` option that reaches ``parameter`` of ``cls``.
+
+    Example:
+        >>> from lightning_dataprops.callbacks import RobustnessMonitor
+        >>> option_name(RobustnessMonitor, "every_n_epochs")
+        'robustness_every_n_epochs'
+    """
+    for option, route in ROUTES.items():
+        if route == (cls, parameter) and (parameter not in BROADCAST or option == parameter):
+            return option
+    for option, route in ROUTES.items():
+        if route == (cls, parameter):
+            return option
+    raise KeyError(f"{cls.__name__} has no parameter {parameter!r}.")
 
 
 def default_callbacks(**options: Any) -> list[Callback]:
@@ -57,24 +118,24 @@ def default_callbacks(**options: Any) -> list[Callback]:
         **options: the shared options (``seed``, ``input_key``, ``target_key``, ``input_fn``,
             ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``,
             ``overhead_budget``) go into one :class:`DataPropsOptions`; ``k`` to both
-            measuring callbacks; the others to their callback: ``max_samples``, ``top_pairs``,
-            ``warn_sharp_labels``, ``alert_wait_s``,
-            ``n_train`` (dataset properties); ``repr_samples``, ``layers``, ``every_n_epochs``,
-            ``pool``, ``batch_size``, ``layer_call`` (d_repr); ``adversarial_every_n_epochs``,
-            ``adversarial_samples``, ``attacks``, ``attack_eps``, ``data_range``,
-            ``normalization`` (robustness); ``scaling_constant``, ``target_loss``,
-            ``val_loss_key``, ``train_loss_key``, ``calibration_csv`` (forecast).
-            ``every_n_epochs=0`` leaves d_repr out, ``adversarial_every_n_epochs=0`` the
-            robustness probe.
+            measuring callbacks (``repr_k`` overrides it for d_repr); every other parameter of
+            a callback under its own name, or prefixed where several callbacks share the name:
+            ``max_samples`` (dataset properties), ``repr_max_samples``,
+            ``repr_every_n_epochs``, ``robustness_max_samples``,
+            ``robustness_every_n_epochs``, plus ``robustness_eps`` and ``robustness_name``
+            (see :data:`VALID_OPTIONS`). ``*_every_n_epochs=0`` means never measure: that
+            callback is left out. Old names (:data:`DEPRECATED`) still work, with a
+            ``DeprecationWarning``.
 
     Raises:
         TypeError: an unknown option name (the message lists the valid ones).
 
     Example:
         >>> from lightning_dataprops import default_callbacks
-        >>> [type(c).__name__ for c in default_callbacks(adversarial_every_n_epochs=0)]
+        >>> [type(c).__name__ for c in default_callbacks(robustness_every_n_epochs=0)]
         ['DatasetPropertiesMonitor', 'RepresentationIDMonitor', 'ScalingForecastMonitor']
     """
+    options = renamed(options, DEPRECATED, "default_callbacks()")
     unknown = sorted(set(options) - set(VALID_OPTIONS))
     if unknown:
         raise TypeError(
@@ -82,24 +143,19 @@ def default_callbacks(**options: Any) -> list[Callback]:
             f"{', '.join(VALID_OPTIONS)}."
         )
     shared = DataPropsOptions(**{key: options[key] for key in SHARED if key in options})
-    routed: dict[str, dict[str, Any]] = {
-        "properties": {},
-        "d_repr": {},
-        "robustness": {},
-        "forecast": {},
-    }
+    routed: dict[type[DataPropsCallback], dict[str, Any]] = {cls: {} for cls, _ in DEFAULT_SET}
+    for name in BROADCAST:  # first, so that a prefixed override wins
+        if name in options:
+            for cls, _ in DEFAULT_SET:
+                if name in parameters(cls):
+                    routed[cls][name] = options[name]
     for key, value in options.items():
-        if key in ROUTES:
-            callback, parameter = ROUTES[key]
-            routed[callback][parameter] = value
-    if "k" in options:
-        routed["properties"]["k"] = routed["d_repr"]["k"] = options["k"]
-    callbacks: list[Callback] = [DatasetPropertiesMonitor(shared, **routed["properties"])]
-    if routed["d_repr"].get("every_n_epochs", 1) != 0:
-        callbacks.append(RepresentationIDMonitor(shared, **routed["d_repr"]))
-    if routed["robustness"].get("every_n_epochs", 5) != 0:
-        from lightning_dataprops.callbacks.robustness import RobustnessMonitor
-
-        callbacks.append(RobustnessMonitor(options=shared, **routed["robustness"]))
-    callbacks.append(ScalingForecastMonitor(shared, **routed["forecast"]))
+        if key in ROUTES and key not in BROADCAST:
+            cls, parameter = ROUTES[key]
+            routed[cls][parameter] = value
+    callbacks: list[Callback] = []
+    for cls, _ in DEFAULT_SET:
+        if routed[cls].get("every_n_epochs", 1) == 0:
+            continue  # 0: never measure, so the callback is left out
+        callbacks.append(cls(shared, **routed[cls]))
     return callbacks

@@ -92,6 +92,8 @@ class ScalingForecastMonitor(DataPropsCallback):
         >>> trainer = Trainer(callbacks=callbacks, logger=False)
     """
 
+    TIMED_WORK = ("forecast",)
+
     def __init__(
         self,
         options: DataPropsOptions | None = None,
@@ -119,8 +121,9 @@ class ScalingForecastMonitor(DataPropsCallback):
         self._last_d_repr: float | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.step_aside_for_user_callback(trainer):
+        if stage != "fit" or not self.start_fit(trainer):
             return
+        self.last_forecast = None
         self.constant = resolve_constant(self.scaling_constant)
         self._told.clear()
         self._last_d_repr = None

@@ -12,13 +12,14 @@ from torch import Tensor
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
 from lightning_dataprops.findings import ReprProfileFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
 from lightning_dataprops.functional.representations import (
-    call_counts,
     capture_representations,
     resolve_layers,
+    trace_forward,
 )
 from lightning_dataprops.metrics import IntrinsicDimension
 
@@ -51,15 +52,16 @@ class RepresentationIDMonitor(DataPropsCallback):
     ``WandbLogger``, also a table (``dataprops/d_repr_profile``) and a line plot
     (``dataprops/d_repr_plot``) of ``d_repr`` per layer over epochs.
 
-    Cost: one forward pass over ``n_samples`` inputs and one neighbour search per layer, per
+    Cost: one forward pass over ``max_samples`` inputs and one neighbour search per layer, per
     measured epoch (a fraction of a second for 500 inputs and a small CNN on a CPU).
 
     Args:
         options: shared options (seed, how to read items, ``forward_fn``, memory budget).
         layers: module names or glob patterns (``"features.*"``) whose outputs are measured;
             default: the penultimate layer (the input of the output head), found automatically.
-        every_n_epochs: measure every this many epochs.
-        n_samples: size of the fixed probe sample.
+        every_n_epochs: measure every this many epochs (0: never, the callback is disabled).
+        max_samples: size of the fixed probe sample (fewer when the dataset is smaller).
+            Deprecated name: ``n_samples``.
         k: neighbours of the MLE estimate (paper: 20).
         pool: ``"avg"``/``"max"`` pooling over the spatial dimensions of a layer's output, or
             ``None`` to flatten it.
@@ -80,6 +82,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     """
 
     MONITORED_PREFIX = f"{names.PREFIX}/d_repr/"
+    TIMED_WORK = ("d_repr",)
 
     def __init__(
         self,
@@ -87,18 +90,21 @@ class RepresentationIDMonitor(DataPropsCallback):
         *,
         layers: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
-        n_samples: int = 500,
+        max_samples: int = 500,
         k: int = DEFAULT_K,
         pool: Literal["avg", "max"] | None = None,
         batch_size: int = 512,
         layer_call: int | None = None,
+        **deprecated: Any,
     ) -> None:
         super().__init__(options)
-        self.check_sample_size(k, n_samples, "n_samples")
-        if every_n_epochs < 1:
+        max_samples = deprecated_keywords(
+            deprecated, {"n_samples": "max_samples"}, "RepresentationIDMonitor"
+        ).get("max_samples", max_samples)
+        self.check_sample_size(k, max_samples, "max_samples")
+        if isinstance(every_n_epochs, bool) or every_n_epochs < 0:
             raise ValueError(
-                f"every_n_epochs must be >= 1, got {every_n_epochs} (to measure nothing, leave "
-                "the callback out)."
+                f"every_n_epochs must be >= 0 (0: never measure), got {every_n_epochs}."
             )
         if pool not in (None, "avg", "max"):
             raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
@@ -106,7 +112,7 @@ class RepresentationIDMonitor(DataPropsCallback):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         self.layers = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
         self.every_n_epochs = every_n_epochs
-        self.n_samples = n_samples
+        self.max_samples = max_samples
         self.k = k
         self.pool = pool
         self.batch_size = batch_size
@@ -132,29 +138,39 @@ class RepresentationIDMonitor(DataPropsCallback):
         self.history = list(state.get("history", []))
 
     # ------------------------------------------------------------------ setup
+    @property
+    def n_samples(self) -> int:
+        """Deprecated name of :attr:`max_samples`."""
+        deprecated_attribute(self, "n_samples", "max_samples")
+        return self.max_samples
+
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._probe = None  # per fit: the next fit may bring other data
+        if not self.every_n_epochs:
+            return
         self._dataset, first_input = self.training_data(trainer)
         names_found = (
             [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
         )
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
-        forward = self.forward(trainer)
         with untouched_rng():
-            if self.layers is None:
-                names_found = [penultimate_layer(pl_module, example, forward)]
+            # One hooked forward pass answers every question setup asks.
+            trace = trace_forward(pl_module, example, self.forward(trainer))
+        order = trace.execution_order()
+        if self.layers is None:
+            names_found = [penultimate_layer(pl_module, order)]
+        for name in names_found:
             # Layers that never run, or run several times without layer_call, fail here.
-            capture_representations(
-                pl_module, example, names_found, forward=forward, layer_call=self.layer_call
-            )
-            self._depths = layer_depths(pl_module, names_found, example, forward)
-            if self.layer_call is not None:
-                for name, count in call_counts(pl_module, example, names_found, forward).items():
-                    if count > 1:
-                        rank_zero_info(
-                            f"{type(self).__name__}: {name!r} runs {count} times per forward "
-                            f"pass; d_repr is measured on call {self.layer_call} "
-                            f"(layer_call={self.layer_call})."
-                        )
+            trace.check(name, self.layer_call)
+        self._depths = layer_depths(order, names_found)
+        if self.layer_call is not None:
+            for name, count in trace.counts(names_found).items():
+                if count > 1:
+                    rank_zero_info(
+                        f"{type(self).__name__}: {name!r} runs {count} times per forward "
+                        f"pass; d_repr is measured on call {self.layer_call} "
+                        f"(layer_call={self.layer_call})."
+                    )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
         if trainer.is_global_zero:
             from lightning_dataprops.integrations.wandb import panels_for
@@ -163,9 +179,9 @@ class RepresentationIDMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ per epoch
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.active or trainer.sanity_checking:
+        if not self.active or trainer.sanity_checking or not self.every_n_epochs:
             return
-        if (trainer.current_epoch + 1) % self.every_n_epochs:
+        if not self.layer_names or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         with untouched_rng():
             metrics = self.budgeted(trainer, "d_repr", self._measure, trainer, pl_module)
@@ -182,7 +198,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         started = time.perf_counter()
         if self._probe is None:
-            self._probe = self.sample(self._dataset, self.n_samples).inputs
+            self._probe = self.sample(self._dataset, self.max_samples).inputs
         features = capture_representations(
             pl_module,
             self._probe[trainer.global_rank :: trainer.world_size],
@@ -217,5 +233,5 @@ class RepresentationIDMonitor(DataPropsCallback):
                 }
             )
         self.history.extend(rows)
-        metrics[names.seconds("d_repr")] = time.perf_counter() - started
+        metrics[names.seconds(self.TIMED_WORK[0])] = time.perf_counter() - started
         return metrics

@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
+from lightning_dataprops.callbacks._forward import eager_module, eager_stance
 from lightning_dataprops.callbacks._normalize import find_normalize
 from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks import (
@@ -37,7 +39,7 @@ _CHUNK = 256
 class RobustnessMonitor(DataPropsCallback):
     r"""The paper's robustness probe: attack a fixed batch every ``every_n_epochs`` epochs.
 
-    At fit setup it draws a fixed, seeded, class-stratified batch of ``n_samples`` items from the
+    At fit setup it draws a fixed, seeded, class-stratified batch of ``max_samples`` items from the
     validation dataset (the training dataset when there is no validation data; the loaders are
     never iterated), and checks what can be checked before training: class targets are present,
     and the model's outputs through ``options.forward_fn`` are logits of shape ``(n, C)``. At the
@@ -71,13 +73,15 @@ class RobustnessMonitor(DataPropsCallback):
     - ``dataprops/adv/<attack>/success_rate``: share of the clean-correct samples flipped;
     - ``dataprops/time/adv``: seconds spent on the probe.
 
-    Cost: per probe, one forward and backward per attack step on ``n_samples`` inputs (FGSM: 1,
+    Cost: per probe, one forward and backward per attack step on ``max_samples`` inputs (FGSM: 1,
     PGD: ``pgd_steps``) plus two evaluation forwards per attack.
 
     Args:
         options: shared options (seed, item keys, ``forward_fn``, progress).
-        every_n_epochs: probe every this many training epochs (0: never).
-        n_samples: size of the fixed batch.
+        every_n_epochs: probe every this many training epochs (0: never, the callback is
+            disabled).
+        max_samples: size of the fixed batch (fewer when the dataset is smaller). Deprecated
+            name: ``n_samples``.
         attacks: name -> ``"fgsm"``/``"pgd"``, a torchattacks attack (an instance, rebound to
             the pixel-space model, or a factory such as
             ``functools.partial(torchattacks.PGD, eps=4/255)``) or any ``attack(x, y) -> x_adv``
@@ -103,21 +107,27 @@ class RobustnessMonitor(DataPropsCallback):
 
     STATE_VERSION = 1
     MONITORED_PREFIX = f"{names.PREFIX}/adv/"
+    TIMED_WORK = ("adv",)
 
     def __init__(
         self,
         options: DataPropsOptions | None = None,
+        *,
         every_n_epochs: int = 5,
-        n_samples: int = 64,
+        max_samples: int = 64,
         attacks: Mapping[str, Any] | None = None,
         eps: float = PAPER_EPS,
         pgd_steps: int = 3,
         data_range: tuple[float, float] | Literal["auto"] = "auto",
         normalization: Normalization | Literal["auto"] | None = "auto",
         name: str | None = None,
+        **deprecated: Any,
     ) -> None:
         super().__init__(options)
-        _check_arguments(every_n_epochs, n_samples, eps, pgd_steps, data_range, normalization)
+        max_samples = deprecated_keywords(
+            deprecated, {"n_samples": "max_samples"}, "RobustnessMonitor"
+        ).get("max_samples", max_samples)
+        _check_arguments(every_n_epochs, max_samples, eps, pgd_steps, data_range, normalization)
         self.attacks = dict(DEFAULT_ATTACKS if attacks is None else attacks)
         if not self.attacks:
             raise ValueError("attacks is empty: give at least one, or set every_n_epochs=0.")
@@ -128,7 +138,7 @@ class RobustnessMonitor(DataPropsCallback):
                     "string without '/'."
                 )
         self.every_n_epochs = every_n_epochs
-        self.n_samples = n_samples
+        self.max_samples = max_samples
         self.eps = float(eps)
         self.pgd_steps = pgd_steps
         self.data_range = data_range
@@ -142,11 +152,18 @@ class RobustnessMonitor(DataPropsCallback):
         self.stats: Normalization | None = None
         """``(mean, std)`` the probe undoes and re-applies, or ``None``."""
 
+    @property
+    def n_samples(self) -> int:
+        """Deprecated name of :attr:`max_samples`."""
+        deprecated_attribute(self, "n_samples", "max_samples")
+        return self.max_samples
+
     def _state_key_parts(self) -> dict[str, Any]:
         return {"name": self.name} if self.name is not None else {}
 
     # ------------------------------------------------------------------ setup
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.batch = None  # per fit: drawn again from this fit's data
         if not self.every_n_epochs:
             return
         dataset = fit_dataset(trainer, "val")
@@ -157,7 +174,7 @@ class RobustnessMonitor(DataPropsCallback):
                 "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
                 "on the LightningModule or DataModule, or pass dataloaders to fit()."
             )
-        sample = self.sample(dataset, self.n_samples)
+        sample = self.sample(dataset, self.max_samples)
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
             found = "none" if targets is None else f"{targets.dtype}, {tuple(targets.shape)}"
@@ -166,8 +183,7 @@ class RobustnessMonitor(DataPropsCallback):
                 "); the robustness probe needs class ids and is disabled. Give target_key or "
                 "target_fn in DataPropsOptions if the labels are elsewhere in each item."
             )
-            self.every_n_epochs = 0
-            return
+            return  # no batch: disabled for this fit only
         self.stats = self._resolve_normalization(dataset)
         model = self._pixel_model(trainer, pl_module)
         pixels = model.to_pixels(sample.inputs)
@@ -220,7 +236,9 @@ class RobustnessMonitor(DataPropsCallback):
 
     def _pixel_model(self, trainer: pl.Trainer, pl_module: nn.Module) -> PixelSpaceModel:
         mean, std = self.stats if self.stats is not None else (None, None)
-        return PixelSpaceModel(pl_module, self.forward(trainer), mean=mean, std=std)
+        # The original of a compiled module (compiled submodules run eagerly under
+        # eager_stance around every pass of the probe).
+        return PixelSpaceModel(eager_module(pl_module), self.forward(trainer), mean=mean, std=std)
 
     def _check_outputs(self, model: PixelSpaceModel, pl_module: nn.Module) -> None:
         """Outputs through ``forward_fn`` must be ``(n, C)`` logits covering the class ids."""
@@ -228,7 +246,7 @@ class RobustnessMonitor(DataPropsCallback):
         x, y = self.batch
         device = model_device(pl_module)
         try:
-            with untouched(model, autograd=False):
+            with untouched(model, autograd=False), eager_stance():
                 logits = model(x[:2].to(device))
         except ValueError:
             raise
@@ -260,7 +278,7 @@ class RobustnessMonitor(DataPropsCallback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        metrics = self.budgeted(trainer, "adv", self._probe, trainer, pl_module)
+        metrics = self.budgeted(trainer, self.TIMED_WORK[0], self._probe, trainer, pl_module)
         if metrics:
             self.history.append({"epoch": trainer.current_epoch, "metrics": metrics})
             self.log_metrics(trainer, metrics)
@@ -272,7 +290,7 @@ class RobustnessMonitor(DataPropsCallback):
         device = model_device(pl_module)
         x, y = (tensor.to(device) for tensor in self.batch)
         metrics: dict[str, float] = {}
-        with untouched(model):
+        with untouched(model), eager_stance():
             for attack_name, spec in self.attacks.items():
                 result = self.guarded(f"attack {attack_name!r}", self._attack, model, spec, x, y)
                 if result is not None:
@@ -280,7 +298,7 @@ class RobustnessMonitor(DataPropsCallback):
                         value = float(getattr(result, quantity))
                         metrics[names.adversarial(attack_name, quantity)] = value
         if metrics:
-            metrics[names.seconds("adv")] = time.perf_counter() - started
+            metrics[names.seconds(self.TIMED_WORK[0])] = time.perf_counter() - started
         return metrics
 
     def _attack(self, model: PixelSpaceModel, spec: Any, x: Tensor, y: Tensor) -> Any:
@@ -322,7 +340,7 @@ def _rebound(spec: Any, model: nn.Module) -> Any:
 
 def _check_arguments(
     every_n_epochs: Any,
-    n_samples: Any,
+    max_samples: Any,
     eps: Any,
     pgd_steps: Any,
     data_range: Any,
@@ -330,7 +348,7 @@ def _check_arguments(
 ) -> None:
     for label, value, minimum in (
         ("every_n_epochs", every_n_epochs, 0),
-        ("n_samples", n_samples, 1),
+        ("max_samples", max_samples, 1),
         ("pgd_steps", pgd_steps, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -139,6 +140,86 @@ def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int |
     return chosen
 
 
+@dataclass(frozen=True)
+class ForwardTrace:
+    """What one hooked forward pass saw: every module call, in order, with its output's rows.
+
+    ``calls`` holds ``(name, rows)`` per module call, repeats included (``rows``: the first
+    dimension of the output, ``None`` when the output holds no tensor).
+    """
+
+    calls: tuple[tuple[str, int | None], ...]
+    leaves: tuple[str, ...]
+    n_inputs: int
+
+    def sequence(self, names: Sequence[str] | None = None) -> list[str]:
+        """Names called, in order, repeats included (only ``names`` when given)."""
+        keep = None if names is None else set(names)
+        return [name for name, _ in self.calls if keep is None or name in keep]
+
+    def execution_order(self) -> list[str]:
+        """The leaf modules in the order the pass first ran them."""
+        return list(dict.fromkeys(self.sequence(self.leaves)))
+
+    def counts(self, names: Sequence[str]) -> dict[str, int]:
+        """How many times each of ``names`` ran."""
+        calls = self.sequence(names)
+        return {name: calls.count(name) for name in names}
+
+    def check(self, name: str, layer_call: int | None) -> None:
+        """The checks :func:`capture_representations` makes on ``name``, on this pass."""
+        rows = [r for n, r in self.calls if n == name]
+        if any(r is None for r in rows):
+            raise TypeError(
+                f"The output of layer {name!r} is not a tensor; choose a layer that returns a "
+                "tensor (or a tuple whose first element is one)."
+            )
+        _one_call(name, [torch.empty(r or 0, 0) for r in rows], self.n_inputs, layer_call)
+
+
+def _rows(output: Any) -> int | None:
+    if isinstance(output, Tensor):
+        return int(output.shape[0]) if output.ndim else 1
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return _rows(output[0])
+    return None
+
+
+def trace_forward(model: nn.Module, inputs: Tensor, forward: Any = None) -> ForwardTrace:
+    """One hooked forward pass on ``inputs`` that records every module call (eval mode,
+    ``no_grad``, compiled modules eager; the model's state is untouched).
+
+    Layer discovery, depths, call counts and the capture checks all read this one pass.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> relu = nn.ReLU()
+        >>> model = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 8), relu)
+        >>> trace = trace_forward(model, torch.randn(2, 4))
+        >>> trace.execution_order(), trace.counts(["1"])
+        (['0', '1', '2'], {'1': 2})
+    """
+    model = eager_module(model)
+    leaves = tuple(n for n, m in model.named_modules() if n and not list(m.children()))
+    calls: list[tuple[str, int | None]] = []
+    # Hooks are placed inside the guard, which removes every hook placed under it.
+    with untouched(model, autograd=False), eager_stance():
+        handles = [
+            module.register_forward_hook(
+                lambda _m, _a, out, name=name: calls.append((name, _rows(out)))
+            )
+            for name, module in model.named_modules(remove_duplicate=False)
+            if name
+        ]
+        try:
+            model(inputs) if forward is None else forward(model, inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return ForwardTrace(tuple(calls), leaves, len(inputs))
+
+
 def call_sequence(
     model: nn.Module,
     inputs: Tensor,
@@ -147,19 +228,13 @@ def call_sequence(
 ) -> list[str]:
     """Names of ``modules`` in the order one forward pass on ``inputs`` calls them, repeats
     included (eval mode, ``no_grad``, compiled modules eager; the model's state is untouched)."""
-    calls: list[str] = []
-    # Hooks are placed inside the guard, which removes every hook placed under it.
-    with untouched(model, autograd=False), eager_stance():
-        handles = [
-            module.register_forward_hook(lambda _m, _a, _o, name=name: calls.append(name))
-            for name, module in modules
-        ]
-        try:
-            model(inputs) if forward is None else forward(model, inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
-    return calls
+    by_module: dict[int, list[str]] = {}
+    for name, module in modules:
+        by_module.setdefault(id(module), []).append(name)
+    found = {id(m): n for n, m in eager_module(model).named_modules(remove_duplicate=False) if n}
+    trace = trace_forward(model, inputs, forward)
+    wanted = {found.get(key, ""): names for key, names in by_module.items()}
+    return [name for called in trace.sequence() for name in wanted.get(called, ())]
 
 
 def call_counts(
@@ -175,8 +250,7 @@ def call_counts(
         >>> call_counts(model, torch.randn(2, 4), ["0", "1"])
         {'0': 1, '1': 2}
     """
-    model = eager_module(model)
-    named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
+    named = resolve_layers(eager_module(model), [_strip_compiled(layer) for layer in layers])
     calls = call_sequence(model, inputs, named, forward)
     return {name: calls.count(name) for name, _ in named}
 

@@ -159,7 +159,7 @@ def test_a_failing_measurement_warns_and_training_goes_on(
     x, y = mnist_3_vs_8
     callbacks = [
         DatasetPropertiesMonitor(ON_SCHEDULE),
-        RepresentationIDMonitor(ON_SCHEDULE, n_samples=200),
+        RepresentationIDMonitor(ON_SCHEDULE, max_samples=200),
     ]
     fit = trainer(tmp_path, callbacks, max_epochs=2)
     with pytest.warns(MeasurementFailedWarning, match="out of memory \\(on purpose\\)"):

@@ -42,9 +42,9 @@ def test_options_are_routed_to_the_callback_they_belong_to() -> None:
         seed=3,
         forward_fn=forward,
         max_samples=700,
-        repr_samples=300,
+        repr_max_samples=300,
         layers=["a", "b"],
-        every_n_epochs=2,
+        repr_every_n_epochs=2,
         k=10,
         target_loss=0.2,
         val_loss_key="valid/loss",
@@ -57,7 +57,7 @@ def test_options_are_routed_to_the_callback_they_belong_to() -> None:
     assert isinstance(d_repr, RepresentationIDMonitor)
     assert isinstance(forecast, ScalingForecastMonitor)
     assert (properties.max_samples, properties.k) == (700, 10)
-    assert (d_repr.n_samples, d_repr.layers, d_repr.every_n_epochs, d_repr.k) == (
+    assert (d_repr.max_samples, d_repr.layers, d_repr.every_n_epochs, d_repr.k) == (
         300,
         ["a", "b"],
         2,
@@ -70,7 +70,7 @@ def test_options_are_routed_to_the_callback_they_belong_to() -> None:
 
 
 def test_zero_schedules_leave_callbacks_out_and_unknown_names_are_listed() -> None:
-    kinds = [type(c) for c in default_callbacks(every_n_epochs=0, adversarial_every_n_epochs=0)]
+    kinds = [type(c) for c in default_callbacks(repr_every_n_epochs=0, robustness_every_n_epochs=0)]
     assert kinds == [DatasetPropertiesMonitor, ScalingForecastMonitor]
     with pytest.raises(TypeError, match=r"unknown option\(s\) max_sample;.*max_samples"):
         default_callbacks(max_sample=100)
@@ -89,7 +89,7 @@ def test_environment_variable_and_an_explicit_callback_do_not_clash(
 ) -> None:
     x, y = mnist_3_vs_8
     monkeypatch.setenv("LIGHTNING_DATAPROPS", "1")
-    mine = RepresentationIDMonitor(layers=["features.2"], n_samples=200)
+    mine = RepresentationIDMonitor(layers=["features.2"], max_samples=200)
     fit = trainer(tmp_path, [mine], max_epochs=1, enable_checkpointing=True)
     kinds = [type(c).__name__ for c in fit.callbacks]
     assert kinds.count("RepresentationIDMonitor") == 2 and "DatasetPropertiesMonitor" in kinds

@@ -37,7 +37,7 @@ def test_follows_the_scaling_law_from_the_logged_values(mnist_3_vs_8, tmp_path: 
     csv = tmp_path / "runs.csv"
     callbacks = [
         DatasetPropertiesMonitor(max_samples=400),
-        RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2", "features.5"], n_samples=200),
+        RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2", "features.5"], max_samples=200),
         ScalingForecastMonitor(scaling_constant=0.9, target_loss=0.05, calibration_csv=csv),
     ]
     fit = trainer(tmp_path, callbacks, max_epochs=2)

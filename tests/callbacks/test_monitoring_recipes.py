@@ -41,7 +41,7 @@ class _Seen(pl.Callback):
 
 def _fit(tmp_path: Path, *extra: Any, epochs: int) -> tuple[pl.Trainer, RepresentationIDMonitor]:
     # Default options, overhead budget on: a monitored value is measured on schedule anyway.
-    monitor = RepresentationIDMonitor(layers=[LAYER], every_n_epochs=2, n_samples=100)
+    monitor = RepresentationIDMonitor(layers=[LAYER], every_n_epochs=2, max_samples=100)
     saves = any(isinstance(callback, ModelCheckpoint) for callback in extra)
     fit = trainer(tmp_path, [monitor, *extra], max_epochs=epochs, enable_checkpointing=saves)
     fit.fit(TinyCNN(n_classes=10), _data())

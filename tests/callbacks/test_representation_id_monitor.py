@@ -40,7 +40,7 @@ def test_penultimate_layer_d_repr_equals_the_features_measured_by_hand(
     mnist_3_vs_8, tmp_path: Path
 ) -> None:
     x, y = mnist_3_vs_8
-    monitor = RepresentationIDMonitor(ON_SCHEDULE, n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=300)
     model = TinyCNN()
     fit = trainer(tmp_path, [monitor], max_epochs=2)
     fit.fit(model, datamodule=TensorDataModule(x, y))
@@ -57,7 +57,7 @@ def test_penultimate_layer_d_repr_equals_the_features_measured_by_hand(
 def test_two_layers_every_second_epoch_pooled(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
     monitor = RepresentationIDMonitor(
-        layers=["features.2", "head"], every_n_epochs=2, n_samples=200, pool="avg"
+        layers=["features.2", "head"], every_n_epochs=2, max_samples=200, pool="avg"
     )
     fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
     model = TinyCNN()
@@ -78,7 +78,7 @@ def test_compiled_lightning_module_fit(mnist_3_vs_8, tmp_path: Path) -> None:
     torch.manual_seed(0)
     # The weights stay put: the compiled value must equal the eager one.
     model = CompilableCNN(lr=0.0, batch_norm=False)
-    monitor = RepresentationIDMonitor(ON_SCHEDULE, n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=300)
     fit = trainer(tmp_path, [monitor], max_epochs=2, limit_train_batches=2)
     fit.fit(torch.compile(model, backend="aot_eager"), datamodule=TensorDataModule(x, y))
     assert [row["epoch"] for row in monitor.history] == [0, 1]
@@ -92,7 +92,7 @@ def test_compiled_submodule_captures_one_row_per_input(mnist_3_vs_8, tmp_path: P
     x, y = mnist_3_vs_8
     model = TinyCNN(lr=0.0, batch_norm=False)
     model.features = torch.compile(model.features, backend="aot_eager")  # type: ignore[assignment]
-    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=["features._orig_mod.2"], n_samples=300)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=["features._orig_mod.2"], max_samples=300)
     fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
     fit.fit(model, datamodule=TensorDataModule(x, y))
     eager = model.features._orig_mod  # type: ignore[union-attr]
@@ -107,7 +107,7 @@ def test_tuple_output_model_through_forward_fn(mnist_3_vs_8, tmp_path: Path) -> 
     options = DataPropsOptions(
         forward_fn=lambda module, inputs: module(inputs)[0], overhead_budget=None
     )
-    monitor = RepresentationIDMonitor(options, n_samples=200)
+    monitor = RepresentationIDMonitor(options, max_samples=200)
     fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2)
     fit.fit(TupleOutputCNN(), datamodule=TensorDataModule(x, y))
     assert monitor.layer_names == ["features.5"]
@@ -118,11 +118,11 @@ def test_a_module_called_twice_is_refused_in_setup_or_captured_as_asked(
     mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
 ) -> None:
     x, y = mnist_3_vs_8
-    fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], n_samples=200)])
+    fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], max_samples=200)])
     with pytest.raises(ValueError, match=r"'act' ran 2 times.*layer_call"):
         fit.fit(SharedReLUNet(), datamodule=TensorDataModule(x, y))
     model = SharedReLUNet(lr=0.0)
-    first = RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], n_samples=200, layer_call=0)
+    first = RepresentationIDMonitor(ON_SCHEDULE, layers=["act"], max_samples=200, layer_call=0)
     fit = trainer(tmp_path, [first], max_epochs=1, limit_train_batches=1)
     fit.fit(model, datamodule=TensorDataModule(x, y))
     assert "'act' runs 2 times per forward pass; d_repr is measured on call 0" in lightning_log.text
@@ -160,7 +160,10 @@ def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_pa
         return module(inputs)
 
     options = DataPropsOptions(forward_fn=flaky, overhead_budget=None)
-    callbacks = [DatasetPropertiesMonitor(options), RepresentationIDMonitor(options, n_samples=200)]
+    callbacks = [
+        DatasetPropertiesMonitor(options),
+        RepresentationIDMonitor(options, max_samples=200),
+    ]
     fit = trainer(tmp_path, callbacks, max_epochs=3)
     with pytest.warns(MeasurementFailedWarning, match=r"d_repr failed.*\(on purpose\)") as caught:
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
@@ -172,9 +175,9 @@ def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_pa
 
 def test_two_monitors_on_different_layers_share_a_trainer(mnist_3_vs_8, tmp_path) -> None:
     x, y = mnist_3_vs_8
-    early = RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2"], n_samples=200)
+    early = RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2"], max_samples=200)
     late = RepresentationIDMonitor(
-        ON_SCHEDULE, layers=["features.5"], n_samples=200, every_n_epochs=2
+        ON_SCHEDULE, layers=["features.5"], max_samples=200, every_n_epochs=2
     )
     assert early.state_key != late.state_key
     fit = trainer(tmp_path, [early, late], max_epochs=2, enable_checkpointing=True)
@@ -190,7 +193,7 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
 
     def measured_epochs(budget: float | None) -> tuple[list[int], Any]:
         monitor = RepresentationIDMonitor(
-            DataPropsOptions(overhead_budget=budget), n_samples=600, every_n_epochs=1
+            DataPropsOptions(overhead_budget=budget), max_samples=600, every_n_epochs=1
         )
         fit = trainer(tmp_path, [monitor], max_epochs=4, limit_train_batches=2)
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))

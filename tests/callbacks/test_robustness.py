@@ -239,7 +239,7 @@ def test_warns_when_eps_units_are_unknown() -> None:
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # 0-255, no normalisation known
     data = TensorDataset(x, torch.from_numpy(labels))
     monitor = RobustnessMonitor(
-        ON_SCHEDULE, every_n_epochs=1, n_samples=16, attacks={"fgsm": "fgsm"}
+        ON_SCHEDULE, every_n_epochs=1, max_samples=16, attacks={"fgsm": "fgsm"}
     )
     with pytest.warns(UserWarning, match="eps=0.00784314 is in input units"):
         trainer(1, [monitor], limit_train_batches=1).fit(
@@ -387,7 +387,7 @@ def test_state_is_versioned_and_bad_arguments_are_refused() -> None:
     assert RobustnessMonitor(name="a").state_key != RobustnessMonitor(name="b").state_key
     for kwargs, message in (
         ({"every_n_epochs": -1}, "every_n_epochs"),
-        ({"n_samples": 0}, "n_samples"),
+        ({"max_samples": 0}, "max_samples"),
         ({"eps": -0.1}, "eps"),
         ({"pgd_steps": 0}, "pgd_steps"),
         ({"data_range": (1.0, 0.0)}, "data_range"),

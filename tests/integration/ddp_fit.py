@@ -44,7 +44,7 @@ def run(strategy: str, devices: int, root: str) -> dict[str, float]:
     model = TinyCNN(lr=0.0, n_classes=10, batch_norm=False)
     # Every measurement on schedule: an overhead budget would decide by this process's timing.
     callbacks = default_callbacks(
-        max_samples=800, repr_samples=400, adversarial_every_n_epochs=1, overhead_budget=None
+        max_samples=800, repr_max_samples=400, robustness_every_n_epochs=1, overhead_budget=None
     )
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -32,7 +32,7 @@ from tests.integration.lightning_models import (
 )
 from tests.integration.wandb_records import find_run_file, read_run
 
-PROBE_EVERY_EPOCH = {"adversarial_every_n_epochs": 1, "overhead_budget": None}
+PROBE_EVERY_EPOCH = {"robustness_every_n_epochs": 1, "overhead_budget": None}
 """The probe every epoch and every measurement on schedule (no overhead budget)."""
 
 
@@ -73,7 +73,7 @@ def test_two_epoch_fit_records_everything_in_the_wandb_run(
 
     x, y = mnist_3_vs_8
     callbacks = default_callbacks(
-        max_samples=600, repr_samples=300, scaling_constant=0.9, **PROBE_EVERY_EPOCH
+        max_samples=600, repr_max_samples=300, scaling_constant=0.9, **PROBE_EVERY_EPOCH
     )
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
     fit = trainer(wandb_offline, callbacks, logger=logger)
@@ -102,7 +102,7 @@ def test_sharp_labels_raise_one_warning_and_one_wandb_alert(pneumonia, wandb_off
     from lightning.pytorch.loggers import WandbLogger
 
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
-    callbacks = default_callbacks(every_n_epochs=0, adversarial_every_n_epochs=0)
+    callbacks = default_callbacks(repr_every_n_epochs=0, robustness_every_n_epochs=0)
     fit = trainer(wandb_offline, callbacks, max_epochs=1, limit_train_batches=1, logger=logger)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -126,7 +126,7 @@ def test_training_is_bit_identical_with_and_without_the_callbacks(
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     plain = final_weights([])
-    callbacks = default_callbacks(max_samples=300, repr_samples=200, **PROBE_EVERY_EPOCH)
+    callbacks = default_callbacks(max_samples=300, repr_max_samples=200, **PROBE_EVERY_EPOCH)
     with warnings.catch_warnings():
         warnings.simplefilter("error", MeasurementFailedWarning)
         monitored = final_weights(callbacks)
@@ -141,7 +141,7 @@ def test_resume_restores_the_default_set_without_recomputing(
 ) -> None:
     fit, _, fit2, second = fit_then_resume(
         tmp_path,
-        lambda: default_callbacks(max_samples=300, repr_samples=200, **PROBE_EVERY_EPOCH),
+        lambda: default_callbacks(max_samples=300, repr_max_samples=200, **PROBE_EVERY_EPOCH),
         *mnist_3_vs_8,
         monkeypatch,
     )
@@ -198,7 +198,9 @@ def test_two_process_ddp_gives_the_single_process_values(strategy: str, tmp_path
 
 def _fit_default_set(model: pl.LightningModule, data: Any, root: Path, **kwargs: Any) -> Any:
     options = kwargs.pop("options", {})
-    callbacks = default_callbacks(max_samples=400, repr_samples=200, **PROBE_EVERY_EPOCH, **options)
+    callbacks = default_callbacks(
+        max_samples=400, repr_max_samples=200, **PROBE_EVERY_EPOCH, **options
+    )
     fit = trainer(root, callbacks, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error", MeasurementFailedWarning)

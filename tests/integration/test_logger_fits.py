@@ -28,7 +28,7 @@ def _fit(pneumonia: tuple[torch.Tensor, torch.Tensor], root: Path, logger: Any) 
     x, y = pneumonia
     x, y = x[::8][:480], y[::8][:480]
     callbacks = default_callbacks(
-        max_samples=300, repr_samples=100, adversarial_samples=16, overhead_budget=None
+        max_samples=300, repr_max_samples=100, robustness_max_samples=16, overhead_budget=None
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -186,7 +186,7 @@ def test_a_logger_that_refuses_findings_warns_once_and_training_goes_on(tmp_path
     digits = load_digits_data()
     healthy = CSVLogger(tmp_path, name="healthy")
     callbacks = default_callbacks(
-        max_samples=200, repr_samples=100, adversarial_every_n_epochs=0, overhead_budget=None
+        max_samples=200, repr_max_samples=100, robustness_every_n_epochs=0, overhead_budget=None
     )
     fit = trainer(
         tmp_path, callbacks, logger=[healthy, _UnwritableLogger(tmp_path / "x")], max_epochs=2
