@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
+
+from lightning_dataprops.functional.attacks import pixel_space
 
 
 def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[float]] | None:
@@ -44,7 +45,5 @@ def _as_floats(value: Any) -> list[float]:
 
 
 def to_pixels(inputs: Tensor, stats: tuple[list[float], list[float]]) -> Tensor:
-    """Undo ``Normalize(mean, std)`` on ``(n, C, ...)`` inputs: ``x * std + mean`` per channel."""
-    mean, std = (torch.tensor(v, dtype=inputs.dtype, device=inputs.device) for v in stats)
-    shape = (1, -1) + (1,) * (inputs.ndim - 2)
-    return inputs * std.view(shape) + mean.view(shape)
+    """Undo ``Normalize(mean, std)`` on ``(n, C, ...)`` inputs (the functional layer's formula)."""
+    return pixel_space.to_pixels(inputs, *stats)

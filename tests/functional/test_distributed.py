@@ -226,6 +226,7 @@ def ddp_outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str
 
 
 @pytest.mark.parametrize("rank", range(WORLD))
+@pytest.mark.slow
 def test_sharded_knn_matches_single_process(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
     assert ddp_outcomes[rank]["sharded_knn"] == "ok", ddp_outcomes[rank]["sharded_knn"]
 

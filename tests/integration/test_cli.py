@@ -287,6 +287,7 @@ def test_report_prints_the_sharp_label_verdict(
     assert "Sharp-label check: skipped (regression targets" in out
 
 
+@pytest.mark.slow
 def test_console_script_json() -> None:
     result = subprocess.run(
         [*_cli_command(), "measure", "--json", "--max-samples", "300"],
@@ -307,6 +308,7 @@ def test_console_script_json() -> None:
     importlib.util.find_spec("lightning_dataprops.__main__") is None,
     reason="lightning_dataprops/__main__.py is not there yet",
 )
+@pytest.mark.slow
 def test_python_dash_m_version() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lightning_dataprops", "--version"],
@@ -372,6 +374,7 @@ def test_bad_input_errors_in_process(capsys: pytest.CaptureFixture[str]) -> None
         assert len(err.splitlines()) == 1 and err.startswith("dataprops: error: "), err
 
 
+@pytest.mark.slow
 def test_bad_source_subprocess_has_no_traceback(tmp_path: Path) -> None:
     text = tmp_path / "text.npz"
     text.write_text("not an npz\n")

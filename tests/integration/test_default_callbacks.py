@@ -175,6 +175,7 @@ def test_lightning_cli_lines(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+@pytest.mark.slow
 def test_two_process_ddp_gives_the_single_process_values(strategy: str, tmp_path: Path) -> None:
     from tests.integration.ddp_fit import run
 

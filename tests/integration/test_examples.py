@@ -13,6 +13,7 @@ from lightning_dataprops import names
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_with_monitor.py"
 
 
+@pytest.mark.slow
 def test_example_trains_with_the_default_callbacks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,6 +159,7 @@ def test_tensorboard_fit_records_images_text_and_hparams(tmp_path: Path) -> None
     assert "dataprops:" in saved and "lr: 0.1" in saved
 
 
+@pytest.mark.slow
 def test_mlflow_fit_records_artifacts_and_params(tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
     from lightning.pytorch.loggers import MLFlowLogger
@@ -244,6 +245,7 @@ print(json.dumps({"messages": messages, "log_dir": logger.log_dir}))
 """
 
 
+@pytest.mark.slow
 def test_without_matplotlib_texts_and_json_with_one_message_per_process(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(

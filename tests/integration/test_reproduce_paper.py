@@ -235,6 +235,7 @@ def test_a_task_without_its_data_is_left_out_with_a_message(tmp_path: Path) -> N
     assert [row["task"] for row in _rows(tmp_path / "out")] == ["mnist-3v8"]
 
 
+@pytest.mark.slow
 def test_missing_data_dir_fails_clearly(tmp_path: Path) -> None:
     # Run as a folder (`python examples/reproduce_paper`), the other documented form.
     completed = subprocess.run(

@@ -19,6 +19,19 @@ from lightning_dataprops.functional.attacks._validation import ChannelStats, _ch
 ForwardFn = Callable[[nn.Module, Tensor], Any]
 
 
+def to_pixels(x: Tensor, mean: ChannelStats | None, std: ChannelStats | None) -> Tensor:
+    """Undo ``Normalize(mean, std)`` on ``(n, C, ...)`` inputs: ``x * std + mean`` per channel
+    (``x`` itself without statistics). The one copy of this formula.
+
+    Example:
+        >>> import torch
+        >>> to_pixels(torch.zeros(1, 2, 1, 1), [0.5, 0.25], [2.0, 1.0]).flatten().tolist()
+        [0.5, 0.25]
+    """
+    stats = _channel_stats(mean, std, x)
+    return x if stats is None else x * stats[1] + stats[0]
+
+
 class PixelSpaceModel(nn.Module):
     """``forward(x) = forward_fn(model, (x - mean) / std)``, returning float32 logits.
 
@@ -61,8 +74,7 @@ class PixelSpaceModel(nn.Module):
 
     def to_pixels(self, x: Tensor) -> Tensor:
         """Undo the normalisation: ``x * std + mean`` (``x`` itself without statistics)."""
-        stats = _channel_stats(self.mean, self.std, x)
-        return x if stats is None else x * stats[1] + stats[0]
+        return to_pixels(x, self.mean, self.std)
 
     def forward(self, x: Tensor) -> Tensor:
         stats = _channel_stats(self.mean, self.std, x)
