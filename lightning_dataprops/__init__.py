@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.functional import (
     DatasetProperties,
     IntrinsicDimensionResult,
@@ -71,6 +72,7 @@ __all__ = [
     "DataPropsOptions",
     "DatasetProperties",
     "DatasetPropertiesMonitor",
+    "DatasetReport",
     "IntrinsicDimensionResult",
     "LabelSharpnessResult",
     "RepresentationIDMonitor",
@@ -87,5 +89,6 @@ __all__ = [
     "default_callbacks",
     "intrinsic_dimension",
     "label_sharpness",
+    "measure_dataset",
     "sample_dataset",
 ]

@@ -21,7 +21,6 @@ import json
 import math
 import sys
 import time
-import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,10 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
+    from lightning_dataprops.data import Sample
+    from lightning_dataprops.dataset_report import DatasetReport
     from lightning_dataprops.findings import KCurveFinding
-    from lightning_dataprops.functional.results import DatasetProperties
 
 __all__ = ["build_parser", "main"]
 
@@ -197,14 +195,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class _Measured:
-    """The data a ``measure`` run works on."""
+    """The data a ``measure`` run works on: the sample (every item, or a stratified subsample
+    with ``--max-samples``) and where it came from."""
 
-    inputs: Tensor
-    targets: Tensor | None
+    sample: Sample
     description: str
     source: str
-    n_source: int
-    indices: list[int] | None  # source index of every sample position, when subsampled
+    subsampled: bool
 
 
 def _load(args: argparse.Namespace) -> _Measured:
@@ -233,43 +230,21 @@ def _load(args: argparse.Namespace) -> _Measured:
         raise _UserError(message) from None
     n_source = int(data.inputs.shape[0])
     if args.max_samples is None or args.max_samples >= n_source:
-        return _Measured(data.inputs, data.targets, data.description, data.source, n_source, None)
+        import torch
+
+        from lightning_dataprops.data import Sample
+
+        everything = Sample(data.inputs, data.targets, torch.arange(n_source), n_source, "len")
+        return _Measured(everything, data.description, data.source, False)
     sample = sample_dataset(data.inputs, data.targets, max_samples=args.max_samples, seed=args.seed)
-    indices = [int(i) for i in sample.indices.tolist()]
-    description = f"{data.description}; stratified sample of {len(indices)} (seed {args.seed})"
-    return _Measured(sample.inputs, sample.targets, description, data.source, n_source, indices)
-
-
-def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | str:
-    """The sharp-label check on the callback's sample of the data, with source indices; or why
-    there is none."""
-    from lightning_dataprops.data import sample_dataset
-    from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
-    from lightning_dataprops.references import check_label_sharpness
-
-    targets = data.targets
-    if targets is None:
-        return "no labels"
-    if targets.is_floating_point():
-        return "regression targets (the check needs class labels)"
-    if data.inputs.ndim < 3:
-        return "inputs are not images (no natural-image reference exists)"
-    sample = sample_dataset(
-        data.inputs, targets, max_samples=min(DEFAULT_CHECK_SAMPLES, len(targets)), seed=seed
-    )
-    assert sample.targets is not None
-    positions = sample.indices.tolist()
-    index_map = positions if data.indices is None else [data.indices[i] for i in positions]
-    try:
-        return check_label_sharpness(sample.inputs, sample.targets), index_map
-    except ValueError as error:
-        return str(error)
+    description = f"{data.description}; stratified sample of {len(sample)} (seed {args.seed})"
+    return _Measured(sample, description, data.source, True)
 
 
 def _measure(args: argparse.Namespace) -> int:
     import torch
 
-    from lightning_dataprops.functional import LabelConflictWarning, dataset_properties
+    from lightning_dataprops.dataset_report import measure_dataset
     from lightning_dataprops.report import format_report
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -277,46 +252,40 @@ def _measure(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = _load(args)
     progress = not args.json and not args.no_progress and sys.stderr.isatty()
-    with warnings.catch_warnings():
-        # Conflicts are part of the report / the JSON document: no separate warning.
-        warnings.simplefilter("ignore", LabelConflictWarning)
-        props = dataset_properties(
-            data.inputs,
-            data.targets,
-            target_type=args.targets,
-            k=args.k,
-            top_pairs=args.top_pairs,
-            n_bootstrap=args.bootstrap,
-            seed=args.seed,
-            device=args.device,
-            progress=progress,
-        )
-    check = _sharp_label_check(data, args.seed)
-    extras = _extras(args, data, props, progress) if args.json or args.report else None
+    report = measure_dataset(
+        data.sample,
+        k=args.k,
+        top_pairs=args.top_pairs,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+        progress=progress,
+    )
+    props = report.properties
+    index_map = list(report.indices) if data.subsampled else None
+    extras = _extras(args, data, progress) if args.json or args.report else None
     elapsed = time.perf_counter() - start
     if args.report:
         assert extras is not None
-        path = _write_report(args, data, props, extras, check, elapsed)
+        path = _write_report(args, data, report, extras, elapsed)
         print(f"report written to {path}", file=sys.stderr)
     if args.json:
         assert extras is not None
         document = props.to_dict()
-        document["sharp_label_check"] = (
-            {"skipped": check} if isinstance(check, str) else check[0].to_dict(check[1])
-        )
+        document["sharp_label_check"] = report.check_dict()
         document["source"] = data.source
         document["description"] = data.description
         document["sample"] = {
-            "n_source": data.n_source,
+            "n_source": report.n_source,
             "max_samples": args.max_samples,
             "seed": args.seed,
-            "indices": data.indices,
+            "indices": index_map,
         }
         document["k_curve"] = extras.k_curve.to_dict()
         document["elapsed_s"] = elapsed
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
-        inputs = data.inputs
+        inputs = data.sample.inputs
         value_range = (float(inputs.min()), float(inputs.max())) if inputs.numel() else None
         print(
             format_report(
@@ -324,19 +293,27 @@ def _measure(args: argparse.Namespace) -> int:
                 description=data.description,
                 elapsed=elapsed,
                 value_range=value_range,
-                index_map=data.indices,
+                index_map=index_map,
             )
         )
-        if isinstance(check, str):
-            print(f"Sharp-label check: skipped ({check})")
-        else:
-            verdict = "SHARP" if check[0].is_sharp else "not sharp"
-            print(
-                f"Sharp-label check ({check[0].n}-item stratified sample under the "
-                f"{check[0].protocol} reference protocol, so its K_F differs from the one above, "
-                f"which is in the data's own units): {verdict}. {check[0].explain(check[1])}"
-            )
+        print(_check_text(report))
     return 0
+
+
+def _check_text(report: DatasetReport) -> str:
+    """The sharp-label check's paragraph of the text report."""
+    check = report.check
+    if check is None:
+        text = f"Sharp-label check: skipped ({report.check_skipped})"
+        message = report.message()
+        return text if message is None else f"{text}. {message}"
+    verdict = "SHARP" if check.is_sharp else "not sharp"
+    return (
+        f"Sharp-label check ({check.n}-item stratified sample under the "
+        f"{check.protocol} reference protocol, so its K_F differs from the one above, "
+        f"which is in the data's own units): {verdict}. "
+        f"{check.explain(report.check_index_map)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -346,23 +323,21 @@ class _Extras:
     k_curve: KCurveFinding
 
 
-def _extras(
-    args: argparse.Namespace, data: _Measured, props: DatasetProperties, progress: bool
-) -> _Extras:
+def _extras(args: argparse.Namespace, data: _Measured, progress: bool) -> _Extras:
     from lightning_dataprops.findings import KCurveFinding
     from lightning_dataprops.functional.intrinsic_dimension import mle_k_curve
 
     ks, values = mle_k_curve(
-        data.inputs, (5, 10, 15, args.k, 30, 40), device=args.device, progress=progress
+        data.sample.inputs, (5, 10, 15, args.k, 30, 40), device=args.device, progress=progress
     )
     return _Extras(KCurveFinding(ks, values, k_default=args.k))
 
 
-def _sharpness_stats(props: DatasetProperties, check: Any) -> dict[str, Any]:
+def _sharpness_stats(report: DatasetReport) -> dict[str, Any]:
     """The rows of the report's sharpness table beyond exact K_F: robust quantiles, per class
     pair, and what the sharp-label check compared."""
     stats: dict[str, Any] = {}
-    sharpness = props.label_sharpness_result
+    sharpness = report.properties.label_sharpness_result
     robust = None if sharpness is None else sharpness.robust
     if robust is not None:
         for q, value in sorted(robust.quantiles.items()):
@@ -370,8 +345,8 @@ def _sharpness_stats(props: DatasetProperties, check: Any) -> dict[str, Any]:
         for (a, b), (value, count) in sorted(robust.per_class_pair.items()):
             stats[f"median K_F, classes {a} vs {b} ({count} points)"] = value
         stats["near-identical label conflicts"] = len(robust.conflicts)
-    if not isinstance(check, str):
-        result = check[0]
+    result = report.check
+    if result is not None:
         where = f"{result.n} samples, {result.protocol} protocol"
         stats[f"sharp-label check: {result.statistic} ({where})"] = result.value
         stats["sharp-label check: threshold"] = result.threshold
@@ -382,21 +357,24 @@ def _sharpness_stats(props: DatasetProperties, check: Any) -> dict[str, Any]:
 def _write_report(
     args: argparse.Namespace,
     data: _Measured,
-    props: DatasetProperties,
+    report: DatasetReport,
     extras: _Extras,
-    check: Any,
     elapsed: float,
 ) -> Path:
     from lightning_dataprops.html_report import write_properties_report
 
-    inputs = data.inputs
-    if isinstance(check, str):
-        verdict, references = f"Sharp-label check: skipped ({check}).", []
+    inputs = data.sample.inputs
+    result = report.check
+    references: list[str] = []
+    if result is None:
+        verdict = f"Sharp-label check: skipped ({report.check_skipped})."
+        message = report.message()
+        if message is not None:
+            verdict = f"{verdict} {message}"
     else:
-        result, index_map = check
         verdict = (
             f"Sharp-label check: {'SHARP' if result.is_sharp else 'not sharp'}. "
-            f"{result.explain(index_map)}"
+            f"{result.explain(report.check_index_map)}"
         )
         references = [
             f"Natural-image references: {result.band.describe()} (docs/reference_values.md).",
@@ -405,14 +383,14 @@ def _write_report(
         ]
     return write_properties_report(
         args.report,
-        props,
+        report.properties,
         inputs=inputs,
         description=data.description,
-        index_map=data.indices,
+        index_map=list(report.indices) if data.subsampled else None,
         elapsed=elapsed,
         value_range=(float(inputs.min()), float(inputs.max())) if inputs.numel() else None,
         k_curve=extras.k_curve,
-        sharpness_stats=_sharpness_stats(props, check),
+        sharpness_stats=_sharpness_stats(report),
         verdict=verdict,
         references=references,
     )

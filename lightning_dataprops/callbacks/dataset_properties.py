@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,14 +11,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
-from lightning_dataprops.callbacks._normalize import find_normalize, to_pixels
+from lightning_dataprops.callbacks._normalize import find_normalize
 from lightning_dataprops.data import Sample
+from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
-from lightning_dataprops.functional.dataset_properties import dataset_properties
-from lightning_dataprops.functional.results import DatasetProperties
-from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
-from lightning_dataprops.references import check_label_sharpness
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
@@ -185,28 +181,27 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     ) -> tuple[dict[str, Any], Sample]:
         started = time.perf_counter()
         sample = self.sample(self._dataset, self.max_samples)
-        with warnings.catch_warnings():
-            # Conflicts are reported by the sharp-label check, with dataset indices.
-            warnings.simplefilter("ignore", LabelConflictWarning)
-            props = dataset_properties(
-                sample.inputs,
-                sample.targets,
-                k=self.k,
-                top_pairs=self.top_pairs,
-                memory_budget_mb=self.options.memory_budget_mb,
-                device=pl_module.device,
-                distributed=trainer.world_size > 1,
-                progress=self.show_progress(trainer),
-            )
-        state = self._state_of(sample, props)
-        if props.label_sharpness_result is not None:
+        report = measure_dataset(
+            sample,
+            k=self.k,
+            top_pairs=self.top_pairs,
+            seed=self.options.seed,
+            normalization=find_normalize(self._dataset),
+            memory_budget_mb=self.options.memory_budget_mb,
+            device=pl_module.device,
+            distributed=trainer.world_size > 1,
+            progress=self.show_progress(trainer),
+        )
+        state = self._state_of(report)
+        sharpness = report.properties.label_sharpness_result
+        if sharpness is not None:
             # For the loggers' image grid only (it holds inputs): not in the checkpointed state.
             self._pairs = self.guarded(
                 "sharpest-pairs image",
                 SharpPairsFinding.from_label_sharpness,
-                props.label_sharpness_result,
+                sharpness,
                 sample.inputs,
-                index_map=sample.indices.tolist(),
+                index_map=report.indices,
             )
         n_train = self._training_set_size(sample)
         if n_train is not None:
@@ -214,78 +209,28 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         state["metrics"][names.seconds("fit_start")] = time.perf_counter() - started
         return state, sample
 
-    def _state_of(self, sample: Sample, props: DatasetProperties) -> dict[str, Any]:
-        metrics: dict[str, float] = {
-            names.D_DATA: props.d_data,
-            names.D_DATA_TWONN: props.d_data_twonn,
-            names.N_SAMPLES: float(props.n),
-        }
-        state: dict[str, Any] = {
-            "metrics": metrics,
-            "n": props.n,
-            "input_shape": list(props.input_shape),
-            "duplicates": props.duplicates.n_duplicates,
-            "pairs": [],
-            "assessment": None,
-        }
-        sharpness = props.label_sharpness_result
-        if sharpness is None:
+    def _state_of(self, report: DatasetReport) -> dict[str, Any]:
+        """The checkpointed state: plain values of the one :class:`DatasetReport`."""
+        props = report.properties
+        if props.label_sharpness_result is None:
             rank_zero_info(
                 f"{type(self).__name__}: the training data has no targets; K_F is not measured."
             )
-            return state
-        metrics[names.K_F] = sharpness.value
-        state["pairs"] = [
-            {
-                **pair.to_dict(),
-                "index_i": int(sample.indices[pair.i]),
-                "index_j": int(sample.indices[pair.j]),
-            }
-            for pair in sharpness.pairs
-        ]
-        if sharpness.target_type == "class" and sample.targets is not None:
-            state["assessment"] = self._assess(sample, props, metrics)
-        return state
-
-    def _assess(
-        self, sample: Sample, props: DatasetProperties, metrics: dict[str, float]
-    ) -> dict[str, Any] | None:
-        """The sharp-label check (:func:`~lightning_dataprops.references.check_label_sharpness`)
-        on the sample; without image inputs, only the label conflicts of the raw inputs."""
-        assert sample.targets is not None
-        indices = sample.indices.tolist()
-        if len(sample.input_shape) < 2:
+        elif report.check is None and report.check_skipped is not None:
+            also = "; only label conflicts are checked" if len(props.input_shape) < 2 else ""
             rank_zero_info(
-                f"{type(self).__name__}: inputs are not images; no reference exists to compare "
-                "label sharpness with, so only label conflicts are checked."
+                f"{type(self).__name__}: the sharp-label check is skipped "
+                f"({report.check_skipped}){also}."
             )
-            result = props.label_sharpness_result
-            conflicts = () if result is None else result.conflicts
-            if not conflicts:
-                return None
-            shown = ", ".join(
-                f"{indices[p.i]} and {indices[p.j]} (labels {p.label_i} vs {p.label_j})"
-                for p in conflicts[:5]
-            )
-            message = (
-                f"Label conflicts: {len(conflicts)} pair(s) of near-identical training samples "
-                f"carry different labels: {shown}. These are often labelling errors or "
-                "duplicated samples; check them."
-            )
-            return {"is_sharp": True, "message": message}
-        inputs = sample.inputs
-        stats = find_normalize(self._dataset)
-        if stats is not None and inputs.ndim >= 3 and len(stats[0]) in (1, int(inputs.shape[1])):
-            # Per-channel normalisation changes colour balance, which the protocol's global
-            # min-max scaling does not undo: compare the pixels, as the references were.
-            inputs = to_pixels(inputs, stats)
-        check = check_label_sharpness(
-            inputs, sample.targets, memory_budget_mb=self.options.memory_budget_mb
-        )
-        metrics[names.K_F_MEDIAN] = check.value
-        metrics[names.K_F_RATIO] = check.ratio
-        metrics[names.N_LABEL_CONFLICTS] = float(len(check.conflicts))
-        return {"is_sharp": check.is_sharp, "message": check.explain(index_map=indices)}
+        message = report.message()
+        return {
+            "metrics": report.metrics(),
+            "n": props.n,
+            "input_shape": list(props.input_shape),
+            "duplicates": props.duplicates.n_duplicates,
+            "pairs": report.pairs(),
+            "assessment": None if message is None else {"is_sharp": True, "message": message},
+        }
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
         self.log_fit_start(trainer, state["metrics"])

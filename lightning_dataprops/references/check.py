@@ -210,6 +210,8 @@ def check_label_sharpness(
     top_pairs: int = 8,
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: torch.device | str | None = None,
+    distributed: bool = False,
+    progress: bool = False,
 ) -> SharpnessCheck:
     """Decide whether a labelled sample of images has sharp labels, compared with natural images.
 
@@ -231,6 +233,9 @@ def check_label_sharpness(
         top_pairs: how many of the sharpest pairs to keep.
         memory_budget_mb: working-memory bound of the neighbour search.
         device: where to compute (default: the inputs' device).
+        distributed: share the neighbour pass among the ranks of the default process group
+            (every rank passes the same sample and gets the same check).
+        progress: show a progress bar.
 
     Returns:
         A :class:`SharpnessCheck`; ``explain()`` gives the paragraph a user reads.
@@ -279,6 +284,7 @@ def check_label_sharpness(
             top_pairs=top_pairs,
             memory_budget_mb=memory_budget_mb,
             conflict_rtol=rtol,
+            progress=progress,
         )
     robust = result.robust
     assert robust is not None and labels.n_classes is not None

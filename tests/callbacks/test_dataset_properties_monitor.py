@@ -155,7 +155,7 @@ def test_a_failing_measurement_warns_and_training_goes_on(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the neighbour search ran out of memory (on purpose)")
 
-    monkeypatch.setattr(module, "dataset_properties", broken)
+    monkeypatch.setattr(module, "measure_dataset", broken)
     x, y = mnist_3_vs_8
     callbacks = [
         DatasetPropertiesMonitor(ON_SCHEDULE),

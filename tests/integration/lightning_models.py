@@ -189,7 +189,7 @@ def fit_then_resume(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("fit-start properties were recomputed on resume")
 
-    monkeypatch.setattr(module, "dataset_properties", refuse)
+    monkeypatch.setattr(module, "measure_dataset", refuse)
     second = make_callbacks()
     resumed = trainer(root, second, max_epochs=epochs)
     with warnings.catch_warnings():

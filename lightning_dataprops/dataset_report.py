@@ -1,0 +1,290 @@
+"""The one fit-start measurement: a sample's properties and its sharp-label check, together.
+
+:func:`measure_dataset` is what both the fit-start callback
+(:class:`~lightning_dataprops.callbacks.DatasetPropertiesMonitor`) and the command line
+(``dataprops measure``) run on a :class:`~lightning_dataprops.data.Sample`:
+
+1. one exact neighbour pass (:func:`~lightning_dataprops.functional.dataset_properties`) gives
+   ``d_data`` (MLE, TwoNN) and exact ``K_F`` in the sample's own units;
+2. with class targets and image inputs, the sharp-label check
+   (:func:`~lightning_dataprops.references.check_label_sharpness`) compares the median sharpness
+   under the reference protocol with natural images, on a stratified subsample of at most
+   ``check_samples`` items (the references' sample size), after undoing a known
+   ``Normalize(mean, std)`` so that it compares pixels, as the references were measured;
+   without image inputs only the label conflicts of the raw inputs are reported; otherwise the
+   check is skipped, and :attr:`DatasetReport.check_skipped` says why.
+
+The :class:`DatasetReport` carries the dataset index of every sample position once, so its
+text, its metrics and its JSON document name training samples, not sample positions. Nothing
+in here warns: the callers (the callback's ``SharpLabelsWarning``, the command line's report)
+decide what a user sees.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lightning_dataprops import names
+from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.functional.attacks.pixel_space import to_pixels
+from lightning_dataprops.functional.constants import (
+    DEFAULT_CHECK_SAMPLES,
+    DEFAULT_K,
+    DEFAULT_MEMORY_BUDGET_MB,
+)
+from lightning_dataprops.functional.dataset_properties import dataset_properties
+from lightning_dataprops.functional.results import DatasetProperties, SharpPair
+from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
+
+__all__ = ["DatasetReport", "measure_dataset"]
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What the fit-start measurement found on one sample.
+
+    Attributes:
+        properties: ``d_data`` (MLE, TwoNN), exact ``K_F`` and their details, in the units of
+            the inputs as given.
+        check: the sharp-label check (:class:`~lightning_dataprops.references.SharpnessCheck`,
+            in the reference protocol's units), or ``None`` when it was skipped.
+        check_skipped: why the check was skipped (``None`` when it ran).
+        raw_conflicts: for inputs that are not images (no reference protocol exists): the
+            near-identical, differently-labelled pairs of the raw inputs; empty otherwise.
+        indices: ``(n,)`` dataset index of every sample position.
+        check_indices: the sample positions the check was measured on (a stratified subsample
+            when the sample holds more than ``check_samples`` items).
+        n_source: the number of items in the source (``None``: unknown, a stream).
+        normalization: the ``(mean, std)`` undone before the check, if any.
+    """
+
+    properties: DatasetProperties
+    check: SharpnessCheck | None
+    check_skipped: str | None
+    raw_conflicts: tuple[SharpPair, ...]
+    indices: tuple[int, ...]
+    check_indices: tuple[int, ...] = ()
+    n_source: int | None = None
+    normalization: Normalization | None = field(default=None, compare=False)
+
+    @property
+    def check_index_map(self) -> list[int]:
+        """Dataset index of every position of the check's sample."""
+        return [self.indices[i] for i in self.check_indices]
+
+    @property
+    def is_sharp(self) -> bool:
+        """The check fired (sharp labels or label conflicts), or the raw inputs of a non-image
+        sample hold label conflicts."""
+        if self.check is not None:
+            return self.check.is_sharp
+        return bool(self.raw_conflicts)
+
+    def message(self) -> str | None:
+        """The paragraph a user reads when :attr:`is_sharp` (dataset indices), else ``None``."""
+        if not self.is_sharp:
+            return None
+        if self.check is not None:
+            return self.check.explain(index_map=self.check_index_map)
+        shown = ", ".join(
+            f"{self.indices[p.i]} and {self.indices[p.j]} (labels {p.label_i} vs {p.label_j})"
+            for p in self.raw_conflicts[:5]
+        )
+        return (
+            f"Label conflicts: {len(self.raw_conflicts)} pair(s) of near-identical training "
+            f"samples carry different labels: {shown}. These are often labelling errors or "
+            "duplicated samples; check them."
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The logged scalars: ``d_data`` (MLE, TwoNN), ``K_F``, the check's statistic, its
+        ratio to the natural maximum and the number of label conflicts, and the sample size."""
+        props = self.properties
+        out: dict[str, float] = {
+            names.D_DATA: props.d_data,
+            names.D_DATA_TWONN: props.d_data_twonn,
+            names.N_SAMPLES: float(props.n),
+        }
+        if props.K_F is not None:
+            out[names.K_F] = props.K_F
+        if self.check is not None:
+            out[names.K_F_MEDIAN] = self.check.value
+            out[names.K_F_RATIO] = self.check.ratio
+            out[names.N_LABEL_CONFLICTS] = float(len(self.check.conflicts))
+        return out
+
+    def pairs(self) -> list[dict[str, Any]]:
+        """The sharpest pairs of exact ``K_F`` as JSON, with their dataset indices."""
+        sharpness = self.properties.label_sharpness_result
+        if sharpness is None:
+            return []
+        return [
+            {**pair.to_dict(), "index_i": self.indices[pair.i], "index_j": self.indices[pair.j]}
+            for pair in sharpness.pairs
+        ]
+
+    def check_dict(self) -> dict[str, Any]:
+        """The check as JSON (dataset indices), or ``{"skipped": reason}``."""
+        if self.check is None:
+            return {"skipped": self.check_skipped}
+        return self.check.to_dict(self.check_index_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready document: the properties' fields (:meth:`DatasetProperties.to_dict`),
+        ``sharp_label_check``, ``is_sharp``, ``message`` and ``indices``."""
+        document = self.properties.to_dict()
+        document["sharp_label_check"] = self.check_dict()
+        document["is_sharp"] = self.is_sharp
+        document["message"] = self.message()
+        document["indices"] = list(self.indices)
+        return document
+
+
+def _check(
+    sample: Sample,
+    *,
+    check_samples: int,
+    seed: int,
+    normalization: Normalization | None,
+    memory_budget_mb: float,
+    device: torch.device | str | None,
+    distributed: bool,
+    progress: bool,
+) -> tuple[SharpnessCheck | None, str | None, tuple[int, ...], Normalization | None]:
+    """(check, why it was skipped, the positions it measured, the normalisation undone)."""
+    targets = sample.targets
+    if targets is None:
+        return None, "no labels", (), None
+    if targets.is_floating_point():
+        return None, "regression targets (the check needs class labels)", (), None
+    if len(sample.input_shape) < 2:
+        return None, "inputs are not images (no natural-image reference exists)", (), None
+    n = len(sample)
+    inputs = sample.inputs
+    positions = torch.arange(n)
+    if n > check_samples:
+        sub = sample_dataset(inputs, targets, max_samples=check_samples, seed=seed)
+        positions = sub.indices
+        inputs = inputs[positions]
+        targets = targets[positions]
+    undone = None
+    if normalization is not None and inputs.ndim >= 3:
+        mean, std = normalization
+        if len(mean) in (1, int(inputs.shape[1])) and len(std) == len(mean):
+            # Per-channel normalisation changes colour balance, which the protocol's global
+            # min-max scaling does not undo: compare the pixels, as the references were.
+            inputs = to_pixels(inputs, list(mean), list(std))
+            undone = normalization
+    try:
+        check = check_label_sharpness(
+            inputs,
+            targets,
+            memory_budget_mb=memory_budget_mb,
+            device=device,
+            distributed=distributed,
+            progress=progress,
+        )
+    except ValueError as error:  # e.g. a single class, or no reference at this size
+        return None, str(error), (), undone
+    return check, None, tuple(int(i) for i in positions.tolist()), undone
+
+
+def measure_dataset(
+    sample: Sample,
+    *,
+    k: int = DEFAULT_K,
+    top_pairs: int = 8,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    normalization: Normalization | None = None,
+    check_samples: int = DEFAULT_CHECK_SAMPLES,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: torch.device | str | None = None,
+    distributed: bool = False,
+    progress: bool = False,
+) -> DatasetReport:
+    """Measure a sample's ``d_data``, ``K_F`` and sharp-label verdict: the fit-start measurement.
+
+    Args:
+        sample: a :class:`~lightning_dataprops.data.Sample` (``sample_dataset`` of a dataset,
+            tensors or arrays); its ``indices`` name the dataset items in every result.
+        k: neighbours of the MLE estimate (20 in the paper).
+        top_pairs: how many of the sharpest pairs to keep.
+        n_bootstrap: subsampling-bootstrap resamples for the ID standard errors (0: none).
+        seed: seed of the bootstrap and of the check's stratified subsample.
+        normalization: the ``(mean, std)`` of a ``Normalize`` applied to the inputs, undone
+            (per channel) before the sharp-label check.
+        check_samples: the check's sample size (the shipped references were measured at 1000).
+        memory_budget_mb: working-memory bound of every neighbour search, in MiB.
+        device: where to compute (default: where the inputs are).
+        distributed: share each neighbour pass among the ranks of the default process group
+            (every rank calls this with the same sample and gets the same report).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`DatasetReport`.
+
+    Raises:
+        ValueError: bad inputs or targets for the measurement itself (too few samples for
+            ``k``, NaN, mismatched lengths): see
+            :func:`~lightning_dataprops.functional.dataset_properties`. A check that cannot run
+            (e.g. a single class) is skipped, with its reason in ``check_skipped``.
+
+    Example:
+        >>> import torch
+        >>> from lightning_dataprops.data import sample_dataset
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.rand(300, 1, 8, 8, generator=g)
+        >>> sample = sample_dataset(x, torch.arange(300) % 2, max_samples=200)
+        >>> report = measure_dataset(sample, k=10)
+        >>> report.check.protocol, report.is_sharp, len(report.indices)
+        ('gray28', False, 200)
+    """
+    with warnings.catch_warnings():
+        # The conflicts are part of the report (its check, its message), not a warning here.
+        warnings.simplefilter("ignore", LabelConflictWarning)
+        props = dataset_properties(
+            sample.inputs,
+            sample.targets,
+            k=k,
+            top_pairs=top_pairs,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            memory_budget_mb=memory_budget_mb,
+            device=device,
+            distributed=distributed,
+            progress=progress,
+        )
+        check, skipped, check_positions, undone = _check(
+            sample,
+            check_samples=check_samples,
+            seed=seed,
+            normalization=normalization,
+            memory_budget_mb=memory_budget_mb,
+            device=device,
+            distributed=distributed,
+            progress=progress,
+        )
+    raw_conflicts: tuple[SharpPair, ...] = ()
+    sharpness = props.label_sharpness_result
+    not_images = check is None and len(sample.input_shape) < 2
+    if not_images and sharpness is not None and sharpness.target_type == "class":
+        raw_conflicts = tuple(sharpness.conflicts)
+    return DatasetReport(
+        properties=props,
+        check=check,
+        check_skipped=skipped,
+        raw_conflicts=raw_conflicts,
+        indices=tuple(int(i) for i in sample.indices.tolist()),
+        check_indices=check_positions,
+        n_source=sample.n_source,
+        normalization=undone,
+    )
