@@ -269,8 +269,8 @@ def _sharp_label_check(data: _Measured, seed: int) -> tuple[Any, list[int]] | st
 def _measure(args: argparse.Namespace) -> int:
     import torch
 
+    from lightning_dataprops.findings.text_report import format_report
     from lightning_dataprops.functional import LabelConflictWarning, dataset_properties
-    from lightning_dataprops.report import format_report
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise _UserError(f"--device {args.device}: CUDA is not available on this machine")
@@ -387,7 +387,7 @@ def _write_report(
     check: Any,
     elapsed: float,
 ) -> Path:
-    from lightning_dataprops.html_report import write_properties_report
+    from lightning_dataprops.findings.html_report import write_properties_report
 
     inputs = data.inputs
     if isinstance(check, str):
