@@ -245,7 +245,7 @@ def _measure(args: argparse.Namespace) -> int:
     import torch
 
     from lightning_dataprops.dataset_report import measure_dataset
-    from lightning_dataprops.report import format_report
+    from lightning_dataprops.findings.text_report import format_report
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise _UserError(f"--device {args.device}: CUDA is not available on this machine")
@@ -361,7 +361,7 @@ def _write_report(
     extras: _Extras,
     elapsed: float,
 ) -> Path:
-    from lightning_dataprops.html_report import write_properties_report
+    from lightning_dataprops.findings.html_report import write_properties_report
 
     inputs = data.sample.inputs
     result = report.check

@@ -222,9 +222,10 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
 
     # ------------------------------------------------------------------ findings
     def publish(self, trainer: pl.Trainer, finding: Any, *, step: int | None = None) -> None:
-        """Hand a finding (image, text, configuration) to every attached logger but W&B, from
-        rank zero. Never ends the run: a failure warns once and stops this callback's findings.
-        """
+        """Hand a finding (image, text, configuration, summary, warning) to every attached
+        logger through its writer (:func:`~lightning_dataprops.integrations.publish.publish`,
+        W&B included), from rank zero. Never ends the run: a failure warns once and stops this
+        callback's findings."""
         if not trainer.is_global_zero:
             return
         from lightning_dataprops.integrations.publish import publish

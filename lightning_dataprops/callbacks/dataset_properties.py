@@ -14,7 +14,7 @@ from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOpti
 from lightning_dataprops.callbacks._normalize import find_normalize
 from lightning_dataprops.data import Sample
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
-from lightning_dataprops.findings import SharpPairsFinding, TextFinding
+from lightning_dataprops.findings import RunSummaryFinding, SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
@@ -115,7 +115,6 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.recomputed = False
         """Whether the last fit measured the properties (``False`` when restored on resume)."""
         self._dataset: Any = None
-        self._panels: Any = None
         self._pairs: SharpPairsFinding | None = None
 
     # ------------------------------------------------------------------ state
@@ -131,10 +130,6 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     # ------------------------------------------------------------------ setup
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, _ = self.training_data(trainer)
-        if trainer.is_global_zero:
-            from lightning_dataprops.integrations.wandb import panels_for
-
-            self._panels = panels_for(trainer, alert_wait_s=self.alert_wait_s)
 
     def _training_set_size(self, sample: Sample) -> int | None:
         """``N``: the option, else ``len`` of the dataset, else the items counted while sampling a
@@ -233,28 +228,29 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         }
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
+        del sample  # the pairs' inputs travel in self._pairs
         self.log_fit_start(trainer, state["metrics"])
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             rank_zero_warn(message, category=SharpLabelsWarning)
-        if self._pairs is not None:
-            self.publish(trainer, self._pairs)
-        if message is not None and self.warn_sharp_labels:
-            warning = TextFinding(SHARP_LABELS_TITLE, message, key="sharp_labels", level="warning")
-            self.publish(trainer, warning)
-        if self._panels is None or not trainer.is_global_zero:
-            return
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],
             "k": self.k,
             "seed": self.options.seed,
         }
-        self._panels.fit_start(state["metrics"], context)
-        if sample is not None and state["pairs"]:
-            self._panels.sharpest_pairs(state["pairs"], sample.inputs, step=trainer.global_step)
+        self.publish(trainer, RunSummaryFinding(dict(state["metrics"]), context))
+        if self._pairs is not None:
+            self.publish(trainer, self._pairs)
         if message is not None and self.warn_sharp_labels:
-            self._panels.alert(SHARP_LABELS_TITLE, message)
+            warning = TextFinding(
+                SHARP_LABELS_TITLE,
+                message,
+                key="sharp_labels",
+                level="warning",
+                alert_wait_s=self.alert_wait_s,
+            )
+            self.publish(trainer, warning)
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:

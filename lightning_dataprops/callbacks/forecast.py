@@ -6,7 +6,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
@@ -117,7 +116,6 @@ class ScalingForecastMonitor(DataPropsCallback):
         self.constant: Calibration | float | None = None
         self.last_forecast: ScalingForecast | None = None
         self._told: set[str] = set()
-        self._panels: Any = None
         self._last_d_repr: float | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -127,10 +125,6 @@ class ScalingForecastMonitor(DataPropsCallback):
         self.constant = resolve_constant(self.scaling_constant)
         self._told.clear()
         self._last_d_repr = None
-        if trainer.is_global_zero:
-            from lightning_dataprops.integrations.wandb import panels_for
-
-            self._panels = panels_for(trainer)
 
     # ------------------------------------------------------------------ inputs
     def _tell_once(self, key: str, message: str) -> None:
@@ -214,8 +208,6 @@ class ScalingForecastMonitor(DataPropsCallback):
         }
         if observed is not None:
             metrics[names.forecast("observed_val_loss")] = observed
-        if self._panels is not None and trainer.is_global_zero:
-            self._panels.data_scaling(prediction, step=trainer.global_step)
         metrics[names.seconds("forecast")] = time.perf_counter() - started
         return metrics
 

@@ -124,7 +124,6 @@ class RepresentationIDMonitor(DataPropsCallback):
         self._depths: dict[str, int] = {}
         self._dataset: Any = None
         self._probe: Tensor | None = None
-        self._panels: Any = None
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
@@ -172,10 +171,6 @@ class RepresentationIDMonitor(DataPropsCallback):
                         f"(layer_call={self.layer_call})."
                     )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
-        if trainer.is_global_zero:
-            from lightning_dataprops.integrations.wandb import panels_for
-
-            self._panels = panels_for(trainer)
 
     # ------------------------------------------------------------------ per epoch
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -192,8 +187,6 @@ class RepresentationIDMonitor(DataPropsCallback):
                 ReprProfileFinding.from_rows(self.history),
                 step=self.epoch_end_step(trainer),
             )
-            if self._panels is not None and trainer.is_global_zero:
-                self._panels.representation_profile(self.history, step=trainer.global_step)
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         started = time.perf_counter()

@@ -6,10 +6,14 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings._jsonable import to_jsonable
+from lightning_dataprops.findings.format import format_number
 from lightning_dataprops.functional.scaling_law import ScalingForecast, loss_ratio, scaling_bound
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "ForecastCurve",
@@ -75,6 +79,16 @@ class ReprProfileFinding:
     def epochs(self) -> tuple[int, ...]:
         """Epochs with a value, in order."""
         return tuple(sorted({row.epoch for row in self.rows}))
+
+    def figure(self, **options: Any) -> Figure | None:
+        """``d_repr`` against epoch and depth (:func:`~.render.render_repr_profile`)."""
+        del options
+        from lightning_dataprops.findings.render import render_repr_profile
+
+        return render_repr_profile(self)
+
+    def to_markdown(self) -> None:
+        """The profile is read as a picture and JSON, not as text."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -174,10 +188,20 @@ class ForecastFinding:
             assert self.constant is not None and self.K_F is not None
             y = tuple(self.constant * scaling_bound(self.K_F, size, self.d_data) for size in n)
             source = f", {self.constant_source}" if self.constant_source else ""
-            label = f"predicted loss C K_F N^(-1/d) (C = {self.constant:.3g}{source})"
+            label = f"predicted loss C K_F N^(-1/d) (C = {format_number(self.constant, 3)}{source})"
             return ForecastCurve(n, y, "predicted_loss", label)
         y = tuple(loss_ratio(self.d_data, size / self.n_train) for size in n)
         return ForecastCurve(n, y, "loss_ratio", f"L(N) / L({self.n_train}) = (N/N0)^(-1/d)")
+
+    def figure(self, **options: Any) -> Figure | None:
+        """The curve, log-log, observed losses marked (:func:`~.render.render_forecast`)."""
+        del options
+        from lightning_dataprops.findings.render import render_forecast
+
+        return render_forecast(self)
+
+    def to_markdown(self) -> None:
+        """The forecast is read as a picture and JSON, not as text."""
 
     def observed_on_curve_scale(self) -> tuple[tuple[int, float], ...]:
         """The observed losses on the curve's scale: as they are for a predicted loss, divided
@@ -229,6 +253,16 @@ class KCurveFinding:
                 f"ks and values must have the same length, got {len(self.ks)} and "
                 f"{len(self.values)}"
             )
+
+    def figure(self, **options: Any) -> Figure | None:
+        """The estimate against k (:func:`~.render.render_k_curve`)."""
+        del options
+        from lightning_dataprops.findings.render import render_k_curve
+
+        return render_k_curve(self)
+
+    def to_markdown(self) -> None:
+        """The curve is read as a picture and JSON, not as text."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from lightning_dataprops.findings._jsonable import to_jsonable
+from lightning_dataprops.findings.format import format_label, format_number, markdown_cell
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["PairExample", "SharpPairsFinding"]
 
@@ -147,6 +151,36 @@ class SharpPairsFinding:
     def conflicts(self) -> tuple[PairExample, ...]:
         """The label conflicts among :attr:`pairs`."""
         return tuple(pair for pair in self.pairs if pair.conflict)
+
+    def figure(self, *, max_rows: int = 8) -> Figure | None:
+        """The pairs as an image grid (:func:`~.render.render_sharp_pairs`)."""
+        from lightning_dataprops.findings.render import render_sharp_pairs
+
+        return render_sharp_pairs(self, max_rows=max_rows)
+
+    def to_markdown(self) -> str:
+        """``K_F``, ``n`` and the pairs as a markdown table (dataset indices).
+
+        Example:
+            >>> pair = PairExample(3, 7, 0, 1, 0.5, 2.0)
+            >>> print(SharpPairsFinding((pair,), K_F=2.0, n=10).to_markdown().splitlines()[-1])
+            | 3 | 7 | 0 | 1 | 0.5 | 2 |  |
+        """
+        head = f"## {self.title}\n\nK_F = {self.K_F}, n = {self.n}"
+        if self.n_conflicts:
+            head += f", **{self.n_conflicts} label conflict(s)** (identical inputs)"
+        rows = [
+            f"| {p.index_i} | {p.index_j} | {markdown_cell(format_label(p.label_i))} "
+            f"| {markdown_cell(format_label(p.label_j))} | {format_number(p.distance, 6)} "
+            f"| {format_number(p.sharpness, 6)} | {'yes' if p.conflict else ''} |"
+            for p in self.pairs
+        ]
+        table = [
+            "| index i | index j | label i | label j | distance | sharpness | conflict |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+        return "\n".join([head, "", *table])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""

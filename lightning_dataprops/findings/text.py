@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
 
 from lightning_dataprops.findings._jsonable import PlainValue, to_jsonable
+from lightning_dataprops.findings.format import markdown_cell
 
 __all__ = ["HyperparametersFinding", "TextFinding"]
 
@@ -22,18 +23,30 @@ class TextFinding:
         title: one line.
         body: markdown.
         key: file and tag name (give each distinct text its own key).
-        level: ``"info"`` or ``"warning"``.
+        level: ``"info"`` or ``"warning"``. Loggers that notify people (W&B) turn a warning
+            into an alert.
+        alert_wait_s: at most one alert of this ``key`` per run within this many seconds
+            (a notification setting: not part of the finding's content or JSON).
     """
 
     title: str
     body: str
     key: str = "text"
     level: str = "info"
+    alert_wait_s: float = field(default=3600.0, compare=False)
 
     @property
     def markdown(self) -> str:
         """The title as a heading above the body."""
         return f"## {self.title}\n\n{self.body}\n"
+
+    def to_markdown(self) -> str:
+        """:attr:`markdown`."""
+        return self.markdown
+
+    def figure(self, **options: Any) -> None:
+        """A text has no figure."""
+        del options
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -87,6 +100,23 @@ class HyperparametersFinding:
 
         walk(nested, prefix)
         return cls(params=flat)
+
+    def to_markdown(self) -> str:
+        """The parameters as a two-column markdown table.
+
+        Example:
+            >>> print(HyperparametersFinding({"dataprops/k": 20}).to_markdown().splitlines()[-1])
+            | dataprops/k | 20 |
+        """
+        rows = [
+            f"| {markdown_cell(name)} | {markdown_cell(value)} |"
+            for name, value in self.params.items()
+        ]
+        return "\n".join([f"## {self.title}", "", "| name | value |", "|---|---|", *rows])
+
+    def figure(self, **options: Any) -> None:
+        """Hyperparameters have no figure."""
+        del options
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""

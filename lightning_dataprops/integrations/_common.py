@@ -1,15 +1,10 @@
-"""What every logger writer shares: names of the artifacts and the findings as markdown."""
+"""What every logger writer shares: names of the artifacts, the findings' text, nesting."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightning_dataprops.findings import (
-    Finding,
-    HyperparametersFinding,
-    SharpPairsFinding,
-    TextFinding,
-)
+from lightning_dataprops.findings import Finding
 
 FOLDER = "dataprops"
 """Folder (MLflow artifacts, files) and tag prefix (TensorBoard) of every finding."""
@@ -34,30 +29,14 @@ def nested(params: dict[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|")
-
-
 def markdown(finding: Finding) -> str | None:
-    """A markdown text of the findings people read as text: texts, pairs, hyperparameters."""
-    if isinstance(finding, TextFinding):
-        return finding.markdown
-    if isinstance(finding, HyperparametersFinding):
-        rows = [f"| {_cell(name)} | {_cell(value)} |" for name, value in finding.params.items()]
-        return "\n".join([f"## {finding.title}", "", "| name | value |", "|---|---|", *rows])
-    if isinstance(finding, SharpPairsFinding):
-        head = f"## {finding.title}\n\nK_F = {finding.K_F}, n = {finding.n}"
-        if finding.n_conflicts:
-            head += f", **{finding.n_conflicts} label conflict(s)** (identical inputs)"
-        rows = [
-            f"| {p.index_i} | {p.index_j} | {_cell(p.label_i)} | {_cell(p.label_j)} "
-            f"| {p.distance:.6g} | {p.sharpness:.6g} | {'yes' if p.conflict else ''} |"
-            for p in finding.pairs
-        ]
-        table = [
-            "| index i | index j | label i | label j | distance | sharpness | conflict |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-        return "\n".join([head, "", *table])
-    return None
+    """The finding's markdown text (its ``to_markdown()``), or ``None`` when it has none."""
+    to_markdown = getattr(finding, "to_markdown", None)
+    return None if to_markdown is None else to_markdown()
+
+
+def is_artifact(finding: Finding) -> bool:
+    """Whether artifact writers (files, TensorBoard, MLflow) write it: every finding but those
+    that say otherwise (:class:`~lightning_dataprops.findings.RunSummaryFinding`, whose values
+    are already metrics)."""
+    return bool(getattr(finding, "artifact", True))

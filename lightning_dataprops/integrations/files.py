@@ -20,8 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings import Finding, HyperparametersFinding
-from lightning_dataprops.integrations._common import FINDINGS_JSON, FOLDER, markdown, nested
-from lightning_dataprops.render import figure_to_png
+from lightning_dataprops.findings.render import figure_to_png
+from lightning_dataprops.integrations._common import (
+    FINDINGS_JSON,
+    FOLDER,
+    is_artifact,
+    markdown,
+    nested,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -86,13 +92,26 @@ def log_finding(
     figure: Figure | None,
     *,
     step: int,
-    default_root_dir: str | os.PathLike[str],
+    default_root_dir: str | os.PathLike[str] | None = None,
+    **context: Any,
 ) -> list[str]:
     """Write one finding as files beside the logger's own; the configuration also through the
-    logger's ``log_hyperparams``. Returns what was written."""
-    paths = write_finding_files(
-        findings_folder(logger, default_root_dir), finding, figure, step=step
-    )
+    logger's ``log_hyperparams``. Returns what was written.
+
+    Args:
+        logger: any logger (a ``CSVLogger``, or one no other writer serves).
+        finding: any finding.
+        figure: its rendered figure, or ``None``.
+        step: the trainer's ``global_step`` (recorded in ``findings.json``).
+        default_root_dir: the folder for a logger without a ``log_dir`` (default: the working
+            directory).
+        context: what :func:`~.publish.publish` gives every writer (unused here).
+    """
+    del context
+    if not is_artifact(finding):
+        return []
+    root = os.getcwd() if default_root_dir is None else default_root_dir
+    paths = write_finding_files(findings_folder(logger, root), finding, figure, step=step)
     written = [str(path) for path in paths]
     if isinstance(finding, HyperparametersFinding):
         logger.log_hyperparams(nested(dict(finding.params)))

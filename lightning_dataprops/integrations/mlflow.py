@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings import Finding, HyperparametersFinding
-from lightning_dataprops.integrations._common import markdown, tag
+from lightning_dataprops.integrations._common import is_artifact, markdown, tag
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["log_finding"]
 
 
-def log_finding(logger: Any, finding: Finding, figure: Figure | None, *, step: int) -> list[str]:
+def log_finding(
+    logger: Any, finding: Finding, figure: Figure | None, *, step: int, **context: Any
+) -> list[str]:
     """Write one finding to an ``MLFlowLogger``'s run; returns the artifacts written.
 
     Args:
@@ -33,7 +35,11 @@ def log_finding(logger: Any, finding: Finding, figure: Figure | None, *, step: i
         finding: any finding.
         figure: its rendered figure, or ``None``.
         step: the trainer's ``global_step`` (artifacts are replaced, not versioned by step).
+        context: what :func:`~.publish.publish` gives every writer (unused here).
     """
+    del context
+    if not is_artifact(finding):
+        return []
     client, run_id = logger.experiment, logger.run_id
     written = []
     if figure is not None:

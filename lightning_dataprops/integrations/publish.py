@@ -1,13 +1,20 @@
-"""Hand a finding to every attached logger through its native call.
+"""Hand a finding to every attached logger through its native call: the one findings path.
 
-:func:`publish` draws the finding once (:func:`lightning_dataprops.render.render`) and gives it to
-each logger of the trainer:
+:func:`publish` draws the finding once (its ``figure()``) and gives it to each logger of the
+trainer through the writer registered for the logger's type (:func:`register_writer`; the most
+specific registered class of the logger's MRO wins):
 
+* ``WandbLogger``: tables, plots, alerts, run summary and config (:mod:`.wandb`);
 * ``TensorBoardLogger``: images, text, hparams (:mod:`.tensorboard`);
 * ``MLFlowLogger``: figure, JSON and text artifacts, params (:mod:`.mlflow`);
-* ``WandbLogger``: skipped here (its tables and plots come from :mod:`.wandb`);
-* ``CSVLogger`` and any other logger: PNG, markdown and JSON files in its ``log_dir``, else the
-  trainer's ``default_root_dir`` (:mod:`.files`).
+* ``CSVLogger`` and any other logger (registered for ``object``): PNG, markdown and JSON files
+  in its ``log_dir``, else the trainer's ``default_root_dir`` (:mod:`.files`).
+
+A writer is a function ``log_finding(logger, finding, figure, *, step, **context) -> list[str]``
+(``context``: ``trainer`` and ``default_root_dir``), or a module defining one. A new logger's
+writer is a module of its own plus one :func:`register_writer` line (below, or in user code).
+Writers given by module name are imported on first use, so their logger libraries (wandb,
+mlflow, tensorboard) stay optional.
 
 A finding is written to a logger only when its content changed since it was last written there
 (a content hash per logger and finding key), so calling :func:`publish` every epoch re-logs the
@@ -18,16 +25,22 @@ others still receive the finding, and training goes on.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from lightning_dataprops.findings import Finding, fingerprint
-from lightning_dataprops.render import render
+from lightning_dataprops.findings.render import render
 
-__all__ = ["FindingNotLoggedWarning", "publish"]
+__all__ = ["FindingNotLoggedWarning", "Writer", "publish", "register_writer", "writer_for"]
+
+Writer = Callable[..., list[str]]
+"""``log_finding(logger, finding, figure, *, step, **context) -> [what was written]``."""
 
 
 class FindingNotLoggedWarning(UserWarning):
@@ -67,33 +80,73 @@ def _loggers_and_root(
     return loggers, root_dir or os.getcwd(), getattr(rank_zero_only, "rank", 0) == 0
 
 
-def _writer(logger: Any) -> str | None:
-    """Which writer serves this logger (``None``: not ours to write)."""
-    from lightning.pytorch import loggers as pl_loggers
-
-    if isinstance(logger, pl_loggers.WandbLogger):
-        return None
-    if isinstance(logger, pl_loggers.TensorBoardLogger):
-        return "tensorboard"
-    if isinstance(logger, pl_loggers.MLFlowLogger):
-        return "mlflow"
-    return "files"
+@dataclass
+class _Entry:
+    writer: Writer | ModuleType | str
+    needs_figure: bool
 
 
-def _write(
-    kind: str, logger: Any, finding: Finding, figure: Any, step: int, root: Any, trainer: Any
-) -> list[str]:
-    if kind == "tensorboard":
-        from lightning_dataprops.integrations import tensorboard
+_WRITERS: dict[type | str, _Entry] = {}
 
-        return tensorboard.log_finding(logger, finding, figure, step=step, trainer=trainer)
-    if kind == "mlflow":
-        from lightning_dataprops.integrations import mlflow
 
-        return mlflow.log_finding(logger, finding, figure, step=step)
-    from lightning_dataprops.integrations import files
+def register_writer(
+    logger_type: type | str, writer: Writer | ModuleType | str, *, needs_figure: bool = True
+) -> None:
+    """Serve loggers of ``logger_type`` (and its subclasses) with ``writer``.
 
-    return files.log_finding(logger, finding, figure, step=step, default_root_dir=root)
+    Args:
+        logger_type: a logger class, or its dotted name (``"package.module.Class"``, matched
+            against ``cls.__module__ + "." + cls.__qualname__`` along the logger's MRO) so the
+            class need not be imported to register it. ``object`` is the fallback for loggers no
+            other writer serves.
+        writer: a ``log_finding`` function, a module defining one, or a module's dotted name
+            (imported when a logger of that type first receives a finding).
+        needs_figure: whether the writer uses the drawn figure (``False``: it receives
+            ``None``, and no figure is drawn for it; W&B draws its own plots).
+
+    Example:
+        >>> class MyLogger:
+        ...     def __init__(self):
+        ...         self.got = []
+        >>> def log_finding(logger, finding, figure, *, step, **context):
+        ...     logger.got.append((finding.key, step))
+        ...     return [finding.key]
+        >>> register_writer(MyLogger, log_finding)
+        >>> from lightning_dataprops.findings import TextFinding
+        >>> mine = MyLogger()
+        >>> publish(mine, TextFinding("Hi", "there", key="hello"), step=3), mine.got
+        ({'MyLogger': ['hello']}, [('hello', 3)])
+    """
+    _WRITERS[logger_type] = _Entry(writer, needs_figure)
+
+
+def _entry_for(logger: Any) -> tuple[Writer, bool] | None:
+    for cls in type(logger).__mro__:
+        for key in (cls, f"{cls.__module__}.{cls.__qualname__}"):
+            entry = _WRITERS.get(key)
+            if entry is None:
+                continue
+            writer = entry.writer
+            if isinstance(writer, str):
+                writer = importlib.import_module(writer)
+            if isinstance(writer, ModuleType):
+                writer = writer.log_finding
+            entry.writer = writer  # imported once
+            return writer, entry.needs_figure
+    return None
+
+
+def writer_for(logger: Any) -> Writer | None:
+    """The writer serving ``logger``: the one registered for the first class of its MRO that has
+    one (by class or by dotted name); ``None`` when none is registered.
+
+    Example:
+        >>> from lightning.pytorch.loggers import CSVLogger
+        >>> writer_for(CSVLogger("logs")).__module__
+        'lightning_dataprops.integrations.files'
+    """
+    entry = _entry_for(logger)
+    return None if entry is None else entry[0]
 
 
 def publish(
@@ -116,7 +169,8 @@ def publish(
 
     Returns:
         ``{logger class name: [what was written]}`` for the loggers written to (empty on ranks
-        other than zero, for unchanged findings and for W&B).
+        other than zero, for unchanged findings and for loggers whose writer wrote nothing of
+        this finding).
 
     Example:
         >>> import tempfile
@@ -142,27 +196,55 @@ def publish(
         return {}
     pending = []
     for logger in loggers:
-        kind = _writer(logger)
-        if kind is None:
+        try:
+            entry = _entry_for(logger)
+        except Exception as error:  # e.g. a writer's module cannot be imported
+            _warn_once(type(logger).__name__, finding.key, error)
+            continue
+        if entry is None:
             continue
         if not force and _written.get(logger, {}).get(finding.key) == content:
             continue
-        pending.append((kind, logger))
+        pending.append((entry, logger))
     if not pending:
         return {}
-    try:
-        figure = render(finding)
-    except Exception as error:  # a picture must never cost the run its texts and JSON
-        _warn_once("matplotlib", finding.key, error)
-        figure = None
+    figure = None
+    if any(needs_figure for (_, needs_figure), _ in pending):
+        try:
+            figure = render(finding)
+        except Exception as error:  # a picture must never cost the run its texts and JSON
+            _warn_once("matplotlib", finding.key, error)
     done: dict[str, list[str]] = {}
-    for kind, logger in pending:
+    for (writer, needs_figure), logger in pending:
         name = type(logger).__name__
         try:
-            written = _write(kind, logger, finding, figure, step, root, trainer)
+            written = writer(
+                logger,
+                finding,
+                figure if needs_figure else None,
+                step=step,
+                trainer=trainer,
+                default_root_dir=root,
+            )
         except Exception as error:
             _warn_once(name, finding.key, error)
             continue
-        done.setdefault(name, []).extend(written)
+        if written:
+            done.setdefault(name, []).extend(written)
         _written.setdefault(logger, {})[finding.key] = content
     return done
+
+
+register_writer(
+    "lightning.pytorch.loggers.wandb.WandbLogger",
+    "lightning_dataprops.integrations.wandb",
+    needs_figure=False,
+)
+register_writer(
+    "lightning.pytorch.loggers.tensorboard.TensorBoardLogger",
+    "lightning_dataprops.integrations.tensorboard",
+)
+register_writer(
+    "lightning.pytorch.loggers.mlflow.MLFlowLogger", "lightning_dataprops.integrations.mlflow"
+)
+register_writer(object, "lightning_dataprops.integrations.files")

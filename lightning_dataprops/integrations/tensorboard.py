@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings import Finding, HyperparametersFinding
-from lightning_dataprops.integrations._common import markdown, nested, tag
-from lightning_dataprops.render import figure_to_array
+from lightning_dataprops.findings.render import figure_to_array
+from lightning_dataprops.integrations._common import is_artifact, markdown, nested, tag
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,7 +50,13 @@ def _log_hyperparameters(logger: Any, finding: HyperparametersFinding, trainer: 
 
 
 def log_finding(
-    logger: Any, finding: Finding, figure: Figure | None, *, step: int, trainer: Any = None
+    logger: Any,
+    finding: Finding,
+    figure: Figure | None,
+    *,
+    step: int,
+    trainer: Any = None,
+    **context: Any,
 ) -> list[str]:
     """Write one finding to a ``TensorBoardLogger``; returns the tags written.
 
@@ -60,7 +66,11 @@ def log_finding(
         figure: its rendered figure, or ``None``.
         step: the trainer's ``global_step``.
         trainer: the trainer, whose module's hyperparameters go with the configuration.
+        context: what :func:`~.publish.publish` gives every writer (unused here).
     """
+    del context
+    if not is_artifact(finding):
+        return []
     writer = logger.experiment
     written = []
     if figure is not None:

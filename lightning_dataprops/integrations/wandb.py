@@ -1,48 +1,71 @@
-"""Weights & Biases panels for the dataprops callbacks: summary, config, tables, plots, alerts.
+"""Findings to a ``WandbLogger``: tables, plots, alerts, run summary and config.
 
-Only imported when a ``WandbLogger`` is attached; wandb stays an optional dependency. Works with
+The W&B writer behind :func:`~lightning_dataprops.integrations.publish.publish`, imported only
+when a ``WandbLogger`` receives a finding (wandb stays an optional dependency). Works with
 online, offline and disabled runs (a disabled run's ``experiment`` is a no-op object, so nothing
-here type-checks it).
+here type-checks it). What each finding becomes in the run:
+
+* :class:`~lightning_dataprops.findings.SharpPairsFinding`: the table ``dataprops/sharpest_pairs``,
+  one row a pair (rank, dataset indices, labels, distance, sharpness) with both inputs side by
+  side as an image;
+* :class:`~lightning_dataprops.findings.ReprProfileFinding`: the table
+  ``dataprops/d_repr_profile`` and a line plot of ``d_repr`` over epochs, one line per layer
+  (``dataprops/d_repr_plot``);
+* :class:`~lightning_dataprops.findings.ForecastFinding`: its curve
+  (:meth:`~lightning_dataprops.findings.ForecastFinding.curve`, the one the pictures draw) as the
+  plot ``dataprops/forecast_plot/data_scaling``;
+* :class:`~lightning_dataprops.findings.TextFinding` with ``level="warning"``: a W&B alert, at
+  most one per finding key and run within the finding's ``alert_wait_s``;
+* :class:`~lightning_dataprops.findings.RunSummaryFinding`: the run's summary and
+  ``config["dataprops"]``.
+
+The first finding a run receives also defines the summaries of the logged names (the last data
+properties, the min/max/last ``d_repr``). Everything kept per run (the alert times, whether the
+metrics are defined) is keyed by the W&B run object itself: successive fits in one process, each
+with its own run, each get their alerts.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
-from typing import Any
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import lightning.pytorch as pl
 import numpy as np
 from torch import Tensor
 
 from lightning_dataprops import names
-from lightning_dataprops.functional.scaling_law import ScalingForecast
-from lightning_dataprops.render import pair_display
+from lightning_dataprops.findings import (
+    Finding,
+    ForecastFinding,
+    ReprProfileFinding,
+    RunSummaryFinding,
+    SharpPairsFinding,
+    TextFinding,
+)
+from lightning_dataprops.findings.format import format_label, format_number
+from lightning_dataprops.findings.render import pair_display
+from lightning_dataprops.integrations._common import FOLDER
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def find_wandb_logger(trainer: pl.Trainer) -> Any | None:
-    """The trainer's ``WandbLogger``, or ``None`` (also when wandb is not installed)."""
-    try:
-        from lightning.pytorch.loggers import WandbLogger
-    except ImportError:  # pragma: no cover - lightning always ships it
-        return None
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            return logger
-    return None
-
-
-def panels_for(trainer: pl.Trainer, *, alert_wait_s: float = 3600.0) -> WandbPanels | None:
-    """Panels on the trainer's W&B run, or ``None`` without a ``WandbLogger``."""
-    logger = find_wandb_logger(trainer)
-    return None if logger is None else WandbPanels(logger, alert_wait_s=alert_wait_s)
+__all__ = ["log_finding", "pair_image"]
 
 
 def pair_image(first: Tensor, second: Tensor) -> np.ndarray | None:
     """The two inputs side by side with a thin white separator, as an ``(H, W, 3)`` array in
-    ``[0, 1]`` scaled with the pair's joint range (:func:`~lightning_dataprops.render.pair_display`,
-    the scaling every logger's picture uses), or ``None`` for inputs that are not images."""
+    ``[0, 1]`` scaled with the pair's joint range
+    (:func:`~lightning_dataprops.findings.render.pair_display`, the scaling every logger's
+    picture uses), or ``None`` for inputs that are not images.
+
+    Example:
+        >>> import torch
+        >>> pair_image(torch.zeros(1, 28, 28), torch.ones(1, 28, 28)).shape
+        (28, 58, 3)
+    """
     shown = pair_display(first, second)
     if shown is None:
         return None
@@ -51,146 +74,170 @@ def pair_image(first: Tensor, second: Tensor) -> np.ndarray | None:
     return np.concatenate([left, separator, right], axis=1)
 
 
-class WandbPanels:
-    """Writes a callback's results to a W&B run (rank zero only; the caller checks)."""
+@dataclass
+class _RunState:
+    defined: bool = False
+    last_alert: dict[str, float] = field(default_factory=dict)
+    """Finding key -> ``time.monotonic()`` of its last alert in this run."""
 
-    def __init__(self, logger: Any, *, alert_wait_s: float = 3600.0) -> None:
-        self.logger = logger
-        self.alert_wait_s = alert_wait_s
-        self._last_alert: float | None = None
-        self._defined = False
 
-    @property
-    def run(self) -> Any:
-        return self.logger.experiment
+_runs: weakref.WeakKeyDictionary[Any, _RunState] = weakref.WeakKeyDictionary()
 
-    def define_metrics(self) -> None:
-        """Summaries of the logged names: the last data properties, the min/max ``d_repr``."""
-        if self._defined:
-            return
-        define = getattr(self.run, "define_metric", None)
-        if define is None:
-            return
-        step = "trainer/global_step"
-        for name in (names.K_F, names.D_DATA, names.D_DATA_TWONN, names.N_SAMPLES, names.N_TRAIN):
-            define(name, step_metric=step, summary="last")
-        define(names.d_repr("*"), step_metric=step, summary="min,max,last")
-        define(f"{names.PREFIX}/adv/*", step_metric=step, summary="last")
-        define(f"{names.PREFIX}/forecast/*", step_metric=step, summary="last")
-        define(f"{names.PREFIX}/time/*", step_metric=step, summary="mean")
-        self._defined = True
 
-    def fit_start(self, metrics: dict[str, float], context: dict[str, Any]) -> None:
-        """Put the fit-start properties in the run's summary and config."""
-        self.define_metrics()
-        summary = {
-            key: (value if math.isfinite(value) else str(value)) for key, value in metrics.items()
-        }
-        self.run.summary.update(summary)
-        self.run.config.update({names.PREFIX: {**context, **summary}}, allow_val_change=True)
+def _state(run: Any) -> _RunState:
+    """What is kept for this run (a fresh state for a run that cannot be weakly referenced)."""
+    try:
+        state = _runs.get(run)
+        if state is None:
+            state = _runs[run] = _RunState()
+        return state
+    except TypeError:
+        return _RunState()
 
-    def sharpest_pairs(self, pairs: Sequence[dict[str, Any]], inputs: Tensor, *, step: int) -> None:
-        """A table of the sharpest differently-labelled pairs with both images side by side.
 
-        Each pair holds ``i``/``j`` (positions in ``inputs``, the sampled inputs), ``index_i``/
-        ``index_j`` (indices in the training dataset), the labels, distance and sharpness.
-        """
-        import wandb
+def _define_metrics(run: Any, state: _RunState) -> None:
+    """Summaries of the logged names: the last data properties, the min/max ``d_repr``."""
+    define = getattr(run, "define_metric", None)
+    if state.defined or define is None:
+        return
+    step = "trainer/global_step"
+    for name in (names.K_F, names.D_DATA, names.D_DATA_TWONN, names.N_SAMPLES, names.N_TRAIN):
+        define(name, step_metric=step, summary="last")
+    define(names.d_repr("*"), step_metric=step, summary="min,max,last")
+    define(f"{names.PREFIX}/adv/*", step_metric=step, summary="last")
+    define(f"{names.PREFIX}/forecast/*", step_metric=step, summary="last")
+    define(f"{names.PREFIX}/time/*", step_metric=step, summary="mean")
+    state.defined = True
 
-        columns = [
-            "rank",
-            "index_i",
-            "index_j",
-            "label_i",
-            "label_j",
-            "distance",
-            "sharpness",
-            "pair",
-        ]
-        rows = []
-        for rank, pair in enumerate(pairs, start=1):
-            image = pair_image(inputs[pair["i"]], inputs[pair["j"]])
-            caption = f"{pair['label_i']} vs {pair['label_j']}, distance {pair['distance']:.4g}"
-            rows.append(
-                [
-                    rank,
-                    pair["index_i"],
-                    pair["index_j"],
-                    pair["label_i"],
-                    pair["label_j"],
-                    pair["distance"],
-                    str(pair["sharpness"]),
-                    None if image is None else wandb.Image(image, caption=caption),
-                ]
-            )
-        self.logger.log_table(key=names.SHARPEST_PAIRS, columns=columns, data=rows, step=step)
 
-    def representation_profile(self, history: Sequence[dict[str, Any]], *, step: int) -> None:
-        """The d_repr profile per layer and epoch: a table and a line plot over epochs."""
-        import wandb
+def _sharpest_pairs(logger: Any, finding: SharpPairsFinding, step: int) -> list[str]:
+    import wandb
 
-        self.define_metrics()
-        columns = ["epoch", "layer", "depth", "d_repr"]
-        rows = [[row["epoch"], row["layer"], row["depth"], row["d_repr"]] for row in history]
-        self.logger.log_table(key=names.D_REPR_PROFILE, columns=columns, data=rows, step=step)
-        layers = sorted(
-            {row["layer"] for row in history}, key=lambda name: _depth_of(history, name)
+    if not finding.pairs:
+        return []
+    columns = ["rank", "index_i", "index_j", "label_i", "label_j", "distance", "sharpness", "pair"]
+    rows = []
+    for rank, pair in enumerate(finding.pairs, start=1):
+        image = None
+        if pair.input_i is not None and pair.input_j is not None:
+            image = pair_image(pair.input_i, pair.input_j)
+        caption = (
+            f"{format_label(pair.label_i)} vs {format_label(pair.label_j)}, "
+            f"distance {format_number(pair.distance)}"
         )
-        epochs = sorted({row["epoch"] for row in history})
-        values = {(row["epoch"], row["layer"]): row["d_repr"] for row in history}
-        series = [
-            [values.get((epoch, layer), float("nan")) for epoch in epochs] for layer in layers
-        ]
-        plot = wandb.plot.line_series(
-            xs=epochs,
-            ys=series,
-            keys=layers,
-            title="Intrinsic dimension of the representations (d_repr)",
-            xname="epoch",
-        )
-        self.logger.log_metrics({names.D_REPR_PLOT: plot}, step=step)
-
-    def data_scaling(self, prediction: ScalingForecast, *, step: int) -> None:
-        """The data-scaling forecast as a plot: predicted test loss against N.
-
-        With a calibrated constant the y-axis is the predicted loss ``C K_F N^(-1/d)``; without
-        one it is the loss relative to the current run's, ``(N / N_now)^(-1/d)``.
-        """
-        import wandb
-
-        sizes = [prediction.n_train * 2.0**power for power in range(-3, 5)]
-        calibrated = prediction.constant is not None
-        y_name = "predicted_test_loss" if calibrated else "relative_test_loss"
-        rows = [
+        rows.append(
             [
-                size,
-                prediction.predicted_loss(size)
-                if calibrated
-                else (size / prediction.n_train) ** (-1.0 / prediction.d_data),
+                rank,
+                pair.index_i,
+                pair.index_j,
+                pair.label_i,
+                pair.label_j,
+                pair.distance,
+                str(pair.sharpness),
+                None if image is None else wandb.Image(image, caption=caption),
             ]
-            for size in sizes
-        ]
-        table = wandb.Table(columns=["n_train", y_name], data=rows)
-        title = "Scaling-law forecast: test loss against training-set size"
-        plot = wandb.plot.line(table, "n_train", y_name, title=title)
-        self.logger.log_metrics({names.DATA_SCALING_PLOT: plot}, step=step)
-
-    def alert(self, title: str, text: str) -> bool:
-        """A rate-limited W&B alert (at most one per ``alert_wait_s`` from this callback)."""
-        now = time.monotonic()
-        if self._last_alert is not None and now - self._last_alert < self.alert_wait_s:
-            return False
-        import wandb
-
-        self.run.alert(
-            title=title,
-            text=text,
-            level=wandb.AlertLevel.WARN,  # type: ignore[attr-defined]
-            wait_duration=int(self.alert_wait_s),
         )
-        self._last_alert = now
-        return True
+    logger.log_table(key=names.SHARPEST_PAIRS, columns=columns, data=rows, step=step)
+    return [f"table {names.SHARPEST_PAIRS}"]
 
 
-def _depth_of(history: Sequence[dict[str, Any]], layer: str) -> int:
-    return next(int(row["depth"]) for row in history if row["layer"] == layer)
+def _representation_profile(logger: Any, finding: ReprProfileFinding, step: int) -> list[str]:
+    import wandb
+
+    columns = ["epoch", "layer", "depth", "d_repr"]
+    rows = [[row.epoch, row.layer, row.depth, row.d_repr] for row in finding.rows]
+    logger.log_table(key=names.D_REPR_PROFILE, columns=columns, data=rows, step=step)
+    epochs = list(finding.epochs)
+    values = {(row.epoch, row.layer): row.d_repr for row in finding.rows}
+    series = [
+        [values.get((epoch, layer), float("nan")) for epoch in epochs] for layer in finding.layers
+    ]
+    plot = wandb.plot.line_series(
+        xs=epochs,
+        ys=series,
+        keys=list(finding.layers),
+        title="Intrinsic dimension of the representations (d_repr)",
+        xname="epoch",
+    )
+    logger.log_metrics({names.D_REPR_PLOT: plot}, step=step)
+    return [f"table {names.D_REPR_PROFILE}", f"plot {names.D_REPR_PLOT}"]
+
+
+def _data_scaling(logger: Any, finding: ForecastFinding, step: int) -> list[str]:
+    """The forecast's curve as a plot: the predicted test loss against N with a calibrated
+    constant, else the loss relative to the run's, ``(N / N0)^(-1/d)``."""
+    import wandb
+
+    curve = finding.curve()
+    y_name = "predicted_test_loss" if curve.kind == "predicted_loss" else "relative_test_loss"
+    table = wandb.Table(
+        columns=["n_train", y_name], data=[list(p) for p in zip(curve.n, curve.y, strict=True)]
+    )
+    title = "Scaling-law forecast: test loss against training-set size"
+    plot = wandb.plot.line(table, "n_train", y_name, title=title)
+    logger.log_metrics({names.DATA_SCALING_PLOT: plot}, step=step)
+    return [f"plot {names.DATA_SCALING_PLOT}"]
+
+
+def _alert(run: Any, state: _RunState, finding: TextFinding) -> list[str]:
+    """A W&B alert for a warning, at most one per key and run within ``finding.alert_wait_s``."""
+    if finding.level != "warning":
+        return []
+    now = time.monotonic()
+    last = state.last_alert.get(finding.key)
+    if last is not None and now - last < finding.alert_wait_s:
+        return []
+    import wandb
+
+    run.alert(
+        title=finding.title,
+        text=finding.body,
+        level=wandb.AlertLevel.WARN,  # type: ignore[attr-defined]
+        wait_duration=int(finding.alert_wait_s),
+    )
+    state.last_alert[finding.key] = now
+    return [f"alert {finding.title}"]
+
+
+def _summary(run: Any, finding: RunSummaryFinding) -> list[str]:
+    run.summary.update(finding.summary())
+    run.config.update({FOLDER: finding.config()}, allow_val_change=True)
+    return ["summary", "config"]
+
+
+_Panel = Callable[[Any, Any, _RunState, Any, int], list[str]]
+
+_PANELS: dict[type, _Panel] = {
+    SharpPairsFinding: lambda logger, run, state, finding, step: _sharpest_pairs(
+        logger, finding, step
+    ),
+    ReprProfileFinding: lambda logger, run, state, finding, step: _representation_profile(
+        logger, finding, step
+    ),
+    ForecastFinding: lambda logger, run, state, finding, step: _data_scaling(logger, finding, step),
+    TextFinding: lambda logger, run, state, finding, step: _alert(run, state, finding),
+    RunSummaryFinding: lambda logger, run, state, finding, step: _summary(run, finding),
+}
+"""The W&B panel of each finding type (a new panel: one function and one line here)."""
+
+
+def log_finding(
+    logger: Any, finding: Finding, figure: Figure | None, *, step: int, **context: Any
+) -> list[str]:
+    """Write one finding to a ``WandbLogger``'s run; returns what was written (nothing for the
+    findings W&B has no panel for: the configuration, the k curve, info texts).
+
+    Args:
+        logger: a ``lightning.pytorch.loggers.WandbLogger``.
+        finding: any finding.
+        figure: unused (W&B draws its own tables and plots; registered with
+            ``needs_figure=False``).
+        step: the trainer's ``global_step`` (the ``trainer/global_step`` of the rows).
+        context: what :func:`~.publish.publish` gives every writer (unused here).
+    """
+    del figure, context
+    panel = next((_PANELS[cls] for cls in type(finding).__mro__ if cls in _PANELS), None)
+    run = logger.experiment
+    state = _state(run)
+    _define_metrics(run, state)
+    return [] if panel is None else panel(logger, run, state, finding, step)

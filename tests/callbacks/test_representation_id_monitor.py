@@ -145,8 +145,8 @@ def test_layers_that_never_run_or_do_not_exist_fail_in_setup(mnist_3_vs_8, tmp_p
     fit = trainer(tmp_path, [RepresentationIDMonitor(ON_SCHEDULE, layers=["backbone.fc"])])
     with pytest.raises(ValueError, match=r"no module named 'backbone.fc'.*features\.0.*head"):
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    with pytest.raises(ValueError, match="every_n_epochs must be >= 1"):
-        RepresentationIDMonitor(every_n_epochs=0)
+    with pytest.raises(ValueError, match=r"every_n_epochs must be >= 0 \(0: never measure\)"):
+        RepresentationIDMonitor(every_n_epochs=-1)
 
 
 def test_a_forward_that_raises_mid_fit_disables_only_d_repr(mnist_3_vs_8, tmp_path) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from lightning_dataprops.cli import main
 from lightning_dataprops.data import load_digits_data, load_npz, sample_dataset
+from lightning_dataprops.findings.text_report import format_report
 from lightning_dataprops.functional import (
     DatasetProperties,
     LabelConflictWarning,
@@ -25,7 +26,6 @@ from lightning_dataprops.functional import (
     intrinsic_dimension,
 )
 from lightning_dataprops.references import check_label_sharpness
-from lightning_dataprops.report import format_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"

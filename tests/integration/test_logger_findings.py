@@ -232,7 +232,7 @@ for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]
 sys.modules["matplotlib"] = None
 from lightning_dataprops.findings import ReprProfileFinding, TextFinding
 from lightning_dataprops.integrations.publish import publish
-from lightning_dataprops.render import PlotsUnavailableWarning
+from lightning_dataprops.findings.render import PlotsUnavailableWarning
 logger = CSVLogger(sys.argv[1])
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

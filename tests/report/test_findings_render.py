@@ -17,14 +17,14 @@ from lightning_dataprops.findings import (
     ReprProfileFinding,
     SharpPairsFinding,
 )
-from lightning_dataprops.functional import label_sharpness
-from lightning_dataprops.render import (
+from lightning_dataprops.findings.render import (
     figure_to_array,
     figure_to_png,
     pair_display,
     render,
     render_sharp_pairs,
 )
+from lightning_dataprops.functional import label_sharpness
 
 
 def _conflicting_images(channels: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:

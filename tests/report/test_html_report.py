@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from lightning_dataprops.findings import KCurveFinding
+from lightning_dataprops.findings.html_report import write_properties_report
 from lightning_dataprops.functional import dataset_properties, intrinsic_dimension
-from lightning_dataprops.html_report import write_properties_report
 
 
 class _Page(HTMLParser):

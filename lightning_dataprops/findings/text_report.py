@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from lightning_dataprops.functional._json import json_float
+from lightning_dataprops.findings.format import format_label, format_number
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.results import (
     DatasetProperties,
@@ -26,17 +26,8 @@ _MAX_DUPLICATE_GROUPS = 5
 
 
 def _number(value: float | None, digits: int = 4) -> str:
-    """A float with ``digits`` decimals; ``inf`` / ``nan`` / ``None`` spelled out."""
-    if value is None:
-        return "n/a"
-    spelled = json_float(value)
-    return spelled if isinstance(spelled, str) else f"{value:.{digits}f}"
-
-
-def _label(value: float | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
+    """Aligned columns: ``digits`` decimals (:func:`~.format.format_number` with ``fixed``)."""
+    return format_number(value, digits, fixed=True)
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -71,7 +62,7 @@ def _pairs_table(pairs: Sequence[SharpPair], index_map: Sequence[int] | None) ->
     for rank, pair in enumerate(pairs, start=1):
         lines.append(
             f"    {rank:>4} {_index(pair.i, index_map):>8} {_index(pair.j, index_map):>8} "
-            f"{_label(pair.label_i):>8} {_label(pair.label_j):>8} "
+            f"{format_label(pair.label_i):>8} {format_label(pair.label_j):>8} "
             f"{_number(pair.distance):>10} {_number(pair.sharpness):>10}"
         )
     return lines
@@ -113,7 +104,8 @@ def _duplicates_line(report: DuplicateReport, index_map: Sequence[int] | None) -
     )
     return (
         f"Duplicates: {report.n_duplicates} duplicate sample(s) in {report.n_groups} group(s) "
-        f"(distance <= {report.threshold:.3g}; {report.n_exact_pairs} exact pair(s)): "
+        f"(distance <= {format_number(report.threshold, 3)}; "
+        f"{report.n_exact_pairs} exact pair(s)): "
         f"{shown}{more}"
     )
 
@@ -131,8 +123,8 @@ def _conflict_lines(
     ]
     for pair in result.conflicts[:_MAX_CONFLICTS]:
         lines.append(
-            f"    {_index(pair.i, index_map)} (label {_label(pair.label_i)}) vs "
-            f"{_index(pair.j, index_map)} (label {_label(pair.label_j)})"
+            f"    {_index(pair.i, index_map)} (label {format_label(pair.label_i)}) vs "
+            f"{_index(pair.j, index_map)} (label {format_label(pair.label_j)})"
         )
     if len(result.conflicts) > _MAX_CONFLICTS:
         lines.append(f"    ... and {len(result.conflicts) - _MAX_CONFLICTS} more")
@@ -178,7 +170,9 @@ def format_report(
         f"  input shape   {_shape(props.input_shape)}",
     ]
     if value_range is not None:
-        lines.append(f"  value range   [{value_range[0]:.4g}, {value_range[1]:.4g}]")
+        lines.append(
+            f"  value range   [{format_number(value_range[0])}, {format_number(value_range[1])}]"
+        )
     if index_map is not None:
         lines.append("  indices below refer to the source dataset")
     lines.append("")
@@ -191,5 +185,5 @@ def format_report(
     lines.append("")
     lines.append(_duplicates_line(props.duplicates, index_map))
     lines.extend(_conflict_lines(props.label_sharpness_result, index_map))
-    lines.append(f"Time: {elapsed:.2f} s")
+    lines.append(f"Time: {format_number(elapsed, 2, fixed=True)} s")
     return "\n".join(lines)

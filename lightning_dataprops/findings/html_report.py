@@ -24,20 +24,20 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings import KCurveFinding, SharpPairsFinding
+from lightning_dataprops.findings.format import format_number
+from lightning_dataprops.findings.render import figure_to_png, plots_available, render
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.results import (
     DatasetProperties,
     IntrinsicDimensionResult,
     LabelSharpnessResult,
 )
-from lightning_dataprops.render import figure_to_png, plots_available, render
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -57,10 +57,8 @@ img { max-width: 100%; }
 
 
 def _text(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, float):
+        return format_number(value, digits)
     return str(value)
 
 
@@ -262,9 +260,11 @@ def write_properties_report(
         "input shape": tuple(props.input_shape),
     }
     if value_range is not None:
-        summary["value range"] = f"[{value_range[0]:.4g}, {value_range[1]:.4g}]"
+        summary["value range"] = (
+            f"[{format_number(value_range[0])}, {format_number(value_range[1])}]"
+        )
     if elapsed is not None:
-        summary["time"] = f"{elapsed:.2f} s"
+        summary["time"] = f"{format_number(elapsed, 2, fixed=True)} s"
     pairs = None
     if sharpness is not None:
         pairs = SharpPairsFinding.from_label_sharpness(
