@@ -104,3 +104,17 @@ def lightning_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptur
     finally:
         if attach:
             logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture()
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An offline W&B environment writing into ``tmp_path`` (no run left open)."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+
+    if wandb.run is not None:  # a run left open elsewhere would swallow this test's records
+        wandb.finish()
+    return tmp_path

@@ -41,19 +41,6 @@ def mnist_3_vs_8(mnist):
     return binary_task(*mnist, 3, 8)
 
 
-@pytest.fixture()
-def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    import wandb
-
-    if wandb.run is not None:  # a run left open elsewhere would swallow this test's records
-        wandb.finish()
-    return tmp_path
-
-
 def _finish_wandb(logger: Any) -> Path:
     """Finish the logger's run and return its ``.wandb`` file (ask the run where it wrote)."""
     run = logger.experiment

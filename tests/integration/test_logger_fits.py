@@ -75,9 +75,9 @@ def test_tensorboard_fit_records_pictures_text_and_hyperparameters(
 
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     hparams = HParamsPluginData.FromString(content).session_start_info.hparams
-    assert hparams["dataprops/RepresentationIDMonitor/n_samples"].number_value == 100
+    assert hparams["dataprops/RepresentationIDMonitor/max_samples"].number_value == 100
     assert hparams["dataprops/DatasetPropertiesMonitor/max_samples"].number_value == 300
-    assert hparams["dataprops/RobustnessMonitor/n_samples"].number_value == 16
+    assert hparams["dataprops/RobustnessMonitor/max_samples"].number_value == 16
     assert hparams["dataprops/options/seed"].number_value == 0
     assert hparams["lr"].number_value == pytest.approx(0.05)  # the module's own, kept
 
@@ -103,7 +103,7 @@ def test_mlflow_fit_records_artifacts_params_and_aligned_metrics(
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(logger.run_id)
     params = run.data.params
-    assert params["dataprops/RepresentationIDMonitor/n_samples"] == "100"
+    assert params["dataprops/RepresentationIDMonitor/max_samples"] == "100"
     assert params["dataprops/ScalingForecastMonitor/val_loss_key"] == "val_loss"
     assert params["lr"] == "0.05"
 

@@ -78,19 +78,6 @@ def log_finding(logger: Any, finding: Any, figure: Any, *, step: int, **context:
 
 
 # ---------------------------------------------------------------------------------------- W&B
-@pytest.fixture()
-def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    import wandb
-
-    if wandb.run is not None:  # a run left open elsewhere would swallow this test's records
-        wandb.finish()
-    return tmp_path
-
-
 def _wandb_logger(root: Path) -> Any:
     from lightning.pytorch.loggers import WandbLogger
 
