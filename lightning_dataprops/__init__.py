@@ -27,6 +27,7 @@ from lightning_dataprops.functional import (
     intrinsic_dimension,
     label_sharpness,
 )
+from lightning_dataprops.functional.config import config_context, get_config, set_config
 from lightning_dataprops.paper_api import (
     compute_intrinsic_datadim,
     compute_intrinsic_reprdim,
@@ -85,10 +86,13 @@ __all__ = [
     "compute_intrinsic_datadim",
     "compute_intrinsic_reprdim",
     "compute_labelsharpness",
+    "config_context",
     "dataset_properties",
     "default_callbacks",
+    "get_config",
     "intrinsic_dimension",
     "label_sharpness",
     "measure_dataset",
     "sample_dataset",
+    "set_config",
 ]

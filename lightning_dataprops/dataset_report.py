@@ -35,7 +35,6 @@ from lightning_dataprops.functional.attacks.pixel_space import to_pixels
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
     DEFAULT_K,
-    DEFAULT_MEMORY_BUDGET_MB,
 )
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties, SharpPair
@@ -154,10 +153,10 @@ def _check(
     check_samples: int,
     seed: int,
     normalization: Normalization | None,
-    memory_budget_mb: float,
+    memory_budget_mb: float | None,
     device: torch.device | str | None,
     distributed: bool,
-    progress: bool,
+    progress: bool | None,
 ) -> tuple[SharpnessCheck | None, str | None, tuple[int, ...], Normalization | None]:
     """(check, why it was skipped, the positions it measured, the normalisation undone)."""
     targets = sample.targets
@@ -206,10 +205,10 @@ def measure_dataset(
     seed: int = 0,
     normalization: Normalization | None = None,
     check_samples: int = DEFAULT_CHECK_SAMPLES,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
     distributed: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> DatasetReport:
     """Measure a sample's ``d_data``, ``K_F`` and sharp-label verdict: the fit-start measurement.
 
@@ -224,10 +223,14 @@ def measure_dataset(
             (per channel) before the sharp-label check.
         check_samples: the check's sample size (the shipped references were measured at 1000).
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         device: where to compute (default: where the inputs are).
         distributed: share each neighbour pass among the ranks of the default process group
             (every rank calls this with the same sample and gets the same report).
         progress: show progress bars.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
 
     Returns:
         A :class:`DatasetReport`.

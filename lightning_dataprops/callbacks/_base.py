@@ -53,6 +53,8 @@ class DataPropsOptions:
             models that return tuples or dicts, e.g. ``lambda m, x: m(x)[0]``.
         progress: progress bars on long work; ``None`` follows the trainer's progress bar.
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting (512 MiB unless
+            changed).
         overhead_budget: the callbacks' own time stays within this fraction of the fit's time:
             periodic measurements (d_repr, the robustness probe) that would exceed it are
             postponed, and the spending is logged (``dataprops/time/total``,
@@ -72,7 +74,7 @@ class DataPropsOptions:
     target_fn: ItemFn | None = None
     forward_fn: ForwardFn | None = None
     progress: bool | None = None
-    memory_budget_mb: float = 512.0
+    memory_budget_mb: float | None = None
     overhead_budget: float | None = 0.05
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from lightning_dataprops.data.selection import (
     stack_inputs,
 )
 from lightning_dataprops.functional._progress import progress_bar
+from lightning_dataprops.functional.config import resolve_progress
 from lightning_dataprops.functional.constants import (
     DEFAULT_MAX_STREAM_ITEMS,
     MIN_STREAM_ITEMS,
@@ -125,7 +126,7 @@ def sample_dataset(
     target_type: str = "auto",
     require_targets: bool = False,
     max_stream_items: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Sample:
     """Draw a seeded, class-stratified sample of (inputs, targets) from a data source.
 
@@ -161,6 +162,8 @@ def sample_dataset(
             end within the bound is sampled from its first items, with a
             :class:`StreamTruncatedWarning`, and its size is unknown.
         progress: show a tqdm progress bar while reading items.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
 
     Returns:
         A :class:`Sample`: float32 inputs, int64 class ids or floating regression targets, the
@@ -191,7 +194,7 @@ def sample_dataset(
         raise ValueError(f"target_type must be one of {list(TARGET_TYPES)}, got {target_type!r}.")
     m = None if max_samples is None else int(max_samples)
     reader = ItemReader(input_key, target_key, input_fn, target_fn)
-    options = _Options(m, seed, stratify, target_type, require_targets, progress)
+    options = _Options(m, seed, stratify, target_type, require_targets, resolve_progress(progress))
     if (
         isinstance(source, tuple)
         and len(source) == 2

@@ -11,6 +11,7 @@ from lightning_dataprops.functional.attacks import (
     pgd,
     robustness,
 )
+from lightning_dataprops.functional.config import config_context, get_config, set_config
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.intrinsic_dimension import intrinsic_dimension
@@ -49,10 +50,12 @@ __all__ = [
     "ScalingForecast",
     "SharpPair",
     "Targets",
+    "config_context",
     "dataset_properties",
     "fgsm",
     "fit_constant",
     "forecast",
+    "get_config",
     "intrinsic_dimension",
     "knn_search",
     "label_sharpness",
@@ -64,4 +67,5 @@ __all__ = [
     "robustness",
     "samples_for_target",
     "scaling_bound",
+    "set_config",
 ]

@@ -21,6 +21,7 @@ from lightning_dataprops.functional._block_kernels import (
 from lightning_dataprops.functional._gram import KernelName, make_gram
 from lightning_dataprops.functional._other_label import OtherLabelTracker
 from lightning_dataprops.functional._progress import progress_bar
+from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
     exact_distances,
@@ -39,7 +40,7 @@ class BlockSearch:
         labels: Tensor | None,
         n_candidates: int,
         n_pairs: int,
-        memory_budget_mb: float,
+        memory_budget_mb: float | None,
         kernel: KernelName = "auto",
         k: int | None = None,
     ) -> None:
@@ -54,7 +55,7 @@ class BlockSearch:
         self.other = OtherLabelTracker(self.sorted_labels, self.n, x.device)
         self.gram = make_gram(x, self.order, kernel, k=k, n_candidates=n_candidates)
         self.n_candidates = min(n_candidates + self.gram.extra_candidates, self.n - 1)
-        self.budget_bytes = memory_budget_mb * 2**20
+        self.budget_bytes = resolve_memory_budget(memory_budget_mb) * 2**20
         # About five 4-byte block x block matrices live at once (one is the kernel's product).
         self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 20))))
         device = x.device
@@ -135,7 +136,7 @@ class BlockSearch:
         self.best_i[lists] = torch.gather(cat_i, 1, keep_pos)
         self.worst[lists] = keep_d.amax(dim=1)
 
-    def run_symmetric(self, progress: bool) -> None:
+    def run_symmetric(self, progress: bool | None) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
         for r0, r1, c0, c1 in progress_bar(
@@ -163,7 +164,7 @@ class BlockSearch:
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
             self.best_d, self.best_i = best_d, best_i
 
-    def run_queries(self, query_indices: Tensor, progress: bool) -> None:
+    def run_queries(self, query_indices: Tensor, progress: bool | None) -> None:
         """A subset of queries against every reference point."""
         # Queries in label order too, so that their blocks rarely need a label mask.
         self.query_pos, perm = torch.sort(self._to_sorted(query_indices), stable=True)

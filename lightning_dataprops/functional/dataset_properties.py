@@ -13,7 +13,6 @@ from lightning_dataprops.functional._validation import as_points, check_choice, 
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
-    DEFAULT_MEMORY_BUDGET_MB,
 )
 from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.intrinsic_dimension import (
@@ -54,9 +53,9 @@ def dataset_properties(
     n_bootstrap: int = 0,
     bootstrap_fraction: float = 0.5,
     seed: int = 0,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     distributed: bool = False,
     process_group: Any = None,
 ) -> DatasetProperties:
@@ -80,8 +79,12 @@ def dataset_properties(
         bootstrap_fraction: fraction of samples per resample.
         seed: seed of the bootstrap's private generator.
         memory_budget_mb: bound on the working memory of the neighbour search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
         distributed: share the one neighbour pass (and the closest differently-labelled pairs)
             among the ranks of ``process_group`` (see :func:`~lightning_dataprops.functional.
             distributed.sharded_knn_search`): every rank must call this with the same ``x``,
@@ -142,9 +145,9 @@ def _dataset_properties(
     n_bootstrap: int,
     bootstrap_fraction: float,
     seed: int,
-    memory_budget_mb: float,
+    memory_budget_mb: float | None,
     device: Any,
-    progress: bool,
+    progress: bool | None,
     distributed: bool,
     process_group: Any,
 ) -> DatasetProperties:
@@ -226,7 +229,7 @@ def _with_bootstrap(
     mle_variant: str,
     twonn_variant: str,
     duplicate_rtol: float,
-    memory_budget_mb: float,
+    memory_budget_mb: float | None,
     *,
     n_bootstrap: int,
     fraction: float,

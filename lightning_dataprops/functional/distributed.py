@@ -31,7 +31,6 @@ from torch import Tensor
 
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional.knn import (
-    DEFAULT_MEMORY_BUDGET_MB,
     NeighborGraph,
     knn_search,
     merge_pairs,
@@ -148,9 +147,9 @@ def sharded_knn_search(
     *,
     labels: Tensor | None = None,
     n_pairs: int = 1,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     group: Any = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> NeighborGraph:
     """Exact k nearest neighbours of every row of ``x``, the work split across DDP ranks.
 
@@ -168,8 +167,12 @@ def sharded_knn_search(
             pairs.
         n_pairs: how many of the closest differently-labelled pairs to return.
         memory_budget_mb: bound on the working memory of one block of each rank's search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         group: the process group (default: the world).
         progress: show a progress bar (of this rank's share).
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
 
     Returns:
         The :class:`~lightning_dataprops.functional.knn.NeighborGraph` of all ``n`` points

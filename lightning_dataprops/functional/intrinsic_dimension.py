@@ -29,7 +29,6 @@ from lightning_dataprops.functional._validation import as_points, check_choice, 
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
-    DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_TIE_RTOL,
     MAX_TIE_FRACTION,
 )
@@ -67,8 +66,8 @@ def unique_neighbours(
     *,
     graph: NeighborGraph | None = None,
     duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    progress: bool = False,
+    memory_budget_mb: float | None = None,
+    progress: bool | None = None,
 ) -> UniqueNeighbours:
     """Neighbour distances with (near-)duplicates collapsed to one representative each.
 
@@ -312,9 +311,9 @@ def intrinsic_dimension(
     n_bootstrap: int = 0,
     bootstrap_fraction: float = 0.5,
     seed: int = 0,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     distributed: bool = False,
     process_group: Any = None,
 ) -> IntrinsicDimensionResult:
@@ -334,8 +333,12 @@ def intrinsic_dimension(
         bootstrap_fraction: fraction of the samples drawn per resample.
         seed: seed of the bootstrap's private generator.
         memory_budget_mb: bound on the working memory of the neighbour search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
         distributed: share the neighbour search of the full sample among the ranks of
             ``process_group`` (see :func:`~lightning_dataprops.functional.distributed.
             sharded_knn_search`): every rank must call this with the same ``x`` and arguments,
@@ -365,7 +368,7 @@ def intrinsic_dimension(
     check_k(neighbours_needed, n, what=f"intrinsic dimension ({estimator})")
 
     def estimate(
-        sample: Tensor, show: bool = False, graph: NeighborGraph | None = None
+        sample: Tensor, show: bool | None = False, graph: NeighborGraph | None = None
     ) -> tuple[Estimate, UniqueNeighbours]:
         neighbours = unique_neighbours(
             sample,
@@ -420,9 +423,9 @@ def mle_k_curve(
     x: Any,
     ks: Sequence[int] = (5, 10, 15, 20, 30, 40),
     *,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The MLE intrinsic dimension (MacKay-Ghahramani pooling) at several neighbour counts k,
     from one exact neighbour search with the largest k (duplicates collapsed, as in

@@ -47,7 +47,6 @@ from lightning_dataprops.functional._block_search import BlockSearch
 from lightning_dataprops.functional._gram import KernelName
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import as_points
-from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
     exact_distances,
@@ -64,10 +63,10 @@ def knn_search(
     labels: Tensor | None = None,
     n_pairs: int = 1,
     queries: Tensor | None = None,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     candidate_margin: int | None = None,
     kernel: KernelName = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> NeighborGraph:
     """Exact k nearest neighbours of ``x[queries]`` among the rows of ``x``, self excluded by index.
 
@@ -79,12 +78,16 @@ def knn_search(
         n_pairs: how many of the closest differently-labelled pairs to return.
         queries: optional ``(q,)`` int64 indices into ``x``; default: every row.
         memory_budget_mb: bound on the working memory of one block.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         candidate_margin: extra candidates kept by the fast pass (default ``4 + k // 10``).
         kernel: the fast pass's squared-distance kernel: ``"float32"``, ``"int8"`` (exact, for
             data on an 8-bit grid such as scaled ``uint8`` pixels; CPU), ``"bfloat16"`` (CPU)
             or ``"auto"`` (see :mod:`lightning_dataprops.functional._gram`). The result is
             the same exact, certified neighbours whatever the kernel; only the speed differs.
         progress: show a progress bar.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
 
     Returns:
         The :class:`NeighborGraph` of the queries.

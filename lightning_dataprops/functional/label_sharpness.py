@@ -21,7 +21,8 @@ from torch import Tensor
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
-from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL, DEFAULT_MEMORY_BUDGET_MB
+from lightning_dataprops.functional.config import resolve_memory_budget
+from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import (
@@ -147,8 +148,8 @@ def _regression_sharpness(
     *,
     input_shape: tuple[int, ...],
     top_pairs: int,
-    memory_budget_mb: float,
-    progress: bool,
+    memory_budget_mb: float | None,
+    progress: bool | None,
 ) -> LabelSharpnessResult:
     """Exact max of ``|y_i - y_j| / ||x_i - x_j||`` over all pairs, in blocks."""
     n = int(points.shape[0])
@@ -157,7 +158,7 @@ def _regression_sharpness(
     centred = centred - centred.mean(dim=0, keepdim=True)
     sq = (centred * centred).sum(dim=1)
     y = targets.to(points.device)
-    block = max(64, int(math.sqrt(memory_budget_mb * 2**20 / 24)))
+    block = max(64, int(math.sqrt(resolve_memory_budget(memory_budget_mb) * 2**20 / 24)))
     best_r = torch.full((n, width), -math.inf, dtype=torch.float64, device=points.device)
     best_j = torch.full((n, width), -1, dtype=torch.long, device=points.device)
     starts = list(range(0, n, block))
@@ -258,9 +259,9 @@ def label_sharpness(
     top_pairs: int = 10,
     n_pairs: int = 2000,
     seed: int = 0,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     conflict_rtol: float = DEFAULT_CONFLICT_RTOL,
 ) -> LabelSharpnessResult:
     """Label sharpness ``K_F`` of a labelled sample, exact by default.
@@ -278,8 +279,12 @@ def label_sharpness(
         n_pairs: pairs drawn by ``method="sampled"``.
         seed: seed of the private generator used by ``method="sampled"``.
         memory_budget_mb: bound on the working memory of the exact search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         device: where to compute (default: where ``x`` is).
         progress: show a progress bar.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
         conflict_rtol: class labels, exact method: differently-labelled pairs closer than this
             times the median nearest-neighbour distance are label conflicts (``result.conflicts``,
             :class:`LabelConflictWarning`); see

@@ -12,7 +12,6 @@ from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
-    DEFAULT_MEMORY_BUDGET_MB,
 )
 from lightning_dataprops.functional.intrinsic_dimension import (
     ESTIMATORS,
@@ -55,6 +54,8 @@ class IntrinsicDimension(ReservoirMetric):
         duplicate_rtol: relative (near-)duplicate threshold, see the functional interface.
         distributed_knn: in DDP, share the neighbour search among the ranks.
         memory_budget_mb: bound on the working memory of the neighbour search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         kwargs: passed to :class:`torchmetrics.Metric` (``process_group``, ``sync_on_compute``,
             ``compute_on_cpu``, ...).
 
@@ -90,7 +91,7 @@ class IntrinsicDimension(ReservoirMetric):
         twonn_variant: TwoNNVariant = "closed_form",
         duplicate_rtol: float = DEFAULT_DUPLICATE_RTOL,
         distributed_knn: bool = True,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        memory_budget_mb: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_samples=max_samples, seed=seed, **kwargs)

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._validation import check_choice
-from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.label_sharpness import (
     label_sharpness,
@@ -55,6 +54,8 @@ class LabelSharpness(ReservoirMetric):
             ``"class"`` or ``"regression"``.
         distributed_knn: in DDP, share the closest-pair search among the ranks.
         memory_budget_mb: bound on the working memory of the search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         kwargs: passed to :class:`torchmetrics.Metric`.
 
     Raises:
@@ -83,7 +84,7 @@ class LabelSharpness(ReservoirMetric):
         top_pairs: int = 10,
         target_type: TargetType = "auto",
         distributed_knn: bool = True,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        memory_budget_mb: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_samples=max_samples, seed=seed, **kwargs)

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from lightning_dataprops.functional._validation import as_tensor
-from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
@@ -208,10 +207,10 @@ def check_label_sharpness(
     tolerance: float | None = None,
     conflict_rtol: float | None = None,
     top_pairs: int = 8,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
     distributed: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> SharpnessCheck:
     """Decide whether a labelled sample of images has sharp labels, compared with natural images.
 
@@ -232,10 +231,14 @@ def check_label_sharpness(
             distance (default: the study's).
         top_pairs: how many of the sharpest pairs to keep.
         memory_budget_mb: working-memory bound of the neighbour search.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (512 MiB unless changed).
         device: where to compute (default: the inputs' device).
         distributed: share the neighbour pass among the ranks of the default process group
             (every rank passes the same sample and gets the same check).
         progress: show a progress bar.
+            ``None``: the :func:`~lightning_dataprops.config_context` setting
+            (off unless changed).
 
     Returns:
         A :class:`SharpnessCheck`; ``explain()`` gives the paragraph a user reads.
