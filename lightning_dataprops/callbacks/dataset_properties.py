@@ -151,7 +151,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self._stats: tuple[list[float], list[float]] | None = None
         self._pairs: SharpPairsFinding | None = None
         self._pair_inputs: torch.Tensor | None = None
-        self._restored_unpublished = False
+        self._unpublished = False
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
@@ -200,17 +200,14 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         super().on_fit_start(trainer, pl_module)  # the configuration, to every logger
         if not self.active:
             return
+        self._unpublished = False
         if self.fit_start_state is not None:
             rank_zero_info(
                 f"{type(self).__name__}: fit-start values restored from the checkpoint; they go "
                 "to the loggers at the resumed step."
             )
-            # The training state (global step) is restored after on_fit_start: the values reach
-            # callback_metrics now and the loggers at train start, at the resumed step.
-            for name, value in self.fit_start_state["metrics"].items():
-                trainer.callback_metrics[name] = torch.tensor(float(value))
             self._pairs = self._restored_pairs(self.fit_start_state)
-            self._restored_unpublished = True
+            self._publish_or_defer(trainer, self.fit_start_state)
             return
         with untouched_rng():
             state = self.guarded("dataset properties", self._measure, trainer, pl_module)
@@ -218,7 +215,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             return
         self.recomputed = True
         self.fit_start_state = state
-        self._publish(trainer, state)
+        self._publish_or_defer(trainer, state)
         cost = float(state["metrics"][names.seconds("fit_start")])
         self.log_fit_start(trainer, self.budget.charge(trainer, "fit_start", cost))
 
@@ -340,18 +337,29 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         # Lightning clears callback_metrics after the sanity check: put the values back so that
         # EarlyStopping, ModelCheckpoint and the forecast can read them.
         if self.active and self.fit_start_state is not None:
-            if self._restored_unpublished:  # a resumed fit: now at the resumed step
-                self._publish_restored(trainer)
+            if self._unpublished:  # a resumed fit: now at the resumed step
+                self._publish_deferred(trainer)
             for name, value in self.fit_start_state["metrics"].items():
                 trainer.callback_metrics[name] = torch.tensor(float(value))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A resumed fit with nothing left to train never reaches on_train_start.
-        if self.active and self.fit_start_state is not None and self._restored_unpublished:
-            self._publish_restored(trainer)
+        if self.active and self.fit_start_state is not None and self._unpublished:
+            self._publish_deferred(trainer)
 
-    def _publish_restored(self, trainer: pl.Trainer) -> None:
-        self._restored_unpublished = False
+    def _publish_or_defer(self, trainer: pl.Trainer, state: dict[str, Any]) -> None:
+        """Publish now, or, in a fit resumed from a checkpoint (whose global step is restored
+        only after ``on_fit_start``), put the values into ``callback_metrics`` now and hand
+        everything to the loggers at train start, at the resumed step."""
+        if getattr(trainer, "ckpt_path", None) is None:
+            self._publish(trainer, state)
+            return
+        for name, value in state["metrics"].items():
+            trainer.callback_metrics[name] = torch.tensor(float(value))
+        self._unpublished = True
+
+    def _publish_deferred(self, trainer: pl.Trainer) -> None:
+        self._unpublished = False
         assert self.fit_start_state is not None
         self._publish(trainer, self.fit_start_state)
 

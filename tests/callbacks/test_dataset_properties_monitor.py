@@ -175,6 +175,30 @@ def test_a_resumed_run_gets_the_findings_at_the_resumed_step_without_recomputing
     assert findings["sharp_labels"]["step"] == resumed_step
 
 
+def test_values_measured_in_a_resumed_fit_also_land_at_the_resumed_step(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [], max_epochs=1, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.checkpoint_callback is not None
+    # The monitor joins at resume: nothing to restore, so it measures, at the resumed step.
+    monitor = DatasetPropertiesMonitor(max_samples=300)
+    logger = CSVLogger(tmp_path, name="resumed")
+    fit2 = trainer(tmp_path, [monitor], max_epochs=2, logger=logger)
+    fit2.fit(
+        TinyCNN(),
+        datamodule=TensorDataModule(x, y),
+        ckpt_path=fit.checkpoint_callback.best_model_path,
+    )
+    assert monitor.recomputed
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as table:
+        rows = [row for row in csv.DictReader(table) if row.get(names.K_F)]
+    assert [(int(row["step"]), int(row["epoch"])) for row in rows] == [(fit.global_step, 1)]
+
+
 def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tmp_path) -> None:
     x, y = mnist_3_vs_8
     unlabelled = DatasetPropertiesMonitor(DataPropsOptions(target_fn=lambda item: None))
