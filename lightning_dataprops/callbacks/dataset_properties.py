@@ -221,6 +221,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         started = time.perf_counter()
+        self._pairs, self._pair_inputs = None, None
         sample = self.sample(self._dataset, self.max_samples)
         if self._stats is None and isinstance(self.normalization, str):  # "auto", none found
             warn_if_not_pixels(sample.inputs, type(self).__name__)
@@ -274,6 +275,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "input_shape": list(props.input_shape),
             "duplicates": props.duplicates.n_duplicates,
             "pairs": report.pairs(),
+            "sharpest_pairs": None,  # the pairs' finding, without its inputs (set by _measure)
             "normalization": None if report.normalization is None else list(report.normalization),
             "assessment": None if message is None else {"is_sharp": True, "message": message},
         }
