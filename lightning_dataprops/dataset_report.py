@@ -4,15 +4,18 @@
 (:class:`~lightning_dataprops.callbacks.DatasetPropertiesMonitor`) and the command line
 (``dataprops measure``) run on a :class:`~lightning_dataprops.data.Sample`:
 
+0. a known ``Normalize(mean, std)`` (``normalization=``) is undone first, so that every value
+   is in pixel space: the space of the references and of ``dataprops measure`` (which reads
+   uint8 files as ``pixels / 255`` in ``[0, 1]``), whatever normalisation the training pipeline
+   applies;
 1. one exact neighbour pass (:func:`~lightning_dataprops.functional.dataset_properties`) gives
-   ``d_data`` (MLE, TwoNN) and exact ``K_F`` in the sample's own units;
+   ``d_data`` (MLE, TwoNN) and exact ``K_F``;
 2. with class targets and image inputs, the sharp-label check
    (:func:`~lightning_dataprops.references.check_label_sharpness`) compares the median sharpness
    under the reference protocol with natural images, on a stratified subsample of at most
-   ``check_samples`` items (the references' sample size), after undoing a known
-   ``Normalize(mean, std)`` so that it compares pixels, as the references were measured;
-   without image inputs only the label conflicts of the raw inputs are reported; otherwise the
-   check is skipped, and :attr:`DatasetReport.check_skipped` says why.
+   ``check_samples`` items (the references' sample size); without image inputs only the label
+   conflicts of the raw inputs are reported; otherwise the check is skipped, and
+   :attr:`DatasetReport.check_skipped` says why.
 
 The :class:`DatasetReport` carries the dataset index of every sample position once, so its
 text, its metrics and its JSON document name training samples, not sample positions. Nothing
@@ -23,7 +26,6 @@ decide what a user sees.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,7 @@ import torch
 
 from lightning_dataprops import names
 from lightning_dataprops.data import Sample, sample_dataset
-from lightning_dataprops.functional.attacks.pixel_space import to_pixels
+from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
     DEFAULT_K,
@@ -43,16 +45,14 @@ from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
 __all__ = ["DatasetReport", "measure_dataset"]
 
-Normalization = tuple[Sequence[float], Sequence[float]]
-
 
 @dataclass(frozen=True)
 class DatasetReport:
     """What the fit-start measurement found on one sample.
 
     Attributes:
-        properties: ``d_data`` (MLE, TwoNN), exact ``K_F`` and their details, in the units of
-            the inputs as given.
+        properties: ``d_data`` (MLE, TwoNN), exact ``K_F`` and their details, in pixel space
+            when :attr:`normalization` was undone, else in the units of the inputs as given.
         check: the sharp-label check (:class:`~lightning_dataprops.references.SharpnessCheck`,
             in the reference protocol's units), or ``None`` when it was skipped.
         check_skipped: why the check was skipped (``None`` when it ran).
@@ -62,7 +62,7 @@ class DatasetReport:
         check_indices: the sample positions the check was measured on (a stratified subsample
             when the sample holds more than ``check_samples`` items).
         n_source: the number of items in the source (``None``: unknown, a stream).
-        normalization: the ``(mean, std)`` undone before the check, if any.
+        normalization: the ``(mean, std)`` undone before every measurement, if any.
     """
 
     properties: DatasetProperties
@@ -148,40 +148,30 @@ class DatasetReport:
 
 
 def _check(
-    sample: Sample,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
     *,
     check_samples: int,
     seed: int,
-    normalization: Normalization | None,
     memory_budget_mb: float | None,
     device: torch.device | str | None,
     distributed: bool,
     progress: bool | None,
-) -> tuple[SharpnessCheck | None, str | None, tuple[int, ...], Normalization | None]:
-    """(check, why it was skipped, the positions it measured, the normalisation undone)."""
-    targets = sample.targets
+) -> tuple[SharpnessCheck | None, str | None, tuple[int, ...]]:
+    """(check, why it was skipped, the positions it measured) on pixel-space ``inputs``."""
     if targets is None:
-        return None, "no labels", (), None
+        return None, "no labels", ()
     if targets.is_floating_point():
-        return None, "regression targets (the check needs class labels)", (), None
-    if len(sample.input_shape) < 2:
-        return None, "inputs are not images (no natural-image reference exists)", (), None
-    n = len(sample)
-    inputs = sample.inputs
+        return None, "regression targets (the check needs class labels)", ()
+    if inputs.ndim < 3:
+        return None, "inputs are not images (no natural-image reference exists)", ()
+    n = len(inputs)
     positions = torch.arange(n)
     if n > check_samples:
         sub = sample_dataset(inputs, targets, max_samples=check_samples, seed=seed)
         positions = sub.indices
         inputs = inputs[positions]
         targets = targets[positions]
-    undone = None
-    if normalization is not None and inputs.ndim >= 3:
-        mean, std = normalization
-        if len(mean) in (1, int(inputs.shape[1])) and len(std) == len(mean):
-            # Per-channel normalisation changes colour balance, which the protocol's global
-            # min-max scaling does not undo: compare the pixels, as the references were.
-            inputs = to_pixels(inputs, list(mean), list(std))
-            undone = normalization
     try:
         check = check_label_sharpness(
             inputs,
@@ -192,8 +182,8 @@ def _check(
             progress=progress,
         )
     except ValueError as error:  # e.g. a single class, or no reference at this size
-        return None, str(error), (), undone
-    return check, None, tuple(int(i) for i in positions.tolist()), undone
+        return None, str(error), ()
+    return check, None, tuple(int(i) for i in positions.tolist())
 
 
 def measure_dataset(
@@ -219,8 +209,10 @@ def measure_dataset(
         top_pairs: how many of the sharpest pairs to keep.
         n_bootstrap: subsampling-bootstrap resamples for the ID standard errors (0: none).
         seed: seed of the bootstrap and of the check's stratified subsample.
-        normalization: the ``(mean, std)`` of a ``Normalize`` applied to the inputs, undone
-            (per channel) before the sharp-label check.
+        normalization: the ``(mean, std)`` of a ``Normalize`` applied to the inputs (one value,
+            or one per channel). It is undone (``x * std + mean``) before every measurement, so
+            ``d_data``, ``K_F`` and the check are in pixel space, as the references and
+            ``dataprops measure`` are. ``None``: the inputs are measured as given.
         check_samples: the check's sample size (the shipped references were measured at 1000).
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
             ``None``: the :func:`~lightning_dataprops.config_context` setting
@@ -236,8 +228,10 @@ def measure_dataset(
         A :class:`DatasetReport`.
 
     Raises:
-        ValueError: bad inputs or targets for the measurement itself (too few samples for
-            ``k``, NaN, mismatched lengths): see
+        ValueError: a ``normalization`` that does not fit the inputs
+            (:func:`~lightning_dataprops.data.normalization.pixel_inputs`); bad inputs or
+            targets for the measurement itself (too few samples for ``k``, NaN, mismatched
+            lengths): see
             :func:`~lightning_dataprops.functional.dataset_properties`. A check that cannot run
             (e.g. a single class) is skipped, with its reason in ``check_skipped``.
 
@@ -251,11 +245,13 @@ def measure_dataset(
         >>> report.check.protocol, report.is_sharp, len(report.indices)
         ('gray28', False, 200)
     """
+    undone = None if normalization is None else check_normalization(normalization)
+    inputs = pixel_inputs(sample.inputs, undone)
     with warnings.catch_warnings():
         # The conflicts are part of the report (its check, its message), not a warning here.
         warnings.simplefilter("ignore", LabelConflictWarning)
         props = dataset_properties(
-            sample.inputs,
+            inputs,
             sample.targets,
             k=k,
             top_pairs=top_pairs,
@@ -266,11 +262,11 @@ def measure_dataset(
             distributed=distributed,
             progress=progress,
         )
-        check, skipped, check_positions, undone = _check(
-            sample,
+        check, skipped, check_positions = _check(
+            inputs,
+            sample.targets,
             check_samples=check_samples,
             seed=seed,
-            normalization=normalization,
             memory_budget_mb=memory_budget_mb,
             device=device,
             distributed=distributed,

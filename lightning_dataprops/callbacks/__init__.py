@@ -10,6 +10,7 @@ from lightning_dataprops.callbacks._base import (
     DataPropsOptions,
     MeasurementFailedWarning,
 )
+from lightning_dataprops.callbacks._normalize import UnknownNormalizationWarning
 from lightning_dataprops.callbacks.dataset_properties import (
     DatasetPropertiesMonitor,
     SharpLabelsWarning,
@@ -28,5 +29,6 @@ __all__ = [
     "RobustnessMonitor",
     "ScalingForecastMonitor",
     "SharpLabelsWarning",
+    "UnknownNormalizationWarning",
     "default_callbacks",
 ]

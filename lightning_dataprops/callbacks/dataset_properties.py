@@ -11,10 +11,21 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
-from lightning_dataprops.callbacks._normalize import find_normalize
+from lightning_dataprops.callbacks._normalize import (
+    NormalizationOption,
+    check_normalization_option,
+    resolve_normalization,
+    warn_if_not_pixels,
+)
 from lightning_dataprops.data import Sample
+from lightning_dataprops.data.normalization import pixel_inputs
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
-from lightning_dataprops.findings import RunSummaryFinding, SharpPairsFinding, TextFinding
+from lightning_dataprops.findings import (
+    PairExample,
+    RunSummaryFinding,
+    SharpPairsFinding,
+    TextFinding,
+)
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
@@ -37,10 +48,23 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     looks for label conflicts (near-identical inputs with different labels): sharp labels or
     conflicts raise one :class:`SharpLabelsWarning` (and a rate-limited W&B alert) naming the
     references, the training samples to inspect and what to do. Under DDP the
-    neighbour search is sharded across ranks and every rank gets the same values. The results
-    are kept in the callback's checkpoint state: a resumed fit does not recompute them.
+    neighbour search is sharded across ranks and every rank gets the same values.
 
-    Logged once at fit start (to every logger and to ``trainer.callback_metrics``, where
+    Every value is in pixel space, the space of the references and of ``dataprops measure``
+    (which reads uint8 files as ``pixels / 255``): a ``Normalize(mean, std)`` in the Dataset
+    (found by ``normalization="auto"``, torchvision-style with ``.mean``/``.std``) or stated
+    with ``normalization=(mean, std)`` is undone before the measurement, so the same images give
+    the same ``K_F`` and ``d_data`` whatever normalisation the pipeline applies. Image inputs
+    outside ``[0, 1]`` with no known normalisation (a hand-written one, e.g. a lambda) are
+    measured in their own units, with one :class:`UnknownNormalizationWarning` saying to pass
+    ``normalization=(mean, std)``.
+
+    The results are kept in the callback's checkpoint state, with the inputs of the sharpest
+    pairs: a resumed fit does not recompute them, and hands the values, the pairs' picture and
+    the warning text to the resumed run's loggers at the resumed step.
+
+    Logged once at fit start (at the resumed step when resuming; to every logger and to
+    ``trainer.callback_metrics``, where
     ``EarlyStopping``, ``ModelCheckpoint`` and :class:`ScalingForecastMonitor` read them; put
     back at train start after Lightning clears them):
 
@@ -74,9 +98,14 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         warn_sharp_labels: warn (and alert in W&B) when the labels are sharp.
         alert_wait_s: at most one W&B alert per this many seconds.
         n_train: the training-set size ``N`` when the dataset has no ``len`` (a stream).
+        normalization: ``"auto"`` (undo a ``Normalize(mean, std)`` found in the Dataset),
+            ``(mean, std)`` (the normalisation your pipeline applies, one value or one per
+            channel, e.g. for a hand-written transform or data normalised before a
+            ``TensorDataset``), or ``None`` (measure the inputs as given).
 
     Raises:
-        ValueError: in ``__init__`` for impossible arguments; in ``setup`` when the fit has no
+        ValueError: in ``__init__`` for impossible arguments (a ``normalization`` that is not
+            ``(mean, std)``); in ``setup`` when the fit has no
             training data or its items cannot be read as configured.
 
     Example:
@@ -85,6 +114,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         >>> trainer = Trainer(callbacks=[DatasetPropertiesMonitor(max_samples=500)], logger=False)
     """
 
+    STATE_VERSION = 2  # 2: values in pixel space, the sharpest pairs' inputs kept
     TIMED_WORK = ("fit_start",)
 
     def __init__(
@@ -97,6 +127,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         warn_sharp_labels: bool = True,
         alert_wait_s: float = 3600.0,
         n_train: int | None = None,
+        normalization: NormalizationOption = "auto",
     ) -> None:
         super().__init__(options)
         self.check_sample_size(k, max_samples, "max_samples")
@@ -104,32 +135,45 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             raise ValueError(f"top_pairs must be >= 0, got {top_pairs}.")
         if n_train is not None and n_train < 1:
             raise ValueError(f"n_train must be >= 1, got {n_train}.")
+        check_normalization_option(normalization)
         self.max_samples = max_samples
         self.k = k
         self.top_pairs = top_pairs
         self.warn_sharp_labels = warn_sharp_labels
         self.alert_wait_s = alert_wait_s
         self.n_train = n_train
+        self.normalization = normalization
         self.fit_start_state: dict[str, Any] | None = None
         """Everything measured at fit start, in plain types (it goes into checkpoints)."""
         self.recomputed = False
         """Whether the last fit measured the properties (``False`` when restored on resume)."""
         self._dataset: Any = None
+        self._stats: tuple[list[float], list[float]] | None = None
         self._pairs: SharpPairsFinding | None = None
+        self._pair_inputs: torch.Tensor | None = None
+        self._unpublished = False
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
         return {"max_samples": self.max_samples, "k": self.k, "seed": self.options.seed}
 
     def _get_state(self) -> dict[str, Any]:
-        return {"fit_start": self.fit_start_state}
+        # The pairs' inputs (a few images) travel beside the plain values, so that a resumed run
+        # can show the same picture without reading or measuring anything again.
+        return {"fit_start": self.fit_start_state, "pair_inputs": self._pair_inputs}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.fit_start_state = state.get("fit_start")
+        inputs = state.get("pair_inputs")
+        self._pair_inputs = inputs if isinstance(inputs, torch.Tensor) else None
 
     # ------------------------------------------------------------------ setup
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dataset, _ = self.training_data(trainer)
+        self._stats = None
+        if self.fit_start_state is None:  # restored values need no data
+            owner = type(self).__name__
+            self._stats = resolve_normalization(self.normalization, self._dataset, owner)
 
     def _training_set_size(self, sample: Sample) -> int | None:
         """``N``: the option, else ``len`` of the dataset, else the items counted while sampling a
@@ -156,32 +200,37 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         super().on_fit_start(trainer, pl_module)  # the configuration, to every logger
         if not self.active:
             return
+        self._unpublished = False
         if self.fit_start_state is not None:
-            rank_zero_info(f"{type(self).__name__}: fit-start values restored from the checkpoint.")
-            self._publish(trainer, self.fit_start_state, None)
+            rank_zero_info(
+                f"{type(self).__name__}: fit-start values restored from the checkpoint; they go "
+                "to the loggers at the resumed step."
+            )
+            self._pairs = self._restored_pairs(self.fit_start_state)
+            self._publish_or_defer(trainer, self.fit_start_state)
             return
         with untouched_rng():
-            measured = self.guarded("dataset properties", self._measure, trainer, pl_module)
-        if measured is None:
+            state = self.guarded("dataset properties", self._measure, trainer, pl_module)
+        if state is None:
             return
-        state, sample = measured
         self.recomputed = True
         self.fit_start_state = state
-        self._publish(trainer, state, sample)
+        self._publish_or_defer(trainer, state)
         cost = float(state["metrics"][names.seconds("fit_start")])
         self.log_fit_start(trainer, self.budget.charge(trainer, "fit_start", cost))
 
-    def _measure(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule
-    ) -> tuple[dict[str, Any], Sample]:
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         started = time.perf_counter()
+        self._pairs, self._pair_inputs = None, None
         sample = self.sample(self._dataset, self.max_samples)
+        if self._stats is None and isinstance(self.normalization, str):  # "auto", none found
+            warn_if_not_pixels(sample.inputs, type(self).__name__)
         report = measure_dataset(
             sample,
             k=self.k,
             top_pairs=self.top_pairs,
             seed=self.options.seed,
-            normalization=find_normalize(self._dataset),
+            normalization=self._stats,
             memory_budget_mb=self.options.memory_budget_mb,
             device=pl_module.device,
             distributed=trainer.world_size > 1,
@@ -195,14 +244,16 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 "sharpest-pairs image",
                 SharpPairsFinding.from_label_sharpness,
                 sharpness,
-                sample.inputs,
+                pixel_inputs(sample.inputs, report.normalization),
                 index_map=report.indices,
             )
+            state["sharpest_pairs"] = None if self._pairs is None else _plain_pairs(self._pairs)
+            self._pair_inputs = None if self._pairs is None else _pair_inputs(self._pairs)
         n_train = self._training_set_size(sample)
         if n_train is not None:
             state["metrics"][names.N_TRAIN] = float(n_train)
         state["metrics"][names.seconds("fit_start")] = time.perf_counter() - started
-        return state, sample
+        return state
 
     def _state_of(self, report: DatasetReport) -> dict[str, Any]:
         """The checkpointed state: plain values of the one :class:`DatasetReport`."""
@@ -224,11 +275,34 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "input_shape": list(props.input_shape),
             "duplicates": props.duplicates.n_duplicates,
             "pairs": report.pairs(),
+            "sharpest_pairs": None,  # the pairs' finding, without its inputs (set by _measure)
+            "normalization": None if report.normalization is None else list(report.normalization),
             "assessment": None if message is None else {"is_sharp": True, "message": message},
         }
 
-    def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
-        del sample  # the pairs' inputs travel in self._pairs
+    def _restored_pairs(self, state: dict[str, Any]) -> SharpPairsFinding | None:
+        """The sharpest-pairs finding of a restored state, with the inputs it kept."""
+        plain = state.get("sharpest_pairs")
+        if plain is None:
+            return None
+        inputs = self._pair_inputs
+        if inputs is not None and len(inputs) != len(plain["pairs"]):
+            inputs = None  # not this state's inputs: the numbers without the picture
+        pairs = tuple(
+            PairExample(
+                **fields,
+                input_i=None if inputs is None else inputs[row, 0],
+                input_j=None if inputs is None else inputs[row, 1],
+            )
+            for row, fields in enumerate(plain["pairs"])
+        )
+        return SharpPairsFinding(
+            pairs, K_F=plain["K_F"], n=plain["n"], n_conflicts=plain["n_conflicts"]
+        )
+
+    def _publish(self, trainer: pl.Trainer, state: dict[str, Any]) -> None:
+        """The values, the pairs' picture and the warning text, to every logger at the
+        trainer's step (0 at fit start, the resumed step when called at train start)."""
         self.log_fit_start(trainer, state["metrics"])
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
@@ -238,6 +312,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "input_shape": state["input_shape"],
             "k": self.k,
             "seed": self.options.seed,
+            "normalization_undone": state.get("normalization"),
         }
         self.publish(trainer, RunSummaryFinding(dict(state["metrics"]), context))
         if self._pairs is not None:
@@ -264,5 +339,57 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         # Lightning clears callback_metrics after the sanity check: put the values back so that
         # EarlyStopping, ModelCheckpoint and the forecast can read them.
         if self.active and self.fit_start_state is not None:
+            if self._unpublished:  # a resumed fit: now at the resumed step
+                self._publish_deferred(trainer)
             for name, value in self.fit_start_state["metrics"].items():
                 trainer.callback_metrics[name] = torch.tensor(float(value))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed fit with nothing left to train never reaches on_train_start.
+        if self.active and self.fit_start_state is not None and self._unpublished:
+            self._publish_deferred(trainer)
+
+    def _publish_or_defer(self, trainer: pl.Trainer, state: dict[str, Any]) -> None:
+        """Publish now, or, in a fit resumed from a checkpoint (whose global step is restored
+        only after ``on_fit_start``), put the values into ``callback_metrics`` now and hand
+        everything to the loggers at train start, at the resumed step."""
+        if getattr(trainer, "ckpt_path", None) is None:
+            self._publish(trainer, state)
+            return
+        for name, value in state["metrics"].items():
+            trainer.callback_metrics[name] = torch.tensor(float(value))
+        self._unpublished = True
+
+    def _publish_deferred(self, trainer: pl.Trainer) -> None:
+        self._unpublished = False
+        assert self.fit_start_state is not None
+        self._publish(trainer, self.fit_start_state)
+
+
+def _plain_pairs(finding: SharpPairsFinding) -> dict[str, Any]:
+    """The finding without its inputs, in plain types (it goes into checkpoints)."""
+    return {
+        "K_F": finding.K_F,
+        "n": finding.n,
+        "n_conflicts": finding.n_conflicts,
+        "pairs": [
+            {
+                "index_i": p.index_i,
+                "index_j": p.index_j,
+                "label_i": p.label_i,
+                "label_j": p.label_j,
+                "distance": p.distance,
+                "sharpness": p.sharpness,
+                "conflict": p.conflict,
+            }
+            for p in finding.pairs
+        ],
+    }
+
+
+def _pair_inputs(finding: SharpPairsFinding) -> torch.Tensor | None:
+    """``(pairs, 2, ...)``: both inputs of every pair, or ``None`` when some were not kept."""
+    rows = [(p.input_i, p.input_j) for p in finding.pairs]
+    if not rows or any(i is None or j is None for i, j in rows):
+        return None
+    return torch.stack([torch.stack([i, j]) for i, j in rows if i is not None and j is not None])

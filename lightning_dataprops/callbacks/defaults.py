@@ -3,7 +3,8 @@
 The routing is derived from the callbacks' signatures: a parameter that only one default
 callback takes keeps its name; a name that several take (``max_samples``, ``every_n_epochs``)
 gets the callback's prefix (``repr_``, ``robustness_``; the fit-start monitor keeps the bare
-name), except ``k``, which goes to every callback that takes it. :data:`RENAMED` gives a few
+name), except ``k`` and ``normalization``, which go to every callback that takes them (the
+prefixed name overrides them for one callback). :data:`RENAMED` gives a few
 parameters a clearer name; :data:`DEPRECATED` maps today's old names for one release.
 """
 
@@ -32,7 +33,7 @@ DEFAULT_SET: tuple[tuple[type[DataPropsCallback], str], ...] = (
 SHARED: tuple[str, ...] = tuple(DataPropsOptions.__dataclass_fields__)
 """Options that go into the one :class:`DataPropsOptions` every callback gets."""
 
-BROADCAST: tuple[str, ...] = ("k",)
+BROADCAST: tuple[str, ...] = ("k", "normalization")
 """Parameters given once to every default callback that takes them."""
 
 RENAMED: dict[tuple[type[DataPropsCallback], str], str] = {
@@ -118,7 +119,10 @@ def default_callbacks(**options: Any) -> list[Callback]:
         **options: the shared options (``seed``, ``input_key``, ``target_key``, ``input_fn``,
             ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``,
             ``overhead_budget``) go into one :class:`DataPropsOptions`; ``k`` to both
-            measuring callbacks (``repr_k`` overrides it for d_repr); every other parameter of
+            measuring callbacks (``repr_k`` overrides it for d_repr); ``normalization`` (the
+            Dataset's ``Normalize(mean, std)``, ``"auto"`` or ``None``) to the fit-start
+            monitor and the robustness probe (``robustness_normalization`` overrides it for
+            the probe); every other parameter of
             a callback under its own name, or prefixed where several callbacks share the name:
             ``max_samples`` (dataset properties), ``repr_max_samples``,
             ``repr_every_n_epochs``, ``robustness_max_samples``,

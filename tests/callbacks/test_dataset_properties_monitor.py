@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 import math
 import re
 import warnings
@@ -89,6 +91,112 @@ def test_resume_restores_the_values_without_recomputing(
     assert resumed.fit_start_state == first.fit_start_state
     assert first.fit_start_state is not None
     assert _metric(fit2, names.K_F) == pytest.approx(first.fit_start_state["metrics"][names.K_F])
+
+
+def _tensorboard_and_csv(root: Path, name: str) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    return [TensorBoardLogger(root, name=name), CSVLogger(root, name=name)]
+
+
+def _events(logger: Any) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    return events
+
+
+@pytest.mark.slow
+def test_a_resumed_run_gets_the_findings_at_the_resumed_step_without_recomputing(
+    pneumonia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tensorboard")
+    import lightning_dataprops.callbacks.dataset_properties as module
+
+    x, y = pneumonia
+    first = DatasetPropertiesMonitor()
+    fit = trainer(
+        tmp_path,
+        [first],
+        max_epochs=1,
+        enable_checkpointing=True,
+        logger=_tensorboard_and_csv(tmp_path, "first"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SharpLabelsWarning)
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.checkpoint_callback is not None and first.fit_start_state is not None
+    resumed_step = fit.global_step
+    assert resumed_step == 4
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("fit-start properties were recomputed on resume")
+
+    monkeypatch.setattr(module, "measure_dataset", refuse)
+    resumed = DatasetPropertiesMonitor()
+    loggers = _tensorboard_and_csv(tmp_path, "resumed")
+    fit2 = trainer(tmp_path, [resumed], max_epochs=2, logger=loggers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit2.fit(
+            TinyCNN(),
+            datamodule=TensorDataModule(x, y),
+            ckpt_path=fit.checkpoint_callback.best_model_path,
+        )
+    assert not [w for w in caught if issubclass(w.category, MeasurementFailedWarning)]
+    assert len([w for w in caught if issubclass(w.category, SharpLabelsWarning)]) == 1
+    assert not resumed.recomputed and resumed.fit_start_state == first.fit_start_state
+
+    # TensorBoard, read back with its own reader: the values, the picture and the warning text
+    # of the restored report, all at the resumed step; the picture is the first run's.
+    events, before = _events(loggers[0]), _events(fit.loggers[0])
+    for name in (names.D_DATA, names.K_F, names.K_F_MEDIAN):
+        (scalar,) = events.Scalars(name)
+        assert scalar.step == resumed_step
+        assert scalar.value == pytest.approx(first.fit_start_state["metrics"][name], rel=1e-6)
+    (image,) = events.Images("dataprops/sharpest_pairs")
+    assert image.step == resumed_step
+    (original,) = before.Images("dataprops/sharpest_pairs")
+    assert image.encoded_image_string == original.encoded_image_string
+    (text,) = events.Tensors("dataprops/sharp_labels/text_summary")
+    assert text.step == resumed_step
+    assert "The labels are sharp" in text.tensor_proto.string_val[0].decode()
+
+    # CSVLogger: the scalars on a row of the resumed step, the picture and text as files.
+    with open(Path(loggers[1].log_dir) / "metrics.csv", newline="") as table:
+        rows = [row for row in csv.DictReader(table) if row.get(names.K_F)]
+    assert [int(row["step"]) for row in rows] == [resumed_step]
+    folder = Path(loggers[1].log_dir) / "dataprops"
+    assert (folder / "sharpest_pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "The labels are sharp" in (folder / "sharp_labels.md").read_text()
+    findings = json.loads((folder / "findings.json").read_text())
+    assert findings["sharpest_pairs"]["step"] == resumed_step
+    assert findings["sharp_labels"]["step"] == resumed_step
+
+
+def test_values_measured_in_a_resumed_fit_also_land_at_the_resumed_step(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    x, y = mnist_3_vs_8
+    fit = trainer(tmp_path, [], max_epochs=1, enable_checkpointing=True)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert fit.checkpoint_callback is not None
+    # The monitor joins at resume: nothing to restore, so it measures, at the resumed step.
+    monitor = DatasetPropertiesMonitor(max_samples=300)
+    logger = CSVLogger(tmp_path, name="resumed")
+    fit2 = trainer(tmp_path, [monitor], max_epochs=2, logger=logger)
+    fit2.fit(
+        TinyCNN(),
+        datamodule=TensorDataModule(x, y),
+        ckpt_path=fit.checkpoint_callback.best_model_path,
+    )
+    assert monitor.recomputed
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as table:
+        rows = [row for row in csv.DictReader(table) if row.get(names.K_F)]
+    assert [(int(row["step"]), int(row["epoch"])) for row in rows] == [(fit.global_step, 1)]
 
 
 def test_without_targets_no_kf_and_float_targets_are_regression(mnist_3_vs_8, tmp_path) -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_dataprops import DatasetReport, measure_dataset, names, sample_dataset
-from lightning_dataprops.callbacks import DataPropsOptions, DatasetPropertiesMonitor
+from lightning_dataprops.callbacks import (
+    DataPropsOptions,
+    DatasetPropertiesMonitor,
+    SharpLabelsWarning,
+    UnknownNormalizationWarning,
+)
 from lightning_dataprops.cli import main
 from tests.conftest import shared_file
 from tests.integration.lightning_models import TinyCNN, trainer
@@ -122,3 +129,186 @@ def test_a_check_that_cannot_run_is_skipped_with_its_reason() -> None:
     assert report.check_skipped is not None and "regression" in report.check_skipped
     assert report.to_dict()["sharp_label_check"] == {"skipped": report.check_skipped}
     assert names.K_F in report.metrics() and names.K_F_MEDIAN not in report.metrics()
+
+
+# --------------------------------------------------------------------------------------------
+# One K_F and one d_data for the same images, whatever normalisation the pipeline applies
+# --------------------------------------------------------------------------------------------
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class Normalize:
+    """torchvision-style ``Normalize`` (``.mean``/``.std``) on one ``(C, H, W)`` tensor
+    (torchvision is optional and not installed in CI)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.mean, self.std = list(mean), list(std)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean).reshape(-1, 1, 1)
+        return (x - mean) / torch.tensor(self.std).reshape(-1, 1, 1)
+
+
+class Compose:
+    def __init__(self, transforms: list[Any]) -> None:
+        self.transforms = transforms
+
+    def __call__(self, x: Any) -> Any:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
+
+
+class Photos(Dataset):
+    """uint8 ``(n, H, W[, C])`` images -> float ``(C, H, W)`` in [0, 1] (as ``ToTensor``) ->
+    ``transform``: the usual image pipeline, normalisation inside the Dataset."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Any = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = torch.from_numpy(self.images[i]).float() / 255.0
+        x = x.permute(2, 0, 1) if x.ndim == 3 else x[None]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])
+
+
+def _cli_document(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = main(["measure", str(path), "--json", "--max-samples", "1000", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    document: dict[str, Any] = json.loads(captured.out)
+    return document
+
+
+def _fit_start(
+    dataset: Dataset, root: Path, channels: int, n_classes: int, **options: Any
+) -> dict[str, float]:
+    """The fit-start values a real fit logs: read back from its CSVLogger's metrics.csv."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    monitor = DatasetPropertiesMonitor(DataPropsOptions(seed=0), max_samples=1000, **options)
+    logger = CSVLogger(root, name="run")
+    fit = trainer(root, [monitor], max_epochs=1, limit_train_batches=1, logger=logger)
+    model = TinyCNN(channels=channels, n_classes=n_classes)
+    fit.fit(model, train_dataloaders=DataLoader(dataset, batch_size=64))
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    logged = {
+        name: float(row[name]) for row in rows for name in (names.D_DATA, names.K_F) if row[name]
+    }
+    for name, value in logged.items():  # the loggers and callback_metrics hold one value
+        assert float(fit.callback_metrics[name]) == pytest.approx(value, rel=1e-6)
+    return logged
+
+
+def _assert_agrees(values: dict[str, float], document: dict[str, Any]) -> None:
+    assert values[names.D_DATA] == pytest.approx(document["d_data"], abs=1e-4)
+    assert values[names.K_F] == pytest.approx(document["K_F"], abs=1e-4)
+
+
+def _hand_written(mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
+    """A normalisation without ``.mean``/``.std``: nothing can find it."""
+    m, s = torch.tensor(mean).reshape(-1, 1, 1), torch.tensor(std).reshape(-1, 1, 1)
+    return lambda x: (x - m) / s
+
+
+@pytest.mark.slow
+def test_cifar10_logs_the_cli_values_whatever_the_normalisation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = shared_file("cifar10/cifar10.npz")
+    document = _cli_document(path, capsys)
+    assert document["sample"]["n_source"] == 10_000 and document["n"] == 1000
+    with np.load(path) as data:
+        images, labels = data["train_images"], data["train_labels"].ravel()
+    plain = _fit_start(Photos(images, labels), tmp_path / "plain", 3, 10)
+    _assert_agrees(plain, document)
+    # torchvision's usual pipeline: a per-channel Normalize inside the Dataset, found and undone.
+    normalised = Photos(images, labels, Compose([Normalize(CIFAR_MEAN, CIFAR_STD)]))
+    _assert_agrees(_fit_start(normalised, tmp_path / "normalize", 3, 10), document)
+    # A hand-written normalisation cannot be found: stated with normalization=(mean, std).
+    lambda_set = Photos(images, labels, _hand_written(CIFAR_MEAN, CIFAR_STD))
+    stated = _fit_start(
+        lambda_set, tmp_path / "stated", 3, 10, normalization=(CIFAR_MEAN, CIFAR_STD)
+    )
+    _assert_agrees(stated, document)
+
+
+@pytest.mark.slow
+def test_pneumoniamnist_logs_the_cli_values_and_says_when_the_units_are_unknown(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = shared_file("medmnist/pneumoniamnist.npz")
+    document = _cli_document(path, capsys)
+    with np.load(path) as data:
+        images, labels = data["train_images"], data["train_labels"].ravel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SharpLabelsWarning)  # PneumoniaMNIST's labels are sharp
+        _assert_agrees(_fit_start(Photos(images, labels), tmp_path / "plain", 1, 2), document)
+        normalised = Photos(images, labels, Compose([Normalize((0.5,), (0.25,))]))
+        _assert_agrees(_fit_start(normalised, tmp_path / "normalize", 1, 2), document)
+        hand_written = Photos(images, labels, _hand_written((0.5,), (0.25,)))
+        stated = _fit_start(
+            hand_written, tmp_path / "stated", 1, 2, normalization=((0.5,), (0.25,))
+        )
+        _assert_agrees(stated, document)
+        # Not stated: one warning that names the fix, and the values in the inputs' own units.
+        # Known answer: every distance is 1 / 0.25 = 4 times the pixels' one, so K_F is a
+        # quarter of the pixels' K_F, and the MLE of d_data does not change with the scale.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            as_given = _fit_start(hand_written, tmp_path / "unknown", 1, 2)
+    units = [w for w in caught if issubclass(w.category, UnknownNormalizationWarning)]
+    assert len(units) == 1, [str(w.message) for w in caught]
+    assert "normalization=(mean, std)" in str(units[0].message)
+    assert as_given[names.K_F] == pytest.approx(document["K_F"] * 0.25, rel=1e-5)
+    assert as_given[names.D_DATA] == pytest.approx(document["d_data"], rel=1e-5)
+
+
+def test_measure_dataset_undoes_a_stated_normalization_before_every_value() -> None:
+    g = torch.Generator().manual_seed(5)
+    pixels = torch.rand(240, 3, 6, 6, generator=g)
+    y = torch.arange(240) % 3
+    mean, std = (0.2, 0.5, 0.7), (0.1, 0.3, 0.9)
+    normalised = (pixels - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    truth = measure_dataset(sample_dataset(pixels, y), k=8)
+    undone = measure_dataset(sample_dataset(normalised, y), k=8, normalization=(mean, std))
+    as_given = measure_dataset(sample_dataset(normalised, y), k=8)
+    assert truth.properties.K_F is not None and undone.properties.K_F is not None
+    assert pytest.approx(truth.properties.K_F, rel=1e-5) == undone.properties.K_F
+    assert undone.properties.d_data == pytest.approx(truth.properties.d_data, rel=1e-5)
+    assert undone.normalization == ([0.2, 0.5, 0.7], [0.1, 0.3, 0.9])
+    # Unequal channel scales change both values: measured as given they differ.
+    assert pytest.approx(truth.properties.K_F, rel=1e-2) != as_given.properties.K_F
+    assert as_given.properties.d_data != pytest.approx(truth.properties.d_data, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("normalization", "match"),
+    [
+        (((0.5, 0.5), (0.25, 0.25)), "mean has 2 values but the inputs have 3 channels"),
+        ((0.5,), "pair"),
+        ((0.5, 0.0), "std must be > 0"),
+        ("imagenet", "normalization must be \\(mean, std\\)"),
+    ],
+)
+def test_a_normalization_that_does_not_fit_is_refused_clearly(
+    normalization: Any, match: str
+) -> None:
+    x = torch.rand(60, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=match):
+        measure_dataset(sample_dataset(x, torch.arange(60) % 2), k=5, normalization=normalization)
+
+
+def test_the_callback_refuses_a_malformed_normalization_at_construction() -> None:
+    with pytest.raises(ValueError, match="normalization must be"):
+        DatasetPropertiesMonitor(normalization="imagenet")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="std must be > 0"):
+        DatasetPropertiesMonitor(normalization=((0.5,), (-1.0,)))
