@@ -8,14 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._kf_targets import kf_targets
 from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.label_sharpness import (
-    label_sharpness,
-    prepare_targets,
-    sharpness_from_graph,
-)
+from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
 from lightning_dataprops.metrics.reservoir import ReservoirMetric
@@ -32,9 +29,10 @@ class LabelSharpness(ReservoirMetric):
     ``(b, t)``, read by the package's one target rule
     (:func:`~lightning_dataprops.functional.targets.normalize_targets`: float targets are
     regression, also whole-number ones, unless ``target_type="class"``) and stored as int64
-    class ids or float64 values; NaN targets are refused in ``update``. ``compute()`` returns
-    the exact ``K_F`` of the (gathered) reservoir as a scalar tensor (``inf`` when two identical
-    inputs carry different labels, a label conflict, reported with a
+    class ids or float64 values; NaN targets are refused in ``update``. Samples with a negative
+    class id (``-1``: unlabelled) are stored but left out of ``K_F``, with a warning.
+    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar tensor
+    (``inf`` when two identical inputs carry different labels, a label conflict, reported with a
     :class:`~lightning_dataprops.functional.LabelConflictWarning`); the detailed
     :class:`~lightning_dataprops.functional.results.LabelSharpnessResult` with the sharpest
     pairs (indices into the gathered reservoir) is kept in :attr:`last_result`.
@@ -161,8 +159,8 @@ class LabelSharpness(ReservoirMetric):
                 top_pairs=self.top_pairs,
                 memory_budget_mb=self.memory_budget_mb,
             )
-        labels, kind, n_classes = prepare_targets(targets, n, self.target_type)
-        if kind != "class":
+        labelled = kf_targets(targets, n, self.target_type)
+        if labelled.kind != "class":
             return label_sharpness(
                 points,
                 targets,
@@ -170,22 +168,24 @@ class LabelSharpness(ReservoirMetric):
                 top_pairs=self.top_pairs,
                 memory_budget_mb=self.memory_budget_mb,
             )
-        assert n_classes is not None
-        labels = labels.to(rows.device)
+        assert labelled.n_classes is not None
+        labels = labelled.values.to(rows.device)
         graph = sharded_knn_search(
-            rows,
+            labelled.rows(rows),
             1,
             labels=labels,
             n_pairs=self.top_pairs,
             memory_budget_mb=self.memory_budget_mb,
             group=self.process_group,
         )
-        return sharpness_from_graph(
-            graph,
-            labels,
-            input_shape=tuple(points.shape[1:]),
-            n_classes=n_classes,
-            top_pairs=self.top_pairs,
+        return labelled.restore(
+            sharpness_from_graph(
+                graph,
+                labels,
+                input_shape=tuple(points.shape[1:]),
+                n_classes=labelled.n_classes,
+                top_pairs=self.top_pairs,
+            )
         )
 
     def compute(self) -> Tensor:
