@@ -227,7 +227,7 @@ def normalize_targets(
         if target_type != "class":
             raise TypeError(
                 f"{name} are not numeric (dtype {names.dtype}): class names? Pass "
-                "target_type='class' (command line: --target-type class) to number them in "
+                "target_type='class' (command line: --targets class) to number them in "
                 "sorted order, as the command line numbers image-folder classes, or map them to "
                 "integer class ids first."
             )
