@@ -31,8 +31,9 @@ class LabelSharpness(ReservoirMetric):
     regression, also whole-number ones, unless ``target_type="class"``) and stored as int64
     class ids or float64 values; NaN targets are refused in ``update``. Samples with a negative
     class id (``-1``: unlabelled) are stored but left out of ``K_F``, with a warning.
-    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar tensor
-    (``inf`` when two identical inputs carry different labels, a label conflict, reported with a
+    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar float32
+    tensor (float64 for values beyond float32's range: never a silent inf or 0; ``inf`` when two
+    identical inputs carry different labels, a label conflict, reported with a
     :class:`~lightning_dataprops.functional.LabelConflictWarning`); the detailed
     :class:`~lightning_dataprops.functional.results.LabelSharpnessResult` with the sharpest
     pairs (indices into the gathered reservoir) is kept in :attr:`last_result`.
@@ -198,16 +199,20 @@ class LabelSharpness(ReservoirMetric):
             )
         result = self._estimate(rows, targets, self._shard_knn(self.distributed_knn))
         self.last_result = result
-        return torch.tensor(result.value, dtype=torch.float32, device=rows.device)
+        return _as_tensor(result.value, rows.device)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Add the batch to the reservoir and return the ``K_F`` of this batch alone."""
         self.update(x, y)
         rows, targets = self._rows(x, y)
-        value = torch.tensor(
-            self._estimate(rows, targets, distributed=False).value,
-            dtype=torch.float32,
-            device=rows.device,
-        )
+        value = _as_tensor(self._estimate(rows, targets, distributed=False).value, rows.device)
         self._forward_cache = value  # type: ignore[assignment]  # torchmetrics types it None
         return value
+
+
+def _as_tensor(value: float, device: torch.device) -> Tensor:
+    """``K_F`` as a float32 scalar, or float64 where float32 would turn it into inf or 0."""
+    single = torch.tensor(value, dtype=torch.float32, device=device)
+    if math.isinf(float(single)) != math.isinf(value) or (float(single) == 0.0) != (value == 0.0):
+        return torch.tensor(value, dtype=torch.float64, device=device)
+    return single
