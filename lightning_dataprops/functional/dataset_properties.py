@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from lightning_dataprops.functional._kf_targets import kf_targets
+from lightning_dataprops.functional._kf_targets import KFTargets, kf_targets
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
 from lightning_dataprops.functional.constants import (
@@ -16,7 +16,7 @@ from lightning_dataprops.functional.constants import (
     DEFAULT_K,
     DEFAULT_MEMORY_BUDGET_MB,
 )
-from lightning_dataprops.functional.distributed import sharded_knn_search
+from lightning_dataprops.functional.distributed import checked_on_every_rank, sharded_knn_search
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
@@ -85,7 +85,8 @@ def dataset_properties(
         distributed: share the one neighbour pass (and the closest differently-labelled pairs)
             among the ranks of ``process_group`` (see :func:`~lightning_dataprops.functional.
             distributed.sharded_knn_search`): every rank must call this with the same ``x``,
-            ``y`` and arguments, and every rank gets the same result. The duplicate re-search,
+            ``y`` and arguments, and every rank gets the same result; when one rank's inputs are
+            refused (e.g. it holds no samples), every rank raises. The duplicate re-search,
             the regression ``K_F`` pass and the bootstrap run on every rank. Without an
             initialised group of more than one rank, this has no effect.
         process_group: the group for ``distributed`` (default: the world).
@@ -148,10 +149,18 @@ def _dataset_properties(
     distributed: bool,
     process_group: Any,
 ) -> DatasetProperties:
-    points, input_shape = as_points(x, device=device)
+    def validated() -> tuple[torch.Tensor, tuple[int, ...], KFTargets | None]:
+        points, input_shape = as_points(x, device=device)
+        n = int(points.shape[0])
+        check_k(k, n, what="intrinsic dimension (mle)")
+        return points, input_shape, None if y is None else kf_targets(y, n, target_type)
+
+    # Distributed: a rank whose inputs are refused makes every rank raise (nobody waits).
+    if distributed:
+        points, input_shape, labelled = checked_on_every_rank(validated, process_group)
+    else:
+        points, input_shape, labelled = validated()
     n = int(points.shape[0])
-    check_k(k, n, what="intrinsic dimension (mle)")
-    labelled = None if y is None else kf_targets(y, n, target_type)
     # One pass gives d_data and the class K_F when every sample is labelled; unlabelled samples
     # count for d_data only, so K_F then takes its own pass over the labelled ones.
     one_pass = labelled is not None and labelled.kind == "class" and labelled.index is None

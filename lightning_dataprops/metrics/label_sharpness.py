@@ -124,12 +124,13 @@ class LabelSharpness(ReservoirMetric):
             raise ValueError(
                 f"inputs of shape {shape} do not match the earlier inputs' {self.input_shape}."
             )
-        rows = x.detach().reshape(batch, -1).to(torch.float32)
+        rows = x.detach().reshape(batch, math.prod(shape)).to(torch.float32)
         if not bool(torch.isfinite(rows).all()):
             raise ValueError("x contains NaN or infinite values; remove them before updating.")
         norm = normalize_targets(y, batch, self.target_type, name="y")
         dtype = torch.long if norm.is_class else torch.float64
-        targets = norm.values.reshape(batch, -1).to(device=y.device, dtype=dtype)
+        values = norm.values if norm.values.ndim == 2 else norm.values[:, None]
+        targets = values.to(device=y.device, dtype=dtype)
         previous = self.gathered("targets")
         if previous is not None and (
             previous.dtype != dtype or previous.shape[1:] != targets.shape[1:]
