@@ -66,10 +66,10 @@ def dataset_properties(
 
     Args:
         x: ``(n, ...)`` inputs (tensor or array); each sample is flattened.
-        y: optional targets (class ids, one-hot rows, class names, or float regression
-            targets). Samples with a negative class id (``-1``: unlabelled) count for ``d_data``
-            and are left out of ``K_F``, with a warning (see
-            :func:`~lightning_dataprops.functional.label_sharpness`).
+        y: optional targets (class ids, one-hot rows, class names with
+            ``target_type="class"``, or float regression targets). Samples with a negative
+            class id (``-1``: unlabelled) count for ``d_data`` and are left out of ``K_F``,
+            with a warning (see :func:`~lightning_dataprops.functional.label_sharpness`).
         k: neighbours for MLE (20 in the paper).
         mle_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         twonn_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.

@@ -309,11 +309,11 @@ def label_sharpness(
     Args:
         x: ``(n, ...)`` inputs (tensor or array); each sample is flattened.
         y: targets: ``(n,)`` integer class ids, ``(n, C)`` one-hot rows, ``(n,)`` class names
-            (strings, numbered in sorted order), or float regression targets ``(n,)`` /
-            ``(n, t)``. Samples with a negative class id (``-1``: unlabelled) are left out,
-            with a warning; ``result.n_unlabelled`` counts them and the pairs keep the indices
-            of the samples given. Regression targets of any finite magnitude are measured
-            exactly (a power-of-two rescale, undone on the result).
+            (strings, with ``target_type="class"``: numbered in sorted order), or float
+            regression targets ``(n,)`` / ``(n, t)``. Samples with a negative class id (``-1``:
+            unlabelled) are left out, with a warning; ``result.n_unlabelled`` counts them and
+            the pairs keep the indices of the samples given. Regression targets of any finite
+            magnitude are measured exactly (a power-of-two rescale, undone on the result).
         method: ``"exact"`` (bichromatic closest pair / all-pairs maximum) or ``"sampled"``
             (the original code's maximum over ``n_pairs`` random pairs, for comparison with
             published numbers; biased low).
