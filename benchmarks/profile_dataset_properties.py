@@ -3,7 +3,7 @@
 Runs the call once to warm up, then once under ``cProfile`` and attributes the cumulative time
 of the engine's stage functions (``lightning_dataprops.functional._block_search`` and friends):
 
-* input: validation of ``x`` and the targets (``as_points``, ``prepare_targets``);
+* input: validation of ``x`` and the targets (``as_points``, ``kf_targets``);
 * kernel setup: the centred, label-ordered operands (float32, bfloat16 or 8-bit codes);
 * fast pass: the kernel's block distances (the matmul and the norms added to it); the
   selection (group minima, threshold filter, merging into the candidate lists); tracking each
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import load_fashion, make_manifold
 
 STAGES: list[tuple[str, list[tuple[str, str]]]] = [
-    ("input (validation)", [("_validation.py", "as_points"), ("targets.py", "prepare_targets")]),
+    ("input (validation)", [("_validation.py", "as_points"), ("_kf_targets.py", "kf_targets")]),
     ("kernel setup (operands, choice)", [("_gram.py", "make_gram")]),
     ("fast pass: matmul and norms", []),
     ("fast pass: selection", [("_block_search.py", "_merge")]),

@@ -339,6 +339,8 @@ def _sharpness_stats(report: DatasetReport) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     sharpness = report.properties.label_sharpness_result
     robust = None if sharpness is None else sharpness.robust
+    if sharpness is not None and sharpness.n_unlabelled:
+        stats["unlabelled samples (negative class id) left out of K_F"] = sharpness.n_unlabelled
     if robust is not None:
         for q, value in sorted(robust.quantiles.items()):
             stats[f"K_F at quantile {q:g} (1 / quantile of nearest other-label distance)"] = value

@@ -41,6 +41,7 @@ from lightning_dataprops.functional.constants import (
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties, SharpPair
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.functional.targets import unlabelled_mask
 from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
 __all__ = ["DatasetReport", "measure_dataset"]
@@ -165,13 +166,14 @@ def _check(
         return None, "regression targets (the check needs class labels)", ()
     if inputs.ndim < 3:
         return None, "inputs are not images (no natural-image reference exists)", ()
-    n = len(inputs)
-    positions = torch.arange(n)
-    if n > check_samples:
+    # The check compares labelled samples only (negative class ids are not a class).
+    positions = (~unlabelled_mask(targets)).nonzero().flatten()
+    inputs, targets = inputs[positions], targets[positions]
+    if len(positions) > check_samples:
         sub = sample_dataset(inputs, targets, max_samples=check_samples, seed=seed)
-        positions = sub.indices
-        inputs = inputs[positions]
-        targets = targets[positions]
+        positions = positions[sub.indices]
+        inputs = inputs[sub.indices]
+        targets = targets[sub.indices]
     try:
         check = check_label_sharpness(
             inputs,

@@ -192,15 +192,22 @@ class RepresentationIDMonitor(DataPropsCallback):
         started = time.perf_counter()
         if self._probe is None:
             self._probe = self.sample(self._dataset, self.max_samples).inputs
-        features = capture_representations(
-            pl_module,
-            self._probe[trainer.global_rank :: trainer.world_size],
-            self.layer_names,
-            batch_size=self.batch_size,
-            pool=self.pool,
-            device=pl_module.device,
-            forward=self.forward(trainer),
-            layer_call=self.layer_call,
+        shard = self._probe[trainer.global_rank :: trainer.world_size]
+        # A rank whose share is empty (fewer probe samples than ranks) captures nothing but
+        # still takes part in every metric's sync below.
+        features = (
+            {}
+            if len(shard) == 0
+            else capture_representations(
+                pl_module,
+                shard,
+                self.layer_names,
+                batch_size=self.batch_size,
+                pool=self.pool,
+                device=pl_module.device,
+                forward=self.forward(trainer),
+                layer_call=self.layer_call,
+            )
         )
         metrics: dict[str, float] = {}
         rows = []
@@ -214,7 +221,8 @@ class RepresentationIDMonitor(DataPropsCallback):
                 seed=self.options.seed,
                 memory_budget_mb=self.options.memory_budget_mb,
             ).to(pl_module.device)
-            metric.update(features[layer].to(pl_module.device))
+            if layer in features:
+                metric.update(features[layer].to(pl_module.device))
             value = float(metric.compute())
             metrics[names.d_repr(layer)] = value
             rows.append(

@@ -26,6 +26,7 @@ from lightning_dataprops.functional.attacks import (
     robustness,
 )
 from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.functional.targets import unlabelled_mask
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}
@@ -184,9 +185,26 @@ class RobustnessMonitor(DataPropsCallback):
                 "target_fn in DataPropsOptions if the labels are elsewhere in each item."
             )
             return  # no batch: disabled for this fit only
+        inputs = sample.inputs
+        unlabelled = unlabelled_mask(targets)
+        if bool(unlabelled.any()):
+            left_out, total = int(unlabelled.sum()), int(targets.numel())
+            if left_out == total:
+                rank_zero_warn(
+                    f"RobustnessMonitor: all {total} probe samples have a negative class id "
+                    "(unlabelled, e.g. -1); the robustness probe needs labelled samples and is "
+                    "disabled for this fit."
+                )
+                return
+            rank_zero_info(
+                f"RobustnessMonitor: {left_out} of {total} probe samples have a negative class "
+                "id (unlabelled, e.g. -1) and are left out; the probe attacks the "
+                f"{total - left_out} labelled ones."
+            )
+            inputs, targets = inputs[~unlabelled], targets[~unlabelled]
         self.stats = self._resolve_normalization(dataset)
         model = self._pixel_model(trainer, pl_module)
-        pixels = model.to_pixels(sample.inputs)
+        pixels = model.to_pixels(inputs)
         self.pixel_range = self._resolve_range(pixels)
         low, high = self.pixel_range
         self.batch = (pixels.clamp(low, high), targets)
@@ -263,9 +281,10 @@ class RobustnessMonitor(DataPropsCallback):
                 "...) returning them, or leave this callback out for non-classifiers."
             )
         n_classes = int(logits.shape[1])
-        if int(y.max()) >= n_classes:
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n_classes:
             raise ValueError(
-                f"RobustnessMonitor: the targets hold class id {int(y.max())} but the model has "
+                f"RobustnessMonitor: the targets hold class ids {low}..{high} but the model has "
                 f"{n_classes} outputs; class ids must lie in 0..{n_classes - 1}."
             )
 

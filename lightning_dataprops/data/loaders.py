@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional.targets import normalize_targets
+from lightning_dataprops.functional.targets import class_ids_from_names, normalize_targets
 
 __all__ = [
     "LoadedData",
@@ -289,9 +289,9 @@ def load_image_folder(path: str | os.PathLike[str]) -> LoadedData:
             f"{root} has no class subfolders; expected one subfolder per class holding its images."
         )
     arrays: list[np.ndarray] = []
-    labels: list[int] = []
+    labels: list[str] = []
     first: tuple[Path, tuple[int, int]] | None = None
-    for class_id, class_name in enumerate(classes):
+    for class_name in classes:
         files = sorted(
             p
             for p in (root / class_name).iterdir()
@@ -323,12 +323,13 @@ def load_image_folder(path: str | os.PathLike[str]) -> LoadedData:
                 else:
                     converted = image.convert("RGB") if mode != "RGB" else image
                 arrays.append(np.asarray(converted, dtype=np.uint8).copy())
-            labels.append(class_id)
+            labels.append(class_name)
     if any(a.ndim == 3 for a in arrays):
         arrays = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
     images = np.stack(arrays)
     inputs = _to_unit_nchw(images, str(root))
-    targets = torch.tensor(labels, dtype=torch.int64)
+    # Class ids in sorted folder-name order: the numbering of string labels everywhere.
+    targets, _ = class_ids_from_names(labels)
     description = _describe(f"image folder {root.name}", inputs, targets)
     return LoadedData(inputs, targets, f"{description} ({', '.join(classes)})", str(root))
 

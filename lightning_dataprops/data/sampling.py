@@ -59,7 +59,6 @@ from lightning_dataprops.functional.constants import (
 )
 from lightning_dataprops.functional.targets import (
     TARGET_TYPES,
-    as_target_tensor,
     normalize_targets,
 )
 
@@ -248,7 +247,7 @@ class _Options:
     def select(self, n: int, class_ids: Tensor | None) -> np.ndarray:
         return select_indices(n, class_ids, self.max_samples, self.stratify, self.seed)
 
-    def normalize(self, y: Tensor, n: int, name: str = "targets") -> tuple[Tensor, Tensor | None]:
+    def normalize(self, y: Any, n: int, name: str = "targets") -> tuple[Tensor, Tensor | None]:
         """``(targets, class ids or None)`` by the one target rule."""
         norm = normalize_targets(y, n, self.target_type, name=name)
         return norm.values, (norm.values if norm.is_class else None)
@@ -327,7 +326,7 @@ def _sample_arrays(inputs: Tensor | np.ndarray, targets: Any, options: _Options)
     norm: Tensor | None = None
     class_ids: Tensor | None = None
     if targets is not None:
-        norm, class_ids = options.normalize(as_target_tensor(targets), n)
+        norm, class_ids = options.normalize(targets, n)
     elif options.require_targets:
         raise _unlabelled_error()
     chosen = options.select(n, class_ids)

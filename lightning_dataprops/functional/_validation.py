@@ -5,6 +5,7 @@ Every check raises a ``ValueError`` (or ``TypeError``) that says what is wrong a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,46 @@ def as_points(
             f"(first at indices {first}); remove or impute them before measuring."
         )
     return points.contiguous(), input_shape
+
+
+# Ranges outside [2^-40, 2^40] are brought to about 1 by a power of two (exact): squared
+# differences of far larger or smaller values overflow or fall into subnormal numbers (float32
+# distances, float64 target differences), where the passes' error bounds no longer hold.
+_SCALE_LIMIT = 40
+
+
+def power_of_two_scale(values: Tensor) -> tuple[Tensor, int]:
+    """``values * 2^-e`` and ``e``: ``e = 0`` unless the largest column range of the ``(n, D)``
+    ``values`` is outside ``[2^-40, 2^40]``.
+
+    Differences (and their norms) of the result times ``2^e`` are those of ``values``, exactly:
+    the scale is a power of two. Used for inputs (before every distance pass) and for
+    regression targets (before ``|y_i - y_j|``).
+
+    Example:
+        >>> import torch
+        >>> scaled, e = power_of_two_scale(torch.tensor([[0.0], [3e200]], dtype=torch.float64))
+        >>> e, float(scaled[1, 0]) * 2.0**e == 3e200
+        (666, True)
+    """
+    if values.numel() == 0:
+        return values, 0
+    low, high = torch.aminmax(values, dim=0)
+    span = float((high.double() - low.double()).max())
+    if span == 0.0 or 2.0**-_SCALE_LIMIT <= span <= 2.0**_SCALE_LIMIT:
+        return values, 0
+    if math.isinf(span):  # finite values whose range overflows float64
+        exponent = math.frexp(float(high.double().abs().max()))[1] + 1
+    else:
+        exponent = math.frexp(span)[1]
+    return (values.double() * 2.0**-exponent).to(values.dtype), exponent
+
+
+def times_power_of_two(values: Tensor, exponent: int) -> Tensor:
+    """``values * 2^exponent``, exact short of overflow (in two steps: ``2^exponent`` itself may
+    not be a float64 when :func:`power_of_two_scale` met a range near the float64 limit)."""
+    half = exponent // 2
+    return values * 2.0**half * 2.0 ** (exponent - half)
 
 
 def check_k(k: int, n: int, *, what: str = "the estimate") -> None:

@@ -8,13 +8,14 @@ from typing import Any
 
 import torch
 
+from lightning_dataprops.functional._kf_targets import KFTargets, kf_targets
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import as_points, check_choice, check_k
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
 )
-from lightning_dataprops.functional.distributed import sharded_knn_search
+from lightning_dataprops.functional.distributed import checked_on_every_rank, sharded_knn_search
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
@@ -27,11 +28,7 @@ from lightning_dataprops.functional.intrinsic_dimension import (
     unique_neighbours,
 )
 from lightning_dataprops.functional.knn import knn_search
-from lightning_dataprops.functional.label_sharpness import (
-    label_sharpness,
-    prepare_targets,
-    sharpness_from_graph,
-)
+from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
 from lightning_dataprops.functional.results import (
     DatasetProperties,
     IntrinsicDimensionResult,
@@ -68,7 +65,10 @@ def dataset_properties(
 
     Args:
         x: ``(n, ...)`` inputs (tensor or array); each sample is flattened.
-        y: optional targets (class ids, one-hot rows, or float regression targets).
+        y: optional targets (class ids, one-hot rows, class names with
+            ``target_type="class"``, or float regression targets). Samples with a negative
+            class id (``-1``: unlabelled) count for ``d_data`` and are left out of ``K_F``,
+            with a warning (see :func:`~lightning_dataprops.functional.label_sharpness`).
         k: neighbours for MLE (20 in the paper).
         mle_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         twonn_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
@@ -88,7 +88,8 @@ def dataset_properties(
         distributed: share the one neighbour pass (and the closest differently-labelled pairs)
             among the ranks of ``process_group`` (see :func:`~lightning_dataprops.functional.
             distributed.sharded_knn_search`): every rank must call this with the same ``x``,
-            ``y`` and arguments, and every rank gets the same result. The duplicate re-search,
+            ``y`` and arguments, and every rank gets the same result; when one rank's inputs are
+            refused (e.g. it holds no samples), every rank raises. The duplicate re-search,
             the regression ``K_F`` pass and the bootstrap run on every rank. Without an
             initialised group of more than one rank, this has no effect.
         process_group: the group for ``distributed`` (default: the world).
@@ -151,30 +152,52 @@ def _dataset_properties(
     distributed: bool,
     process_group: Any,
 ) -> DatasetProperties:
-    points, input_shape = as_points(x, device=device)
+    def validated() -> tuple[torch.Tensor, tuple[int, ...], KFTargets | None]:
+        points, input_shape = as_points(x, device=device)
+        n = int(points.shape[0])
+        check_k(k, n, what="intrinsic dimension (mle)")
+        return points, input_shape, None if y is None else kf_targets(y, n, target_type)
+
+    # Distributed: a rank whose inputs are refused makes every rank raise (nobody waits).
+    if distributed:
+        points, input_shape, labelled = checked_on_every_rank(validated, process_group)
+    else:
+        points, input_shape, labelled = validated()
     n = int(points.shape[0])
-    check_k(k, n, what="intrinsic dimension (mle)")
-    labels = None
-    kind = None
-    n_classes = None
-    if y is not None:
-        labels, kind, n_classes = prepare_targets(y, n, target_type)
-        labels = labels.to(points.device)
-    class_labels = labels if kind == "class" else None
+    # One pass gives d_data and the class K_F when every sample is labelled; unlabelled samples
+    # count for d_data only, so K_F then takes its own pass over the labelled ones.
+    one_pass = labelled is not None and labelled.kind == "class" and labelled.index is None
     search = partial(sharded_knn_search, group=process_group) if distributed else knn_search
     graph = search(
         points,
         k,
-        labels=class_labels,
+        labels=labelled.values.to(points.device) if one_pass and labelled else None,
         n_pairs=top_pairs,
         memory_budget_mb=memory_budget_mb,
         progress=progress,
     )
     sharpness: LabelSharpnessResult | None = None
-    if labels is not None and kind == "class":
-        assert n_classes is not None
-        sharpness = sharpness_from_graph(
-            graph, labels, input_shape=input_shape, n_classes=n_classes, top_pairs=top_pairs
+    if labelled is not None and labelled.kind == "class":
+        assert labelled.n_classes is not None
+        labels = labelled.values.to(points.device)
+        class_graph = graph
+        if not one_pass:
+            class_graph = search(
+                labelled.rows(points),
+                1,
+                labels=labels,
+                n_pairs=top_pairs,
+                memory_budget_mb=memory_budget_mb,
+                progress=progress,
+            )
+        sharpness = labelled.restore(
+            sharpness_from_graph(
+                class_graph,
+                labels,
+                input_shape=input_shape,
+                n_classes=labelled.n_classes,
+                top_pairs=top_pairs,
+            )
         )
     elif y is not None:
         sharpness = label_sharpness(

@@ -14,6 +14,10 @@ the function must be called on every rank of the group, with the same arguments 
 header exchanged first checks that: a rank whose arguments or data differ (or are invalid)
 makes every rank raise the same ``ValueError`` instead of leaving the others waiting.
 
+The callers validate their inputs first; in distributed mode they do it through
+:func:`checked_on_every_rank`, so that a rank whose inputs are refused (an empty shard, NaN)
+makes every rank raise instead of leaving the others waiting in the search's first collective.
+
 Backends: with NCCL the exchanged tensors travel through the current CUDA device; with Gloo
 through the CPU; with other backends through ``x``'s device. The results come back on ``x``'s
 device. Without an initialised process group of more than one rank, the search is the plain
@@ -23,7 +27,8 @@ single-process one.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,6 +58,50 @@ def distributed_world_size(group: Any = None) -> int:
     return int(dist.get_world_size(group))
 
 
+T = TypeVar("T")
+
+
+def checked_on_every_rank(check: Callable[[], T], group: Any = None) -> T:
+    """``check()`` on this rank, then one exchange: if it raised on any rank, it raises on all.
+
+    For the input validation in front of a collective: a rank that raised alone (its shard is
+    empty, its values are NaN) would leave the other ranks waiting forever (NCCL) or for the
+    group's timeout (Gloo). Every rank of ``group`` must call it. Without an initialised group
+    of more than one rank it is ``check()``.
+
+    Raises:
+        The rank's own exception where ``check`` raised; elsewhere a ``ValueError`` naming the
+        ranks whose inputs were refused.
+
+    Example:
+        >>> checked_on_every_rank(lambda: 3)  # one process: just the check
+        3
+    """
+    world_size = distributed_world_size(group)
+    if world_size <= 1:
+        return check()
+    try:
+        value = check()
+    except Exception:
+        _share_outcome(False, world_size, group)
+        raise
+    _share_outcome(True, world_size, group)
+    return value
+
+
+def _share_outcome(ok: bool, world_size: int, group: Any) -> None:
+    """Exchange every rank's ``ok``; raise on this (good) rank when another one failed."""
+    flag = torch.tensor([0.0 if ok else 1.0], dtype=torch.float64)
+    comm = communication_device(group, torch.device("cpu"))
+    failed = torch.cat(_all_gather(flag.to(comm), world_size, group)).cpu().nonzero()
+    if ok and failed.numel():
+        raise ValueError(
+            f"The inputs on rank(s) {failed.flatten().tolist()} were refused (the error raised "
+            "there says why); every rank stops here rather than wait for those ranks. In "
+            "distributed mode every rank must pass the same, valid, full sample."
+        )
+
+
 def shard_queries(n: int, rank: int, world_size: int) -> Tensor:
     """The queries of ``rank``: ``arange(n)[rank::world_size]``.
 
@@ -63,8 +112,9 @@ def shard_queries(n: int, rank: int, world_size: int) -> Tensor:
     return torch.arange(rank, n, world_size, dtype=torch.long)
 
 
-def _communication_device(group: Any, data_device: torch.device) -> torch.device:
-    """Where tensors must live for the group's backend."""
+def communication_device(group: Any, data_device: torch.device) -> torch.device:
+    """Where tensors exchanged in ``group`` must live: the current CUDA device with NCCL, the
+    CPU with Gloo, else ``data_device``."""
     backend = str(dist.get_backend(group)).lower()
     if backend == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -201,7 +251,7 @@ def sharded_knn_search(
             progress=progress,
         )
     rank = int(dist.get_rank(group))
-    comm = _communication_device(group, x.device)
+    comm = communication_device(group, x.device)
 
     # 1. Everyone agrees on the arguments and the data, or everyone raises.
     header, problem = _local_header(x, k, labels, n_pairs)

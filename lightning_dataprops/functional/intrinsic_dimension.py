@@ -32,7 +32,7 @@ from lightning_dataprops.functional.constants import (
     DEFAULT_TIE_RTOL,
     MAX_TIE_FRACTION,
 )
-from lightning_dataprops.functional.distributed import sharded_knn_search
+from lightning_dataprops.functional.distributed import checked_on_every_rank, sharded_knn_search
 from lightning_dataprops.functional.duplicates import (
     DuplicateReport,
     duplicate_pairs,
@@ -362,10 +362,19 @@ def intrinsic_dimension(
     check_choice(estimator, "estimator", ESTIMATORS)
     check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
     check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
-    points, input_shape = as_points(x, device=device)
-    n = int(points.shape[0])
     neighbours_needed = k if estimator == "mle" else 2
-    check_k(neighbours_needed, n, what=f"intrinsic dimension ({estimator})")
+
+    def validated() -> tuple[Tensor, tuple[int, ...]]:
+        points, input_shape = as_points(x, device=device)
+        check_k(neighbours_needed, int(points.shape[0]), what=f"intrinsic dimension ({estimator})")
+        return points, input_shape
+
+    # Distributed: a rank whose inputs are refused makes every rank raise (nobody waits).
+    if distributed:
+        points, input_shape = checked_on_every_rank(validated, process_group)
+    else:
+        points, input_shape = validated()
+    n = int(points.shape[0])
 
     def estimate(
         sample: Tensor, show: bool | None = False, graph: NeighborGraph | None = None

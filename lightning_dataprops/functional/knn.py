@@ -37,7 +37,6 @@ gains.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import torch
@@ -46,7 +45,11 @@ from torch import Tensor
 from lightning_dataprops.functional._block_search import BlockSearch
 from lightning_dataprops.functional._gram import KernelName
 from lightning_dataprops.functional._precision import full_precision_matmul
-from lightning_dataprops.functional._validation import as_points
+from lightning_dataprops.functional._validation import (
+    as_points,
+    power_of_two_scale,
+    times_power_of_two,
+)
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
     exact_distances,
@@ -111,7 +114,7 @@ def knn_search(
         raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}.")
     # Half precision and integers widen exactly to float32; NaN and inf are refused.
     x, _ = as_points(x, name="x")
-    x, exponent = _moderate_scale(x)
+    x, exponent = power_of_two_scale(x)
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
     with full_precision_matmul(), torch.no_grad():
         search = BlockSearch(
@@ -126,27 +129,13 @@ def knn_search(
         graph = search.finish(query_indices, k)
     if exponent == 0:
         return graph
-    scale = 2.0**exponent
+
+    def back(distances: Tensor | None) -> Tensor | None:
+        return None if distances is None else times_power_of_two(distances, exponent)
+
     return replace(
         graph,
-        distances=graph.distances * scale,
-        pair_distances=None if graph.pair_distances is None else graph.pair_distances * scale,
-        other_distances=None if graph.other_distances is None else graph.other_distances * scale,
+        distances=times_power_of_two(graph.distances, exponent),
+        pair_distances=back(graph.pair_distances),
+        other_distances=back(graph.other_distances),
     )
-
-
-# Feature ranges outside [2^-40, 2^40] are brought to about 1 by a power of two (exact): float32
-# squared distances of far larger or smaller data overflow or fall into subnormal numbers, where
-# the fast pass's relative error bound no longer holds.
-_SCALE_LIMIT = 40
-
-
-def _moderate_scale(x: Tensor) -> tuple[Tensor, int]:
-    """``x * 2^-e`` and ``e``: ``e = 0`` unless the largest feature range is outside
-    ``[2^-40, 2^40]``; distances of the result times ``2^e`` are those of ``x``, exactly."""
-    low, high = torch.aminmax(x, dim=0)
-    span = float((high.double() - low.double()).max())
-    if span == 0.0 or 2.0**-_SCALE_LIMIT <= span <= 2.0**_SCALE_LIMIT:
-        return x, 0
-    exponent = math.frexp(span)[1]
-    return (x.double() * 2.0**-exponent).to(x.dtype), exponent

@@ -13,14 +13,20 @@ the offending indices through :class:`LabelConflictWarning`.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._kf_targets import kf_targets
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
-from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
+from lightning_dataprops.functional._validation import (
+    as_points,
+    check_choice,
+    power_of_two_scale,
+)
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
@@ -29,23 +35,58 @@ from lightning_dataprops.functional.robust_sharpness import (
     robust_sharpness,
     warn_conflicts,
 )
-from lightning_dataprops.functional.targets import TargetType, normalize_targets
+from lightning_dataprops.functional.targets import TargetType
 
 Method = Literal["exact", "sampled"]
 METHODS: tuple[str, ...] = ("exact", "sampled")
 
 
-def prepare_targets(y: Any, n: int, target_type: str = "auto") -> tuple[Tensor, str, int | None]:
-    """Targets for ``K_F`` by the package's one rule (:func:`~.targets.normalize_targets`).
+def _in_moderate_units(
+    points: Tensor, targets: Tensor, kind: str
+) -> tuple[Tensor, Tensor, int, int]:
+    """Points and (regression) targets scaled by powers of two into moderate ranges (exact):
+    ``(points, targets, e_x, e_y)``; a distance of these times ``2^e_x`` and a sharpness times
+    ``2^(e_y - e_x)`` are those of the originals. Squared differences of values near 1e154
+    would overflow float64, those near 1e-200 underflow, without it."""
+    scaled_points, e_x = power_of_two_scale(points)
+    e_y = 0
+    if kind == "regression":
+        targets, e_y = power_of_two_scale(targets)
+    return scaled_points, targets, e_x, e_y
 
-    Returns ``(targets, kind, n_classes)``: ``(n,)`` int64 class ids (at least two classes) or
-    ``(n, t)`` float64 regression values, ``"class"`` or ``"regression"``, the class count.
-    """
-    norm = normalize_targets(as_tensor(y, "y"), n, target_type, name="`y`", min_classes=2)
-    if norm.is_class:
-        return norm.values, norm.kind, norm.n_classes
-    values = norm.values.to(torch.float64)
-    return (values if values.ndim == 2 else values[:, None]), norm.kind, None
+
+def _in_given_units(
+    result: LabelSharpnessResult, targets: Tensor, e_x: int, e_y: int
+) -> LabelSharpnessResult:
+    """``result`` (of :func:`_in_moderate_units`' values) in the units of the data given, its
+    labels read from the given ``targets``."""
+    if e_x == 0 and e_y == 0:
+        return result
+
+    def back(pair: SharpPair) -> SharpPair:
+        try:
+            sharpness = math.ldexp(pair.sharpness, e_y - e_x)  # exact: a power of two
+        except OverflowError:
+            raise ValueError(
+                f"K_F is {pair.sharpness:g} x 2^{e_y - e_x}, beyond the float64 range: the "
+                "targets are far larger than the input distances. Rescale the targets (or the "
+                "inputs) first; K_F scales with them."
+            ) from None
+        return replace(
+            pair,
+            distance=math.ldexp(pair.distance, e_x),
+            label_i=_label_value(targets, pair.i),
+            label_j=_label_value(targets, pair.j),
+            sharpness=sharpness,
+        )
+
+    pairs = tuple(back(pair) for pair in result.pairs)
+    return replace(
+        result,
+        value=pairs[0].sharpness,
+        pairs=pairs,
+        conflicts=tuple(back(pair) for pair in result.conflicts),
+    )
 
 
 def _label_value(targets: Tensor, index: int) -> float | int:
@@ -268,8 +309,12 @@ def label_sharpness(
 
     Args:
         x: ``(n, ...)`` inputs (tensor or array); each sample is flattened.
-        y: targets: ``(n,)`` integer class ids, ``(n, C)`` one-hot rows, or float regression
-            targets ``(n,)`` / ``(n, t)``.
+        y: targets: ``(n,)`` integer class ids, ``(n, C)`` one-hot rows, ``(n,)`` class names
+            (strings, with ``target_type="class"``: numbered in sorted order), or float
+            regression targets ``(n,)`` / ``(n, t)``. Samples with a negative class id (``-1``:
+            unlabelled) are left out, with a warning; ``result.n_unlabelled`` counts them and
+            the pairs keep the indices of the samples given. Regression targets of any finite
+            magnitude are measured exactly (a power-of-two rescale, undone on the result).
         method: ``"exact"`` (bichromatic closest pair / all-pairs maximum) or ``"sampled"``
             (the original code's maximum over ``n_pairs`` random pairs, for comparison with
             published numbers; biased low).
@@ -294,6 +339,12 @@ def label_sharpness(
         A :class:`LabelSharpnessResult`; ``float(result)`` is ``K_F``; with class labels and the
         exact method, ``result.robust`` holds the distribution-based statistics.
 
+    Raises:
+        ValueError: NaN or infinite inputs or targets, mismatched lengths, fewer than two
+            classes among the labelled samples, all regression targets equal, a regression
+            ``K_F`` beyond the float64 range.
+        TypeError: complex or non-numeric inputs, targets mixing strings and other values.
+
     Example:
         >>> import torch
         >>> from lightning_dataprops.functional import label_sharpness
@@ -307,15 +358,36 @@ def label_sharpness(
     """
     check_choice(method, "method", METHODS)
     points, input_shape = as_points(x, device=device)
-    n = int(points.shape[0])
-    targets, kind, n_classes = prepare_targets(y, n, target_type)
-    targets = targets.to(points.device)
+    labelled = kf_targets(y, int(points.shape[0]), target_type)
     if top_pairs < 1:
         raise ValueError(f"top_pairs must be >= 1, got {top_pairs}.")
+    if method == "sampled" and n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}.")
+    points = labelled.rows(points)
+    given = labelled.values.to(points.device)
+    kind, n_classes = labelled.kind, labelled.n_classes
+    if method == "exact" and kind == "class":
+        assert n_classes is not None
+        graph = knn_search(
+            points,
+            1,
+            labels=given,
+            n_pairs=top_pairs,
+            memory_budget_mb=memory_budget_mb,
+            progress=progress,
+        )
+        result = sharpness_from_graph(
+            graph,
+            given,
+            input_shape=input_shape,
+            n_classes=n_classes,
+            top_pairs=top_pairs,
+            conflict_rtol=conflict_rtol,
+        )
+        return labelled.restore(result)
+    points, targets, e_x, e_y = _in_moderate_units(points, given, kind)
     if method == "sampled":
-        if n_pairs < 1:
-            raise ValueError(f"n_pairs must be >= 1, got {n_pairs}.")
-        return _sampled_sharpness(
+        result = _sampled_sharpness(
             points,
             targets,
             kind,
@@ -325,8 +397,8 @@ def label_sharpness(
             seed=seed,
             n_classes=n_classes,
         )
-    if kind == "regression":
-        return _regression_sharpness(
+    else:
+        result = _regression_sharpness(
             points,
             targets,
             input_shape=input_shape,
@@ -334,20 +406,4 @@ def label_sharpness(
             memory_budget_mb=memory_budget_mb,
             progress=progress,
         )
-    assert n_classes is not None
-    graph = knn_search(
-        points,
-        1,
-        labels=targets,
-        n_pairs=top_pairs,
-        memory_budget_mb=memory_budget_mb,
-        progress=progress,
-    )
-    return sharpness_from_graph(
-        graph,
-        targets,
-        input_shape=input_shape,
-        n_classes=n_classes,
-        top_pairs=top_pairs,
-        conflict_rtol=conflict_rtol,
-    )
+    return labelled.restore(_in_given_units(result, given, e_x, e_y))

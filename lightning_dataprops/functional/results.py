@@ -158,9 +158,9 @@ class LabelSharpnessResult:
     Attributes:
         value: ``K_F = max |y_i - y_j| / ||x_i - x_j||`` (``inf`` for a label conflict: two
             identical inputs with different labels).
-        n: number of samples.
+        n: number of samples measured (the labelled ones).
         input_shape: shape of one input sample.
-        pairs: the sharpest pairs, sharpest first.
+        pairs: the sharpest pairs, sharpest first (indices among the samples given).
         method: ``"exact"`` or ``"sampled"``.
         target_type: ``"class"`` or ``"regression"``.
         n_classes: number of distinct classes (``None`` for regression).
@@ -170,7 +170,10 @@ class LabelSharpnessResult:
             else the identical pairs found.
         n_pairs_evaluated: pairs examined by the sampled method (``None`` when exact).
         robust: distribution-based statistics (``K_F`` at quantiles, per class pair) for class
-            labels with the exact method; ``None`` otherwise.
+            labels with the exact method; ``None`` otherwise (its ``other_distances`` follow
+            the measured samples).
+        n_unlabelled: samples given but left out: their class id is negative (unlabelled,
+            e.g. scikit-learn's ``-1``).
     """
 
     value: float
@@ -183,6 +186,7 @@ class LabelSharpnessResult:
     conflicts: tuple[SharpPair, ...] = ()
     n_pairs_evaluated: int | None = None
     robust: RobustSharpness | None = None
+    n_unlabelled: int = 0
 
     def __float__(self) -> float:
         return self.value
@@ -200,6 +204,7 @@ class LabelSharpnessResult:
             "conflicts": [pair.to_dict() for pair in self.conflicts],
             "n_pairs_evaluated": self.n_pairs_evaluated,
             "robust": None if self.robust is None else self.robust.to_dict(),
+            "n_unlabelled": self.n_unlabelled,
         }
 
 

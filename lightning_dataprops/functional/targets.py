@@ -9,8 +9,18 @@ target everywhere:
 - one-hot rows ``(n, C)`` (every entry 0 or 1, exactly one 1 per row): class ids ``argmax``;
   probability rows too, but only with ``target_type="class"`` (otherwise they are vectors);
 - ``(n, 1)`` is flattened to ``(n,)``;
-- anything else (NaN, complex, strings, 3-d targets, integer vectors that are not one-hot) is a
-  clear error.
+- strings (class names, e.g. ``np.array(["cat", "dog"])``) with ``target_type="class"`` are class
+  ids numbered in the sorted order of the distinct names, the numbering the command line gives
+  image-folder classes (:func:`class_ids_from_names`); with ``"auto"`` they are a clear error
+  that says so (a string is not a number);
+- anything else (NaN, complex, mixed objects, 3-d targets, integer vectors that are not one-hot)
+  is a clear error.
+
+Negative class ids are not classes: ``-1`` is scikit-learn's "unlabelled" and the usual
+``ignore_index``. Such rows stay in :attr:`Targets.values` (aligned with the inputs) but are
+flagged in :attr:`Targets.labelled`, left out of :attr:`Targets.n_classes`, and every measurement
+that uses labels (``K_F``, the sharp-label check, the robustness probe) leaves them out;
+measurements without labels (``d_data``) keep them.
 
 Whole-number floats (ages 20-79 stored as ``float32``) therefore stay regression targets. File
 loaders that know their arrays hold labels convert them to integer class ids themselves.
@@ -30,8 +40,10 @@ __all__ = [
     "TargetType",
     "Targets",
     "as_target_tensor",
+    "class_ids_from_names",
     "item_class_id",
     "normalize_targets",
+    "unlabelled_mask",
 ]
 
 TargetType = Literal["auto", "class", "regression"]
@@ -46,17 +58,91 @@ class Targets:
         values: ``(n,)`` int64 class ids when ``kind == "class"``; else floating regression values
             ``(n,)`` or ``(n, t)`` (float32 or float64; half precision is widened to float32).
         kind: ``"class"`` or ``"regression"``.
-        n_classes: number of distinct class ids, ``None`` for regression.
+        n_classes: number of distinct class ids of the labelled rows, ``None`` for regression.
+        labelled: ``(n,)`` bool, ``False`` on rows whose class id is negative (unlabelled);
+            ``None`` when every row is labelled (always for regression).
+        class_names: for targets given as strings, the name of each class id (sorted).
     """
 
     values: Tensor
     kind: str
     n_classes: int | None
+    labelled: Tensor | None = None
+    class_names: tuple[str, ...] | None = None
 
     @property
     def is_class(self) -> bool:
         """Whether the targets are class ids."""
         return self.kind == "class"
+
+    @property
+    def n_unlabelled(self) -> int:
+        """Rows with a negative class id (left out of every measurement that uses labels)."""
+        return 0 if self.labelled is None else int((~self.labelled).sum())
+
+    def labelled_indices(self) -> Tensor | None:
+        """Indices of the labelled rows, or ``None`` when every row is labelled."""
+        return None if self.labelled is None else self.labelled.nonzero().flatten()
+
+
+def unlabelled_mask(class_ids: Tensor) -> Tensor:
+    """``(n,)`` bool: which class ids mean "no label" (the negative ones, e.g. ``-1``).
+
+    The package's one rule for ignore ids; :func:`normalize_targets` applies it.
+
+    Example:
+        >>> import torch
+        >>> unlabelled_mask(torch.tensor([0, -1, 2, -100])).tolist()
+        [False, True, False, True]
+    """
+    return class_ids < 0
+
+
+def class_ids_from_names(names: Any, name: str = "targets") -> tuple[Tensor, tuple[str, ...]]:
+    """Class names (strings) as int64 class ids, numbered in the sorted order of the names.
+
+    The same numbering as the command line's image folders (one subfolder per class, class ids
+    in sorted folder-name order).
+
+    Args:
+        names: a sequence or array of strings, one per sample.
+        name: how error messages call the targets.
+
+    Returns:
+        ``(class_ids, classes)``: ``(n,)`` int64 ids and the sorted distinct names.
+
+    Raises:
+        TypeError: some entries are not strings (e.g. ``None`` or numbers among the names).
+
+    Example:
+        >>> ids, classes = class_ids_from_names(["dog", "cat", "dog"])
+        >>> ids.tolist(), classes
+        ([1, 0, 1], ('cat', 'dog'))
+    """
+    array = np.asarray(names, dtype=object).reshape(-1)
+    bad = [value for value in array.tolist() if not isinstance(value, str)]
+    if bad:
+        raise TypeError(
+            f"{name} mix class names with other values (e.g. {bad[0]!r}); pass only strings "
+            "(class names), or integer class ids (negative ids mark unlabelled samples)."
+        )
+    classes, inverse = np.unique(array.astype(str), return_inverse=True)
+    return torch.from_numpy(inverse.astype(np.int64).reshape(-1)), tuple(classes.tolist())
+
+
+def _string_names(y: Any) -> Any | None:
+    """``y`` as an array of names when it holds strings (numpy, list, tuple), else ``None``."""
+    if isinstance(y, (Tensor, str)):
+        return None
+    try:
+        array = np.asarray(y)
+    except (TypeError, ValueError):
+        return None
+    if array.dtype.kind in "US":
+        return array
+    if array.dtype == object and array.size and isinstance(array.reshape(-1)[0], str):
+        return array
+    return None
 
 
 def as_target_tensor(y: Any, name: str = "targets") -> Tensor:
@@ -104,9 +190,10 @@ def normalize_targets(
         y: targets ``(n,)``, ``(n, 1)`` or ``(n, C)``: a tensor, numpy array or list.
         n: the number of samples the targets must match (``None``: not checked).
         target_type: ``"auto"`` (integer dtype or one-hot rows: classes; floating dtype:
-            regression), ``"class"`` or ``"regression"``.
+            regression), ``"class"`` (also: strings are class names) or ``"regression"``.
         name: how error messages call the targets.
-        min_classes: class targets with fewer distinct ids raise (label sharpness needs 2).
+        min_classes: class targets whose labelled rows (non-negative ids) hold fewer distinct
+            ids raise (label sharpness needs 2).
 
     Returns:
         :class:`Targets`.
@@ -114,8 +201,10 @@ def normalize_targets(
     Raises:
         ValueError: scalar or 3-d targets, a length other than ``n``, NaN or infinite values,
             fractional values with ``target_type="class"``, integer vectors that are not
-            one-hot, fewer than ``min_classes`` classes, an unknown ``target_type``.
-        TypeError: complex, string or object targets.
+            one-hot, fewer than ``min_classes`` classes among the labelled rows (also: no
+            labelled row at all), an unknown ``target_type``.
+        TypeError: complex or object targets, strings without ``target_type="class"``, strings
+            mixed with other values.
 
     Example:
         >>> import torch
@@ -125,10 +214,32 @@ def normalize_targets(
         [1, 0]
         >>> normalize_targets(torch.tensor([2.0, 0.0]), target_type="class").values.tolist()
         [2, 0]
+        >>> normalize_targets(torch.tensor([0, -1, 1])).n_unlabelled  # -1: unlabelled
+        1
+        >>> normalize_targets(["dog", "cat", "dog"], target_type="class").values.tolist()
+        [1, 0, 1]
     """
     if target_type not in TARGET_TYPES:
         raise ValueError(f"target_type must be one of {list(TARGET_TYPES)}, got {target_type!r}.")
-    targets = as_target_tensor(y, name)
+    names = _string_names(y)
+    class_names: tuple[str, ...] | None = None
+    if names is not None:
+        if target_type != "class":
+            raise TypeError(
+                f"{name} are not numeric (dtype {names.dtype}): class names? Pass "
+                "target_type='class' (command line: --targets class) to number them in "
+                "sorted order, as the command line numbers image-folder classes, or map them to "
+                "integer class ids first."
+            )
+        if names.ndim == 2 and names.shape[1] == 1:
+            names = names[:, 0]
+        if names.ndim != 1:
+            raise ValueError(
+                f"{name} are strings of shape {names.shape}; pass one class name per sample."
+            )
+        targets, class_names = class_ids_from_names(names, name)
+    else:
+        targets = as_target_tensor(y, name)
     if targets.is_complex():
         raise TypeError(f"{name} are complex ({targets.dtype}); pass real class ids or values.")
     if targets.ndim == 0:
@@ -177,14 +288,28 @@ def normalize_targets(
             "values; use target_type='regression' for continuous targets."
         )
     labels = targets.to(torch.int64)
-    n_classes = int(torch.unique(labels).numel())
+    unlabelled = unlabelled_mask(labels)
+    n_unlabelled = int(unlabelled.sum())
+    kept = labels[~unlabelled] if n_unlabelled else labels
+    n_classes = int(torch.unique(kept).numel())
     if n_classes < min_classes:
-        first = int(labels[0]) if labels.numel() else None
+        total = int(labels.shape[0])
+        if n_unlabelled == total and total:
+            raise ValueError(
+                f"All {total} samples of {name} are unlabelled (negative class ids such as -1): "
+                f"this needs labelled samples of at least {min_classes} classes. Pass class ids "
+                ">= 0, or skip K_F for unlabelled data."
+            )
+        first = int(kept[0]) if kept.numel() else None
+        which = "labelled samples" if n_unlabelled else "samples"
+        left_out = f" ({n_unlabelled} unlabelled samples left out)" if n_unlabelled else ""
         raise ValueError(
-            f"All {int(labels.shape[0])} samples have the same label ({first}): this needs at "
-            f"least {min_classes} classes. Sample more classes, or skip K_F for unlabelled data."
+            f"All {int(kept.shape[0])} {which} have the same label ({first}){left_out}: "
+            f"this needs at least {min_classes} classes. Sample more classes, or skip K_F for "
+            "unlabelled data."
         )
-    return Targets(labels, "class", n_classes)
+    labelled = ~unlabelled if n_unlabelled else None
+    return Targets(labels, "class", n_classes, labelled, class_names)
 
 
 def item_class_id(target: Tensor, target_type: str = "auto") -> int | None:

@@ -129,7 +129,7 @@ class IntrinsicDimension(ReservoirMetric):
                 f"samples of shape {shape} do not match the earlier samples' {self.input_shape}."
             )
         self.input_shape = shape
-        rows = x.detach().reshape(int(x.shape[0]), -1).to(torch.float32)
+        rows = x.detach().reshape(int(x.shape[0]), math.prod(shape)).to(torch.float32)
         if not bool(torch.isfinite(rows).all()):
             raise ValueError("x contains NaN or infinite values; remove them before updating.")
         return rows

@@ -8,13 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._kf_targets import kf_targets
 from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.label_sharpness import (
-    label_sharpness,
-    prepare_targets,
-    sharpness_from_graph,
-)
+from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
 from lightning_dataprops.metrics.reservoir import ReservoirMetric
@@ -31,9 +28,11 @@ class LabelSharpness(ReservoirMetric):
     ``(b, t)``, read by the package's one target rule
     (:func:`~lightning_dataprops.functional.targets.normalize_targets`: float targets are
     regression, also whole-number ones, unless ``target_type="class"``) and stored as int64
-    class ids or float64 values; NaN targets are refused in ``update``. ``compute()`` returns
-    the exact ``K_F`` of the (gathered) reservoir as a scalar tensor (``inf`` when two identical
-    inputs carry different labels, a label conflict, reported with a
+    class ids or float64 values; NaN targets are refused in ``update``. Samples with a negative
+    class id (``-1``: unlabelled) are stored but left out of ``K_F``, with a warning.
+    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar float32
+    tensor (float64 for values beyond float32's range: never a silent inf or 0; ``inf`` when two
+    identical inputs carry different labels, a label conflict, reported with a
     :class:`~lightning_dataprops.functional.LabelConflictWarning`); the detailed
     :class:`~lightning_dataprops.functional.results.LabelSharpnessResult` with the sharpest
     pairs (indices into the gathered reservoir) is kept in :attr:`last_result`.
@@ -126,12 +125,13 @@ class LabelSharpness(ReservoirMetric):
             raise ValueError(
                 f"inputs of shape {shape} do not match the earlier inputs' {self.input_shape}."
             )
-        rows = x.detach().reshape(batch, -1).to(torch.float32)
+        rows = x.detach().reshape(batch, math.prod(shape)).to(torch.float32)
         if not bool(torch.isfinite(rows).all()):
             raise ValueError("x contains NaN or infinite values; remove them before updating.")
         norm = normalize_targets(y, batch, self.target_type, name="y")
         dtype = torch.long if norm.is_class else torch.float64
-        targets = norm.values.reshape(batch, -1).to(device=y.device, dtype=dtype)
+        values = norm.values if norm.values.ndim == 2 else norm.values[:, None]
+        targets = values.to(device=y.device, dtype=dtype)
         previous = self.gathered("targets")
         if previous is not None and (
             previous.dtype != dtype or previous.shape[1:] != targets.shape[1:]
@@ -162,8 +162,8 @@ class LabelSharpness(ReservoirMetric):
                 top_pairs=self.top_pairs,
                 memory_budget_mb=self.memory_budget_mb,
             )
-        labels, kind, n_classes = prepare_targets(targets, n, self.target_type)
-        if kind != "class":
+        labelled = kf_targets(targets, n, self.target_type)
+        if labelled.kind != "class":
             return label_sharpness(
                 points,
                 targets,
@@ -171,22 +171,24 @@ class LabelSharpness(ReservoirMetric):
                 top_pairs=self.top_pairs,
                 memory_budget_mb=self.memory_budget_mb,
             )
-        assert n_classes is not None
-        labels = labels.to(rows.device)
+        assert labelled.n_classes is not None
+        labels = labelled.values.to(rows.device)
         graph = sharded_knn_search(
-            rows,
+            labelled.rows(rows),
             1,
             labels=labels,
             n_pairs=self.top_pairs,
             memory_budget_mb=self.memory_budget_mb,
             group=self.process_group,
         )
-        return sharpness_from_graph(
-            graph,
-            labels,
-            input_shape=tuple(points.shape[1:]),
-            n_classes=n_classes,
-            top_pairs=self.top_pairs,
+        return labelled.restore(
+            sharpness_from_graph(
+                graph,
+                labels,
+                input_shape=tuple(points.shape[1:]),
+                n_classes=labelled.n_classes,
+                top_pairs=self.top_pairs,
+            )
         )
 
     def compute(self) -> Tensor:
@@ -199,16 +201,20 @@ class LabelSharpness(ReservoirMetric):
             )
         result = self._estimate(rows, targets, self._shard_knn(self.distributed_knn))
         self.last_result = result
-        return torch.tensor(result.value, dtype=torch.float32, device=rows.device)
+        return _as_tensor(result.value, rows.device)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Add the batch to the reservoir and return the ``K_F`` of this batch alone."""
         self.update(x, y)
         rows, targets = self._rows(x, y)
-        value = torch.tensor(
-            self._estimate(rows, targets, distributed=False).value,
-            dtype=torch.float32,
-            device=rows.device,
-        )
+        value = _as_tensor(self._estimate(rows, targets, distributed=False).value, rows.device)
         self._forward_cache = value  # type: ignore[assignment]  # torchmetrics types it None
         return value
+
+
+def _as_tensor(value: float, device: torch.device) -> Tensor:
+    """``K_F`` as a float32 scalar, or float64 where float32 would turn it into inf or 0."""
+    single = torch.tensor(value, dtype=torch.float32, device=device)
+    if math.isinf(float(single)) != math.isinf(value) or (float(single) == 0.0) != (value == 0.0):
+        return torch.tensor(value, dtype=torch.float64, device=device)
+    return single

@@ -6,15 +6,21 @@ long it is updated; DDP sync merges the ranks' reservoirs into a uniform sample 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
-from lightning_dataprops.functional.distributed import distributed_world_size
+from lightning_dataprops.functional.distributed import (
+    communication_device,
+    distributed_world_size,
+)
 
 __all__ = ["ReservoirMetric"]
 
@@ -43,6 +49,31 @@ def _as_rows(state: Any) -> Tensor | None:
 
 def _n_rows(rows: Tensor | None) -> int:
     return 0 if rows is None else int(rows.shape[0])
+
+
+# The layout of a sample state, exchanged before a DDP sync: whether the rank holds rows, the
+# dtype (an index into _DTYPES), the number of dimensions and the sizes after the first.
+_DTYPES = (
+    torch.float32,
+    torch.float64,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+)
+_MAX_NDIM = 8
+
+
+def _layout(rows: Tensor | None) -> Tensor:
+    layout = torch.full((3 + _MAX_NDIM,), -1, dtype=torch.long)
+    if rows is not None and rows.dtype in _DTYPES and rows.ndim <= _MAX_NDIM:
+        layout[0], layout[1], layout[2] = 1, _DTYPES.index(rows.dtype), rows.ndim
+        layout[3 : 2 + rows.ndim] = torch.tensor(rows.shape[1:], dtype=torch.long)
+    return layout
 
 
 class ReservoirMetric(Metric):
@@ -160,6 +191,43 @@ class ReservoirMetric(Metric):
                 parts.append(ours[pick_self.to(ours.device)])
             setattr(self, name, [dim_zero_cat(parts)] if parts else [])
         self.n_seen = self.n_seen + incoming_state["n_seen"].to(self.n_seen.device)
+
+    def _sync_dist(
+        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None
+    ) -> None:
+        """torchmetrics' sync, safe on ranks that hold no rows (``update`` never called there:
+        fewer batches than ranks, conditional updates).
+
+        torchmetrics gathers such a rank's empty state as a 1-d float tensor, whose shape and
+        dtype differ from the other ranks' rows: Gloo fails ("Received data size doesn't
+        match"), NCCL hangs. One exchange of every state's layout first gives an empty state
+        the others' row shape and dtype, so the gather is the concatenation of what every rank
+        holds.
+        """
+        group = process_group or self.process_group
+        world_size = distributed_world_size(group)
+        if world_size > 1:
+            self._shape_empty_states(group, world_size)
+        super()._sync_dist(dist_sync_fn, process_group)
+
+    def _shape_empty_states(self, group: Any, world_size: int) -> None:
+        """Give every sample state this rank holds no rows of the row layout of another rank."""
+        mine = {name: self.gathered(name) for name in self._sample_states}
+        local = torch.stack([_layout(rows) for rows in mine.values()])
+        comm = communication_device(group, self.device)
+        gathered = [torch.empty_like(local, device=comm) for _ in range(world_size)]
+        dist.all_gather(gathered, local.to(comm), group=group)
+        layouts = torch.stack(gathered).cpu()  # (world, states, 3 + _MAX_NDIM)
+        for position, (name, rows) in enumerate(mine.items()):
+            if rows is not None:
+                continue
+            holders = (layouts[:, position, 0] == 1).nonzero().flatten()
+            if holders.numel() == 0:
+                continue  # no rank holds rows: compute() says so on every rank
+            layout = layouts[int(holders[0]), position].tolist()
+            dtype, ndim = _DTYPES[layout[1]], layout[2]
+            empty = torch.empty((0, *layout[3 : 2 + ndim]), dtype=dtype, device=self.device)
+            setattr(self, name, [empty])
 
     def _shard_knn(self, distributed_knn: bool) -> bool:
         """Whether ``compute`` may share the neighbour search among the ranks.

@@ -86,7 +86,7 @@ class SharpnessCheck:
         conflicts: near-identical differently-labelled pairs (indices into the sample).
         per_class_pair: ``(a, b) -> (median sharpness, points)`` where classes meet.
         protocol: ``"gray28"`` or ``"rgb32"``.
-        n: sample size.
+        n: samples measured (the labelled ones: negative class ids are left out).
         n_classes: classes in the sample.
         input_shape: shape of one input as given.
     """
@@ -263,9 +263,7 @@ def check_label_sharpness(
     if device is not None:
         images = images.to(device)
     n = int(images.shape[0]) if images.ndim else 0
-    labels = normalize_targets(
-        as_tensor(targets, "targets"), n, "auto", name="targets", min_classes=2
-    )
+    labels = normalize_targets(targets, n, "auto", name="targets", min_classes=2)
     if not labels.is_class:
         raise ValueError(
             "check_label_sharpness needs class targets (integer ids or one-hot rows); these are "
@@ -293,7 +291,9 @@ def check_label_sharpness(
     assert robust is not None and labels.n_classes is not None
     statistic = str(rule["statistic"])
     value = statistic_value(result, statistic)
-    band = reference_band(n, labels.n_classes, protocol, statistic)
+    # Unlabelled samples (negative class ids) are left out of K_F: the band is the one of the
+    # samples measured.
+    band = reference_band(result.n, labels.n_classes, protocol, statistic)
     threshold = tolerance * band.maximum
     conflicts = tuple(result.conflicts)
     return SharpnessCheck(
@@ -309,7 +309,7 @@ def check_label_sharpness(
         conflicts=conflicts,
         per_class_pair=dict(robust.per_class_pair),
         protocol=protocol,
-        n=n,
+        n=result.n,
         n_classes=labels.n_classes,
         input_shape=tuple(images.shape[1:]),
     )

@@ -13,6 +13,7 @@ import json
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from lightning_dataprops.functional.distributed import (
 )
 from lightning_dataprops.functional.knn import knn_search
 from lightning_dataprops.metrics import IntrinsicDimension, LabelSharpness
+from tests.conftest import brute_force_distances
 
 WORLD = 2
 JOIN_DEADLINE_S = 150.0
@@ -173,10 +175,67 @@ def _case_metrics(rank: int) -> None:
     assert _close(float(bounded.compute()), intrinsic_dimension(union, k=10).value, 1e-6)
 
 
+def _case_empty_rank(rank: int) -> None:
+    """One rank holds no data: its metrics never saw a row (fewer batches than ranks, or
+    conditional updates). Every compute equals one process on the union; the functional
+    entry points raise on every rank instead of leaving one waiting."""
+    x = _points(5)
+    y = _labels(x)
+    partly = y.clone()
+    partly[::7] = -1  # unlabelled rows: left out of K_F on the gathered reservoir too
+    ages = x[:, 2].double() * 1e200  # regression targets: float64 states, extreme values
+    keep = partly >= 0
+    dist = brute_force_distances(x[keep])
+    labelled_oracle = 1.0 / float(
+        dist.masked_fill(partly[keep][:, None] == partly[keep][None, :], math.inf).min()
+    )
+    for holder in range(WORLD):
+        mle, twonn = IntrinsicDimension(k=10), IntrinsicDimension(estimator="twonn")
+        sharp, unlabelled, regression = (
+            LabelSharpness(top_pairs=4),
+            LabelSharpness(),
+            LabelSharpness(),
+        )
+        if rank == holder:
+            for start in range(0, N, 50):
+                batch = slice(start, min(start + 50, N))
+                mle.update(x[batch])
+                twonn.update(x[batch].reshape(-1, 4, 6))
+                sharp.update(x[batch], y[batch])
+                unlabelled.update(x[batch], partly[batch])
+                regression.update(x[batch], ages[batch])
+        else:
+            sharp.update(x[:0], y[:0])  # a conditional update that added nothing
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "compute before update", rows left out
+            values = [float(m.compute()) for m in (mle, twonn, sharp, unlabelled, regression)]
+        assert _close(values[0], intrinsic_dimension(x, "mle", k=10).value, 1e-6)
+        assert _close(values[1], intrinsic_dimension(x, "twonn").value, 1e-6)
+        reference = label_sharpness(x, y, top_pairs=4)
+        assert _close(values[2], reference.value, 1e-6)
+        assert sharp.last_result is not None
+        assert [(p.i, p.j) for p in sharp.last_result.pairs] == [
+            (p.i, p.j) for p in reference.pairs
+        ]
+        assert _close(values[3], labelled_oracle, 1e-6)
+        assert _close(values[4], label_sharpness(x, ages).value, 1e-6)
+    mine = x if rank == 0 else x[:0]
+    for call in (
+        lambda: dataset_properties(mine, y[: len(mine)], k=10, distributed=True),
+        lambda: intrinsic_dimension(mine, k=10, distributed=True),
+        lambda: sharded_knn_search(mine, 3),
+    ):
+        with pytest.raises(ValueError, match=r"0 sample|refused|neighbours need|invalid arg"):
+            call()
+    # Still in step afterwards.
+    assert torch.equal(sharded_knn_search(x, 2).indices, knn_search(x, 2).indices)
+
+
 CASES: dict[str, Callable[[int], None]] = {
     "sharded_knn": _case_sharded_knn,
     "dataset_properties": _case_dataset_properties,
     "metrics": _case_metrics,
+    "empty_rank": _case_empty_rank,
 }
 
 
@@ -242,6 +301,11 @@ def test_distributed_dataset_properties_match(
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_synced_metrics_match_one_process(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
     assert ddp_outcomes[rank]["metrics"] == "ok", ddp_outcomes[rank]["metrics"]
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_a_rank_without_data_is_safe(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
+    assert ddp_outcomes[rank]["empty_rank"] == "ok", ddp_outcomes[rank]["empty_rank"]
 
 
 def test_without_process_group_it_is_knn_search() -> None:
