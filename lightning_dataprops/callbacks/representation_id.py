@@ -8,16 +8,19 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
-from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
+from lightning_dataprops.callbacks._layers import example_batch, layer_depths
 from lightning_dataprops.findings import ReprProfileFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
+from lightning_dataprops.functional.head_input import HeadInput, find_head_input
 from lightning_dataprops.functional.representations import (
+    ForwardTrace,
     capture_representations,
+    module_name,
     resolve_layers,
     trace_forward,
 )
@@ -110,7 +113,9 @@ class RepresentationIDMonitor(DataPropsCallback):
             raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.layers = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
+        given = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
+        # Names of the uncompiled model everywhere, state keys included.
+        self.layers = None if given is None else [module_name(layer) for layer in given]
         self.every_n_epochs = every_n_epochs
         self.max_samples = max_samples
         self.k = k
@@ -121,6 +126,8 @@ class RepresentationIDMonitor(DataPropsCallback):
         """One row per measurement: ``epoch``, ``layer``, ``depth``, ``d_repr``."""
         self.layer_names: list[str] = []
         """The measured layers, in the order the forward pass runs them (set in ``setup``)."""
+        self.head_input: HeadInput | None = None
+        """The output head and what it reads, found in ``setup`` (``None`` when not found)."""
         self._depths: dict[str, int] = {}
         self._dataset: Any = None
         self._probe: Tensor | None = None
@@ -134,7 +141,10 @@ class RepresentationIDMonitor(DataPropsCallback):
         return {"history": list(self.history)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.history = list(state.get("history", []))
+        self.history = [
+            {**row, "layer": module_name(row["layer"])} if "layer" in row else row
+            for row in state.get("history", [])
+        ]
 
     # ------------------------------------------------------------------ setup
     @property
@@ -145,23 +155,34 @@ class RepresentationIDMonitor(DataPropsCallback):
 
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._probe = None  # per fit: the next fit may bring other data
+        self.head_input = None
         if not self.every_n_epochs:
             return
         self._dataset, first_input = self.training_data(trainer)
-        names_found = (
-            [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
-        )
+        named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():
-            # One hooked forward pass answers every question setup asks.
+            # One hooked forward pass answers the questions about the listed layers.
             trace = trace_forward(pl_module, example, self.forward(trainer))
+            for name, _ in named:
+                # Layers that never run, or run several times without layer_call, fail here.
+                trace.check(name, self.layer_call)
+            self.head_input = self._find_head_input(trainer, pl_module, example, trace, named)
         order = trace.execution_order()
         if self.layers is None:
-            names_found = [penultimate_layer(pl_module, order)]
-        for name in names_found:
-            # Layers that never run, or run several times without layer_call, fail here.
-            trace.check(name, self.layer_call)
+            assert self.head_input is not None
+            names_found = [self.head_input.name]
+            rank_zero_info(
+                f"{type(self).__name__}: d_repr is measured on {self.head_input.name!r}: "
+                f"{self.head_input.describe()}."
+            )
+        else:
+            names_found = [name for name, _ in named]
         self._depths = layer_depths(order, names_found)
+        if self.layers is None and self.head_input is not None:
+            # The head's input sits just before the head, whichever call produced it.
+            head = self.head_input.head
+            self._depths = {names_found[0]: max(layer_depths(order, [head])[head] - 1, 0)}
         if self.layer_call is not None:
             for name, count in trace.counts(names_found).items():
                 if count > 1:
@@ -171,6 +192,40 @@ class RepresentationIDMonitor(DataPropsCallback):
                         f"(layer_call={self.layer_call})."
                     )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
+
+    def _find_head_input(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        example: Tensor,
+        trace: ForwardTrace,
+        named: list[tuple[str, nn.Module]],
+    ) -> HeadInput | None:
+        """The head and what it reads; for listed layers, also which of them it is. Without
+        listed layers a failure is a setup error; with them it only leaves out
+        ``dataprops/d_repr_head_input``."""
+        forward = self.forward(trainer)
+        if not named:
+            return find_head_input(pl_module, example, trace, forward=forward)
+        try:
+            return find_head_input(
+                pl_module, example, trace, forward=forward, layers=named, layer_call=self.layer_call
+            )
+        except (TypeError, ValueError) as error:
+            rank_zero_info(
+                f"{type(self).__name__}: the output head's input was not found ({error}); "
+                f"{names.D_REPR_HEAD_INPUT} is not logged."
+            )
+            return None
+
+    def _head_input_layer(self) -> str | None:
+        """The measured layer whose output the head reads (the deepest one if several)."""
+        if self.head_input is None:
+            return None
+        if self.layers is None:
+            return self.head_input.name
+        matches = [name for name in self.layer_names if name in self.head_input.layers]
+        return matches[-1] if matches else None
 
     # ------------------------------------------------------------------ per epoch
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -192,16 +247,34 @@ class RepresentationIDMonitor(DataPropsCallback):
         started = time.perf_counter()
         if self._probe is None:
             self._probe = self.sample(self._dataset, self.max_samples).inputs
-        features = capture_representations(
-            pl_module,
-            self._probe[trainer.global_rank :: trainer.world_size],
-            self.layer_names,
-            batch_size=self.batch_size,
-            pool=self.pool,
-            device=pl_module.device,
-            forward=self.forward(trainer),
-            layer_call=self.layer_call,
-        )
+        probe = self._probe[trainer.global_rank :: trainer.world_size]
+        head = self.head_input
+        if self.layers is None and head is not None:
+            # What the head reads, captured at the head: right whatever produced it.
+            (features,) = capture_representations(
+                pl_module,
+                probe,
+                [head.head],
+                batch_size=self.batch_size,
+                pool=self.pool,
+                device=pl_module.device,
+                forward=self.forward(trainer),
+                layer_call=head.head_call,
+                read="input",
+            ).values()
+            captured = {head.name: features}
+        else:
+            captured = capture_representations(
+                pl_module,
+                probe,
+                self.layer_names,
+                batch_size=self.batch_size,
+                pool=self.pool,
+                device=pl_module.device,
+                forward=self.forward(trainer),
+                layer_call=self.layer_call,
+            )
+        head_layer = self._head_input_layer()
         metrics: dict[str, float] = {}
         rows = []
         for layer in self.layer_names:
@@ -214,9 +287,11 @@ class RepresentationIDMonitor(DataPropsCallback):
                 seed=self.options.seed,
                 memory_budget_mb=self.options.memory_budget_mb,
             ).to(pl_module.device)
-            metric.update(features[layer].to(pl_module.device))
+            metric.update(captured[layer].to(pl_module.device))
             value = float(metric.compute())
             metrics[names.d_repr(layer)] = value
+            if layer == head_layer:
+                metrics[names.D_REPR_HEAD_INPUT] = value
             rows.append(
                 {
                     "epoch": trainer.current_epoch,

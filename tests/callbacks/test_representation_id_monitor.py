@@ -20,6 +20,8 @@ from lightning_dataprops.callbacks import (
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     CompilableCNN,
+    FunctionalReLUNet,
+    ResidualCNN,
     SharedReLUNet,
     TensorDataModule,
     TinyCNN,
@@ -209,3 +211,68 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
     spent = float(fit.callback_metrics[names.OVERHEAD_SECONDS])
     assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) >= 0.001
     assert lightning_log.text.count("the d_repr measurement is postponed") == 1
+
+
+def _cloned(model: nn.Module, module: nn.Module, x: Tensor, read: str = "output") -> Tensor:
+    """Oracle: what a reference hook that clones sees: a module's output, or the input it reads."""
+    kept: list[Tensor] = []
+    if read == "output":
+        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
+    else:
+        handle = module.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return kept[0].flatten(1)
+
+
+def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    layers = ["features.1", "features.3.bn2"]  # before ReLU(inplace=True), `out += identity`
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=layers, max_samples=300)
+    model = ResidualCNN()
+    fit = trainer(tmp_path, [monitor], max_epochs=1)
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    probe = _probe(x, y, 300)
+    for layer in layers:
+        oracle = _cloned(model, model.get_submodule(layer), probe)
+        assert float((oracle < 0).float().mean()) > 0.1, "the captured values had negatives"
+        assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(
+            _oracle(oracle), rel=1e-5
+        ), layer
+
+
+@pytest.mark.parametrize(
+    ("model", "layer", "reads"),
+    [
+        (SharedReLUNet, "act", "the output of call 1 of 'act', which runs 2 times"),
+        (FunctionalReLUNet, "out.input", "a tensor that no single module returns"),
+    ],
+)
+def test_the_default_layer_is_what_the_head_reads(
+    mnist_3_vs_8,
+    tmp_path: Path,
+    lightning_log: pytest.LogCaptureFixture,
+    model: type[SharedReLUNet],
+    layer: str,
+    reads: str,
+) -> None:
+    x, y = mnist_3_vs_8
+    net = model(lr=0.0)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=300)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    fit.fit(net, datamodule=TensorDataModule(x, y))
+    assert monitor.layer_names == [layer]
+    assert f"the output head 'out' reads {reads}" in lightning_log.text
+    probe = _probe(x, y, 300)
+    expected = _oracle(_cloned(net, net.out, probe, read="input"))
+    assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(expected, rel=1e-5)
+    assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(
+        expected, rel=1e-5
+    )
+    pre_activation = _oracle(_cloned(net, net.fc2, probe))
+    assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"

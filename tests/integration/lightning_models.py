@@ -123,6 +123,48 @@ class SharedReLUNet(TinyCNN):
         return self.out(self.act(self.fc2(self.act(self.fc1(x.flatten(1))))))
 
 
+class FunctionalReLUNet(SharedReLUNet):
+    """The head reads ``F.relu(fc2(...))``: an activation that no module hook sees."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(nn.functional.relu(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet ``BasicBlock``: one ``ReLU(inplace=True)`` run twice, and
+    ``out += identity`` rewriting ``bn2``'s output in place."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class ResidualCNN(TinyCNN):
+    """Conv -> BatchNorm -> ReLU(inplace=True) -> BasicBlock -> pool -> flatten -> head."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__(lr=lr)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
+            BasicBlock(8),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+        )
+
+
 def trainer(root: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
     """A tiny CPU trainer: 2 epochs of 4 batches, no logger, no checkpoints, no progress bar."""
     options: dict[str, Any] = {
