@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor, nn
+from torch import Tensor
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
@@ -162,12 +162,14 @@ class RepresentationIDMonitor(DataPropsCallback):
         named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():
-            # One hooked forward pass answers the questions about the listed layers.
-            trace = trace_forward(pl_module, example, self.forward(trainer))
-            for name, _ in named:
-                # Layers that never run, or run several times without layer_call, fail here.
-                trace.check(name, self.layer_call)
-            self.head_input = self._find_head_input(trainer, pl_module, example, trace, named)
+            # One hooked forward pass answers every question setup asks.
+            trace = trace_forward(
+                pl_module, example, self.forward(trainer), watch=[name for name, _ in named]
+            )
+        for name, _ in named:
+            # Layers that never run, or run several times without layer_call, fail here.
+            trace.check(name, self.layer_call)
+        self.head_input = self._find_head_input(trace, listed=bool(named))
         order = trace.execution_order()
         if self.layers is None:
             assert self.head_input is not None
@@ -193,24 +195,13 @@ class RepresentationIDMonitor(DataPropsCallback):
                     )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
 
-    def _find_head_input(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        example: Tensor,
-        trace: ForwardTrace,
-        named: list[tuple[str, nn.Module]],
-    ) -> HeadInput | None:
-        """The head and what it reads; for listed layers, also which of them it is. Without
-        listed layers a failure is a setup error; with them it only leaves out
-        ``dataprops/d_repr_head_input``."""
-        forward = self.forward(trainer)
-        if not named:
-            return find_head_input(pl_module, example, trace, forward=forward)
+    def _find_head_input(self, trace: ForwardTrace, *, listed: bool) -> HeadInput | None:
+        """The head and what it reads. Without listed layers a failure is a setup error; with
+        them it only leaves out ``dataprops/d_repr_head_input``."""
+        if not listed:
+            return find_head_input(trace)
         try:
-            return find_head_input(
-                pl_module, example, trace, forward=forward, layers=named, layer_call=self.layer_call
-            )
+            return find_head_input(trace)
         except (TypeError, ValueError) as error:
             rank_zero_info(
                 f"{type(self).__name__}: the output head's input was not found ({error}); "

@@ -9,16 +9,9 @@ values show that one module call produced it; otherwise after the head (``"<head
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import torch
-from torch import Tensor, nn
-
-from lightning_dataprops.functional._device import run_device
-from lightning_dataprops.functional.module_names import named_modules
-from lightning_dataprops.functional.representations import ForwardTrace, Tap, run_taps
+from lightning_dataprops.functional.representations import ForwardTrace
 
 
 @dataclass(frozen=True)
@@ -32,8 +25,7 @@ class HeadInput:
             unchanged (up to a reshape); ``None`` when functional operations changed it.
         source_call: which call of ``source`` that is (0-based).
         source_calls: how many times ``source`` runs per forward pass.
-        layers: which of the layers asked about (:func:`find_head_input`) output exactly what
-            the head reads, deepest last.
+        layers: which of the trace's watched layers output exactly what the head reads.
     """
 
     head: str
@@ -64,46 +56,17 @@ class HeadInput:
         return f"the output head {self.head!r} reads the output of {call}"
 
 
-def _leaf_calls(trace: ForwardTrace) -> list[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    calls = []
-    for name in trace.sequence(trace.leaves):
-        calls.append((name, seen.get(name, 0)))
-        seen[name] = seen.get(name, 0) + 1
-    return calls
+def find_head_input(trace: ForwardTrace) -> HeadInput:
+    """The output head and what it reads, from the pass that ``trace`` recorded.
 
-
-def _same(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.equal(a, b))
-
-
-def find_head_input(
-    model: nn.Module,
-    inputs: Tensor,
-    trace: ForwardTrace,
-    *,
-    forward: Any = None,
-    layers: Sequence[tuple[str, nn.Module]] = (),
-    layer_call: int | None = None,
-) -> HeadInput:
-    """Find the output head and what it reads, on the pass that ``trace`` recorded.
-
-    Runs one more hooked pass on ``inputs`` (a couple of examples suffice; the model's state is
-    untouched) that captures the head's input, the output of the module call just before the
-    head and the outputs of ``layers`` (at ``layer_call``), and compares their values exactly.
-
-    Args:
-        model: the network (compiled or not).
-        inputs: ``(n, ...)`` example inputs, those of ``trace``.
-        trace: :func:`~lightning_dataprops.functional.representations.trace_forward` on them.
-        forward: optional ``forward(model, batch)``.
-        layers: ``(name, module)`` pairs (from ``resolve_layers``) to test against the head's
-            input; the matches are in :attr:`HeadInput.layers`.
-        layer_call: the call of ``layers`` to compare.
+    The head is the last leaf module call with parameters (the last leaf call in a model
+    without any). ``trace`` compared, at that call, the head's input with the output of the
+    leaf call just before it and with the watched layers' latest outputs, exactly.
 
     Raises:
-        ValueError: the model ran no submodule, or its head's input is not a tensor with one row
+        ValueError: the model ran no submodule, or the head's input does not hold one row
             per input.
+        TypeError: the head's input is not a tensor.
 
     Example:
         >>> import torch
@@ -111,44 +74,34 @@ def find_head_input(
         >>> from lightning_dataprops.functional.representations import trace_forward
         >>> act = nn.ReLU()
         >>> model = nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 2))
-        >>> x = torch.randn(2, 4)
-        >>> found = find_head_input(model, x, trace_forward(model, x))
-        >>> found.head, found.name, found.source_call
-        ('4', '1', 1)
+        >>> found = find_head_input(trace_forward(model, torch.randn(2, 4), watch=["3"]))
+        >>> found.head, found.name, found.source_call, found.layers
+        ('4', '1', 1, ('3',))
     """
-    calls = _leaf_calls(trace)
-    if not calls:
+    if not trace.reads:
         raise ValueError(
             "The model ran no submodule on an example input, so no layer can be monitored; pass "
             "`layers=` with module names."
         )
-    modules = dict(named_modules(model, remove_duplicate=False))
-    with_params = [
-        i for i, (name, _) in enumerate(calls) if any(True for _ in modules[name].parameters())
-    ]
-    position = with_params[-1] if with_params else len(calls) - 1
-    head, head_call = calls[position]
-    taps = [Tap(head, modules[head], read="input", layer_call=head_call)]
-    if position > 0:
-        before, before_call = calls[position - 1]
-        taps.append(Tap(before, modules[before], layer_call=before_call))
-    taps += [Tap(name, module, layer_call=layer_call) for name, module in layers]
-    device = run_device(None, model)
-    read, *values = run_taps(
-        model, inputs, taps, batch_size=len(inputs), device=device, forward=forward
-    )
-    source = None
-    if position > 0 and _same(values[0], read):
-        source = taps[1].key
+    with_params = [read for read in trace.reads if read.has_params]
+    head = with_params[-1] if with_params else trace.reads[-1]
+    if head.rows is None:
+        raise TypeError(
+            f"The output head {head.name!r} (the last module with parameters to run) reads no "
+            "tensor, so its input cannot be measured; pass `layers=` with module names."
+        )
+    if head.rows != trace.n_inputs:
+        raise ValueError(
+            f"The output head {head.name!r} reads {head.rows} rows for a batch of "
+            f"{trace.n_inputs} inputs, so its input is not one representation per input; pass "
+            "`layers=` with module names."
+        )
+    source = head.previous if head.reads_previous else None
     return HeadInput(
-        head=head,
-        head_call=head_call,
-        source=source,
-        source_call=(taps[1].layer_call or 0) if source is not None else 0,
-        source_calls=trace.counts([source])[source] if source is not None else 0,
-        layers=tuple(
-            name
-            for (name, _), rows in zip(layers, values[len(values) - len(layers) :], strict=True)
-            if _same(rows, read)
-        ),
+        head=head.name,
+        head_call=head.call,
+        source=None if source is None else source[0],
+        source_call=0 if source is None else source[1],
+        source_calls=0 if source is None else trace.counts([source[0]])[source[0]],
+        layers=head.reads_watched,
     )

@@ -34,6 +34,7 @@ from lightning_dataprops.functional.module_names import (
 
 __all__ = [
     "ForwardTrace",
+    "LeafRead",
     "Pooling",
     "Read",
     "call_counts",
@@ -213,16 +214,40 @@ def run_taps(
 
 
 @dataclass(frozen=True)
+class LeafRead:
+    """What one call of a leaf module read, compared with what ran before it (on a trace).
+
+    Attributes:
+        name: the leaf module (uncompiled name); call: which of its calls (0-based).
+        has_params: whether the module has parameters (a head candidate).
+        rows: first dimension of its input (``None``: its input holds no tensor).
+        previous: ``(name, call)`` of the leaf call that returned just before, if any.
+        reads_previous: its input equals that call's output (as captured: flattened rows).
+        reads_watched: the watched layers whose latest output equals its input.
+    """
+
+    name: str
+    call: int
+    has_params: bool
+    rows: int | None
+    previous: tuple[str, int] | None
+    reads_previous: bool
+    reads_watched: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ForwardTrace:
     """What one hooked forward pass saw: every module call, in order, with its output's rows.
 
     ``calls`` holds ``(name, rows)`` per module call, repeats included (``rows``: the first
-    dimension of the output, ``None`` when the output holds no tensor).
+    dimension of the output, ``None`` when the output holds no tensor). ``reads`` holds one
+    :class:`LeafRead` per leaf module call, in order.
     """
 
     calls: tuple[tuple[str, int | None], ...]
     leaves: tuple[str, ...]
     n_inputs: int
+    reads: tuple[LeafRead, ...] = ()
 
     def sequence(self, names: Sequence[str] | None = None) -> list[str]:
         """Names called, in order, repeats included (only ``names`` when given)."""
@@ -250,19 +275,93 @@ class ForwardTrace:
         _check_rows(name, chosen or 0, self.n_inputs)
 
 
-def _rows(output: Any) -> int | None:
-    if isinstance(output, Tensor):
-        return int(output.shape[0]) if output.ndim else 1
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        return _rows(output[0])
+def _tensor(value: Any) -> Tensor | None:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], Tensor):
+        return value[0]
     return None
 
 
-def trace_forward(model: nn.Module, inputs: Tensor, forward: Any = None) -> ForwardTrace:
+def _rows(output: Any) -> int | None:
+    tensor = _tensor(output)
+    return None if tensor is None else int(tensor.shape[0]) if tensor.ndim else 1
+
+
+def _same(a: Tensor | None, b: Tensor | None) -> bool:
+    return a is not None and b is not None and a.shape == b.shape and bool(torch.equal(a, b))
+
+
+class _Tracer:
+    """The hooks of :func:`trace_forward`: module calls, and what each leaf call read."""
+
+    def __init__(self, model: nn.Module, watch: Sequence[str]) -> None:
+        self.modules = named_modules(model, remove_duplicate=False)
+        self.leaves = tuple(n for n, m in named_modules(model) if n and not list(m.children()))
+        self._leaf_set = set(self.leaves)
+        self.watch = tuple(watch)
+        self.calls: list[tuple[str, int | None]] = []
+        self.reads: list[LeafRead] = []
+        self._count: dict[str, int] = {}
+        self._latest: dict[str, Tensor] = {}
+        self._last: tuple[str, int, Tensor | None] | None = None
+
+    def returned(self, name: str, output: Any) -> None:
+        self.calls.append((name, _rows(output)))
+        call = self._count.get(name, 0)
+        self._count[name] = call + 1
+        if name not in self.watch and name not in self._leaf_set:
+            return
+        tensor = _tensor(output)
+        rows = None if tensor is None else snapshot(tensor)
+        if name in self.watch and rows is not None:
+            self._latest[name] = rows
+        if name in self._leaf_set:
+            self._last = (name, call, rows)
+
+    def reading(self, name: str, module: nn.Module, args: Any, kwargs: Any) -> None:
+        tensor = _tensor(args or tuple(kwargs.values()))
+        rows = None if tensor is None else flatten_representation(tensor.detach()).float()
+        last = self._last
+        self.reads.append(
+            LeafRead(
+                name=name,
+                call=self._count.get(name, 0),
+                has_params=any(True for _ in module.parameters()),
+                rows=_rows(tensor),
+                previous=None if last is None else last[:2],
+                reads_previous=last is not None and _same(last[2], rows),
+                reads_watched=tuple(w for w in self.watch if _same(self._latest.get(w), rows)),
+            )
+        )
+
+    def hooks(self) -> list[Any]:
+        handles = []
+        for name, module in self.modules:
+            if not name:
+                continue
+            handles.append(
+                module.register_forward_hook(lambda _m, _a, out, n=name: self.returned(n, out))
+            )
+            if name in self._leaf_set:
+                handles.append(
+                    module.register_forward_pre_hook(
+                        lambda m, args, kwargs, n=name: self.reading(n, m, args, kwargs),
+                        with_kwargs=True,
+                    )
+                )
+        return handles
+
+
+def trace_forward(
+    model: nn.Module, inputs: Tensor, forward: Any = None, *, watch: Sequence[str] = ()
+) -> ForwardTrace:
     """One hooked forward pass on ``inputs`` that records every module call (eval mode,
     ``no_grad``, compiled modules eager; the model's state is untouched).
 
-    Layer discovery, depths, call counts and the capture checks all read this one pass.
+    Layer discovery, depths, call counts, the capture checks and the output head's input
+    (:func:`~lightning_dataprops.functional.head_input.find_head_input`) all read this one
+    pass. ``watch``: layer names whose outputs are compared with what each leaf call reads.
 
     Example:
         >>> import torch
@@ -274,23 +373,16 @@ def trace_forward(model: nn.Module, inputs: Tensor, forward: Any = None) -> Forw
         (['0', '1', '2'], {'1': 2})
     """
     model = eager_module(model)
-    leaves = tuple(n for n, m in named_modules(model) if n and not list(m.children()))
-    calls: list[tuple[str, int | None]] = []
+    tracer = _Tracer(model, watch)
     # Hooks are placed inside the guard, which removes every hook placed under it.
     with untouched(model, autograd=False), eager_stance():
-        handles = [
-            module.register_forward_hook(
-                lambda _m, _a, out, name=name: calls.append((name, _rows(out)))
-            )
-            for name, module in named_modules(model, remove_duplicate=False)
-            if name
-        ]
+        handles = tracer.hooks()
         try:
             model(inputs) if forward is None else forward(model, inputs)
         finally:
             for handle in handles:
                 handle.remove()
-    return ForwardTrace(tuple(calls), leaves, len(inputs))
+    return ForwardTrace(tuple(tracer.calls), tracer.leaves, len(inputs), tuple(tracer.reads))
 
 
 def call_sequence(

@@ -271,8 +271,46 @@ def test_the_default_layer_is_what_the_head_reads(
     probe = _probe(x, y, 300)
     expected = _oracle(_cloned(net, net.out, probe, read="input"))
     assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(expected, rel=1e-5)
-    assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(
-        expected, rel=1e-5
-    )
+    assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(expected, rel=1e-5)
     pre_activation = _oracle(_cloned(net, net.fc2, probe))
     assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"
+
+
+@pytest.mark.slow
+def test_a_compiled_submodule_logs_the_plain_model_names(mnist_3_vs_8, tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    x, y = mnist_3_vs_8
+
+    def run(compiled: bool) -> tuple[Any, list[RepresentationIDMonitor], list[str]]:
+        torch.manual_seed(0)  # the same weights: the values must agree too
+        model = TinyCNN(lr=0.0, batch_norm=False)
+        if compiled:
+            model.features = torch.compile(model.features, backend="aot_eager")  # type: ignore[assignment]
+        listed = "features._orig_mod.2" if compiled else "features.2"  # both spellings accepted
+        monitors = [
+            RepresentationIDMonitor(ON_SCHEDULE, max_samples=200),
+            RepresentationIDMonitor(ON_SCHEDULE, layers=[listed, "features.*"], max_samples=200),
+        ]
+        root = tmp_path / ("compiled" if compiled else "plain")
+        logger = CSVLogger(root, name="run", version=0)
+        fit = trainer(root, monitors, max_epochs=1, limit_train_batches=2, logger=logger)
+        fit.fit(model, datamodule=TensorDataModule(x, y))
+        header = (Path(logger.log_dir) / "metrics.csv").read_text().splitlines()[0].split(",")
+        return fit, monitors, header
+
+    plain, plain_monitors, plain_header = run(compiled=False)
+    compiled, compiled_monitors, compiled_header = run(compiled=True)
+    logged = sorted(key for key in compiled.callback_metrics if key.startswith(names.PREFIX))
+    assert logged == sorted(key for key in plain.callback_metrics if key.startswith(names.PREFIX))
+    assert names.d_repr("features.5") in logged and names.d_repr("features.2") in logged
+    assert sorted(compiled_header) == sorted(plain_header)
+    assert not any("_orig_mod" in column for column in compiled_header)
+    for ours, theirs in zip(compiled_monitors, plain_monitors, strict=True):
+        assert ours.layer_names == theirs.layer_names
+        assert ours.state_key == theirs.state_key
+        assert [row["layer"] for row in ours.history] == [row["layer"] for row in theirs.history]
+        for row, same in zip(ours.history, theirs.history, strict=True):
+            assert row["d_repr"] == pytest.approx(same["d_repr"], rel=1e-5)
+    assert compiled_monitors[0].head_input is not None
+    assert compiled_monitors[0].head_input.describe() == plain_monitors[0].head_input.describe()
