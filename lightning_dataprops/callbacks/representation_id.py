@@ -37,9 +37,17 @@ class RepresentationIDMonitor(DataPropsCallback):
     (Konz & Mazurowski, ICLR 2024: ``d_repr <= d_data``, and the test loss scales with
     ``N^(-1/d_repr)``). The model's training mode, BatchNorm statistics, gradients, hooks and
     the global random state are left untouched, so training is bit-identical with and without
-    it. Exactly one row per probe input is captured and checked: a ``torch.compile``d model is
-    run through its original module, and a module called several times per forward pass (a
-    shared activation) is refused in ``setup`` unless ``layer_call`` says which call is meant.
+    it. Each output is captured as the layer returned it, also when a later in-place operation
+    (``ReLU(inplace=True)``, ``out += identity``) rewrites it. Exactly one row per probe input
+    is captured and checked: a ``torch.compile``d model is run through its original module
+    (names are those of the uncompiled model: ``net.pool``, never ``net._orig_mod.pool``), and
+    a module called several times per forward pass (a shared activation) is refused in
+    ``setup`` unless ``layer_call`` says which call is meant.
+
+    By default the measured layer is what the output head (the last module with parameters to
+    run) reads, captured by a hook on the head's input: right also when the head reads the
+    second call of a shared activation or a functional ``F.relu``. It is named after the
+    module call that produced it, or ``"<head>.input"``; ``setup`` says which and why.
     Under DDP each rank captures its share of the probe and the neighbour search is sharded;
     every rank gets the same value.
 
@@ -47,6 +55,9 @@ class RepresentationIDMonitor(DataPropsCallback):
 
     - ``dataprops/d_repr/<layer>``: ``d_repr`` (MLE, k neighbours) of each layer, every
       ``every_n_epochs`` epochs, layers in the order the forward pass runs them;
+    - ``dataprops/d_repr_head_input``: the same value for the layer the head reads (always for
+      the default layer; for listed layers when one outputs exactly what the head reads): the
+      ``d_repr`` that :class:`ScalingForecastMonitor` uses;
     - ``dataprops/time/d_repr``: seconds spent.
 
     The values are in ``trainer.callback_metrics`` only on the epochs that measured them (see
@@ -61,7 +72,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     Args:
         options: shared options (seed, how to read items, ``forward_fn``, memory budget).
         layers: module names or glob patterns (``"features.*"``) whose outputs are measured;
-            default: the penultimate layer (the input of the output head), found automatically.
+            default: what the output head reads (the penultimate representation).
         every_n_epochs: measure every this many epochs (0: never, the callback is disabled).
         max_samples: size of the fixed probe sample (fewer when the dataset is smaller).
             Deprecated name: ``n_samples``.
@@ -71,6 +82,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         batch_size: probe inputs per forward pass.
         layer_call: for a module that runs several times per forward pass, which call to
             capture (0-based, ``-1`` the last); ``None`` refuses such modules in ``setup``.
+            Applies to ``layers``; the default layer is read at the head's own call.
 
     Raises:
         ValueError: in ``__init__`` for impossible arguments; in ``setup`` for unknown layers
