@@ -98,22 +98,22 @@ def test_a_conv_followed_by_an_inplace_relu_is_captured_as_it_returned() -> None
 
 
 def test_a_residual_block_captures_its_batchnorms_before_the_inplace_writes() -> None:
-    from tests.integration.lightning_models import ResidualCNN
+    from tests.residual_block import residual_features
 
     torch.manual_seed(0)
-    model = ResidualCNN()
-    for bn in (model.features[1], model.features[3].bn1, model.features[3].bn2):
+    model = nn.Sequential(residual_features(), nn.Linear(128, 2))
+    for bn in (model[0][1], model[0][3].bn1, model[0][3].bn2):
         bn.running_mean.uniform_(-0.5, 0.5)  # outputs of both signs, as in a trained network
     x = torch.randn(64, 1, 12, 12)
-    layers = ["features.1", "features.3.bn1", "features.3.bn2"]
+    layers = ["0.1", "0.3.bn1", "0.3.bn2"]
     captured = capture_representations(model, x, layers, batch_size=20)
     for name in layers:
         oracle = _cloned(model, model.get_submodule(name), x)
         assert torch.equal(captured[name], oracle), name
         assert float((oracle < 0).float().mean()) > 0.2, name
     # The shared inplace ReLU of the block at its second call: what the block returns.
-    second = capture_representations(model, x, ["features.3.relu"], layer_call=1)
-    assert torch.equal(second["features.3.relu"], _cloned(model, model.features[3], x))
+    second = capture_representations(model, x, ["0.3.relu"], layer_call=1)
+    assert torch.equal(second["0.3.relu"], _cloned(model, model[0][3], x))
 
 
 def test_compiled_submodules_are_named_as_in_the_uncompiled_model() -> None:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lightning_dataprops.callbacks import DataPropsOptions
+from tests.residual_block import residual_features
 
 
 class TinyCNN(pl.LightningModule):
@@ -130,39 +131,12 @@ class FunctionalReLUNet(SharedReLUNet):
         return self.out(nn.functional.relu(self.fc2(self.act(self.fc1(x.flatten(1))))))
 
 
-class BasicBlock(nn.Module):
-    """torchvision's ResNet ``BasicBlock``: one ``ReLU(inplace=True)`` run twice, and
-    ``out += identity`` rewriting ``bn2``'s output in place."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
-
-
 class ResidualCNN(TinyCNN):
     """Conv -> BatchNorm -> ReLU(inplace=True) -> BasicBlock -> pool -> flatten -> head."""
 
     def __init__(self, lr: float = 0.05) -> None:
         super().__init__(lr=lr)
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(inplace=True),
-            BasicBlock(8),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-        )
+        self.features = residual_features()
 
 
 def trainer(root: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
