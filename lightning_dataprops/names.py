@@ -37,6 +37,11 @@ N_SAMPLES = f"{PREFIX}/n_samples"
 N_TRAIN = f"{PREFIX}/n_train"
 """Training-set size N used by the scaling law."""
 
+D_REPR_HEAD_INPUT = f"{PREFIX}/d_repr_head_input"
+"""``d_repr`` of the representation the output head reads (the penultimate layer): the
+scaling law's ``d_repr``, under one name whatever the architecture. Logged beside
+``d_repr/<layer>`` when a measured layer is the head's input (always for the default layer)."""
+
 SHARPEST_PAIRS = f"{PREFIX}/sharpest_pairs"
 """W&B table of the sharpest differently-labelled pairs, both inputs side by side."""
 D_REPR_PROFILE = f"{PREFIX}/d_repr_profile"

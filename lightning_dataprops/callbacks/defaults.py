@@ -110,8 +110,8 @@ def default_callbacks(**options: Any) -> list[Callback]:
     """The default dataprops callbacks, each option routed to the callback it belongs to.
 
     Returns, in this order: :class:`DatasetPropertiesMonitor` (``d_data``, ``K_F`` at fit
-    start), :class:`RepresentationIDMonitor` (``d_repr`` of the penultimate layer every epoch),
-    ``RobustnessMonitor`` (FGSM and PGD every 5 epochs) and :class:`ScalingForecastMonitor`
+    start), :class:`RepresentationIDMonitor` (``d_repr`` of what the output head reads, every
+    epoch), ``RobustnessMonitor`` (FGSM and PGD every 5 epochs) and :class:`ScalingForecastMonitor`
     (the scaling-law forecast, last so that it sees the epoch's values). See
     ``docs/callbacks.md`` for what each logs and costs.
 

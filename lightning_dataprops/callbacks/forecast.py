@@ -14,6 +14,7 @@ from lightning_dataprops import names
 from lightning_dataprops.calibration import ConstantSpec, append_run_csv, resolve_constant
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.findings import ForecastFinding
+from lightning_dataprops.functional.module_names import module_name
 from lightning_dataprops.functional.scaling_law import Calibration, ScalingForecast, forecast
 
 _PROVIDERS = {
@@ -43,7 +44,8 @@ class ScalingForecastMonitor(DataPropsCallback):
 
     It reads its inputs only from ``trainer.callback_metrics`` (``dataprops/K_F``,
     ``dataprops/d_data``, ``dataprops/n_train`` from :class:`DatasetPropertiesMonitor`,
-    ``dataprops/d_repr/<layer>`` from :class:`RepresentationIDMonitor`, and your module's
+    ``dataprops/d_repr_head_input`` (or ``dataprops/d_repr/<repr_layer>``) from
+    :class:`RepresentationIDMonitor`, and your module's
     logged losses), the way ``EarlyStopping`` reads its monitored value; it shares no object
     with the other callbacks. When a value it needs is missing (e.g. no
     ``DatasetPropertiesMonitor`` attached, or no targets), it says so once and logs nothing.
@@ -76,8 +78,9 @@ class ScalingForecastMonitor(DataPropsCallback):
         calibration_csv: at fit end, append this run (``n_train, d_data, label_sharpness,
             test_loss``, the final validation loss as test loss) to this CSV, to calibrate
             ``C`` from several runs with ``dataprops calibrate``.
-        repr_layer: which layer's ``d_repr`` to use; default the last one logged (the deepest
-            layer :class:`RepresentationIDMonitor` measures).
+        repr_layer: which layer's ``d_repr`` to use; default the output head's input
+            (``dataprops/d_repr_head_input``, logged by :class:`RepresentationIDMonitor` when it
+            measures that layer, as it does by default), never the head itself.
 
     Raises:
         ValueError: in ``__init__`` for a non-positive ``target_loss``; in ``setup`` when the
@@ -112,7 +115,7 @@ class ScalingForecastMonitor(DataPropsCallback):
         self.val_loss_key = val_loss_key
         self.train_loss_key = train_loss_key
         self.calibration_csv = None if calibration_csv is None else Path(calibration_csv)
-        self.repr_layer = repr_layer
+        self.repr_layer = None if repr_layer is None else module_name(repr_layer)
         self.constant: Calibration | float | None = None
         self.last_forecast: ScalingForecast | None = None
         self._told: set[str] = set()
@@ -166,9 +169,19 @@ class ScalingForecastMonitor(DataPropsCallback):
                     "RepresentationIDMonitor for that layer); repr_loss_ratio_2x_data is skipped.",
                 )
         else:
+            # The scaling law's d_repr is the head's input's, not the deepest layer listed
+            # (which can be the head itself).
+            value = _metric(trainer, names.D_REPR_HEAD_INPUT)
             prefix = names.d_repr("")
             logged = [key for key in trainer.callback_metrics if key.startswith(prefix)]
-            value = _metric(trainer, logged[-1]) if logged else None
+            if value is None and logged and self._last_d_repr is None:
+                self._tell_once(
+                    "head input",
+                    "repr_loss_ratio_2x_data is skipped: the d_repr layers logged "
+                    f"({', '.join(logged)}) do not include the output head's input (logged as "
+                    f"{names.D_REPR_HEAD_INPUT} by RepresentationIDMonitor when it measures that "
+                    "layer, its default). Add that layer, or choose one with repr_layer=.",
+                )
         if value is not None:
             self._last_d_repr = value
         return self._last_d_repr

@@ -13,11 +13,14 @@ from torch import Tensor
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
-from lightning_dataprops.callbacks._layers import example_batch, layer_depths, penultimate_layer
+from lightning_dataprops.callbacks._layers import example_batch, layer_depths
 from lightning_dataprops.findings import ReprProfileFinding
 from lightning_dataprops.functional.constants import DEFAULT_K
+from lightning_dataprops.functional.head_input import HeadInput, find_head_input
 from lightning_dataprops.functional.representations import (
+    ForwardTrace,
     capture_representations,
+    module_name,
     resolve_layers,
     trace_forward,
 )
@@ -34,9 +37,17 @@ class RepresentationIDMonitor(DataPropsCallback):
     (Konz & Mazurowski, ICLR 2024: ``d_repr <= d_data``, and the test loss scales with
     ``N^(-1/d_repr)``). The model's training mode, BatchNorm statistics, gradients, hooks and
     the global random state are left untouched, so training is bit-identical with and without
-    it. Exactly one row per probe input is captured and checked: a ``torch.compile``d model is
-    run through its original module, and a module called several times per forward pass (a
-    shared activation) is refused in ``setup`` unless ``layer_call`` says which call is meant.
+    it. Each output is captured as the layer returned it, also when a later in-place operation
+    (``ReLU(inplace=True)``, ``out += identity``) rewrites it. Exactly one row per probe input
+    is captured and checked: a ``torch.compile``d model is run through its original module
+    (names are those of the uncompiled model: ``net.pool``, never ``net._orig_mod.pool``), and
+    a module called several times per forward pass (a shared activation) is refused in
+    ``setup`` unless ``layer_call`` says which call is meant.
+
+    By default the measured layer is what the output head (the last module with parameters to
+    run) reads, captured by a hook on the head's input: right also when the head reads the
+    second call of a shared activation or a functional ``F.relu``. It is named after the
+    module call that produced it, or ``"<head>.input"``; ``setup`` says which and why.
     Under DDP each rank captures its share of the probe and the neighbour search is sharded;
     every rank gets the same value.
 
@@ -44,6 +55,9 @@ class RepresentationIDMonitor(DataPropsCallback):
 
     - ``dataprops/d_repr/<layer>``: ``d_repr`` (MLE, k neighbours) of each layer, every
       ``every_n_epochs`` epochs, layers in the order the forward pass runs them;
+    - ``dataprops/d_repr_head_input``: the same value for the layer the head reads (always for
+      the default layer; for listed layers when one outputs exactly what the head reads): the
+      ``d_repr`` that :class:`ScalingForecastMonitor` uses;
     - ``dataprops/time/d_repr``: seconds spent.
 
     The values are in ``trainer.callback_metrics`` only on the epochs that measured them (see
@@ -58,7 +72,7 @@ class RepresentationIDMonitor(DataPropsCallback):
     Args:
         options: shared options (seed, how to read items, ``forward_fn``, memory budget).
         layers: module names or glob patterns (``"features.*"``) whose outputs are measured;
-            default: the penultimate layer (the input of the output head), found automatically.
+            default: what the output head reads (the penultimate representation).
         every_n_epochs: measure every this many epochs (0: never, the callback is disabled).
         max_samples: size of the fixed probe sample (fewer when the dataset is smaller).
             Deprecated name: ``n_samples``.
@@ -68,6 +82,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         batch_size: probe inputs per forward pass.
         layer_call: for a module that runs several times per forward pass, which call to
             capture (0-based, ``-1`` the last); ``None`` refuses such modules in ``setup``.
+            Applies to ``layers``; the default layer is read at the head's own call.
 
     Raises:
         ValueError: in ``__init__`` for impossible arguments; in ``setup`` for unknown layers
@@ -110,7 +125,9 @@ class RepresentationIDMonitor(DataPropsCallback):
             raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.layers = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
+        given = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
+        # Names of the uncompiled model everywhere, state keys included.
+        self.layers = None if given is None else [module_name(layer) for layer in given]
         self.every_n_epochs = every_n_epochs
         self.max_samples = max_samples
         self.k = k
@@ -121,6 +138,8 @@ class RepresentationIDMonitor(DataPropsCallback):
         """One row per measurement: ``epoch``, ``layer``, ``depth``, ``d_repr``."""
         self.layer_names: list[str] = []
         """The measured layers, in the order the forward pass runs them (set in ``setup``)."""
+        self.head_input: HeadInput | None = None
+        """The output head and what it reads, found in ``setup`` (``None`` when not found)."""
         self._depths: dict[str, int] = {}
         self._dataset: Any = None
         self._probe: Tensor | None = None
@@ -134,7 +153,10 @@ class RepresentationIDMonitor(DataPropsCallback):
         return {"history": list(self.history)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.history = list(state.get("history", []))
+        self.history = [
+            {**row, "layer": module_name(row["layer"])} if "layer" in row else row
+            for row in state.get("history", [])
+        ]
 
     # ------------------------------------------------------------------ setup
     @property
@@ -145,23 +167,36 @@ class RepresentationIDMonitor(DataPropsCallback):
 
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._probe = None  # per fit: the next fit may bring other data
+        self.head_input = None
         if not self.every_n_epochs:
             return
         self._dataset, first_input = self.training_data(trainer)
-        names_found = (
-            [] if self.layers is None else [n for n, _ in resolve_layers(pl_module, self.layers)]
-        )
+        named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():
             # One hooked forward pass answers every question setup asks.
-            trace = trace_forward(pl_module, example, self.forward(trainer))
-        order = trace.execution_order()
-        if self.layers is None:
-            names_found = [penultimate_layer(pl_module, order)]
-        for name in names_found:
+            trace = trace_forward(
+                pl_module, example, self.forward(trainer), watch=[name for name, _ in named]
+            )
+        for name, _ in named:
             # Layers that never run, or run several times without layer_call, fail here.
             trace.check(name, self.layer_call)
+        self.head_input = self._find_head_input(trace, listed=bool(named))
+        order = trace.execution_order()
+        if self.layers is None:
+            assert self.head_input is not None
+            names_found = [self.head_input.name]
+            rank_zero_info(
+                f"{type(self).__name__}: d_repr is measured on {self.head_input.name!r}: "
+                f"{self.head_input.describe()}."
+            )
+        else:
+            names_found = [name for name, _ in named]
         self._depths = layer_depths(order, names_found)
+        if self.layers is None and self.head_input is not None:
+            # The head's input sits just before the head, whichever call produced it.
+            head = self.head_input.head
+            self._depths = {names_found[0]: max(layer_depths(order, [head])[head] - 1, 0)}
         if self.layer_call is not None:
             for name, count in trace.counts(names_found).items():
                 if count > 1:
@@ -171,6 +206,29 @@ class RepresentationIDMonitor(DataPropsCallback):
                         f"(layer_call={self.layer_call})."
                     )
         self.layer_names = sorted(names_found, key=lambda name: self._depths.get(name, 0))
+
+    def _find_head_input(self, trace: ForwardTrace, *, listed: bool) -> HeadInput | None:
+        """The head and what it reads. Without listed layers a failure is a setup error; with
+        them it only leaves out ``dataprops/d_repr_head_input``."""
+        if not listed:
+            return find_head_input(trace)
+        try:
+            return find_head_input(trace)
+        except (TypeError, ValueError) as error:
+            rank_zero_info(
+                f"{type(self).__name__}: the output head's input was not found ({error}); "
+                f"{names.D_REPR_HEAD_INPUT} is not logged."
+            )
+            return None
+
+    def _head_input_layer(self) -> str | None:
+        """The measured layer whose output the head reads (the deepest one if several)."""
+        if self.head_input is None:
+            return None
+        if self.layers is None:
+            return self.head_input.name
+        matches = [name for name in self.layer_names if name in self.head_input.layers]
+        return matches[-1] if matches else None
 
     # ------------------------------------------------------------------ per epoch
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -192,15 +250,29 @@ class RepresentationIDMonitor(DataPropsCallback):
         started = time.perf_counter()
         if self._probe is None:
             self._probe = self.sample(self._dataset, self.max_samples).inputs
-        shard = self._probe[trainer.global_rank :: trainer.world_size]
+        probe = self._probe[trainer.global_rank :: trainer.world_size]
+        head = self.head_input
         # A rank whose share is empty (fewer probe samples than ranks) captures nothing but
         # still takes part in every metric's sync below.
-        features = (
-            {}
-            if len(shard) == 0
-            else capture_representations(
+        captured: dict[str, Tensor] = {}
+        if len(probe) > 0 and self.layers is None and head is not None:
+            # What the head reads, captured at the head: right whatever produced it.
+            (features,) = capture_representations(
                 pl_module,
-                shard,
+                probe,
+                [head.head],
+                batch_size=self.batch_size,
+                pool=self.pool,
+                device=pl_module.device,
+                forward=self.forward(trainer),
+                layer_call=head.head_call,
+                read="input",
+            ).values()
+            captured = {head.name: features}
+        elif len(probe) > 0:
+            captured = capture_representations(
+                pl_module,
+                probe,
                 self.layer_names,
                 batch_size=self.batch_size,
                 pool=self.pool,
@@ -208,7 +280,7 @@ class RepresentationIDMonitor(DataPropsCallback):
                 forward=self.forward(trainer),
                 layer_call=self.layer_call,
             )
-        )
+        head_layer = self._head_input_layer()
         metrics: dict[str, float] = {}
         rows = []
         for layer in self.layer_names:
@@ -221,10 +293,12 @@ class RepresentationIDMonitor(DataPropsCallback):
                 seed=self.options.seed,
                 memory_budget_mb=self.options.memory_budget_mb,
             ).to(pl_module.device)
-            if layer in features:
-                metric.update(features[layer].to(pl_module.device))
+            if layer in captured:
+                metric.update(captured[layer].to(pl_module.device))
             value = float(metric.compute())
             metrics[names.d_repr(layer)] = value
+            if layer == head_layer:
+                metrics[names.D_REPR_HEAD_INPUT] = value
             rows.append(
                 {
                     "epoch": trainer.current_epoch,

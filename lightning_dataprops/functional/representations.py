@@ -3,14 +3,21 @@
 The pass runs in eval mode under ``no_grad`` on the model's device. Afterwards every module's
 training flag, every buffer (BatchNorm running statistics included) and every parameter's
 ``.grad`` are as before, and no hook is left behind, also when the forward pass raises.
+
+What is captured is the layer's output as it was returned: a later in-place operation
+(``nn.ReLU(inplace=True)`` after a convolution, ``out += identity`` in a residual block) does
+not change it. The hook reduces the output to its ``(n, features)`` rows at once, and copies
+them only when those rows still share the output's storage.
+
+Layer names are those of the uncompiled model (:mod:`~lightning_dataprops.functional.module_names`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -18,72 +25,50 @@ from torch import Tensor, nn
 
 from lightning_dataprops.functional._device import run_device
 from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.functional.module_names import (
+    eager_module,
+    module_name,
+    named_modules,
+    resolve_layers,
+)
+
+__all__ = [
+    "ForwardTrace",
+    "LeafRead",
+    "Pooling",
+    "Read",
+    "call_counts",
+    "call_sequence",
+    "capture_representations",
+    "eager_module",
+    "eager_stance",
+    "flatten_representation",
+    "module_name",
+    "resolve_layers",
+    "trace_forward",
+]
 
 Pooling = Literal["avg", "max"] | None
+Read = Literal["output", "input"]
 
 
-def _module_list(model: nn.Module, limit: int = 40) -> str:
-    names = [name for name, _ in model.named_modules() if name]
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
-
-
-def resolve_layers(
-    model: nn.Module, layers: Sequence[nn.Module | str] | nn.Module | str
-) -> list[tuple[str, nn.Module]]:
-    """Resolve modules, dotted names and glob patterns (``"features.*"``) to ``(name, module)``.
-
-    Raises a ValueError that lists the model's module names when something does not match.
-    """
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
-    by_module = {id(module): name for name, module in model.named_modules()}
-    resolved: list[tuple[str, nn.Module]] = []
-    for layer in layers:
-        if isinstance(layer, nn.Module):
-            if id(layer) not in by_module:
-                raise ValueError(
-                    f"The layer {type(layer).__name__} is not a submodule of the model; pass one "
-                    f"of its modules or their names: {_module_list(model)}."
-                )
-            resolved.append((by_module[id(layer)] or type(layer).__name__, layer))
-            continue
-        if any(char in layer for char in "*?["):
-            matches = [
-                (n, m) for n, m in model.named_modules() if n and fnmatch.fnmatchcase(n, layer)
-            ]
-            if not matches:
-                raise ValueError(
-                    f"No module of the model matches the pattern {layer!r}; its modules are: "
-                    f"{_module_list(model)}."
-                )
-            resolved.extend(matches)
-            continue
-        try:
-            resolved.append((layer, model.get_submodule(layer)))
-        except AttributeError as error:
-            raise ValueError(
-                f"The model has no module named {layer!r}; its modules are: {_module_list(model)}."
-            ) from error
-    unique: dict[str, nn.Module] = {}
-    for name, module in resolved:
-        unique.setdefault(name, module)
-    return list(unique.items())
-
-
-def _first_tensor(output: Any, layer_name: str) -> Tensor:
-    if isinstance(output, Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        return output[0]
+def _first_tensor(value: Any, layer_name: str, read: Read = "output") -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], Tensor):
+        return value[0]
+    shown = "its arguments hold" if read == "input" else "it is"
     raise TypeError(
-        f"The output of layer {layer_name!r} is a {type(output).__name__}, not a tensor; choose a "
-        "layer that returns a tensor (or a tuple whose first element is one)."
+        f"The {read} of layer {layer_name!r} is not a tensor ({shown} "
+        f"{type(value).__name__}); choose a layer whose {read} is a tensor (or a tuple whose "
+        "first element is one)."
     )
 
 
 def flatten_representation(output: Tensor, pool: Pooling = None) -> Tensor:
     """``(n, ...)`` layer output to ``(n, features)``, optionally pooled over spatial dims."""
+    if output.ndim == 0:
+        return output.reshape(1, 1)
     if output.ndim < 2:
         return output.reshape(output.shape[0], -1)
     if pool is not None and output.ndim > 2:
@@ -92,9 +77,22 @@ def flatten_representation(output: Tensor, pool: Pooling = None) -> Tensor:
     return output.reshape(output.shape[0], -1)
 
 
-def eager_module(model: nn.Module) -> nn.Module:
-    """The original module of a ``torch.compile``d one (hooks placed on it fire), else itself."""
-    return getattr(model, "_orig_mod", model)
+def snapshot(output: Tensor, pool: Pooling = None) -> Tensor:
+    """The ``(n, features)`` float rows of ``output`` as they are now, safe from later in-place
+    writes to ``output`` (a copy is made only when the rows would share its storage).
+
+    Example:
+        >>> import torch
+        >>> out = torch.tensor([[-1.0, 2.0]])
+        >>> rows = snapshot(out)
+        >>> _ = out.relu_()
+        >>> rows
+        tensor([[-1.,  2.]])
+    """
+    rows = flatten_representation(output.detach(), pool).float()
+    if rows.untyped_storage().data_ptr() == output.untyped_storage().data_ptr():
+        rows = rows.clone()
+    return rows
 
 
 @contextlib.contextmanager
@@ -105,39 +103,136 @@ def eager_stance() -> Iterator[None]:
         yield
 
 
-def _strip_compiled(layer: nn.Module | str) -> nn.Module | str:
-    prefix = "_orig_mod."
-    return layer[len(prefix) :] if isinstance(layer, str) and layer.startswith(prefix) else layer
-
-
-def _one_call(name: str, outputs: list[Tensor], n_inputs: int, layer_call: int | None) -> Tensor:
-    """The output of the call the caller means, checked to hold exactly one row per input."""
-    if not outputs:
+def _chosen_call(name: str, n_calls: int, layer_call: int | None) -> int:
+    """The index of the call the caller means among ``n_calls``, checked."""
+    if not n_calls:
         raise ValueError(
             f"The layer {name!r} did not run during the forward pass, so it has no output to "
             "capture; choose a layer that the forward pass uses (or fix forward_fn)."
         )
     if layer_call is None:
-        if len(outputs) > 1:
+        if n_calls > 1:
             raise ValueError(
-                f"The layer {name!r} ran {len(outputs)} times in one forward pass (a module "
+                f"The layer {name!r} ran {n_calls} times in one forward pass (a module "
                 "reused, e.g. one shared activation); capturing all calls would mix different "
-                f"representations. Pass layer_call=i (0 <= i < {len(outputs)}; -1 for the last "
+                f"representations. Pass layer_call=i (0 <= i < {n_calls}; -1 for the last "
                 "call) to choose one, or monitor a module that runs once."
             )
-        layer_call = 0
-    if not -len(outputs) <= layer_call < len(outputs):
+        return 0
+    if not -n_calls <= layer_call < n_calls:
         raise ValueError(
-            f"layer_call={layer_call} but the layer {name!r} ran {len(outputs)} time(s) per "
+            f"layer_call={layer_call} but the layer {name!r} ran {n_calls} time(s) per "
             "forward pass."
         )
-    chosen = outputs[layer_call]
-    if chosen.shape[0] != n_inputs:
+    return layer_call % n_calls
+
+
+def _check_rows(name: str, rows: int, n_inputs: int, read: Read = "output") -> None:
+    if rows != n_inputs:
+        what = f"returned {rows} rows" if read == "output" else f"read an input of {rows} rows"
         raise ValueError(
-            f"The layer {name!r} returned {chosen.shape[0]} rows for a batch of {n_inputs} "
-            "inputs; only layers that keep the batch dimension first can be captured."
+            f"The layer {name!r} {what} for a batch of {n_inputs} inputs; only layers "
+            "that keep the batch dimension first can be captured."
         )
-    return chosen
+
+
+@dataclass
+class Tap:
+    """One captured quantity: the output (or input) of ``module`` at one of its calls.
+
+    The hook snapshots only the calls that can be the chosen one (``layer_call``: 0-based,
+    negative from the end, ``None`` for a module that must run once), so a module run many
+    times keeps one or ``-layer_call`` snapshots, not all of them.
+    """
+
+    key: str
+    module: nn.Module
+    read: Read = "output"
+    layer_call: int | None = None
+    pool: Pooling = None
+    _seen: int = field(default=0, init=False)
+    _kept: deque[tuple[int, Tensor]] = field(default_factory=deque, init=False)
+
+    def start_batch(self) -> None:
+        self._seen = 0
+        back = self.layer_call is not None and self.layer_call < 0
+        self._kept = deque(maxlen=-self.layer_call if back and self.layer_call else 1)
+
+    def record(self, value: Any) -> None:
+        index, self._seen = self._seen, self._seen + 1
+        wanted = self.layer_call if self.layer_call is not None else 0
+        if wanted < 0 or index == wanted:
+            tensor = _first_tensor(value, self.key, self.read)
+            rows = int(tensor.shape[0]) if tensor.ndim else 1
+            self._kept.append((rows, snapshot(tensor, self.pool)))
+
+    def hook(self) -> Any:
+        if self.read == "input":
+            return self.module.register_forward_pre_hook(
+                lambda _m, args, kwargs: self.record(args or tuple(kwargs.values())),
+                with_kwargs=True,
+            )
+        return self.module.register_forward_hook(lambda _m, _args, out: self.record(out))
+
+    def chosen(self, n_inputs: int) -> Tensor:
+        """This batch's rows from the chosen call, checked to hold one row per input."""
+        _chosen_call(self.key, self._seen, self.layer_call)
+        rows, values = self._kept[0]
+        _check_rows(self.key, rows, n_inputs, self.read)
+        return values
+
+
+def run_taps(
+    model: nn.Module,
+    inputs: Tensor,
+    taps: Sequence[Tap],
+    *,
+    batch_size: int,
+    device: torch.device,
+    forward: Any = None,
+) -> list[Tensor]:
+    """The ``(n, features)`` float32 CPU rows of each tap over ``inputs``, in the order of
+    ``taps``: one hooked pass per batch (eval mode, ``no_grad``, compiled modules eager; the
+    model's state untouched)."""
+    model = eager_module(model)
+    collected: list[list[Tensor]] = [[] for _ in taps]
+    handles = []
+    with untouched(model, autograd=False), eager_stance():
+        try:
+            handles = [tap.hook() for tap in taps]
+            for batch in inputs.split(batch_size):
+                for tap in taps:
+                    tap.start_batch()
+                batch = batch.to(device)
+                model(batch) if forward is None else forward(model, batch)
+                for tap, chunks in zip(taps, collected, strict=True):
+                    chunks.append(tap.chosen(len(batch)).cpu())
+        finally:
+            for handle in handles:
+                handle.remove()
+    return [torch.cat(chunks) for chunks in collected]
+
+
+@dataclass(frozen=True)
+class LeafRead:
+    """What one call of a leaf module read, compared with what ran before it (on a trace).
+
+    Attributes:
+        name: the leaf module (uncompiled name); call: which of its calls (0-based).
+        has_params: whether the module has parameters (a head candidate).
+        rows: first dimension of its input (``None``: its input holds no tensor).
+        previous: ``(name, call)`` of the leaf call that returned just before, if any.
+        reads_previous: its input equals that call's output (as captured: flattened rows).
+        reads_watched: the watched layers whose latest output equals its input.
+    """
+
+    name: str
+    call: int
+    has_params: bool
+    rows: int | None
+    previous: tuple[str, int] | None
+    reads_previous: bool
+    reads_watched: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -145,12 +240,14 @@ class ForwardTrace:
     """What one hooked forward pass saw: every module call, in order, with its output's rows.
 
     ``calls`` holds ``(name, rows)`` per module call, repeats included (``rows``: the first
-    dimension of the output, ``None`` when the output holds no tensor).
+    dimension of the output, ``None`` when the output holds no tensor). ``reads`` holds one
+    :class:`LeafRead` per leaf module call, in order.
     """
 
     calls: tuple[tuple[str, int | None], ...]
     leaves: tuple[str, ...]
     n_inputs: int
+    reads: tuple[LeafRead, ...] = ()
 
     def sequence(self, names: Sequence[str] | None = None) -> list[str]:
         """Names called, in order, repeats included (only ``names`` when given)."""
@@ -174,22 +271,97 @@ class ForwardTrace:
                 f"The output of layer {name!r} is not a tensor; choose a layer that returns a "
                 "tensor (or a tuple whose first element is one)."
             )
-        _one_call(name, [torch.empty(r or 0, 0) for r in rows], self.n_inputs, layer_call)
+        chosen = rows[_chosen_call(name, len(rows), layer_call)]
+        _check_rows(name, chosen or 0, self.n_inputs)
 
 
-def _rows(output: Any) -> int | None:
-    if isinstance(output, Tensor):
-        return int(output.shape[0]) if output.ndim else 1
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        return _rows(output[0])
+def _tensor(value: Any) -> Tensor | None:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], Tensor):
+        return value[0]
     return None
 
 
-def trace_forward(model: nn.Module, inputs: Tensor, forward: Any = None) -> ForwardTrace:
+def _rows(output: Any) -> int | None:
+    tensor = _tensor(output)
+    return None if tensor is None else int(tensor.shape[0]) if tensor.ndim else 1
+
+
+def _same(a: Tensor | None, b: Tensor | None) -> bool:
+    return a is not None and b is not None and a.shape == b.shape and bool(torch.equal(a, b))
+
+
+class _Tracer:
+    """The hooks of :func:`trace_forward`: module calls, and what each leaf call read."""
+
+    def __init__(self, model: nn.Module, watch: Sequence[str]) -> None:
+        self.modules = named_modules(model, remove_duplicate=False)
+        self.leaves = tuple(n for n, m in named_modules(model) if n and not list(m.children()))
+        self._leaf_set = set(self.leaves)
+        self.watch = tuple(watch)
+        self.calls: list[tuple[str, int | None]] = []
+        self.reads: list[LeafRead] = []
+        self._count: dict[str, int] = {}
+        self._latest: dict[str, Tensor] = {}
+        self._last: tuple[str, int, Tensor | None] | None = None
+
+    def returned(self, name: str, output: Any) -> None:
+        self.calls.append((name, _rows(output)))
+        call = self._count.get(name, 0)
+        self._count[name] = call + 1
+        if name not in self.watch and name not in self._leaf_set:
+            return
+        tensor = _tensor(output)
+        rows = None if tensor is None else snapshot(tensor)
+        if name in self.watch and rows is not None:
+            self._latest[name] = rows
+        if name in self._leaf_set:
+            self._last = (name, call, rows)
+
+    def reading(self, name: str, module: nn.Module, args: Any, kwargs: Any) -> None:
+        tensor = _tensor(args or tuple(kwargs.values()))
+        rows = None if tensor is None else flatten_representation(tensor.detach()).float()
+        last = self._last
+        self.reads.append(
+            LeafRead(
+                name=name,
+                call=self._count.get(name, 0),
+                has_params=any(True for _ in module.parameters()),
+                rows=_rows(tensor),
+                previous=None if last is None else last[:2],
+                reads_previous=last is not None and _same(last[2], rows),
+                reads_watched=tuple(w for w in self.watch if _same(self._latest.get(w), rows)),
+            )
+        )
+
+    def hooks(self) -> list[Any]:
+        handles = []
+        for name, module in self.modules:
+            if not name:
+                continue
+            handles.append(
+                module.register_forward_hook(lambda _m, _a, out, n=name: self.returned(n, out))
+            )
+            if name in self._leaf_set:
+                handles.append(
+                    module.register_forward_pre_hook(
+                        lambda m, args, kwargs, n=name: self.reading(n, m, args, kwargs),
+                        with_kwargs=True,
+                    )
+                )
+        return handles
+
+
+def trace_forward(
+    model: nn.Module, inputs: Tensor, forward: Any = None, *, watch: Sequence[str] = ()
+) -> ForwardTrace:
     """One hooked forward pass on ``inputs`` that records every module call (eval mode,
     ``no_grad``, compiled modules eager; the model's state is untouched).
 
-    Layer discovery, depths, call counts and the capture checks all read this one pass.
+    Layer discovery, depths, call counts, the capture checks and the output head's input
+    (:func:`~lightning_dataprops.functional.head_input.find_head_input`) all read this one
+    pass. ``watch``: layer names whose outputs are compared with what each leaf call reads.
 
     Example:
         >>> import torch
@@ -201,23 +373,16 @@ def trace_forward(model: nn.Module, inputs: Tensor, forward: Any = None) -> Forw
         (['0', '1', '2'], {'1': 2})
     """
     model = eager_module(model)
-    leaves = tuple(n for n, m in model.named_modules() if n and not list(m.children()))
-    calls: list[tuple[str, int | None]] = []
+    tracer = _Tracer(model, watch)
     # Hooks are placed inside the guard, which removes every hook placed under it.
     with untouched(model, autograd=False), eager_stance():
-        handles = [
-            module.register_forward_hook(
-                lambda _m, _a, out, name=name: calls.append((name, _rows(out)))
-            )
-            for name, module in model.named_modules(remove_duplicate=False)
-            if name
-        ]
+        handles = tracer.hooks()
         try:
             model(inputs) if forward is None else forward(model, inputs)
         finally:
             for handle in handles:
                 handle.remove()
-    return ForwardTrace(tuple(calls), leaves, len(inputs))
+    return ForwardTrace(tuple(tracer.calls), tracer.leaves, len(inputs), tuple(tracer.reads))
 
 
 def call_sequence(
@@ -231,7 +396,7 @@ def call_sequence(
     by_module: dict[int, list[str]] = {}
     for name, module in modules:
         by_module.setdefault(id(module), []).append(name)
-    found = {id(m): n for n, m in eager_module(model).named_modules(remove_duplicate=False) if n}
+    found = {id(m): n for n, m in named_modules(model, remove_duplicate=False) if n}
     trace = trace_forward(model, inputs, forward)
     wanted = {found.get(key, ""): names for key, names in by_module.items()}
     return [name for called in trace.sequence() for name in wanted.get(called, ())]
@@ -250,7 +415,7 @@ def call_counts(
         >>> call_counts(model, torch.randn(2, 4), ["0", "1"])
         {'0': 1, '1': 2}
     """
-    named = resolve_layers(eager_module(model), [_strip_compiled(layer) for layer in layers])
+    named = resolve_layers(model, layers)
     calls = call_sequence(model, inputs, named, forward)
     return {name: calls.count(name) for name, _ in named}
 
@@ -265,9 +430,13 @@ def capture_representations(
     device: torch.device | str | None = None,
     forward: Any = None,
     layer_call: int | None = None,
+    read: Read = "output",
 ) -> dict[str, Tensor]:
     """Outputs of ``layers`` on ``inputs``, flattened to ``(n, features)`` float32 on the CPU.
 
+    The rows are each output as the layer returned it, also when a later in-place operation
+    (``ReLU(inplace=True)``, ``out += identity``) rewrites that tensor; they are copied only
+    when needed (when no pooling, dtype or device change made new storage already).
     Exactly one row per input is captured, and this is checked. A ``torch.compile``d model is
     run through its original module (compiled submodules run eagerly), so that the hooks fire
     on every batch. A module that runs several times per forward pass (a shared activation) is
@@ -283,9 +452,11 @@ def capture_representations(
         forward: optional callable ``forward(model, batch)``; default ``model(batch)``.
         layer_call: for modules called several times per forward pass, which call to capture
             (0-based, ``-1`` for the last); ``None`` refuses such modules.
+        read: ``"output"`` (default) or ``"input"``: what each layer reads (its first
+            argument, as it arrives; e.g. the input of the output head).
 
     Returns:
-        layer name -> ``(n, features)`` float32 CPU tensor.
+        layer name (as in the uncompiled model) -> ``(n, features)`` float32 CPU tensor.
 
     Raises:
         ValueError: unknown layers, a layer that never runs or runs several times without
@@ -306,41 +477,16 @@ def capture_representations(
     """
     if pool not in (None, "avg", "max"):
         raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
+    if read not in ("output", "input"):
+        raise ValueError(f"read must be 'output' or 'input', got {read!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     if len(inputs) == 0:
         raise ValueError("inputs is empty: pass at least one input to capture representations.")
-    model = eager_module(model)
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
-    named = resolve_layers(model, [_strip_compiled(layer) for layer in layers])
-    target = run_device(device, model)
-    collected: dict[str, list[Tensor]] = {name: [] for name, _ in named}
-    calls: dict[str, list[Tensor]] = {name: [] for name, _ in named}
-    handles = []
-
-    def make_hook(name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            calls[name].append(_first_tensor(output, name).detach())
-
-        return hook
-
-    with untouched(model, autograd=False), eager_stance():
-        try:
-            for name, module in named:
-                handles.append(module.register_forward_hook(make_hook(name)))
-            for batch in inputs.split(batch_size):
-                for outputs in calls.values():
-                    outputs.clear()
-                batch = batch.to(target)
-                if forward is None:
-                    model(batch)
-                else:
-                    forward(model, batch)
-                for name, outputs in calls.items():
-                    chosen = _one_call(name, outputs, len(batch), layer_call)
-                    collected[name].append(flatten_representation(chosen, pool).float().cpu())
-        finally:
-            for handle in handles:
-                handle.remove()
-    return {name: torch.cat(chunks) for name, chunks in collected.items()}
+    taps = [
+        Tap(name, module, read=read, layer_call=layer_call, pool=pool)
+        for name, module in resolve_layers(model, layers)
+    ]
+    target = run_device(device, eager_module(model))
+    rows = run_taps(model, inputs, taps, batch_size=batch_size, device=target, forward=forward)
+    return {tap.key: values for tap, values in zip(taps, rows, strict=True)}

@@ -6,8 +6,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.data import TensorDataset
 
-from lightning_dataprops import names
+from lightning_dataprops import intrinsic_dimension, names, sample_dataset
 from lightning_dataprops.callbacks import (
     DatasetPropertiesMonitor,
     RepresentationIDMonitor,
@@ -91,3 +93,48 @@ def test_the_reproduction_constant_loads_and_a_bad_file_fails_in_setup(
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
     with pytest.raises(ValueError, match="target_loss must be > 0"):
         ScalingForecastMonitor(target_loss=0.0)
+
+
+def test_the_repr_forecast_uses_the_head_input_not_the_last_layer_listed(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    callbacks = [
+        DatasetPropertiesMonitor(max_samples=300),
+        RepresentationIDMonitor(ON_SCHEDULE, layers=["features.5", "head"], max_samples=200),
+        ScalingForecastMonitor(),
+    ]
+    fit = trainer(tmp_path, callbacks, max_epochs=1)
+    model = TinyCNN()
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    # Oracle: what the head reads, seen by a reference hook on the head's input.
+    probe = sample_dataset(TensorDataset(x, y), max_samples=200, seed=0).inputs
+    kept: list[torch.Tensor] = []
+    handle = model.head.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
+    with torch.no_grad():
+        model.eval()(probe)
+    handle.remove()
+    head_input = intrinsic_dimension(kept[0], "mle", k=20).value
+    assert _value(fit, names.D_REPR_HEAD_INPUT) == pytest.approx(head_input, rel=1e-5)
+    assert _value(fit, names.d_repr("features.5")) == pytest.approx(head_input, rel=1e-5)
+    ratio = _value(fit, names.forecast("repr_loss_ratio_2x_data"))
+    assert ratio == pytest.approx(2 ** (-1 / head_input), rel=1e-6)
+    assert ratio != pytest.approx(2 ** (-1 / _value(fit, names.d_repr("head"))), rel=1e-3)
+
+
+def test_without_the_head_input_the_repr_forecast_says_what_to_measure(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    callbacks = [
+        DatasetPropertiesMonitor(max_samples=300),
+        RepresentationIDMonitor(ON_SCHEDULE, layers=["features.2", "head"], max_samples=200),
+        ScalingForecastMonitor(),
+    ]
+    fit = trainer(tmp_path, callbacks, max_epochs=2)
+    with pytest.warns(UserWarning, match="do not include the output head's input") as caught:
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    assert len([w for w in caught if "head's input" in str(w.message)]) == 1, "said once"
+    assert names.d_repr("head") in fit.callback_metrics
+    assert names.forecast("bound") in fit.callback_metrics
+    assert names.forecast("repr_loss_ratio_2x_data") not in fit.callback_metrics

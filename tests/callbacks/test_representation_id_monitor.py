@@ -20,6 +20,8 @@ from lightning_dataprops.callbacks import (
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     CompilableCNN,
+    FunctionalReLUNet,
+    ResidualCNN,
     SharedReLUNet,
     TensorDataModule,
     TinyCNN,
@@ -209,3 +211,106 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
     spent = float(fit.callback_metrics[names.OVERHEAD_SECONDS])
     assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) >= 0.001
     assert lightning_log.text.count("the d_repr measurement is postponed") == 1
+
+
+def _cloned(model: nn.Module, module: nn.Module, x: Tensor, read: str = "output") -> Tensor:
+    """Oracle: what a reference hook that clones sees: a module's output, or the input it reads."""
+    kept: list[Tensor] = []
+    if read == "output":
+        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
+    else:
+        handle = module.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return kept[0].flatten(1)
+
+
+def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    x, y = mnist_3_vs_8
+    layers = ["features.1", "features.3.bn2"]  # before ReLU(inplace=True), `out += identity`
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, layers=layers, max_samples=300)
+    model = ResidualCNN()
+    fit = trainer(tmp_path, [monitor], max_epochs=1)
+    fit.fit(model, datamodule=TensorDataModule(x, y))
+    probe = _probe(x, y, 300)
+    for layer in layers:
+        oracle = _cloned(model, model.get_submodule(layer), probe)
+        assert float((oracle < 0).float().mean()) > 0.1, "the captured values had negatives"
+        assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(
+            _oracle(oracle), rel=1e-5
+        ), layer
+
+
+@pytest.mark.parametrize(
+    ("model", "layer", "reads"),
+    [
+        (SharedReLUNet, "act", "the output of call 1 of 'act', which runs 2 times"),
+        (FunctionalReLUNet, "out.input", "a tensor that no single module returns"),
+    ],
+)
+def test_the_default_layer_is_what_the_head_reads(
+    mnist_3_vs_8,
+    tmp_path: Path,
+    lightning_log: pytest.LogCaptureFixture,
+    model: type[SharedReLUNet],
+    layer: str,
+    reads: str,
+) -> None:
+    x, y = mnist_3_vs_8
+    net = model(lr=0.0)
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=300)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    fit.fit(net, datamodule=TensorDataModule(x, y))
+    assert monitor.layer_names == [layer]
+    assert f"the output head 'out' reads {reads}" in lightning_log.text
+    probe = _probe(x, y, 300)
+    expected = _oracle(_cloned(net, net.out, probe, read="input"))
+    assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(expected, rel=1e-5)
+    assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(expected, rel=1e-5)
+    pre_activation = _oracle(_cloned(net, net.fc2, probe))
+    assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"
+
+
+@pytest.mark.slow
+def test_a_compiled_submodule_logs_the_plain_model_names(mnist_3_vs_8, tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    x, y = mnist_3_vs_8
+
+    def run(compiled: bool) -> tuple[Any, list[RepresentationIDMonitor], list[str]]:
+        torch.manual_seed(0)  # the same weights: the values must agree too
+        model = TinyCNN(lr=0.0, batch_norm=False)
+        if compiled:
+            model.features = torch.compile(model.features, backend="aot_eager")  # type: ignore[assignment]
+        listed = "features._orig_mod.2" if compiled else "features.2"  # both spellings accepted
+        monitors = [
+            RepresentationIDMonitor(ON_SCHEDULE, max_samples=200),
+            RepresentationIDMonitor(ON_SCHEDULE, layers=[listed, "features.*"], max_samples=200),
+        ]
+        root = tmp_path / ("compiled" if compiled else "plain")
+        logger = CSVLogger(root, name="run", version=0)
+        fit = trainer(root, monitors, max_epochs=1, limit_train_batches=2, logger=logger)
+        fit.fit(model, datamodule=TensorDataModule(x, y))
+        header = (Path(logger.log_dir) / "metrics.csv").read_text().splitlines()[0].split(",")
+        return fit, monitors, header
+
+    plain, plain_monitors, plain_header = run(compiled=False)
+    compiled, compiled_monitors, compiled_header = run(compiled=True)
+    logged = sorted(key for key in compiled.callback_metrics if key.startswith(names.PREFIX))
+    assert logged == sorted(key for key in plain.callback_metrics if key.startswith(names.PREFIX))
+    assert names.d_repr("features.5") in logged and names.d_repr("features.2") in logged
+    assert sorted(compiled_header) == sorted(plain_header)
+    assert not any("_orig_mod" in column for column in compiled_header)
+    for ours, theirs in zip(compiled_monitors, plain_monitors, strict=True):
+        assert ours.layer_names == theirs.layer_names
+        assert ours.state_key == theirs.state_key
+        assert [row["layer"] for row in ours.history] == [row["layer"] for row in theirs.history]
+        for row, same in zip(ours.history, theirs.history, strict=True):
+            assert row["d_repr"] == pytest.approx(same["d_repr"], rel=1e-5)
+    assert compiled_monitors[0].head_input is not None
+    assert compiled_monitors[0].head_input.describe() == plain_monitors[0].head_input.describe()

@@ -131,3 +131,23 @@ def test_representations_on_cuda(binary_mnist) -> None:
     value = compute_intrinsic_reprdim(binary_mnist, model, "layer4")
     cpu_value = compute_intrinsic_reprdim(binary_mnist, model.cpu(), "layer4")
     assert value == pytest.approx(cpu_value, rel=1e-3)
+
+
+def test_reprdim_of_a_batchnorm_rewritten_in_place_equals_the_oracle(binary_mnist) -> None:
+    from tests.residual_block import residual_features
+
+    torch.manual_seed(0)
+    model = nn.Sequential(residual_features(), nn.Linear(128, 2))
+    bn2 = model[0][3].bn2
+    bn2.running_mean.uniform_(-0.5, 0.5)
+    x = binary_mnist.tensors[0][:300]
+    kept: list[torch.Tensor] = []
+    handle = bn2.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
+    with torch.no_grad():
+        model.eval()(x)  # oracle: bn2's output cloned before `out += identity`
+    handle.remove()
+    expected = intrinsic_dimension(kept[0].flatten(1), "mle", k=20).value
+    value = compute_intrinsic_reprdim(x, model, "0.3.bn2", batch_size=64)
+    assert value == pytest.approx(expected, rel=1e-6)
+    after_sum = intrinsic_dimension(torch.relu(kept[0] + model[0][:3](x)).flatten(1)).value
+    assert after_sum != pytest.approx(expected, rel=1e-3), "the in-place writes change d_repr"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lightning_dataprops.functional.representations import capture_representations
 
@@ -61,3 +61,77 @@ def test_layer_discovery_leaves_no_hook_behind_and_the_model_pickles() -> None:
     assert call_counts(net, torch.randn(3, 4), ["0", "1", "2"]) == {"0": 1, "1": 1, "2": 1}
     assert {name: len(m._forward_hooks) for name, m in net.named_modules()} == before
     torch.save(net, io.BytesIO())  # a leftover lambda hook would make this fail
+
+
+def _cloned(model: nn.Module, module: nn.Module, x: torch.Tensor, read: str = "output") -> Tensor:
+    """Oracle: the module's output (or input) cloned inside a reference hook, flattened."""
+    kept: list[Tensor] = []
+    if read == "output":
+        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
+    else:
+        handle = module.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return kept[0].flatten(1)
+
+
+def test_a_conv_followed_by_an_inplace_relu_is_captured_as_it_returned() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 4, 3)
+    model = nn.Sequential(conv, nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(144, 2))
+    x = torch.randn(50, 1, 8, 8)
+    with torch.no_grad():
+        alone = conv(x)  # the layer run on its own
+    captured = capture_representations(model, x, ["0"], batch_size=16)["0"]
+    assert torch.equal(captured, alone.flatten(1))
+    assert torch.equal(captured, _cloned(model, conv, x))
+    assert 0.3 < float((captured < 0).float().mean()) < 0.7, "the ReLU must not reach it"
+    for pool, reduce in (("avg", alone.mean(dim=(2, 3))), ("max", alone.amax(dim=(2, 3)))):
+        pooled = capture_representations(model, x, ["0"], pool=pool)["0"]  # type: ignore[arg-type]
+        assert torch.allclose(pooled, reduce, rtol=0, atol=1e-6)
+    # What the inplace ReLU reads is the same tensor, captured before it rewrites it.
+    read = capture_representations(model, x, ["1"], read="input")["1"]
+    assert torch.equal(read, alone.flatten(1))
+
+
+def test_a_residual_block_captures_its_batchnorms_before_the_inplace_writes() -> None:
+    from tests.residual_block import residual_features
+
+    torch.manual_seed(0)
+    model = nn.Sequential(residual_features(), nn.Linear(128, 2))
+    for bn in (model[0][1], model[0][3].bn1, model[0][3].bn2):
+        bn.running_mean.uniform_(-0.5, 0.5)  # outputs of both signs, as in a trained network
+    x = torch.randn(64, 1, 12, 12)
+    layers = ["0.1", "0.3.bn1", "0.3.bn2"]
+    captured = capture_representations(model, x, layers, batch_size=20)
+    for name in layers:
+        oracle = _cloned(model, model.get_submodule(name), x)
+        assert torch.equal(captured[name], oracle), name
+        assert float((oracle < 0).float().mean()) > 0.2, name
+    # The shared inplace ReLU of the block at its second call: what the block returns.
+    second = capture_representations(model, x, ["0.3.relu"], layer_call=1)
+    assert torch.equal(second["0.3.relu"], _cloned(model, model[0][3], x))
+
+
+def test_compiled_submodules_are_named_as_in_the_uncompiled_model() -> None:
+    from lightning_dataprops.functional.representations import resolve_layers, trace_forward
+
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8))
+    model = nn.ModuleDict({"net": torch.compile(plain, backend="aot_eager")})
+    wrapped = nn.Sequential(model["net"], nn.Linear(8, 2))  # net as module "0"
+    x = torch.randn(30, 6)
+    expected = [("0.1", plain[1]), ("0.2", plain[2])]
+    assert resolve_layers(wrapped, ["0.1", "0._orig_mod.2"]) == expected
+    assert resolve_layers(wrapped, ["0.*"]) == [("0.0", plain[0]), *expected]
+    assert resolve_layers(wrapped, [plain[1]]) == [("0.1", plain[1])]
+    trace = trace_forward(wrapped, x[:2])
+    assert trace.execution_order() == ["0.0", "0.1", "0.2", "1"]
+    assert trace.counts(["0"]) == {"0": 1}, "the compiled wrapper is not a second call"
+    captured = capture_representations(wrapped, x, ["0._orig_mod.1", "0.2"])
+    assert list(captured) == ["0.1", "0.2"]
+    with torch.no_grad():
+        assert torch.equal(captured["0.2"], plain(x))

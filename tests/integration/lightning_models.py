@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lightning_dataprops.callbacks import DataPropsOptions
+from tests.residual_block import residual_features
 
 
 class TinyCNN(pl.LightningModule):
@@ -121,6 +122,21 @@ class SharedReLUNet(TinyCNN):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.act(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+
+class FunctionalReLUNet(SharedReLUNet):
+    """The head reads ``F.relu(fc2(...))``: an activation that no module hook sees."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(nn.functional.relu(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+
+class ResidualCNN(TinyCNN):
+    """Conv -> BatchNorm -> ReLU(inplace=True) -> BasicBlock -> pool -> flatten -> head."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__(lr=lr)
+        self.features = residual_features()
 
 
 def trainer(root: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
