@@ -139,7 +139,7 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         """Fit setup, timed and charged to the overhead budget (subclasses: ``_setup_fit``)."""
         if stage != "fit" or not self.start_fit(trainer):
             return
-        self.budget.start(self.state_key)
+        self.budget.start(trainer)
         started = time.perf_counter()
         try:
             self._setup_fit(trainer, pl_module)
@@ -148,11 +148,6 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
 
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Check the configuration against the fit (raise here, before training), pick data."""
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning clears callback_metrics after the sanity check: put the ledger back.
-        if self.active:
-            self.budget.restore(trainer)
 
     # ------------------------------------------------------------------ overhead budget
     def budgeted(
