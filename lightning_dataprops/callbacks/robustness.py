@@ -192,9 +192,9 @@ class RobustnessMonitor(DataPropsCallback):
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
             found = "none" if targets is None else f"{targets.dtype}, {tuple(targets.shape)}"
             warn_each_time(
-                f"RobustnessMonitor: the data has no class targets (found {found}"
-                "); the robustness probe needs class ids and is disabled. Give target_key or "
-                "target_fn in DataPropsOptions if the labels are elsewhere in each item."
+                f"RobustnessMonitor: the data has no class targets (found {found}); the "
+                "robustness probe needs class ids and is disabled for this fit. Give target_key "
+                "or target_fn in DataPropsOptions if the labels are elsewhere in each item."
             )
             return  # no batch: disabled for this fit only
         self.stats = self._resolve_normalization(dataset)
