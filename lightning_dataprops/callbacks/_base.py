@@ -130,9 +130,12 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
     def start_fit(self, trainer: pl.Trainer) -> bool:
         """A fit starts: per-fit state is reset (callbacks are reused across fits, e.g. in
         cross-validation); ``False`` when this callback steps aside for the fit."""
+        from lightning_dataprops.integrations.publish import start_fit
+
         self.reset_failures()
         self.active = True
         self._epoch_names = set()
+        start_fit(trainer)  # the loggers get this fit's findings, whatever earlier fits wrote
         return not self.step_aside_for_user_callback(trainer)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

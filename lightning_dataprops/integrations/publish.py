@@ -11,19 +11,19 @@ specific registered class of the logger's MRO wins):
   in its ``log_dir``, else the trainer's ``default_root_dir`` (:mod:`.files`).
 
 A writer is a function ``log_finding(logger, finding, figure, *, step, **context) -> list[str]``
-(``context``: ``trainer`` and ``default_root_dir``), or a module defining one. A new logger's
-writer is a module of its own plus one :func:`register_writer` line (below, or in user code).
-Writers given by module name are imported on first use, so their logger libraries (wandb,
-mlflow, tensorboard) stay optional.
+(``context``: ``trainer``, ``default_root_dir`` and ``fit``, an object that stays the same for
+one logger within one fit, for writers that keep per-fit state), or a module defining one. A
+new logger's writer is a module of its own plus one :func:`register_writer` line (below, or in
+user code). Writers given by module name are imported on first use, so their logger libraries
+(wandb, mlflow, tensorboard) stay optional.
 
 A finding is written to a logger only when its content changed since it was last written there
-in the same fit (a content hash per logger and finding key, started afresh when another trainer
-publishes to the logger), so calling :func:`publish` every epoch re-logs the d_repr profile when
-it has a new epoch and nothing else, and a logger shared by several fits gets each fit's
-findings. Only the global-zero rank writes. A
-logger that fails gets one :class:`FindingNotLoggedWarning` per finding key and logger (each
-fit's loggers are warned about afresh, whatever failed before in the process); the others still
-receive the finding, and training goes on.
+in the same fit (a content hash per logger and finding key, started afresh when a fit starts,
+:func:`start_fit`, or another trainer publishes to the logger), so calling :func:`publish` every
+epoch re-logs the d_repr profile when it has a new epoch and nothing else, and a logger shared by
+several fits gets each fit's findings. Only the global-zero rank writes. A logger that fails
+gets one :class:`FindingNotLoggedWarning` per finding key, logger and fit (whatever failed
+before in the process); the others still receive the finding, and training goes on.
 """
 
 from __future__ import annotations
@@ -41,7 +41,14 @@ from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.findings import Finding, fingerprint
 from lightning_dataprops.findings.render import render
 
-__all__ = ["FindingNotLoggedWarning", "Writer", "publish", "register_writer", "writer_for"]
+__all__ = [
+    "FindingNotLoggedWarning",
+    "Writer",
+    "publish",
+    "register_writer",
+    "start_fit",
+    "writer_for",
+]
 
 Writer = Callable[..., list[str]]
 """``log_finding(logger, finding, figure, *, step, **context) -> [what was written]``."""
@@ -84,6 +91,20 @@ def _record(logger: Any, trainer: Any) -> _Record:
     with contextlib.suppress(TypeError):
         _records[logger] = record
     return record
+
+
+def start_fit(trainer: Any) -> None:
+    """A fit starts on ``trainer``: what its loggers received in an earlier fit no longer counts,
+    so each fit writes its findings (and W&B alerts) again, even on a trainer fitted twice.
+    Called by the dataprops callbacks in ``setup``.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> start_fit(Trainer(logger=False))
+    """
+    for logger in getattr(trainer, "loggers", []):
+        with contextlib.suppress(TypeError):
+            _records.pop(logger, None)
 
 
 def _warn_once(records: list[_Record], where: str, key: str, error: Exception) -> None:
@@ -264,6 +285,7 @@ def publish(
                 step=step,
                 trainer=trainer,
                 default_root_dir=root,
+                fit=record,
             )
         except Exception as error:
             _warn_once([record], name, finding.key, error)

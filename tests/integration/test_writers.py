@@ -167,10 +167,17 @@ def _breast() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def _fit_and_count_sharp(root: Path, logger: Any, data: tuple[torch.Tensor, torch.Tensor]) -> int:
-    """One one-epoch fit with the fit-start callback; how many sharp-label warnings it gave."""
+def _sharp_fit(root: Path, logger: Any) -> Any:
+    """A one-epoch trainer with the fit-start callback only."""
     callbacks = default_callbacks(repr_every_n_epochs=0, robustness_every_n_epochs=0)
-    fit = trainer(root, callbacks, max_epochs=1, limit_train_batches=1, logger=logger)
+    return trainer(root, callbacks, max_epochs=1, limit_train_batches=1, logger=logger)
+
+
+def _fit_and_count_sharp(
+    root: Path, logger: Any, data: tuple[torch.Tensor, torch.Tensor], fit: Any = None
+) -> int:
+    """One fit (on a new trainer unless ``fit`` is given); how many sharp-label warnings it gave."""
+    fit = _sharp_fit(root, logger) if fit is None else fit
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit.fit(TinyCNN(), datamodule=TensorDataModule(*data))
@@ -199,13 +206,15 @@ def test_fits_sharing_one_wandb_run_each_record_their_alert(
     pneumonia, mnist, wandb_offline: Path
 ) -> None:
     # A loop that never calls wandb.finish(): every new WandbLogger reuses the open run (Lightning
-    # says so); a cross-validation loop may also hand one logger to every fold's trainer. Each
-    # fit whose check fires still records its alert in that run.
+    # says so); a cross-validation loop may also hand one logger to every fold's trainer, and a
+    # notebook may fit one trainer twice. Each fit whose check fires records its alert in the run.
     first = _wandb_logger(wandb_offline / "shared")
     plan = [(first, pneumonia), (first, binary_task(*mnist, 3, 8)), (first, pneumonia)]
     plan.append((_wandb_logger(wandb_offline / "reused"), pneumonia))  # reuses the open run
     fired = [_fit_and_count_sharp(wandb_offline, logger, data) for logger, data in plan]
-    assert plan[-1][0].experiment is first.experiment  # one run for all four fits
+    assert plan[-1][0].experiment is first.experiment  # one run for all these fits
+    twice = _sharp_fit(wandb_offline, first)
+    fired += [_fit_and_count_sharp(wandb_offline, first, pneumonia, twice) for _ in range(2)]
     alerts = _finish(first).alerts
-    assert fired == [1, 0, 1, 1]
-    assert len(alerts) == 3 and all("sharp" in text for _, text in alerts)
+    assert fired == [1, 0, 1, 1, 1, 1]
+    assert len(alerts) == 5 and all("sharp" in text for _, text in alerts)
