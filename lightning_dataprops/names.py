@@ -77,9 +77,6 @@ TIMED_WORK: tuple[str, ...] = ("setup", "fit_start", "d_repr", "adv", "forecast"
 
 OVERHEAD_SECONDS = f"{PREFIX}/time/total"
 """Seconds all dataprops callbacks have spent in this fit (the overhead budget's total)."""
-SPENT_PREFIX = f"{PREFIX}/time/spent/"
-"""Prefix of each callback's own running total in ``trainer.callback_metrics`` (not logged):
-the budget's ledger, one entry per callback, summed into :data:`OVERHEAD_SECONDS`."""
 OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
 """That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
 

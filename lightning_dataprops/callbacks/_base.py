@@ -132,16 +132,19 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
     def start_fit(self, trainer: pl.Trainer) -> bool:
         """A fit starts: per-fit state is reset (callbacks are reused across fits, e.g. in
         cross-validation); ``False`` when this callback steps aside for the fit."""
+        from lightning_dataprops.integrations.publish import start_fit
+
         self.reset_failures()
         self.active = True
         self._epoch_names = set()
+        start_fit(trainer)  # the loggers get this fit's findings, whatever earlier fits wrote
         return not self.step_aside_for_user_callback(trainer)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Fit setup, timed and charged to the overhead budget (subclasses: ``_setup_fit``)."""
         if stage != "fit" or not self.start_fit(trainer):
             return
-        self.budget.start(self.state_key)
+        self.budget.start(trainer)
         started = time.perf_counter()
         try:
             self._setup_fit(trainer, pl_module)
@@ -150,11 +153,6 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
 
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Check the configuration against the fit (raise here, before training), pick data."""
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning clears callback_metrics after the sanity check: put the ledger back.
-        if self.active:
-            self.budget.restore(trainer)
 
     # ------------------------------------------------------------------ overhead budget
     def budgeted(

@@ -1,27 +1,41 @@
 """The overhead budget: the callbacks' own time stays within a fraction of the fit's time.
 
-Every dataprops callback times its work (setup included) and keeps its own running total in
-``trainer.callback_metrics`` (under :data:`~lightning_dataprops.names.SPENT_PREFIX`, put back at
-train start after Lightning clears the metrics); the budget's total is their sum, so the
-callbacks share a budget without sharing an object. Before a periodic measurement (d_repr, the
-robustness probe) a callback predicts its cost from the last time it ran and runs it only if the
-total stays within ``fraction`` of the fit's own time so far (wall time since setup, minus the
-callbacks' time); otherwise the measurement is postponed to a later epoch, and the first
-postponement is said once. The fit-start measurement is charged but never postponed. Under DDP
-rank zero decides and broadcasts, so every rank makes the same collective calls.
+Every dataprops callback times its work (setup included) and keeps its own running total in a
+ledger kept per trainer, one entry per callback, out of ``trainer.callback_metrics`` (the
+user's metric namespace, read by ``EarlyStopping``, ``ModelCheckpoint`` and dashboards); the
+budget's total is their sum, logged as :data:`~lightning_dataprops.names.OVERHEAD_SECONDS`, so
+the callbacks share a budget without holding references to each other. Before a periodic
+measurement (d_repr, the robustness probe) a callback predicts its cost from the last time it
+ran and runs it only if the total stays within ``fraction`` of the fit's own time so far (wall
+time since setup, minus the callbacks' time); otherwise the measurement is postponed to a later
+epoch, and the first postponement is said once. The fit-start measurement is charged but never
+postponed. Under DDP rank zero decides and broadcasts, so every rank makes the same collective
+calls.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_dataprops import names
 
 _WORK = {"d_repr": "the d_repr measurement", "adv": "the robustness probe"}
+
+_ledgers: weakref.WeakKeyDictionary[pl.Trainer, dict[OverheadBudget, float]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Trainer -> seconds each callback's budget has spent in the trainer's current fit."""
+
+
+def _ledger(trainer: pl.Trainer) -> dict[OverheadBudget, float]:
+    ledger = _ledgers.get(trainer)
+    if ledger is None:
+        ledger = _ledgers[trainer] = {}
+    return ledger
 
 
 class OverheadBudget:
@@ -33,39 +47,28 @@ class OverheadBudget:
         owner: the callback's name, for messages.
     """
 
-    def __init__(self, fraction: float | None, owner: str, key: str = "") -> None:
+    def __init__(self, fraction: float | None, owner: str) -> None:
         if fraction is not None and not 0 < fraction < 1:
             raise ValueError(f"overhead_budget must lie in (0, 1) or be None, got {fraction!r}.")
         self.fraction = fraction
         self.owner = owner
-        self.key = names.SPENT_PREFIX + (key or owner)
         self.own = 0.0
         self.started = time.perf_counter()
         self.last_cost: dict[str, float] = {}
         self.skipped: dict[str, int] = {}
 
-    def start(self, key: str | None = None) -> None:
-        """The fit starts now (called in ``setup``); ``key`` names this callback's ledger entry."""
-        if key is not None:
-            self.key = names.SPENT_PREFIX + key
+    def start(self, trainer: pl.Trainer) -> None:
+        """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
         self.started = time.perf_counter()
         self.own = 0.0
         self.last_cost.clear()
         self.skipped.clear()
-
-    def restore(self, trainer: pl.Trainer) -> None:
-        """Put this callback's entry of the ledger back (Lightning clears the metrics after the
-        sanity check)."""
-        trainer.callback_metrics[self.key] = torch.tensor(self.own)
+        _ledger(trainer)[self] = 0.0
 
     @staticmethod
     def spent(trainer: pl.Trainer) -> float:
         """Seconds all dataprops callbacks have spent in this fit."""
-        return sum(
-            float(value)
-            for key, value in trainer.callback_metrics.items()
-            if key.startswith(names.SPENT_PREFIX)
-        )
+        return sum(_ledger(trainer).values())
 
     def fit_time(self, trainer: pl.Trainer) -> float:
         """Seconds of the fit's own work so far (wall time minus the callbacks' time)."""
@@ -94,7 +97,7 @@ class OverheadBudget:
         """Add ``seconds`` spent on ``what``; the budget metrics to log."""
         self.last_cost[what] = seconds
         self.own += seconds
-        self.restore(trainer)
+        _ledger(trainer)[self] = self.own
         return self.report(trainer)
 
     def report(self, trainer: pl.Trainer) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning_dataprops._warnings import warn_each_time
 
 T = TypeVar("T")
 
@@ -50,9 +50,9 @@ class FailureIsolation:
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             self.disabled[what] = reason
-            rank_zero_warn(
-                f"{type(self).__name__}: {what} failed and is disabled for the rest of this fit; "
-                f"training continues. Reason: {reason}",
-                category=MeasurementFailedWarning,
+            warn_each_time(
+                f"{type(self).__name__}: {what} failed and is disabled for the rest of this fit "
+                f"(a later fit tries again); training continues. Reason: {reason}",
+                MeasurementFailedWarning,
             )
             return None

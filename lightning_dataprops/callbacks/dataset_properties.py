@@ -7,9 +7,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_dataprops import names
+from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._normalize import (
     NormalizationOption,
@@ -169,6 +170,11 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ setup
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Per fit: a reused callback measures this fit's data. A resumed fit gets its values
+        # back from the checkpoint, which Lightning loads after setup.
+        self.fit_start_state = None
+        self.recomputed = False
+        self._pairs = None
         self._dataset, _ = self.training_data(trainer)
         self._stats = None
         if self.fit_start_state is None:  # restored values need no data
@@ -306,7 +312,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.log_fit_start(trainer, state["metrics"])
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
-            rank_zero_warn(message, category=SharpLabelsWarning)
+            warn_each_time(message, SharpLabelsWarning)
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],

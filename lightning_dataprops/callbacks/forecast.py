@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_dataprops import names
+from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.calibration import ConstantSpec, append_run_csv, resolve_constant
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.findings import ForecastFinding
@@ -133,7 +133,7 @@ class ScalingForecastMonitor(DataPropsCallback):
     def _tell_once(self, key: str, message: str) -> None:
         if key not in self._told:
             self._told.add(key)
-            rank_zero_warn(f"{type(self).__name__}: {message}")
+            warn_each_time(f"{type(self).__name__}: {message}")
 
     def _required(self, trainer: pl.Trainer) -> dict[str, float] | None:
         values = {key: _metric(trainer, key) for key in _PROVIDERS}

@@ -166,8 +166,14 @@ class RepresentationIDMonitor(DataPropsCallback):
         return self.max_samples
 
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._probe = None  # per fit: the next fit may bring other data
+        # Per fit: the next fit may bring other data or another model (a resumed fit gets its
+        # history back from the checkpoint, which Lightning loads after setup).
+        self._probe = None
+        self._dataset = None
         self.head_input = None
+        self.history = []
+        self.layer_names = []
+        self._depths = {}
         if not self.every_n_epochs:
             return
         self._dataset, first_input = self.training_data(trainer)

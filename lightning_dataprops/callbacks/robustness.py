@@ -9,19 +9,23 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lightning_dataprops import names
+from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import fit_dataset
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
+from lightning_dataprops.callbacks._failures import MeasurementFailedWarning
 from lightning_dataprops.callbacks._forward import eager_module, eager_stance
 from lightning_dataprops.callbacks._normalize import find_normalize
 from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
+    NoInputGradientError,
     PixelSpaceModel,
+    check_input_gradient,
     make_attack,
     robustness,
 )
@@ -62,7 +66,11 @@ class RobustnessMonitor(DataPropsCallback):
     statistics, parameter grads, hooks and the global random states are left untouched, so the
     training trajectory is the same with and without the probe. A failure inside an attack never
     ends training: a ``MeasurementFailedWarning`` says why, that attack is disabled for the fit
-    and the other attacks are still logged.
+    and the other attacks are still logged. In ``setup`` one input gradient is taken on two
+    samples: a model that gives none, so that no attack can move its inputs (a linear probe whose
+    frozen encoder runs under ``torch.no_grad()`` inside ``forward``), gets one
+    ``MeasurementFailedWarning`` before the first step saying what to change, and the probe is
+    disabled for that fit.
 
     Logged metrics (to every logger and to ``trainer.callback_metrics``), for each attack name:
 
@@ -164,7 +172,12 @@ class RobustnessMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ setup
     def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.batch = None  # per fit: drawn again from this fit's data
+        # Per fit: drawn again from this fit's data (a resumed fit gets its history back from the
+        # checkpoint, which Lightning loads after setup).
+        self.batch = None
+        self.stats = None
+        self.pixel_range = None
+        self.history = []
         if not self.every_n_epochs:
             return
         dataset = fit_dataset(trainer, "val")
@@ -179,10 +192,10 @@ class RobustnessMonitor(DataPropsCallback):
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
             found = "none" if targets is None else f"{targets.dtype}, {tuple(targets.shape)}"
-            rank_zero_warn(
-                f"RobustnessMonitor: the data has no class targets (found {found}"
-                "); the robustness probe needs class ids and is disabled. Give target_key or "
-                "target_fn in DataPropsOptions if the labels are elsewhere in each item."
+            warn_each_time(
+                f"RobustnessMonitor: the data has no class targets (found {found}); the "
+                "robustness probe needs class ids and is disabled for this fit. Give target_key "
+                "or target_fn in DataPropsOptions if the labels are elsewhere in each item."
             )
             return  # no batch: disabled for this fit only
         inputs = sample.inputs
@@ -190,7 +203,7 @@ class RobustnessMonitor(DataPropsCallback):
         if bool(unlabelled.any()):
             left_out, total = int(unlabelled.sum()), int(targets.numel())
             if left_out == total:
-                rank_zero_warn(
+                warn_each_time(
                     f"RobustnessMonitor: all {total} probe samples have a negative class id "
                     "(unlabelled, e.g. -1); the robustness probe needs labelled samples and is "
                     "disabled for this fit."
@@ -208,7 +221,8 @@ class RobustnessMonitor(DataPropsCallback):
         self.pixel_range = self._resolve_range(pixels)
         low, high = self.pixel_range
         self.batch = (pixels.clamp(low, high), targets)
-        self._check_outputs(model, pl_module)
+        if self._check_outputs(model, pl_module):
+            self._check_input_gradient(model, pl_module)
 
     def _resolve_normalization(self, dataset: Any) -> Normalization | None:
         if self.normalization != "auto":
@@ -237,13 +251,13 @@ class RobustnessMonitor(DataPropsCallback):
         if low >= -tolerance and high <= 1 + tolerance:
             return 0.0, 1.0
         if self.stats is not None:
-            rank_zero_warn(
+            warn_each_time(
                 f"RobustnessMonitor: undoing normalization={self.stats} gives inputs in "
                 f"[{low:.4g}, {high:.4g}], not [0, 1]; eps={self.eps:.6g} is in those units. "
                 "Check the (mean, std), or set data_range= and eps= for that pixel range."
             )
         else:
-            rank_zero_warn(
+            warn_each_time(
                 f"RobustnessMonitor: the inputs lie in [{low:.4g}, {high:.4g}], not [0, 1], and "
                 f"no normalisation is known: eps={self.eps:.6g} is in input units, not 2/255 of "
                 "the pixel range. If the Dataset normalises, pass "
@@ -258,8 +272,9 @@ class RobustnessMonitor(DataPropsCallback):
         # eager_stance around every pass of the probe).
         return PixelSpaceModel(eager_module(pl_module), self.forward(trainer), mean=mean, std=std)
 
-    def _check_outputs(self, model: PixelSpaceModel, pl_module: nn.Module) -> None:
-        """Outputs through ``forward_fn`` must be ``(n, C)`` logits covering the class ids."""
+    def _check_outputs(self, model: PixelSpaceModel, pl_module: nn.Module) -> bool:
+        """Outputs through ``forward_fn`` must be ``(n, C)`` logits covering the class ids;
+        ``False`` when the model cannot run yet (the first probe checks)."""
         assert self.batch is not None
         x, y = self.batch
         device = model_device(pl_module)
@@ -273,7 +288,7 @@ class RobustnessMonitor(DataPropsCallback):
                 f"RobustnessMonitor: could not check the model's outputs before training "
                 f"({type(error).__name__}: {error}); the first probe will."
             )
-            return
+            return False
         if logits.ndim != 2:
             raise ValueError(
                 f"RobustnessMonitor: the model's output has shape {tuple(logits.shape)}; the "
@@ -286,6 +301,32 @@ class RobustnessMonitor(DataPropsCallback):
             raise ValueError(
                 f"RobustnessMonitor: the targets hold class ids {low}..{high} but the model has "
                 f"{n_classes} outputs; class ids must lie in 0..{n_classes - 1}."
+            )
+        return True
+
+    def _check_input_gradient(self, model: PixelSpaceModel, pl_module: nn.Module) -> None:
+        """One input gradient on two samples, before the first step: a model that no attack can
+        differentiate (a linear probe whose frozen encoder runs under ``no_grad``) is said now,
+        and the probe is disabled for this fit; training goes on."""
+        assert self.batch is not None
+        x, y = self.batch
+        device = model_device(pl_module)
+        try:
+            with eager_stance():
+                check_input_gradient(model, x[:2].to(device), y[:2].to(device))
+        except NoInputGradientError as error:
+            self.batch = None
+            self.disabled["robustness probe"] = f"{type(error).__name__}: {error}"
+            warn_each_time(
+                "RobustnessMonitor: the model gives no gradient with respect to its inputs, so "
+                "no attack can move them; the robustness probe is disabled for the rest of this "
+                f"fit and training continues. {error}",
+                MeasurementFailedWarning,
+            )
+        except Exception as error:  # the first probe meets it, guarded
+            rank_zero_info(
+                f"RobustnessMonitor: could not check the model's input gradient before training "
+                f"({type(error).__name__}: {error}); the first probe will."
             )
 
     # ------------------------------------------------------------------ probe

@@ -11,33 +11,44 @@ specific registered class of the logger's MRO wins):
   in its ``log_dir``, else the trainer's ``default_root_dir`` (:mod:`.files`).
 
 A writer is a function ``log_finding(logger, finding, figure, *, step, **context) -> list[str]``
-(``context``: ``trainer`` and ``default_root_dir``), or a module defining one. A new logger's
-writer is a module of its own plus one :func:`register_writer` line (below, or in user code).
-Writers given by module name are imported on first use, so their logger libraries (wandb,
-mlflow, tensorboard) stay optional.
+(``context``: ``trainer``, ``default_root_dir`` and ``fit``, an object that stays the same for
+one logger within one fit, for writers that keep per-fit state), or a module defining one. A
+new logger's writer is a module of its own plus one :func:`register_writer` line (below, or in
+user code). Writers given by module name are imported on first use, so their logger libraries
+(wandb, mlflow, tensorboard) stay optional.
 
 A finding is written to a logger only when its content changed since it was last written there
-(a content hash per logger and finding key), so calling :func:`publish` every epoch re-logs the
-d_repr profile when it has a new epoch and nothing else. Only the global-zero rank writes. A
-logger that fails gets one :class:`FindingNotLoggedWarning` per finding key and logger type; the
-others still receive the finding, and training goes on.
+in the same fit (a content hash per logger and finding key, started afresh when a fit starts,
+:func:`start_fit`, or another trainer publishes to the logger), so calling :func:`publish` every
+epoch re-logs the d_repr profile when it has a new epoch and nothing else, and a logger shared by
+several fits gets each fit's findings. Only the global-zero rank writes. A logger that fails
+gets one :class:`FindingNotLoggedWarning` per finding key, logger and fit (whatever failed
+before in the process); the others still receive the finding, and training goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-import warnings
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.findings import Finding, fingerprint
 from lightning_dataprops.findings.render import render
 
-__all__ = ["FindingNotLoggedWarning", "Writer", "publish", "register_writer", "writer_for"]
+__all__ = [
+    "FindingNotLoggedWarning",
+    "Writer",
+    "publish",
+    "register_writer",
+    "start_fit",
+    "writer_for",
+]
 
 Writer = Callable[..., list[str]]
 """``log_finding(logger, finding, figure, *, step, **context) -> [what was written]``."""
@@ -47,20 +58,67 @@ class FindingNotLoggedWarning(UserWarning):
     """A logger refused a finding; the others received it and training goes on."""
 
 
-_written: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
-_warned: set[tuple[str, str]] = set()
+@dataclass
+class _Record:
+    """What one logger received in one fit: finding key -> content hash, and the failures
+    already said for it."""
+
+    fit: weakref.ref[Any] | None
+    content: dict[str, str] = field(default_factory=dict)
+    warned: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _warn_once(where: str, key: str, error: Exception) -> None:
-    if (where, key) in _warned:
-        return
-    _warned.add((where, key))
-    warnings.warn(
-        f"dataprops could not log {key!r} to {where}: {type(error).__name__}: {error}. The "
-        "other loggers received what they could; training goes on.",
-        FindingNotLoggedWarning,
-        stacklevel=3,
-    )
+_records: weakref.WeakKeyDictionary[Any, _Record] = weakref.WeakKeyDictionary()
+
+
+def _record(logger: Any, trainer: Any) -> _Record:
+    """The record of ``logger`` in ``trainer``'s fit: another trainer starts a fresh one, so a
+    logger shared by several fits gets (and is warned about) each fit's findings. A logger that
+    cannot be weakly referenced gets a fresh record each time (nothing is skipped)."""
+    try:
+        record = _records.get(logger)
+    except TypeError:
+        record = None
+    if record is not None and (
+        trainer is None or (record.fit is not None and record.fit() is trainer)
+    ):
+        return record
+    try:
+        fit = None if trainer is None else weakref.ref(trainer)
+    except TypeError:
+        fit = None
+    record = _Record(fit)
+    with contextlib.suppress(TypeError):
+        _records[logger] = record
+    return record
+
+
+def start_fit(trainer: Any) -> None:
+    """A fit starts on ``trainer``: what its loggers received in an earlier fit no longer counts,
+    so each fit writes its findings (and W&B alerts) again, even on a trainer fitted twice.
+    Called by the dataprops callbacks in ``setup``.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> start_fit(Trainer(logger=False))
+    """
+    for logger in getattr(trainer, "loggers", []):
+        with contextlib.suppress(TypeError):
+            _records.pop(logger, None)
+
+
+def _warn_once(records: list[_Record], where: str, key: str, error: Exception) -> None:
+    """Say that ``where`` could not take ``key``, unless this fit said so for every logger."""
+    fresh = not records or any((where, key) not in record.warned for record in records)
+    for record in records:
+        record.warned.add((where, key))
+    if fresh:
+        warn_each_time(
+            f"dataprops could not log {key!r} to {where}: {type(error).__name__}: {error}. The "
+            "other loggers received what they could; training goes on.",
+            FindingNotLoggedWarning,
+            stacklevel=3,
+        )
 
 
 def _loggers_and_root(
@@ -192,30 +250,32 @@ def publish(
     try:
         content = fingerprint(finding)
     except Exception as error:  # e.g. a value JSON cannot hold: say so, never end the run
-        _warn_once("any logger", finding.key, error)
+        _warn_once([_record(lg, trainer) for lg in loggers], "any logger", finding.key, error)
         return {}
     pending = []
     for logger in loggers:
         try:
             entry = _entry_for(logger)
         except Exception as error:  # e.g. a writer's module cannot be imported
-            _warn_once(type(logger).__name__, finding.key, error)
+            _warn_once([_record(logger, trainer)], type(logger).__name__, finding.key, error)
             continue
         if entry is None:
             continue
-        if not force and _written.get(logger, {}).get(finding.key) == content:
+        record = _record(logger, trainer)
+        if not force and record.content.get(finding.key) == content:
             continue
-        pending.append((entry, logger))
+        pending.append((entry, logger, record))
     if not pending:
         return {}
     figure = None
-    if any(needs_figure for (_, needs_figure), _ in pending):
+    if any(needs_figure for (_, needs_figure), _, _ in pending):
         try:
             figure = render(finding)
         except Exception as error:  # a picture must never cost the run its texts and JSON
-            _warn_once("matplotlib", finding.key, error)
+            drawn_for = [record for (_, needs_figure), _, record in pending if needs_figure]
+            _warn_once(drawn_for, "matplotlib", finding.key, error)
     done: dict[str, list[str]] = {}
-    for (writer, needs_figure), logger in pending:
+    for (writer, needs_figure), logger, record in pending:
         name = type(logger).__name__
         try:
             written = writer(
@@ -225,13 +285,14 @@ def publish(
                 step=step,
                 trainer=trainer,
                 default_root_dir=root,
+                fit=record,
             )
         except Exception as error:
-            _warn_once(name, finding.key, error)
+            _warn_once([record], name, finding.key, error)
             continue
         if written:
             done.setdefault(name, []).extend(written)
-        _written.setdefault(logger, {})[finding.key] = content
+        record.content[finding.key] = content
     return done
 
 

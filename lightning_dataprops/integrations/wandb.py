@@ -15,14 +15,17 @@ here type-checks it). What each finding becomes in the run:
   (:meth:`~lightning_dataprops.findings.ForecastFinding.curve`, the one the pictures draw) as the
   plot ``dataprops/forecast_plot/data_scaling``;
 * :class:`~lightning_dataprops.findings.TextFinding` with ``level="warning"``: a W&B alert, at
-  most one per finding key and run within the finding's ``alert_wait_s``;
+  most one per finding key, run and fit within the finding's ``alert_wait_s``;
 * :class:`~lightning_dataprops.findings.RunSummaryFinding`: the run's summary and
   ``config["dataprops"]``.
 
 The first finding a run receives also defines the summaries of the logged names (the last data
 properties, the min/max/last ``d_repr``). Everything kept per run (the alert times, whether the
-metrics are defined) is keyed by the W&B run object itself: successive fits in one process, each
-with its own run, each get their alerts.
+metrics are defined) is keyed by the W&B run object itself, and the alert times start afresh
+with each fit that publishes to the run (the ``fit`` that :func:`~.publish.publish` hands every
+writer): successive fits in one process each get their
+alerts, whether each has its own run or they share one (a ``WandbLogger`` created while an
+earlier run is still open reuses that run).
 """
 
 from __future__ import annotations
@@ -78,7 +81,20 @@ def pair_image(first: Tensor, second: Tensor) -> np.ndarray | None:
 class _RunState:
     defined: bool = False
     last_alert: dict[str, float] = field(default_factory=dict)
-    """Finding key -> ``time.monotonic()`` of its last alert in this run."""
+    """Finding key -> ``time.monotonic()`` of its last alert in this run and fit."""
+    fit: weakref.ref[Any] | None = None
+    """The fit the alert times belong to."""
+
+    def enter_fit(self, fit: Any) -> None:
+        """Findings from ``fit`` (``None``: unknown, the run's alert times go on): a fit that did
+        not publish to this run before starts with no alert sent."""
+        if fit is None or (self.fit is not None and self.fit() is fit):
+            return
+        try:
+            self.fit = weakref.ref(fit)
+        except TypeError:
+            self.fit = None
+        self.last_alert.clear()
 
 
 _runs: weakref.WeakKeyDictionary[Any, _RunState] = weakref.WeakKeyDictionary()
@@ -233,11 +249,13 @@ def log_finding(
         figure: unused (W&B draws its own tables and plots; registered with
             ``needs_figure=False``).
         step: the trainer's ``global_step`` (the ``trainer/global_step`` of the rows).
-        context: what :func:`~.publish.publish` gives every writer (unused here).
+        context: what :func:`~.publish.publish` gives every writer; its ``fit`` scopes the
+            alerts' rate limit to one fit.
     """
-    del figure, context
+    del figure
     panel = next((_PANELS[cls] for cls in type(finding).__mro__ if cls in _PANELS), None)
     run = logger.experiment
     state = _state(run)
+    state.enter_fit(context.get("fit"))
     _define_metrics(run, state)
     return [] if panel is None else panel(logger, run, state, finding, step)

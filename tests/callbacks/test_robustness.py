@@ -398,3 +398,73 @@ def test_state_is_versioned_and_bad_arguments_are_refused() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             RobustnessMonitor(**kwargs)
+
+
+class LinearProbe(pl.LightningModule):
+    """A frozen encoder run under ``no_grad`` inside ``forward`` and a trainable head: no attack
+    can differentiate it (the loss never reaches the inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+        )
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            features = self.encoder(x)
+        return self.head(features)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", nn.functional.cross_entropy(self(batch[0]), batch[1]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.head.parameters(), lr=0.1)
+
+
+class _WarningsAtFirstStep(pl.Callback):
+    """How many warnings had been recorded when the first training step began."""
+
+    def __init__(self, caught: list[warnings.WarningMessage]) -> None:
+        self.caught, self.before_first_step = caught, -1
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        if self.before_first_step < 0:
+            self.before_first_step = len(self.caught)
+
+
+def test_a_linear_probe_is_reported_at_setup_and_training_completes() -> None:
+    torch.manual_seed(0)
+    model = LinearProbe()
+    head_before = model.head.weight.detach().clone()
+    monitor = RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spy = _WarningsAtFirstStep(caught)
+        fit = trainer(2, [monitor, spy], limit_train_batches=2, limit_val_batches=1)
+        fit.fit(model, datamodule=_colour_loaders())
+    ours = [w for w in caught if issubclass(w.category, MeasurementFailedWarning)]
+    assert len(ours) == 1, [str(w.message) for w in ours]  # one warning, not one per probe
+    message = str(ours[0].message)
+    assert "no gradient with respect to its inputs" in message
+    assert "disabled for the rest of this fit" in message and "training continues" in message
+    assert "requires_grad_(False)" in message  # what to do
+    assert not any("allow_unused" in str(w.message) for w in caught)  # autograd's raw advice
+    assert spy.before_first_step >= 1 and ours[0] in caught[: spy.before_first_step]  # at setup
+    assert fit.state.finished and fit.current_epoch == 2
+    assert not torch.equal(model.head.weight, head_before)  # the head trained
+    assert monitor.history == [] and "robustness probe" in monitor.disabled
+    assert not any(key.startswith(f"{names.PREFIX}/adv/") for key in fit.callback_metrics)
+
+
+def test_a_differentiable_model_passes_the_setup_check_without_a_word() -> None:
+    monitor = RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1, attacks={"fgsm": "fgsm"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeasurementFailedWarning)
+        fit = trainer(1, [monitor], limit_train_batches=2, limit_val_batches=1)
+        fit.fit(TinyCNN(channels=3, n_classes=4), datamodule=_colour_loaders())
+    assert monitor.disabled == {} and len(monitor.history) == 1

@@ -15,8 +15,10 @@ from torch import Tensor, nn
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     BoundAttack,
+    NoInputGradientError,
     PixelSpaceModel,
     RobustnessResult,
+    check_input_gradient,
     fgsm,
     make_attack,
     pgd,
@@ -525,3 +527,122 @@ def test_bad_inputs_raise_clear_errors(digits: tuple[Tensor, Tensor]) -> None:
         with pytest.raises(ValueError, match=message):
             call()
             pytest.fail(f"case {index} ({message!r}) did not raise")
+
+
+# --------------------------------------------------------------------------------------------
+# Models no attack can differentiate: one clear error from every attack
+# --------------------------------------------------------------------------------------------
+
+
+class _LinearProbe(nn.Module):
+    """A frozen encoder run under ``no_grad`` inside ``forward``, and a trainable head: the loss
+    depends on the head's weights, never on the inputs."""
+
+    def __init__(self, frozen_by_no_grad: bool = True) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.Tanh())
+        self.head = nn.Linear(6, 3)
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+        self.frozen_by_no_grad = frozen_by_no_grad
+        if not frozen_by_no_grad:
+            self.encoder.requires_grad_(False)  # the advice: freeze the weights instead
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.frozen_by_no_grad:
+            with torch.no_grad():
+                features = self.encoder(x)
+        else:
+            features = self.encoder(x)
+        return self.head(features)
+
+
+def _probe_batch() -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(5, 3, 2, 2, generator=generator), torch.tensor([0, 1, 2, 0, 1])
+
+
+def _assert_clear(error: pytest.ExceptionInfo[Exception]) -> None:
+    message = str(error.value)
+    assert "does not depend on the inputs" in message and "cannot be attacked" in message
+    assert "requires_grad_(False)" in message and "no_grad" in message  # what to do
+    assert "allow_unused" not in message  # autograd's advice would make the attack a no-op
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        lambda model, x, y: fgsm(model, x, y, eps=PAPER_EPS),
+        lambda model, x, y: pgd(model, x, y, eps=PAPER_EPS, steps=2),
+        lambda model, x, y: robustness(model, x, y, "fgsm"),
+        lambda model, x, y: make_attack("pgd", model, steps=2)(x, y),
+        lambda model, x, y: check_input_gradient(model, x, y),
+    ],
+    ids=["fgsm", "pgd", "robustness", "make_attack", "check_input_gradient"],
+)
+def test_a_linear_probe_under_no_grad_gets_the_clear_error(attack) -> None:
+    model = _LinearProbe()
+    x, y = _probe_batch()
+    with pytest.raises(NoInputGradientError) as error:
+        attack(model, x, y)
+    _assert_clear(error)
+    assert isinstance(error.value, ValueError)  # the existing contract: bad models are ValueErrors
+    assert all(parameter.grad is None for parameter in model.parameters())
+
+
+def test_a_model_fully_under_no_grad_gets_the_same_error() -> None:
+    class Detached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(12, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.linear(x.flatten(1).detach()).detach()
+
+    x, y = _probe_batch()
+    with pytest.raises(NoInputGradientError) as error:
+        fgsm(Detached(), x, y, eps=PAPER_EPS)
+    _assert_clear(error)
+
+
+def test_third_party_attacks_on_a_linear_probe_get_the_clear_error() -> None:
+    torchattacks = pytest.importorskip("torchattacks", reason=TORCHATTACKS_REASON)
+    model = _LinearProbe()
+    x, y = _probe_batch()
+    with pytest.raises(NoInputGradientError) as error:
+        make_attack(torchattacks.FGSM(model, eps=PAPER_EPS), model)(x, y)
+    _assert_clear(error)
+
+    def handmade(images: Tensor, labels: Tensor) -> Tensor:
+        images = images.clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(images), labels)
+        (grad,) = torch.autograd.grad(loss, images)  # autograd's raw error, mapped
+        return images + PAPER_EPS * grad.sign()
+
+    with pytest.raises(NoInputGradientError) as error:
+        make_attack(handmade, model)(x, y)
+    _assert_clear(error)
+
+
+def test_the_advised_frozen_probe_is_attacked_exactly() -> None:
+    # The advice in the message: freeze the encoder's weights, not its autograd. Then FGSM moves
+    # each input by eps along the sign of the cross-entropy's input gradient, computed here in
+    # float64 by hand: d CE / d h = softmax(logits) - onehot(y); back through the head, tanh and
+    # the encoder's linear layer.
+    model = _LinearProbe(frozen_by_no_grad=False)
+    x, y = _probe_batch()
+    check_input_gradient(model, x, y)  # no error
+    eps = 0.05
+    x_adv = fgsm(model, x, y, eps=eps, data_range=None)
+    w1, b1 = model.encoder[1].weight.double(), model.encoder[1].bias.double()
+    w2, b2 = model.head.weight.double(), model.head.bias.double()
+    flat = x.flatten(1).double()
+    pre = flat @ w1.T + b1
+    logits = torch.tanh(pre) @ w2.T + b2
+    d_logits = (torch.softmax(logits, dim=1) - nn.functional.one_hot(y, 3).double()) / len(x)
+    d_flat = ((d_logits @ w2) * (1 - torch.tanh(pre) ** 2)) @ w1
+    expected = (flat + eps * d_flat.sign()).reshape(x.shape)
+    assert torch.allclose(x_adv.double(), expected, atol=1e-6)
+    assert all(parameter.grad is None for parameter in model.parameters())

@@ -23,7 +23,7 @@ from lightning_dataprops.findings import (
 )
 from lightning_dataprops.integrations import publish as publishing
 from lightning_dataprops.integrations.publish import publish, register_writer, writer_for
-from tests.integration.lightning_models import TensorDataModule, TinyCNN, trainer
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
 from tests.integration.wandb_records import find_run_file, read_run
 
 
@@ -154,3 +154,67 @@ def test_two_fits_in_one_process_each_record_the_sharp_label_alert(
         assert [w for w in caught if issubclass(w.category, SharpLabelsWarning)], run
         assert len(records.alerts) == 1 and "sharp" in records.alerts[0][1], run
         assert records.summary[names.K_F] == pytest.approx(float(fit.callback_metrics[names.K_F]))
+
+
+def _breast() -> tuple[torch.Tensor, torch.Tensor]:
+    import numpy as np
+
+    from tests.conftest import shared_file
+
+    with np.load(shared_file("medmnist/breastmnist.npz")) as data:
+        images, labels = data["train_images"], data["train_labels"].ravel()
+    x = torch.from_numpy(images.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def _sharp_fit(root: Path, logger: Any) -> Any:
+    """A one-epoch trainer with the fit-start callback only."""
+    callbacks = default_callbacks(repr_every_n_epochs=0, robustness_every_n_epochs=0)
+    return trainer(root, callbacks, max_epochs=1, limit_train_batches=1, logger=logger)
+
+
+def _fit_and_count_sharp(
+    root: Path, logger: Any, data: tuple[torch.Tensor, torch.Tensor], fit: Any = None
+) -> int:
+    """One fit (on a new trainer unless ``fit`` is given); how many sharp-label warnings it gave."""
+    fit = _sharp_fit(root, logger) if fit is None else fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(*data))
+    return len([w for w in caught if issubclass(w.category, SharpLabelsWarning)])
+
+
+def test_every_fit_in_one_process_records_its_alert_whatever_ran_before(
+    pneumonia, mnist, wandb_offline: Path
+) -> None:
+    # Sharp, not sharp, sharp, sharp again (the same data as the first): each its own run.
+    datasets = [
+        ("pneumonia", pneumonia),
+        ("mnist", binary_task(*mnist, 3, 8)),
+        ("breast", _breast()),
+        ("pneumonia_again", pneumonia),
+    ]
+    for run, data in datasets:
+        logger = _wandb_logger(wandb_offline / run)
+        fired = _fit_and_count_sharp(wandb_offline / run, logger, data)
+        alerts = _finish(logger).alerts
+        assert fired == (run != "mnist"), run
+        assert len(alerts) == fired and all("sharp" in text for _, text in alerts), run
+
+
+def test_fits_sharing_one_wandb_run_each_record_their_alert(
+    pneumonia, mnist, wandb_offline: Path
+) -> None:
+    # A loop that never calls wandb.finish(): every new WandbLogger reuses the open run (Lightning
+    # says so); a cross-validation loop may also hand one logger to every fold's trainer, and a
+    # notebook may fit one trainer twice. Each fit whose check fires records its alert in the run.
+    first = _wandb_logger(wandb_offline / "shared")
+    plan = [(first, pneumonia), (first, binary_task(*mnist, 3, 8)), (first, pneumonia)]
+    plan.append((_wandb_logger(wandb_offline / "reused"), pneumonia))  # reuses the open run
+    fired = [_fit_and_count_sharp(wandb_offline, logger, data) for logger, data in plan]
+    assert plan[-1][0].experiment is first.experiment  # one run for all these fits
+    twice = _sharp_fit(wandb_offline, first)
+    fired += [_fit_and_count_sharp(wandb_offline, first, pneumonia, twice) for _ in range(2)]
+    alerts = _finish(first).alerts
+    assert fired == [1, 0, 1, 1, 1, 1]
+    assert len(alerts) == 5 and all("sharp" in text for _, text in alerts)

@@ -13,7 +13,11 @@ with label sharpness. This module offers:
 * :func:`robustness`: clean and attacked loss and accuracy in one typed
   :class:`RobustnessResult`;
 * :class:`PixelSpaceModel`: a model seen from pixel space (normalisation and ``forward_fn``
-  inside), so that any attack's eps is in pixel units when the data is normalised.
+  inside), so that any attack's eps is in pixel units when the data is normalised;
+* :func:`check_input_gradient`: one forward and backward pass that tells, before any attack,
+  whether the model gives an input gradient at all. A model that does not (a linear probe whose
+  frozen encoder runs under ``torch.no_grad()``) makes every attack, built-in or third-party,
+  raise :class:`NoInputGradientError`, a ``ValueError`` that says what to change.
 
 Every attack leaves the model as it found it: the gradient is taken with
 ``torch.autograd.grad`` with respect to the inputs only (parameter ``.grad`` stays exactly as
@@ -24,8 +28,14 @@ Attacks work when called under ``torch.no_grad()`` or ``torch.inference_mode()``
 validation loops): they re-enable autograd locally and clone inference-mode inputs.
 """
 
+from lightning_dataprops.functional.attacks._validation import NoInputGradientError
 from lightning_dataprops.functional.attacks.adapters import BoundAttack, make_attack
-from lightning_dataprops.functional.attacks.builtin import ATTACKS, fgsm, pgd
+from lightning_dataprops.functional.attacks.builtin import (
+    ATTACKS,
+    check_input_gradient,
+    fgsm,
+    pgd,
+)
 from lightning_dataprops.functional.attacks.pixel_space import PixelSpaceModel
 from lightning_dataprops.functional.attacks.robustness import RobustnessResult, robustness
 from lightning_dataprops.functional.constants import PAPER_EPS
@@ -34,8 +44,10 @@ __all__ = [
     "ATTACKS",
     "PAPER_EPS",
     "BoundAttack",
+    "NoInputGradientError",
     "PixelSpaceModel",
     "RobustnessResult",
+    "check_input_gradient",
     "fgsm",
     "make_attack",
     "pgd",

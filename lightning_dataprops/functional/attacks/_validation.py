@@ -18,6 +18,53 @@ ForwardContext = Callable[[], AbstractContextManager[Any]]
 AttackFn = Callable[[Tensor, Tensor], Tensor]
 
 
+class NoInputGradientError(ValueError):
+    """The model's loss has no gradient with respect to its inputs, so no gradient attack can
+    move them: the model detaches its input, or runs (part of) its forward under
+    ``torch.no_grad()``, e.g. a linear probe on a frozen encoder.
+
+    Example:
+        >>> issubclass(NoInputGradientError, ValueError)
+        True
+    """
+
+
+NoInputGradientError.__module__ = "lightning_dataprops.functional.attacks"
+
+
+NO_INPUT_GRADIENT = (
+    "The loss does not depend on the inputs through autograd (does the model detach its input, "
+    "or run its forward under no_grad?); it cannot be attacked. A linear probe on a frozen "
+    "encoder: freeze the encoder's weights with encoder.requires_grad_(False) instead of running "
+    "it under torch.no_grad() or on detached inputs, so that gradients reach the inputs (the "
+    "weights still get none)."
+)
+"""What every attack says when the model gives no input gradient."""
+
+_AUTOGRAD_NO_INPUT = (
+    "appears to not have been used in the graph",
+    "does not require grad and does not have a grad_fn",
+)
+"""autograd's own words for it (``torch.autograd.grad`` with respect to unused inputs)."""
+
+
+def _input_gradient(loss: Tensor, inputs: Tensor) -> Tensor:
+    """``d loss / d inputs``; :class:`NoInputGradientError` when the loss does not reach them."""
+    if not loss.requires_grad:
+        raise NoInputGradientError(NO_INPUT_GRADIENT)
+    (grad,) = torch.autograd.grad(
+        loss, inputs, retain_graph=False, create_graph=False, allow_unused=True
+    )
+    if grad is None:
+        raise NoInputGradientError(NO_INPUT_GRADIENT)
+    return grad
+
+
+def _is_no_input_gradient(error: RuntimeError) -> bool:
+    """Whether a third-party attack failed because autograd found no path to the inputs."""
+    return any(words in str(error) for words in _AUTOGRAD_NO_INPUT)
+
+
 def _normal(tensor: Tensor) -> Tensor:
     """A tensor autograd accepts: inference-mode tensors are cloned (call in non-inference mode)."""
     return tensor.clone() if tensor.is_inference() else tensor

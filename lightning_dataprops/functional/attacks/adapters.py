@@ -11,11 +11,14 @@ from torch import Tensor, nn
 
 from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks._validation import (
+    NO_INPUT_GRADIENT,
     AttackFn,
     ForwardContext,
+    NoInputGradientError,
     _check_batch,
     _check_model,
     _context,
+    _is_no_input_gradient,
     _normal,
     _real,
     _steps,
@@ -111,7 +114,12 @@ def _run_external(
                     attack.set_device(model_device(inner))  # also reaches wrapped attacks
                 else:
                     attack.device = model_device(inner)
-            output = attack(_normal(x.detach()), _normal(y.detach()))
+            try:
+                output = attack(_normal(x.detach()), _normal(y.detach()))
+            except RuntimeError as error:
+                if _is_no_input_gradient(error):
+                    raise NoInputGradientError(NO_INPUT_GRADIENT) from error
+                raise
         if not isinstance(output, Tensor) or output.shape != x.shape:
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(

@@ -20,6 +20,7 @@ from lightning_dataprops.functional.attacks._validation import (
     _check_model,
     _context,
     _data_range,
+    _input_gradient,
     _normal,
     _real,
     _steps,
@@ -95,14 +96,7 @@ class _Objective:
 
     def input_grad(self, inputs: Tensor) -> Tensor:
         inputs = inputs.detach().requires_grad_(True)
-        loss = self.loss(inputs)
-        if not loss.requires_grad:
-            raise ValueError(
-                "The loss does not depend on the inputs through autograd (does the model detach "
-                "its input, or run its forward under no_grad?); it cannot be attacked."
-            )
-        (grad,) = torch.autograd.grad(loss, inputs, retain_graph=False, create_graph=False)
-        return grad
+        return _input_gradient(self.loss(inputs), inputs)
 
 
 def _clip(x: Tensor, data_range: DataRange | None) -> Tensor:
@@ -157,6 +151,68 @@ def _prepare(
     range_f = _data_range(data_range)
     _check_in_range(x, range_f)
     return eps_f, range_f
+
+
+def check_input_gradient(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    mean: ChannelStats | None = None,
+    std: ChannelStats | None = None,
+    loss_fn: LossFn | None = None,
+    forward_context: ForwardContext | None = None,
+) -> None:
+    """Check, with one forward and backward pass, that gradient attacks can move ``x``.
+
+    The same loss and gradient as :func:`fgsm` and :func:`pgd` (eval mode, parameter ``.grad``
+    and training flags left untouched): run it on a small batch before a long job to learn at
+    once that a model gives no input gradient (a linear probe whose frozen encoder runs under
+    ``torch.no_grad()``, a model that detaches its input), rather than at the first attack.
+
+    Args:
+        model: a classifier returning logits of shape ``(n, n_classes)``.
+        x: floating inputs of shape ``(n, ...)`` in pixel space (a few samples suffice).
+        y: ``n`` integer class ids (or any targets ``loss_fn`` accepts).
+        mean, std: per-channel normalisation applied inside the forward pass (see :func:`fgsm`).
+        loss_fn: ``loss_fn(logits, y)``; default mean cross-entropy on logits.
+        forward_context: a callable returning a context manager entered around the forward pass.
+
+    Raises:
+        NoInputGradientError: the loss does not reach ``x`` through autograd (the message says
+            what to change); it is a ``ValueError``.
+        ValueError: on bad inputs, as :func:`fgsm`.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from lightning_dataprops.functional.attacks import (
+        ...     NoInputGradientError,
+        ...     check_input_gradient,
+        ... )
+        >>> class Probe(nn.Module):  # a frozen encoder run under no_grad, a trainable head
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.encoder, self.head = nn.Flatten(), nn.Linear(4, 2)
+        ...     def forward(self, x):
+        ...         with torch.no_grad():
+        ...             features = self.encoder(x)
+        ...         return self.head(features)
+        >>> x, y = torch.rand(2, 1, 2, 2), torch.tensor([0, 1])
+        >>> check_input_gradient(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), x, y)
+        >>> try:
+        ...     check_input_gradient(Probe(), x, y)
+        ... except NoInputGradientError as error:
+        ...     print(str(error)[:52])
+        The loss does not depend on the inputs through autog
+    """
+    _prepare(model, x, y, 0.0, None, loss_fn)
+    with untouched(model, autograd=True):
+        x0 = _normal(x.detach())
+        objective = _Objective(
+            model, _normal(y.detach()), _channel_stats(mean, std, x0), loss_fn, forward_context
+        )
+        objective.input_grad(x0)
 
 
 def fgsm(
