@@ -52,8 +52,8 @@ class DatasetReport:
     """What the fit-start measurement found on one sample.
 
     Attributes:
-        properties: ``d_data`` (MLE, TwoNN), exact ``K_F`` and their details, in the units of
-            the inputs as given.
+        properties: ``d_data`` (every estimator computed), exact ``K_F`` and their details, in
+            the units of the inputs as given.
         check: the sharp-label check (:class:`~lightning_dataprops.references.SharpnessCheck`,
             in the reference protocol's units), or ``None`` when it was skipped.
         check_skipped: why the check was skipped (``None`` when it ran).
@@ -105,14 +105,18 @@ class DatasetReport:
         )
 
     def metrics(self) -> dict[str, float]:
-        """The logged scalars: ``d_data`` (MLE, TwoNN), ``K_F``, the check's statistic, its
+        """The logged scalars: ``d_data`` (the default estimator's), ``d_data_<name>`` of every
+        other estimator computed (``d_data_twonn``, ...), ``K_F``, the check's statistic, its
         ratio to the natural maximum and the number of label conflicts, and the sample size."""
         props = self.properties
         out: dict[str, float] = {
             names.D_DATA: props.d_data,
             names.D_DATA_TWONN: props.d_data_twonn,
-            names.N_SAMPLES: float(props.n),
         }
+        for name, result in props.estimates.items():
+            if name != props.default_estimator:
+                out[names.d_data_estimate(name)] = result.value
+        out[names.N_SAMPLES] = float(props.n)
         if props.K_F is not None:
             out[names.K_F] = props.K_F
         if self.check is not None:
@@ -201,6 +205,7 @@ def measure_dataset(
     sample: Sample,
     *,
     k: int = DEFAULT_K,
+    estimators: Sequence[str] = (),
     top_pairs: int = 8,
     n_bootstrap: int = 0,
     seed: int = 0,
@@ -217,6 +222,8 @@ def measure_dataset(
         sample: a :class:`~lightning_dataprops.data.Sample` (``sample_dataset`` of a dataset,
             tensors or arrays); its ``indices`` name the dataset items in every result.
         k: neighbours of the MLE estimate (20 in the paper).
+        estimators: registered estimators computed besides MLE and TwoNN, from the same pass
+            (see :func:`~lightning_dataprops.functional.dataset_properties`).
         top_pairs: how many of the sharpest pairs to keep.
         n_bootstrap: subsampling-bootstrap resamples for the ID standard errors (0: none).
         seed: seed of the bootstrap and of the check's stratified subsample.
@@ -255,6 +262,7 @@ def measure_dataset(
             sample.inputs,
             sample.targets,
             k=k,
+            estimators=estimators,
             top_pairs=top_pairs,
             n_bootstrap=n_bootstrap,
             seed=seed,

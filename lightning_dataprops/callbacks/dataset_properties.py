@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -16,6 +17,7 @@ from lightning_dataprops.data import Sample
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import RunSummaryFinding, SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
+from lightning_dataprops.functional.estimators import chosen_estimators
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
@@ -46,6 +48,10 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     - ``dataprops/d_data``: ``d_data`` by MLE (k neighbours, MacKay-Ghahramani pooling);
     - ``dataprops/d_data_twonn``: ``d_data`` by TwoNN (Facco et al. 2017);
+    - ``dataprops/d_data_<name>``: ``d_data`` by each estimator chosen with ``estimators=``
+      (:func:`~lightning_dataprops.functional.estimators.available_estimators`, or one you
+      registered with :func:`~lightning_dataprops.functional.register_estimator`), from the same
+      neighbour pass;
     - ``dataprops/K_F``: exact ``K_F`` of the sample (``inf``: two differently-labelled
       identical inputs; absent without targets);
     - ``dataprops/K_F_median``: median sharpness ``K_F(0.5)`` under the reference protocol,
@@ -70,6 +76,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         max_samples: size of the sample (``None``: the whole training set). The default
             matches the sample size of the shipped natural-image references.
         k: neighbours of the MLE estimate (paper: 20).
+        estimators: registered intrinsic-dimension estimators to compute besides MLE and TwoNN
+            (names; an unknown name is refused here).
         top_pairs: how many of the sharpest pairs to report.
         warn_sharp_labels: warn (and alert in W&B) when the labels are sharp.
         alert_wait_s: at most one W&B alert per this many seconds.
@@ -93,6 +101,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         *,
         max_samples: int | None = DEFAULT_CHECK_SAMPLES,
         k: int = DEFAULT_K,
+        estimators: Sequence[str] = (),
         top_pairs: int = 8,
         warn_sharp_labels: bool = True,
         alert_wait_s: float = 3600.0,
@@ -106,6 +115,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             raise ValueError(f"n_train must be >= 1, got {n_train}.")
         self.max_samples = max_samples
         self.k = k
+        self.estimators = chosen_estimators((), estimators)
         self.top_pairs = top_pairs
         self.warn_sharp_labels = warn_sharp_labels
         self.alert_wait_s = alert_wait_s
@@ -119,7 +129,11 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
-        return {"max_samples": self.max_samples, "k": self.k, "seed": self.options.seed}
+        parts: dict[str, Any] = {"max_samples": self.max_samples, "k": self.k}
+        if self.estimators:
+            parts["estimators"] = ",".join(self.estimators)
+        parts["seed"] = self.options.seed
+        return parts
 
     def _get_state(self) -> dict[str, Any]:
         return {"fit_start": self.fit_start_state}
@@ -179,6 +193,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         report = measure_dataset(
             sample,
             k=self.k,
+            estimators=self.estimators,
             top_pairs=self.top_pairs,
             seed=self.options.seed,
             normalization=find_normalize(self._dataset),

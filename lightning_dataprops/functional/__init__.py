@@ -13,6 +13,12 @@ from lightning_dataprops.functional.attacks import (
 )
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.duplicates import DuplicateReport
+from lightning_dataprops.functional.estimators import (
+    Estimate,
+    Neighbours,
+    available_estimators,
+    register_estimator,
+)
 from lightning_dataprops.functional.intrinsic_dimension import intrinsic_dimension
 from lightning_dataprops.functional.knn import NeighborGraph, knn_search
 from lightning_dataprops.functional.label_sharpness import label_sharpness
@@ -40,15 +46,18 @@ __all__ = [
     "Calibration",
     "DatasetProperties",
     "DuplicateReport",
+    "Estimate",
     "IntrinsicDimensionResult",
     "LabelConflictWarning",
     "LabelSharpnessResult",
     "NeighborGraph",
+    "Neighbours",
     "RobustSharpness",
     "RobustnessResult",
     "ScalingForecast",
     "SharpPair",
     "Targets",
+    "available_estimators",
     "dataset_properties",
     "fgsm",
     "fit_constant",
@@ -60,6 +69,7 @@ __all__ = [
     "make_attack",
     "normalize_targets",
     "pgd",
+    "register_estimator",
     "robust_sharpness",
     "robustness",
     "samples_for_target",

@@ -13,6 +13,7 @@ the offending indices through :class:`LabelConflictWarning`.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -22,6 +23,7 @@ from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional._validation import as_points, as_tensor, check_choice
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL, DEFAULT_MEMORY_BUDGET_MB
+from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import (
@@ -262,6 +264,8 @@ def label_sharpness(
     device: torch.device | str | None = None,
     progress: bool = False,
     conflict_rtol: float = DEFAULT_CONFLICT_RTOL,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> LabelSharpnessResult:
     """Label sharpness ``K_F`` of a labelled sample, exact by default.
 
@@ -284,6 +288,13 @@ def label_sharpness(
             times the median nearest-neighbour distance are label conflicts (``result.conflicts``,
             :class:`LabelConflictWarning`); see
             :func:`~lightning_dataprops.functional.robust_sharpness`.
+        distributed: class labels, exact method: share the closest-pair search among the ranks
+            of ``process_group`` (see :func:`~lightning_dataprops.functional.distributed.
+            sharded_knn_search`): every rank must call this with the same ``x``, ``y`` and
+            arguments, and every rank gets the same result. Regression targets and the sampled
+            method run on every rank. Without an initialised group of more than one rank, this
+            has no effect.
+        process_group: the group for ``distributed`` (default: the world).
 
     Returns:
         A :class:`LabelSharpnessResult`; ``float(result)`` is ``K_F``; with class labels and the
@@ -330,7 +341,8 @@ def label_sharpness(
             progress=progress,
         )
     assert n_classes is not None
-    graph = knn_search(
+    search = partial(sharded_knn_search, group=process_group) if distributed else knn_search
+    graph = search(
         points,
         1,
         labels=targets,

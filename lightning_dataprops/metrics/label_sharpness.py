@@ -10,12 +10,7 @@ from torch import Tensor
 
 from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.constants import DEFAULT_MEMORY_BUDGET_MB
-from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.label_sharpness import (
-    label_sharpness,
-    prepare_targets,
-    sharpness_from_graph,
-)
+from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
 from lightning_dataprops.metrics.reservoir import ReservoirMetric
@@ -149,43 +144,17 @@ class LabelSharpness(ReservoirMetric):
         self.add_rows({"inputs": rows, "targets": targets})
 
     def _estimate(self, rows: Tensor, targets: Tensor, distributed: bool) -> LabelSharpnessResult:
-        n = int(rows.shape[0])
         points = rows
         if self.input_shape is not None and rows.shape[1] == math.prod(self.input_shape):
-            points = rows.reshape(n, *self.input_shape)
-        if not distributed:
-            return label_sharpness(
-                points,
-                targets,
-                target_type=self.target_type,
-                top_pairs=self.top_pairs,
-                memory_budget_mb=self.memory_budget_mb,
-            )
-        labels, kind, n_classes = prepare_targets(targets, n, self.target_type)
-        if kind != "class":
-            return label_sharpness(
-                points,
-                targets,
-                target_type="regression",
-                top_pairs=self.top_pairs,
-                memory_budget_mb=self.memory_budget_mb,
-            )
-        assert n_classes is not None
-        labels = labels.to(rows.device)
-        graph = sharded_knn_search(
-            rows,
-            1,
-            labels=labels,
-            n_pairs=self.top_pairs,
-            memory_budget_mb=self.memory_budget_mb,
-            group=self.process_group,
-        )
-        return sharpness_from_graph(
-            graph,
-            labels,
-            input_shape=tuple(points.shape[1:]),
-            n_classes=n_classes,
+            points = rows.reshape(int(rows.shape[0]), *self.input_shape)
+        return label_sharpness(
+            points,
+            targets,
+            target_type=self.target_type,
             top_pairs=self.top_pairs,
+            memory_budget_mb=self.memory_budget_mb,
+            distributed=distributed,
+            process_group=self.process_group,
         )
 
     def compute(self) -> Tensor:
