@@ -25,6 +25,8 @@ D_DATA = f"{PREFIX}/d_data"
 """``d_data`` by MLE (Levina-Bickel, MacKay-Ghahramani pooling), k neighbours."""
 D_DATA_TWONN = f"{PREFIX}/d_data_twonn"  # == d_data_estimate("twonn")
 """``d_data`` by TwoNN (Facco et al. 2017)."""
+D_DATA_SPREAD = f"{PREFIX}/d_data_spread"
+"""Spread of the intrinsic-dimension estimators computed, ``(highest - lowest) / median``."""
 K_F = f"{PREFIX}/K_F"
 """Exact label sharpness ``K_F`` of the fit-start sample (``inf``: a label conflict)."""
 K_F_MEDIAN = f"{PREFIX}/K_F_median"

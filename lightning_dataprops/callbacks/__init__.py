@@ -12,6 +12,7 @@ from lightning_dataprops.callbacks._base import (
 )
 from lightning_dataprops.callbacks.dataset_properties import (
     DatasetPropertiesMonitor,
+    EstimatorsDisagreeWarning,
     SharpLabelsWarning,
 )
 from lightning_dataprops.callbacks.defaults import default_callbacks
@@ -23,6 +24,7 @@ __all__ = [
     "DataPropsCallback",
     "DataPropsOptions",
     "DatasetPropertiesMonitor",
+    "EstimatorsDisagreeWarning",
     "MeasurementFailedWarning",
     "RepresentationIDMonitor",
     "RobustnessMonitor",

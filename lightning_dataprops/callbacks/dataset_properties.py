@@ -26,6 +26,13 @@ class SharpLabelsWarning(UserWarning):
     """The training set's labels are sharp compared with natural-image references."""
 
 
+class EstimatorsDisagreeWarning(UserWarning):
+    """The intrinsic-dimension estimators of the training set disagree beyond their uncertainty."""
+
+
+ESTIMATORS_DISAGREE_TITLE = "Intrinsic-dimension estimators disagree"
+
+
 class DatasetPropertiesMonitor(DataPropsCallback):
     r"""Measure how hard the training set is to learn, once, at fit start.
 
@@ -52,6 +59,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
       (:func:`~lightning_dataprops.functional.estimators.available_estimators`, or one you
       registered with :func:`~lightning_dataprops.functional.register_estimator`), from the same
       neighbour pass;
+    - ``dataprops/d_data_spread``: the spread of the estimators computed,
+      ``(highest - lowest) / median``; when they disagree beyond their uncertainty, one
+      :class:`EstimatorsDisagreeWarning` says so (and the loggers get its text);
     - ``dataprops/K_F``: exact ``K_F`` of the sample (``inf``: two differently-labelled
       identical inputs; absent without targets);
     - ``dataprops/K_F_median``: median sharpness ``K_F(0.5)`` under the reference protocol,
@@ -77,7 +87,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             matches the sample size of the shipped natural-image references.
         k: neighbours of the MLE estimate (paper: 20).
         estimators: registered intrinsic-dimension estimators to compute besides MLE and TwoNN
-            (names; an unknown name is refused here).
+            (names; an unknown name is refused here); ``None``: the default ones (GRIDE and the
+            calibrated estimator, :data:`~lightning_dataprops.functional.dataset_properties.
+            DEFAULT_EXTRA`), ``()``: MLE and TwoNN only.
         top_pairs: how many of the sharpest pairs to report.
         warn_sharp_labels: warn (and alert in W&B) when the labels are sharp.
         alert_wait_s: at most one W&B alert per this many seconds.
@@ -101,7 +113,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         *,
         max_samples: int | None = DEFAULT_CHECK_SAMPLES,
         k: int = DEFAULT_K,
-        estimators: Sequence[str] = (),
+        estimators: Sequence[str] | None = None,
         top_pairs: int = 8,
         warn_sharp_labels: bool = True,
         alert_wait_s: float = 3600.0,
@@ -115,7 +127,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             raise ValueError(f"n_train must be >= 1, got {n_train}.")
         self.max_samples = max_samples
         self.k = k
-        self.estimators = chosen_estimators((), estimators)
+        self.estimators = None if estimators is None else chosen_estimators((), estimators)
         self.top_pairs = top_pairs
         self.warn_sharp_labels = warn_sharp_labels
         self.alert_wait_s = alert_wait_s
@@ -130,7 +142,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
         parts: dict[str, Any] = {"max_samples": self.max_samples, "k": self.k}
-        if self.estimators:
+        if self.estimators is not None:
             parts["estimators"] = ",".join(self.estimators)
         parts["seed"] = self.options.seed
         return parts
@@ -240,6 +252,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "duplicates": props.duplicates.n_duplicates,
             "pairs": report.pairs(),
             "assessment": None if message is None else {"is_sharp": True, "message": message},
+            "estimators_disagree": report.estimators_disagree,
         }
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any], sample: Sample | None) -> None:
@@ -248,6 +261,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             rank_zero_warn(message, category=SharpLabelsWarning)
+        disagree = state.get("estimators_disagree")
+        if disagree:
+            rank_zero_warn(disagree, category=EstimatorsDisagreeWarning)
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],
@@ -266,6 +282,11 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 alert_wait_s=self.alert_wait_s,
             )
             self.publish(trainer, warning)
+        if disagree:
+            self.publish(
+                trainer,
+                TextFinding(ESTIMATORS_DISAGREE_TITLE, disagree, key="estimators_disagree"),
+            )
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ from lightning_dataprops.functional.estimators import (
     estimator_results,
     neighbours_needed,
 )
+from lightning_dataprops.functional.estimators.spread import estimator_spread
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
@@ -39,7 +40,10 @@ from lightning_dataprops.functional.targets import TargetType
 ALWAYS: tuple[str, ...] = ("mle", "twonn")
 """The estimators every call computes (``d_data``, ``d_data_twonn``)."""
 DEFAULT_ESTIMATOR = "mle"
-"""The estimator behind ``d_data``."""
+"""The estimator behind ``d_data`` (the calibrated one did not meet its accuracy targets:
+docs/benchmarks.md)."""
+DEFAULT_EXTRA: tuple[str, ...] = ("gride", "calibrated")
+"""Estimators computed by default besides MLE and TwoNN, for the spread."""
 
 
 def dataset_properties(
@@ -47,7 +51,7 @@ def dataset_properties(
     y: Any = None,
     k: int = DEFAULT_K,
     *,
-    estimators: Sequence[str] = (),
+    estimators: Sequence[str] | None = None,
     mle_variant: MLEVariant = "mackay_ghahramani",
     twonn_variant: TwoNNVariant = "closed_form",
     target_type: TargetType = "auto",
@@ -78,6 +82,8 @@ def dataset_properties(
             :func:`~lightning_dataprops.functional.estimators.available_estimators` and
             :func:`~lightning_dataprops.functional.estimators.register_estimator`), all from the
             same neighbour pass, which finds as many neighbours as the most demanding one needs.
+            ``None`` (default): :data:`DEFAULT_EXTRA` (``"gride"``, ``"calibrated"``), each
+            where the sample has enough distinct points for it; ``()``: MLE and TwoNN only.
         mle_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         twonn_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         target_type: ``"auto"``, ``"class"`` or ``"regression"``.
@@ -116,13 +122,15 @@ def dataset_properties(
     """
     check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
     check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
-    names = chosen_estimators(ALWAYS, estimators)
+    names = chosen_estimators(ALWAYS, DEFAULT_EXTRA if estimators is None else estimators)
+    optional = DEFAULT_EXTRA if estimators is None else ()
     with full_precision_matmul():
         return _dataset_properties(
             x,
             y,
             k=k,
             names=names,
+            optional=optional,
             mle_variant=mle_variant,
             twonn_variant=twonn_variant,
             target_type=target_type,
@@ -145,6 +153,7 @@ def _dataset_properties(
     *,
     k: int,
     names: tuple[str, ...],
+    optional: tuple[str, ...],
     mle_variant: MLEVariant,
     twonn_variant: TwoNNVariant,
     target_type: TargetType,
@@ -162,6 +171,12 @@ def _dataset_properties(
     points, input_shape = as_points(x, device=device)
     n = int(points.shape[0])
     check_k(k, n, what="intrinsic dimension (mle)")
+    # Default extras that need more neighbours than this sample has are left out, not refused.
+    names = tuple(
+        name
+        for name in names
+        if name not in optional or neighbours_needed((name,), k) <= max(k, (n - 1) // 2)
+    )
     k_max = neighbours_needed(names, k)
     check_k(k_max, n, what=f"the intrinsic-dimension estimators {', '.join(names)}")
     labels = None
@@ -220,4 +235,5 @@ def _dataset_properties(
         duplicates=neighbours.duplicates,
         estimates=results,
         default_estimator=DEFAULT_ESTIMATOR,
+        spread=estimator_spread(results, default=DEFAULT_ESTIMATOR),
     )

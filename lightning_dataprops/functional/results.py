@@ -212,6 +212,66 @@ class LabelSharpnessResult:
 
 
 @dataclass(frozen=True)
+class EstimatorSpread:
+    """How far the intrinsic-dimension estimators of one sample agree.
+
+    Attributes:
+        values: each estimator's value, by name.
+        uncertainties: the standard error used for each (its own, the bootstrap's, or
+            ``value / sqrt(n)`` when it has none).
+        low_name, high_name: the estimators giving the lowest and the highest value.
+        relative: ``(high - low) / median`` of the values.
+        disagree: the spread exceeds both the statistical uncertainty (twice the combined
+            standard error of the two extremes) and the tolerance ``rtol``.
+        rtol: the relative tolerance (``high / low - 1``) below which the estimators agree.
+        message: what a user should read when they disagree, else ``None``.
+    """
+
+    values: Mapping[str, float]
+    uncertainties: Mapping[str, float]
+    low_name: str
+    high_name: str
+    relative: float
+    disagree: bool
+    rtol: float
+    message: str | None = None
+
+    @property
+    def low(self) -> float:
+        """The lowest estimate."""
+        return self.values[self.low_name]
+
+    @property
+    def high(self) -> float:
+        """The highest estimate."""
+        return self.values[self.high_name]
+
+    def describe(self) -> str:
+        """One line: the range of the estimates and the verdict."""
+        values = ", ".join(f"{name} {value:.1f}" for name, value in self.values.items())
+        verdict = "DISAGREE" if self.disagree else "agree"
+        return (
+            f"Estimators ({values}): {self.low:.1f} to {self.high:.1f}, spread "
+            f"{100 * self.relative:.0f}% of the median; they {verdict}."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "values": {name: json_float(v) for name, v in self.values.items()},
+            "uncertainties": {name: json_float(v) for name, v in self.uncertainties.items()},
+            "low": json_float(self.low),
+            "high": json_float(self.high),
+            "low_name": self.low_name,
+            "high_name": self.high_name,
+            "relative": json_float(self.relative),
+            "disagree": self.disagree,
+            "rtol": self.rtol,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
 class DatasetProperties:
     """Intrinsic dimension (several estimators) and label sharpness of one sample, one kNN pass.
 
@@ -230,6 +290,8 @@ class DatasetProperties:
         estimates: every estimator computed (``mle``, ``twonn`` and those chosen with
             ``estimators=``), by name, all from the same neighbour pass.
         default_estimator: the name of the estimator behind :attr:`d_data`.
+        spread: how far the estimators in :attr:`estimates` agree, with a flag and a message
+            when they disagree beyond their uncertainty (``None`` with a single estimator).
     """
 
     d_data: float
@@ -243,6 +305,7 @@ class DatasetProperties:
     duplicates: DuplicateReport
     estimates: Mapping[str, IntrinsicDimensionResult] = field(default_factory=dict)
     default_estimator: str = "mle"
+    spread: EstimatorSpread | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (the command line's ``--json`` output): the three values
@@ -260,4 +323,5 @@ class DatasetProperties:
             "duplicates": _duplicates_dict(self.duplicates),
             "default_estimator": self.default_estimator,
             "estimates": {name: result.to_dict() for name, result in self.estimates.items()},
+            "spread": None if self.spread is None else self.spread.to_dict(),
         }

@@ -12,11 +12,17 @@ computes it from the same pass, ``props.estimates[name]`` holds it, and
 
 Example:
     >>> from lightning_dataprops.functional.estimators import available_estimators
-    >>> {"mle", "twonn"} <= set(available_estimators())
+    >>> {"mle", "twonn", "gride", "abid"} <= set(available_estimators())
     True
 """
 
-from lightning_dataprops.functional.estimators import mle, twonn  # noqa: F401  (registration)
+from lightning_dataprops.functional.estimators import (  # noqa: F401  (registration)
+    abid,
+    calibrated,
+    gride,
+    mle,
+    twonn,
+)
 from lightning_dataprops.functional.estimators.compute import (
     bootstrap_resamples,
     chosen_estimators,

@@ -76,3 +76,7 @@ def mle_at(k: int) -> EstimatorFn:
 register_estimator(
     "mle", mle, description="Levina-Bickel MLE, k neighbours (MacKay-Ghahramani pooling)"
 )
+for _k in (5, 10):
+    register_estimator(
+        f"mle_k{_k}", mle_at(_k), k=_k, description=f"MLE at k={_k} (MacKay-Ghahramani pooling)"
+    )

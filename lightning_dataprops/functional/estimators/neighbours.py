@@ -81,15 +81,18 @@ class Neighbours:
         """Neighbours per sample held here (the largest any chosen estimator needs)."""
         return int(self.distances.shape[1])
 
-    def offsets(self, rows: slice, k: int | None = None) -> Tensor:
-        """``(r, k, D)`` float64 vectors from the kept samples ``kept[rows]`` to their ``k``
-        nearest neighbours (default: all ``k_max``): the input of angle-based estimators."""
+    def offsets(
+        self, rows: slice, k: int | None = None, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        """``(r, k, D)`` vectors (``dtype``, default float64) from the kept samples
+        ``kept[rows]`` to their ``k`` nearest neighbours (default: all ``k_max``): the input of
+        angle-based estimators."""
         k = self.k_max if k is None else k
-        centres = self.points[self.kept[rows]].double()
-        return self.points[self.indices[rows, :k]].double() - centres[:, None, :]
+        centres = self.points[self.kept[rows]].to(dtype)
+        return self.points[self.indices[rows, :k]].to(dtype) - centres[:, None, :]
 
     def row_chunks(self, k: int | None = None) -> list[slice]:
-        """Slices of kept rows whose :meth:`offsets` fit in a few tens of MB each."""
+        """Slices of kept rows whose float64 :meth:`offsets` fit in a few tens of MB each."""
         k = self.k_max if k is None else k
         per_row = 8 * max(1, k) * max(1, int(self.points.shape[1]))
         step = max(1, _OFFSET_CHUNK_BYTES // per_row)
