@@ -106,7 +106,7 @@ def calibrated(neighbours: Neighbours) -> Estimate:
     fits.sort()
     rms = {family: TOLERANCE * math.sqrt(fit / len(FEATURES)) for fit, _, family in fits}
     details = {f"misfit_{family}": value for family, value in rms.items()}
-    twonn = math.exp(observed["twonn"])
+    twonn = twonn_from_distances(neighbours.distances[:, 0], neighbours.distances[:, 1])[0]
     details["twonn"] = twonn
     notes: list[str] = []
     sizes = _table()["sample_sizes"]
