@@ -1,6 +1,8 @@
 """Functional interface: pure tensor math, no Lightning.
 
-Every function takes tensors (or numpy arrays) and returns a small typed result object.
+Every function takes tensors (or numpy arrays) and returns a small typed result object. The
+intrinsic-dimension estimators live one per file in :mod:`.estimators` (a new one is a file there
+plus one ``register_estimator`` line), all fed by the same exact neighbour pass.
 """
 
 from lightning_dataprops.functional.attacks import (
