@@ -21,11 +21,15 @@ from lightning_dataprops.data import Sample, sample_dataset
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.functional import (
     DatasetProperties,
+    Estimate,
     IntrinsicDimensionResult,
     LabelSharpnessResult,
+    Neighbours,
+    available_estimators,
     dataset_properties,
     intrinsic_dimension,
     label_sharpness,
+    register_estimator,
 )
 from lightning_dataprops.functional.config import config_context, get_config, set_config
 from lightning_dataprops.paper_api import (
@@ -74,14 +78,17 @@ __all__ = [
     "DatasetProperties",
     "DatasetPropertiesMonitor",
     "DatasetReport",
+    "Estimate",
     "IntrinsicDimensionResult",
     "LabelSharpnessResult",
+    "Neighbours",
     "RepresentationIDMonitor",
     "RobustnessMonitor",
     "Sample",
     "ScalingForecastMonitor",
     "SharpnessCheck",
     "__version__",
+    "available_estimators",
     "check_label_sharpness",
     "compute_intrinsic_datadim",
     "compute_intrinsic_reprdim",
@@ -93,6 +100,7 @@ __all__ = [
     "intrinsic_dimension",
     "label_sharpness",
     "measure_dataset",
+    "register_estimator",
     "sample_dataset",
     "set_config",
 ]

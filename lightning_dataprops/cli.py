@@ -3,6 +3,7 @@
 Usage::
 
     dataprops measure [SOURCE] [--split train] [--max-samples N] [--seed 0] [--k 20]
+                      [--estimators NAME ...]
                       [--top-pairs 5] [--bootstrap B] [--device cpu|cuda] [--json] [--no-progress]
                       [--report report.html]
 
@@ -130,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--k", type=_positive_int, default=20, help="neighbours for the MLE (default: 20)"
     )
     measure.add_argument(
+        "--estimators",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help=(
+            "intrinsic-dimension estimators computed besides MLE and TwoNN, from the same pass "
+            "(default: gride calibrated; none: MLE and TwoNN only)"
+        ),
+    )
+    measure.add_argument(
         "--top-pairs",
         type=_non_negative_int,
         default=5,
@@ -255,6 +266,7 @@ def _measure(args: argparse.Namespace) -> int:
     report = measure_dataset(
         data.sample,
         k=args.k,
+        estimators=args.estimators,
         top_pairs=args.top_pairs,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
@@ -281,6 +293,7 @@ def _measure(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "indices": index_map,
         }
+        document["estimators_disagree"] = report.estimators_disagree
         document["k_curve"] = extras.k_curve.to_dict()
         document["elapsed_s"] = elapsed
         print(json.dumps(document, indent=2, allow_nan=False))
@@ -296,8 +309,26 @@ def _measure(args: argparse.Namespace) -> int:
                 index_map=index_map,
             )
         )
+        print(_spread_text(report))
         print(_check_text(report))
     return 0
+
+
+def _spread_text(report: DatasetReport) -> str:
+    """The estimators' paragraph of the text report: their values and whether they agree."""
+    spread = report.properties.spread
+    if spread is None:
+        return ""
+    notes = [
+        f"{name}: {result.note}"
+        for name, result in report.properties.estimates.items()
+        if result.note
+    ]
+    lines = [f"Intrinsic dimension by estimator: {spread.describe()}"]
+    if spread.message is not None:
+        lines.append(spread.message)
+    lines.extend(notes)
+    return "\n".join(lines)
 
 
 def _check_text(report: DatasetReport) -> str:

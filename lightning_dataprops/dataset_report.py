@@ -26,6 +26,7 @@ decide what a user sees.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +53,9 @@ class DatasetReport:
     """What the fit-start measurement found on one sample.
 
     Attributes:
-        properties: ``d_data`` (MLE, TwoNN), exact ``K_F`` and their details, in pixel space
-            when :attr:`normalization` was undone, else in the units of the inputs as given.
+        properties: ``d_data`` (every estimator computed), exact ``K_F`` and their details, in
+            pixel space when :attr:`normalization` was undone, else in the units of the inputs
+            as given.
         check: the sharp-label check (:class:`~lightning_dataprops.references.SharpnessCheck`,
             in the reference protocol's units), or ``None`` when it was skipped.
         check_skipped: why the check was skipped (``None`` when it ran).
@@ -105,14 +107,21 @@ class DatasetReport:
         )
 
     def metrics(self) -> dict[str, float]:
-        """The logged scalars: ``d_data`` (MLE, TwoNN), ``K_F``, the check's statistic, its
-        ratio to the natural maximum and the number of label conflicts, and the sample size."""
+        """The logged scalars: ``d_data`` (the default estimator's), ``d_data_<name>`` of every
+        other estimator computed (``d_data_twonn``, ...), their spread, ``K_F``, the check's
+        statistic, its ratio to the natural maximum and the number of label conflicts, and the
+        sample size."""
         props = self.properties
         out: dict[str, float] = {
             names.D_DATA: props.d_data,
             names.D_DATA_TWONN: props.d_data_twonn,
-            names.N_SAMPLES: float(props.n),
         }
+        for name, result in props.estimates.items():
+            if name != props.default_estimator:
+                out[names.d_data_estimate(name)] = result.value
+        if props.spread is not None:
+            out[names.D_DATA_SPREAD] = props.spread.relative
+        out[names.N_SAMPLES] = float(props.n)
         if props.K_F is not None:
             out[names.K_F] = props.K_F
         if self.check is not None:
@@ -137,10 +146,20 @@ class DatasetReport:
             return {"skipped": self.check_skipped}
         return self.check.to_dict(self.check_index_map)
 
+    @property
+    def estimators_disagree(self) -> str | None:
+        """The paragraph a user reads when the intrinsic-dimension estimators disagree beyond
+        their uncertainty (see :class:`~lightning_dataprops.functional.results.EstimatorSpread`),
+        else ``None``."""
+        spread = self.properties.spread
+        return None if spread is None or not spread.disagree else spread.message
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready document: the properties' fields (:meth:`DatasetProperties.to_dict`),
-        ``sharp_label_check``, ``is_sharp``, ``message`` and ``indices``."""
+        """A JSON-ready document: the properties' fields (:meth:`DatasetProperties.to_dict`,
+        the estimators' ``spread`` among them), ``sharp_label_check``, ``is_sharp``,
+        ``message``, ``estimators_disagree`` and ``indices``."""
         document = self.properties.to_dict()
+        document["estimators_disagree"] = self.estimators_disagree
         document["sharp_label_check"] = self.check_dict()
         document["is_sharp"] = self.is_sharp
         document["message"] = self.message()
@@ -192,6 +211,7 @@ def measure_dataset(
     sample: Sample,
     *,
     k: int = DEFAULT_K,
+    estimators: Sequence[str] | None = None,
     top_pairs: int = 8,
     n_bootstrap: int = 0,
     seed: int = 0,
@@ -208,6 +228,9 @@ def measure_dataset(
         sample: a :class:`~lightning_dataprops.data.Sample` (``sample_dataset`` of a dataset,
             tensors or arrays); its ``indices`` name the dataset items in every result.
         k: neighbours of the MLE estimate (20 in the paper).
+        estimators: registered estimators computed besides MLE and TwoNN, from the same pass
+            (``None``: the default ones; see
+            :func:`~lightning_dataprops.functional.dataset_properties`).
         top_pairs: how many of the sharpest pairs to keep.
         n_bootstrap: subsampling-bootstrap resamples for the ID standard errors (0: none).
         seed: seed of the bootstrap and of the check's stratified subsample.
@@ -256,6 +279,7 @@ def measure_dataset(
             inputs,
             sample.targets,
             k=k,
+            estimators=estimators,
             top_pairs=top_pairs,
             n_bootstrap=n_bootstrap,
             seed=seed,

@@ -9,6 +9,8 @@ Example:
     >>> from lightning_dataprops import names
     >>> names.D_DATA, names.K_F
     ('dataprops/d_data', 'dataprops/K_F')
+    >>> names.d_data_estimate("gride")
+    'dataprops/d_data_gride'
     >>> names.d_repr("encoder.fc1")
     'dataprops/d_repr/encoder.fc1'
     >>> names.adversarial("fgsm", "loss_increase")
@@ -21,8 +23,10 @@ PREFIX = "dataprops"
 
 D_DATA = f"{PREFIX}/d_data"
 """``d_data`` by MLE (Levina-Bickel, MacKay-Ghahramani pooling), k neighbours."""
-D_DATA_TWONN = f"{PREFIX}/d_data_twonn"
+D_DATA_TWONN = f"{PREFIX}/d_data_twonn"  # == d_data_estimate("twonn")
 """``d_data`` by TwoNN (Facco et al. 2017)."""
+D_DATA_SPREAD = f"{PREFIX}/d_data_spread"
+"""Spread of the intrinsic-dimension estimators computed, ``(highest - lowest) / median``."""
 K_F = f"{PREFIX}/K_F"
 """Exact label sharpness ``K_F`` of the fit-start sample (``inf``: a label conflict)."""
 K_F_MEDIAN = f"{PREFIX}/K_F_median"
@@ -79,6 +83,12 @@ OVERHEAD_SECONDS = f"{PREFIX}/time/total"
 """Seconds all dataprops callbacks have spent in this fit (the overhead budget's total)."""
 OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
 """That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
+
+
+def d_data_estimate(estimator: str) -> str:
+    """``d_data`` by the registered estimator named ``estimator`` (``"twonn"`` gives
+    :data:`D_DATA_TWONN`); the default estimator's value is :data:`D_DATA`."""
+    return f"{PREFIX}/d_data_{estimator}"
 
 
 def d_repr(layer: str) -> str:

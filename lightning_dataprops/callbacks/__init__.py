@@ -13,6 +13,7 @@ from lightning_dataprops.callbacks._base import (
 from lightning_dataprops.callbacks._normalize import UnknownNormalizationWarning
 from lightning_dataprops.callbacks.dataset_properties import (
     DatasetPropertiesMonitor,
+    EstimatorsDisagreeWarning,
     SharpLabelsWarning,
 )
 from lightning_dataprops.callbacks.defaults import default_callbacks
@@ -24,6 +25,7 @@ __all__ = [
     "DataPropsCallback",
     "DataPropsOptions",
     "DatasetPropertiesMonitor",
+    "EstimatorsDisagreeWarning",
     "MeasurementFailedWarning",
     "RepresentationIDMonitor",
     "RobustnessMonitor",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -28,12 +29,20 @@ from lightning_dataprops.findings import (
     TextFinding,
 )
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
+from lightning_dataprops.functional.estimators import chosen_estimators
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
 
 class SharpLabelsWarning(UserWarning):
     """The training set's labels are sharp compared with natural-image references."""
+
+
+class EstimatorsDisagreeWarning(UserWarning):
+    """The intrinsic-dimension estimators of the training set disagree beyond their uncertainty."""
+
+
+ESTIMATORS_DISAGREE_TITLE = "Intrinsic-dimension estimators disagree"
 
 
 class DatasetPropertiesMonitor(DataPropsCallback):
@@ -71,6 +80,13 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     - ``dataprops/d_data``: ``d_data`` by MLE (k neighbours, MacKay-Ghahramani pooling);
     - ``dataprops/d_data_twonn``: ``d_data`` by TwoNN (Facco et al. 2017);
+    - ``dataprops/d_data_<name>``: ``d_data`` by each estimator chosen with ``estimators=``
+      (:func:`~lightning_dataprops.functional.estimators.available_estimators`, or one you
+      registered with :func:`~lightning_dataprops.functional.register_estimator`), from the same
+      neighbour pass;
+    - ``dataprops/d_data_spread``: the spread of the estimators computed,
+      ``(highest - lowest) / median``; when they disagree beyond their uncertainty, one
+      :class:`EstimatorsDisagreeWarning` says so (and the loggers get its text);
     - ``dataprops/K_F``: exact ``K_F`` of the sample (``inf``: two differently-labelled
       identical inputs; absent without targets);
     - ``dataprops/K_F_median``: median sharpness ``K_F(0.5)`` under the reference protocol,
@@ -95,6 +111,10 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         max_samples: size of the sample (``None``: the whole training set). The default
             matches the sample size of the shipped natural-image references.
         k: neighbours of the MLE estimate (paper: 20).
+        estimators: registered intrinsic-dimension estimators to compute besides MLE and TwoNN
+            (names; an unknown name is refused here); ``None``: the default ones (GRIDE and the
+            calibrated estimator, :data:`~lightning_dataprops.functional.dataset_properties.
+            DEFAULT_EXTRA`), ``()``: MLE and TwoNN only.
         top_pairs: how many of the sharpest pairs to report.
         warn_sharp_labels: warn (and alert in W&B) when the labels are sharp.
         alert_wait_s: at most one W&B alert per this many seconds.
@@ -124,6 +144,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         *,
         max_samples: int | None = DEFAULT_CHECK_SAMPLES,
         k: int = DEFAULT_K,
+        estimators: Sequence[str] | None = None,
         top_pairs: int = 8,
         warn_sharp_labels: bool = True,
         alert_wait_s: float = 3600.0,
@@ -139,6 +160,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         check_normalization_option(normalization)
         self.max_samples = max_samples
         self.k = k
+        self.estimators = None if estimators is None else chosen_estimators((), estimators)
         self.top_pairs = top_pairs
         self.warn_sharp_labels = warn_sharp_labels
         self.alert_wait_s = alert_wait_s
@@ -156,7 +178,11 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
-        return {"max_samples": self.max_samples, "k": self.k, "seed": self.options.seed}
+        parts: dict[str, Any] = {"max_samples": self.max_samples, "k": self.k}
+        if self.estimators is not None:
+            parts["estimators"] = ",".join(self.estimators)
+        parts["seed"] = self.options.seed
+        return parts
 
     def _get_state(self) -> dict[str, Any]:
         # The pairs' inputs (a few images) travel beside the plain values, so that a resumed run
@@ -234,6 +260,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         report = measure_dataset(
             sample,
             k=self.k,
+            estimators=self.estimators,
             top_pairs=self.top_pairs,
             seed=self.options.seed,
             normalization=self._stats,
@@ -284,6 +311,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "sharpest_pairs": None,  # the pairs' finding, without its inputs (set by _measure)
             "normalization": None if report.normalization is None else list(report.normalization),
             "assessment": None if message is None else {"is_sharp": True, "message": message},
+            "estimators_disagree": report.estimators_disagree,
         }
 
     def _restored_pairs(self, state: dict[str, Any]) -> SharpPairsFinding | None:
@@ -313,6 +341,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             warn_each_time(message, SharpLabelsWarning)
+        disagree = state.get("estimators_disagree")
+        if disagree:
+            warn_each_time(disagree, EstimatorsDisagreeWarning)
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],
@@ -332,6 +363,11 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 alert_wait_s=self.alert_wait_s,
             )
             self.publish(trainer, warning)
+        if disagree:
+            self.publish(
+                trainer,
+                TextFinding(ESTIMATORS_DISAGREE_TITLE, disagree, key="estimators_disagree"),
+            )
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:

@@ -1,6 +1,8 @@
 """Functional interface: pure tensor math, no Lightning.
 
-Every function takes tensors (or numpy arrays) and returns a small typed result object.
+Every function takes tensors (or numpy arrays) and returns a small typed result object. The
+intrinsic-dimension estimators live one per file in :mod:`.estimators` (a new one is a file there
+plus one ``register_estimator`` line), all fed by the same exact neighbour pass.
 """
 
 from lightning_dataprops.functional.attacks import (
@@ -14,6 +16,12 @@ from lightning_dataprops.functional.attacks import (
 from lightning_dataprops.functional.config import config_context, get_config, set_config
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.duplicates import DuplicateReport
+from lightning_dataprops.functional.estimators import (
+    Estimate,
+    Neighbours,
+    available_estimators,
+    register_estimator,
+)
 from lightning_dataprops.functional.intrinsic_dimension import intrinsic_dimension
 from lightning_dataprops.functional.knn import NeighborGraph, knn_search
 from lightning_dataprops.functional.label_sharpness import label_sharpness
@@ -41,15 +49,18 @@ __all__ = [
     "Calibration",
     "DatasetProperties",
     "DuplicateReport",
+    "Estimate",
     "IntrinsicDimensionResult",
     "LabelConflictWarning",
     "LabelSharpnessResult",
     "NeighborGraph",
+    "Neighbours",
     "RobustSharpness",
     "RobustnessResult",
     "ScalingForecast",
     "SharpPair",
     "Targets",
+    "available_estimators",
     "config_context",
     "dataset_properties",
     "fgsm",
@@ -63,6 +74,7 @@ __all__ = [
     "make_attack",
     "normalize_targets",
     "pgd",
+    "register_estimator",
     "robust_sharpness",
     "robustness",
     "samples_for_target",

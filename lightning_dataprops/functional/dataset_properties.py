@@ -1,8 +1,8 @@
-"""d_data (MLE and TwoNN) and label sharpness from ONE exact neighbour pass."""
+"""d_data (MLE, TwoNN and any registered estimator) and label sharpness from ONE exact pass."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -16,25 +16,30 @@ from lightning_dataprops.functional.constants import (
     DEFAULT_K,
 )
 from lightning_dataprops.functional.distributed import checked_on_every_rank, sharded_knn_search
+from lightning_dataprops.functional.estimators import (
+    chosen_estimators,
+    estimator_results,
+    neighbours_needed,
+)
+from lightning_dataprops.functional.estimators.spread import estimator_spread
 from lightning_dataprops.functional.intrinsic_dimension import (
     MLE_VARIANTS,
     TWONN_VARIANTS,
     MLEVariant,
     TwoNNVariant,
-    bootstrap_resamples,
-    estimate_from_neighbours,
-    make_result,
-    spread,
-    unique_neighbours,
 )
 from lightning_dataprops.functional.knn import knn_search
 from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
-from lightning_dataprops.functional.results import (
-    DatasetProperties,
-    IntrinsicDimensionResult,
-    LabelSharpnessResult,
-)
+from lightning_dataprops.functional.results import DatasetProperties, LabelSharpnessResult
 from lightning_dataprops.functional.targets import TargetType
+
+ALWAYS: tuple[str, ...] = ("mle", "twonn")
+"""The estimators every call computes (``d_data``, ``d_data_twonn``)."""
+DEFAULT_ESTIMATOR = "mle"
+"""The estimator behind ``d_data`` (the calibrated one did not meet its accuracy targets:
+docs/benchmarks.md)."""
+DEFAULT_EXTRA: tuple[str, ...] = ("gride", "calibrated")
+"""Estimators computed by default besides MLE and TwoNN, for the spread."""
 
 
 def dataset_properties(
@@ -42,6 +47,7 @@ def dataset_properties(
     y: Any = None,
     k: int = DEFAULT_K,
     *,
+    estimators: Sequence[str] | None = None,
     mle_variant: MLEVariant = "mackay_ghahramani",
     twonn_variant: TwoNNVariant = "closed_form",
     target_type: TargetType = "auto",
@@ -56,7 +62,8 @@ def dataset_properties(
     distributed: bool = False,
     process_group: Any = None,
 ) -> DatasetProperties:
-    """Intrinsic dimension by MLE and TwoNN and, given labels, label sharpness: one kNN pass.
+    """Intrinsic dimension by MLE, TwoNN and any chosen estimators and, given labels, label
+    sharpness: one kNN pass.
 
     The neighbour search finds each sample's ``k`` nearest neighbours and, with class labels,
     its nearest differently-labelled neighbours in the same pass; duplicates are collapsed for
@@ -70,12 +77,18 @@ def dataset_properties(
             class id (``-1``: unlabelled) count for ``d_data`` and are left out of ``K_F``,
             with a warning (see :func:`~lightning_dataprops.functional.label_sharpness`).
         k: neighbours for MLE (20 in the paper).
+        estimators: registered estimators to compute besides ``"mle"`` and ``"twonn"`` (see
+            :func:`~lightning_dataprops.functional.estimators.available_estimators` and
+            :func:`~lightning_dataprops.functional.estimators.register_estimator`), all from the
+            same neighbour pass, which finds as many neighbours as the most demanding one needs.
+            ``None`` (default): :data:`DEFAULT_EXTRA` (``"gride"``, ``"calibrated"``), each
+            where the sample has enough distinct points for it; ``()``: MLE and TwoNN only.
         mle_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         twonn_variant: see :func:`~lightning_dataprops.functional.intrinsic_dimension`.
         target_type: ``"auto"``, ``"class"`` or ``"regression"``.
         top_pairs: how many of the sharpest pairs to report.
         duplicate_rtol: relative duplicate threshold (times the median k-th neighbour distance).
-        n_bootstrap: subsampling-bootstrap resamples for both ID standard errors (0: none).
+        n_bootstrap: subsampling-bootstrap resamples for every ID standard error (0: none).
         bootstrap_fraction: fraction of samples per resample.
         seed: seed of the bootstrap's private generator.
         memory_budget_mb: bound on the working memory of the neighbour search.
@@ -97,7 +110,8 @@ def dataset_properties(
     Returns:
         A :class:`DatasetProperties` with float attributes ``d_data`` (MLE), ``d_data_twonn``
         and ``K_F`` (``None`` without labels) plus the detailed results ``mle_result``,
-        ``twonn_result`` and ``label_sharpness_result``. Ambient precision settings (autocast,
+        ``twonn_result``, ``estimates`` (every estimator computed, by name) and
+        ``label_sharpness_result``. Ambient precision settings (autocast,
         TF32, matmul precision) never change them: the computation runs in full precision.
 
     Example:
@@ -112,11 +126,15 @@ def dataset_properties(
     """
     check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
     check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
+    names = chosen_estimators(ALWAYS, DEFAULT_EXTRA if estimators is None else estimators)
+    optional = DEFAULT_EXTRA if estimators is None else ()
     with full_precision_matmul():
         return _dataset_properties(
             x,
             y,
             k=k,
+            names=names,
+            optional=optional,
             mle_variant=mle_variant,
             twonn_variant=twonn_variant,
             target_type=target_type,
@@ -138,6 +156,8 @@ def _dataset_properties(
     y: Any,
     *,
     k: int,
+    names: tuple[str, ...],
+    optional: tuple[str, ...],
     mle_variant: MLEVariant,
     twonn_variant: TwoNNVariant,
     target_type: TargetType,
@@ -164,13 +184,21 @@ def _dataset_properties(
     else:
         points, input_shape, labelled = validated()
     n = int(points.shape[0])
+    # Default extras that need more neighbours than this sample has are left out, not refused.
+    names = tuple(
+        name
+        for name in names
+        if name not in optional or neighbours_needed((name,), k) <= max(k, (n - 1) // 2)
+    )
+    k_max = neighbours_needed(names, k)
+    check_k(k_max, n, what=f"the intrinsic-dimension estimators {', '.join(names)}")
     # One pass gives d_data and the class K_F when every sample is labelled; unlabelled samples
     # count for d_data only, so K_F then takes its own pass over the labelled ones.
     one_pass = labelled is not None and labelled.kind == "class" and labelled.index is None
     search = partial(sharded_knn_search, group=process_group) if distributed else knn_search
     graph = search(
         points,
-        k,
+        k_max,
         labels=labelled.values.to(points.device) if one_pass and labelled else None,
         n_pairs=top_pairs,
         memory_budget_mb=memory_budget_mb,
@@ -208,32 +236,21 @@ def _dataset_properties(
             memory_budget_mb=memory_budget_mb,
             progress=progress,
         )
-    neighbours = unique_neighbours(
-        points, k, graph=graph, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
+    results, neighbours = estimator_results(
+        points,
+        names,
+        k=k,
+        input_shape=input_shape,
+        graph=graph,
+        options={"mle_variant": mle_variant, "twonn_variant": twonn_variant},
+        duplicate_rtol=duplicate_rtol,
+        memory_budget_mb=memory_budget_mb,
+        n_bootstrap=n_bootstrap,
+        bootstrap_fraction=bootstrap_fraction,
+        seed=seed,
     )
-    results: dict[str, IntrinsicDimensionResult] = {}
-    for estimator in ("mle", "twonn"):
-        found = estimate_from_neighbours(
-            neighbours, estimator, k=k, mle_variant=mle_variant, twonn_variant=twonn_variant
-        )
-        results[estimator] = make_result(
-            found, estimator, neighbours, input_shape=input_shape, n_input=n
-        )
-    if n_bootstrap > 0:
-        results = _with_bootstrap(
-            results,
-            points,
-            k,
-            mle_variant,
-            twonn_variant,
-            duplicate_rtol,
-            memory_budget_mb,
-            n_bootstrap=n_bootstrap,
-            fraction=bootstrap_fraction,
-            seed=seed,
-        )
     return DatasetProperties(
-        d_data=results["mle"].value,
+        d_data=results[DEFAULT_ESTIMATOR].value,
         d_data_twonn=results["twonn"].value,
         K_F=None if sharpness is None else sharpness.value,
         n=n,
@@ -242,45 +259,7 @@ def _dataset_properties(
         twonn_result=results["twonn"],
         label_sharpness_result=sharpness,
         duplicates=neighbours.duplicates,
+        estimates=results,
+        default_estimator=DEFAULT_ESTIMATOR,
+        spread=estimator_spread(results, default=DEFAULT_ESTIMATOR),
     )
-
-
-def _with_bootstrap(
-    results: dict[str, IntrinsicDimensionResult],
-    points: torch.Tensor,
-    k: int,
-    mle_variant: str,
-    twonn_variant: str,
-    duplicate_rtol: float,
-    memory_budget_mb: float | None,
-    *,
-    n_bootstrap: int,
-    fraction: float,
-    seed: int,
-) -> dict[str, IntrinsicDimensionResult]:
-    """Attach subsampling-bootstrap standard errors to both ID results (one kNN per resample)."""
-
-    def both(sample: torch.Tensor) -> tuple[float, float]:
-        neighbours = unique_neighbours(
-            sample, k, duplicate_rtol=duplicate_rtol, memory_budget_mb=memory_budget_mb
-        )
-        mle = estimate_from_neighbours(neighbours, "mle", k=k, mle_variant=mle_variant).value
-        twonn = estimate_from_neighbours(neighbours, "twonn", k=k, twonn_variant=twonn_variant)
-        return mle, twonn.value
-
-    resampled, scale = bootstrap_resamples(
-        points, both, n_bootstrap=n_bootstrap, fraction=fraction, seed=seed
-    )
-    updated = {}
-    for column, estimator in enumerate(("mle", "twonn")):
-        stderr = spread([values[column] for values in resampled], scale)
-        updated[estimator] = replace(
-            results[estimator],
-            stderr=stderr,
-            ci95=(
-                results[estimator].value - 1.96 * stderr,
-                results[estimator].value + 1.96 * stderr,
-            ),
-            n_bootstrap=n_bootstrap,
-        )
-    return updated

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -29,6 +30,7 @@ from lightning_dataprops.functional._validation import (
 )
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
+from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import (
@@ -304,6 +306,8 @@ def label_sharpness(
     device: torch.device | str | None = None,
     progress: bool | None = None,
     conflict_rtol: float = DEFAULT_CONFLICT_RTOL,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> LabelSharpnessResult:
     """Label sharpness ``K_F`` of a labelled sample, exact by default.
 
@@ -334,6 +338,13 @@ def label_sharpness(
             times the median nearest-neighbour distance are label conflicts (``result.conflicts``,
             :class:`LabelConflictWarning`); see
             :func:`~lightning_dataprops.functional.robust_sharpness`.
+        distributed: class labels, exact method: share the closest-pair search among the ranks
+            of ``process_group`` (see :func:`~lightning_dataprops.functional.distributed.
+            sharded_knn_search`): every rank must call this with the same ``x``, ``y`` and
+            arguments, and every rank gets the same result. Regression targets and the sampled
+            method run on every rank. Without an initialised group of more than one rank, this
+            has no effect.
+        process_group: the group for ``distributed`` (default: the world).
 
     Returns:
         A :class:`LabelSharpnessResult`; ``float(result)`` is ``K_F``; with class labels and the
@@ -368,7 +379,8 @@ def label_sharpness(
     kind, n_classes = labelled.kind, labelled.n_classes
     if method == "exact" and kind == "class":
         assert n_classes is not None
-        graph = knn_search(
+        search = partial(sharded_knn_search, group=process_group) if distributed else knn_search
+        graph = search(
             points,
             1,
             labels=given,

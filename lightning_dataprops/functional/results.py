@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,8 @@ class IntrinsicDimensionResult:
 
     Attributes:
         value: the estimated intrinsic dimension.
-        estimator: ``"mle"`` or ``"twonn"``.
+        estimator: the registered estimator's name (``"mle"``, ``"twonn"``, ...; see
+            :func:`~lightning_dataprops.functional.estimators.available_estimators`).
         variant: the estimator's form (``"mackay_ghahramani"``, ``"levina_bickel"``, ``"paper"``
             for MLE; ``"closed_form"`` or ``"linear_fit"`` for TwoNN).
         k: neighbours used (2 for TwoNN).
@@ -42,6 +44,8 @@ class IntrinsicDimensionResult:
             ``DEFAULT_TIE_RTOL``: discrete data); their log-ratio counts as 0. More than
             ``MAX_TIE_FRACTION`` of the samples tied is an error, never an estimate.
         kept_indices: indices of the samples that entered the estimate.
+        note: a sentence to read with the value (e.g. a fallback the estimator took), if any.
+        details: further named numbers the estimator reported (e.g. its value at each scale).
     """
 
     value: float
@@ -57,6 +61,8 @@ class IntrinsicDimensionResult:
     duplicates: DuplicateReport = field(default_factory=DuplicateReport)
     n_ties: int = 0
     kept_indices: Tensor | None = field(default=None, repr=False, compare=False)
+    note: str | None = None
+    details: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     def __float__(self) -> float:
         return self.value
@@ -66,6 +72,8 @@ class IntrinsicDimensionResult:
         return {
             "value": json_float(self.value),
             "estimator": self.estimator,
+            "note": self.note,
+            "details": {name: json_float(v) for name, v in self.details.items()},
             "variant": self.variant,
             "k": self.k,
             "n": self.n,
@@ -209,11 +217,72 @@ class LabelSharpnessResult:
 
 
 @dataclass(frozen=True)
-class DatasetProperties:
-    """Intrinsic dimension (MLE and TwoNN) and label sharpness of one sample, from one kNN pass.
+class EstimatorSpread:
+    """How far the intrinsic-dimension estimators of one sample agree.
 
     Attributes:
-        d_data: the data's intrinsic dimension by MLE (Levina-Bickel, the paper's estimator).
+        values: each estimator's value, by name.
+        uncertainties: the standard error used for each (its own, the bootstrap's, or
+            ``value / sqrt(n)`` when it has none).
+        low_name, high_name: the estimators giving the lowest and the highest value.
+        relative: ``(high - low) / median`` of the values.
+        disagree: the spread exceeds both the statistical uncertainty (twice the combined
+            standard error of the two extremes) and the tolerance ``rtol``.
+        rtol: the relative tolerance (``high / low - 1``) below which the estimators agree.
+        message: what a user should read when they disagree, else ``None``.
+    """
+
+    values: Mapping[str, float]
+    uncertainties: Mapping[str, float]
+    low_name: str
+    high_name: str
+    relative: float
+    disagree: bool
+    rtol: float
+    message: str | None = None
+
+    @property
+    def low(self) -> float:
+        """The lowest estimate."""
+        return self.values[self.low_name]
+
+    @property
+    def high(self) -> float:
+        """The highest estimate."""
+        return self.values[self.high_name]
+
+    def describe(self) -> str:
+        """One line: the range of the estimates and the verdict."""
+        values = ", ".join(f"{name} {value:.1f}" for name, value in self.values.items())
+        verdict = "DISAGREE" if self.disagree else "agree"
+        return (
+            f"Estimators ({values}): {self.low:.1f} to {self.high:.1f}, spread "
+            f"{100 * self.relative:.0f}% of the median; they {verdict}."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "values": {name: json_float(v) for name, v in self.values.items()},
+            "uncertainties": {name: json_float(v) for name, v in self.uncertainties.items()},
+            "low": json_float(self.low),
+            "high": json_float(self.high),
+            "low_name": self.low_name,
+            "high_name": self.high_name,
+            "relative": json_float(self.relative),
+            "disagree": self.disagree,
+            "rtol": self.rtol,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetProperties:
+    """Intrinsic dimension (several estimators) and label sharpness of one sample, one kNN pass.
+
+    Attributes:
+        d_data: the data's intrinsic dimension by the default estimator (:attr:`default_estimator`:
+            MLE, Levina-Bickel, the paper's estimator).
         d_data_twonn: the data's intrinsic dimension by TwoNN (Facco et al. 2017).
         K_F: label sharpness ``max |y_i - y_j| / ||x_i - x_j||``, or ``None`` without labels.
         n: number of samples given.
@@ -223,6 +292,11 @@ class DatasetProperties:
         label_sharpness_result: the detailed result behind ``K_F`` (sharpest pairs, conflicts),
             or ``None`` without labels.
         duplicates: duplicates found (and collapsed for the ID estimates).
+        estimates: every estimator computed (``mle``, ``twonn`` and those chosen with
+            ``estimators=``), by name, all from the same neighbour pass.
+        default_estimator: the name of the estimator behind :attr:`d_data`.
+        spread: how far the estimators in :attr:`estimates` agree, with a flag and a message
+            when they disagree beyond their uncertainty (``None`` with a single estimator).
     """
 
     d_data: float
@@ -234,6 +308,9 @@ class DatasetProperties:
     twonn_result: IntrinsicDimensionResult
     label_sharpness_result: LabelSharpnessResult | None
     duplicates: DuplicateReport
+    estimates: Mapping[str, IntrinsicDimensionResult] = field(default_factory=dict)
+    default_estimator: str = "mle"
+    spread: EstimatorSpread | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (the command line's ``--json`` output): the three values
@@ -249,4 +326,7 @@ class DatasetProperties:
             "twonn_result": self.twonn_result.to_dict(),
             "label_sharpness_result": None if sharpness is None else sharpness.to_dict(),
             "duplicates": _duplicates_dict(self.duplicates),
+            "default_estimator": self.default_estimator,
+            "estimates": {name: result.to_dict() for name, result in self.estimates.items()},
+            "spread": None if self.spread is None else self.spread.to_dict(),
         }

@@ -13,8 +13,8 @@ from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
 )
+from lightning_dataprops.functional.estimators import get_estimator
 from lightning_dataprops.functional.intrinsic_dimension import (
-    ESTIMATORS,
     MLE_VARIANTS,
     TWONN_VARIANTS,
     Estimator,
@@ -45,7 +45,8 @@ class IntrinsicDimension(ReservoirMetric):
     the metric object at epoch end.
 
     Args:
-        estimator: ``"mle"`` (Levina-Bickel, ``k`` neighbours) or ``"twonn"``.
+        estimator: ``"mle"`` (Levina-Bickel, ``k`` neighbours), ``"twonn"``, or any registered
+            estimator (:func:`~lightning_dataprops.functional.estimators.available_estimators`).
         k: neighbours for MLE (20 in the paper).
         max_samples: reservoir size per process (memory: ``max_samples * D * 4`` bytes).
         seed: seed of the reservoir's private generator.
@@ -95,7 +96,7 @@ class IntrinsicDimension(ReservoirMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(max_samples=max_samples, seed=seed, **kwargs)
-        check_choice(estimator, "estimator", ESTIMATORS)
+        get_estimator(estimator)  # a clear error for an unknown name
         check_choice(mle_variant, "MLE variant", MLE_VARIANTS)
         check_choice(twonn_variant, "TwoNN variant", TWONN_VARIANTS)
         if not isinstance(k, int) or isinstance(k, bool) or k < 2:

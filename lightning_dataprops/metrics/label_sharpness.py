@@ -8,10 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional._kf_targets import kf_targets
 from lightning_dataprops.functional._validation import check_choice
-from lightning_dataprops.functional.distributed import sharded_knn_search
-from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
+from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
 from lightning_dataprops.metrics.reservoir import ReservoirMetric
@@ -150,45 +148,17 @@ class LabelSharpness(ReservoirMetric):
         self.add_rows({"inputs": rows, "targets": targets})
 
     def _estimate(self, rows: Tensor, targets: Tensor, distributed: bool) -> LabelSharpnessResult:
-        n = int(rows.shape[0])
         points = rows
         if self.input_shape is not None and rows.shape[1] == math.prod(self.input_shape):
-            points = rows.reshape(n, *self.input_shape)
-        if not distributed:
-            return label_sharpness(
-                points,
-                targets,
-                target_type=self.target_type,
-                top_pairs=self.top_pairs,
-                memory_budget_mb=self.memory_budget_mb,
-            )
-        labelled = kf_targets(targets, n, self.target_type)
-        if labelled.kind != "class":
-            return label_sharpness(
-                points,
-                targets,
-                target_type="regression",
-                top_pairs=self.top_pairs,
-                memory_budget_mb=self.memory_budget_mb,
-            )
-        assert labelled.n_classes is not None
-        labels = labelled.values.to(rows.device)
-        graph = sharded_knn_search(
-            labelled.rows(rows),
-            1,
-            labels=labels,
-            n_pairs=self.top_pairs,
+            points = rows.reshape(int(rows.shape[0]), *self.input_shape)
+        return label_sharpness(
+            points,
+            targets,
+            target_type=self.target_type,
+            top_pairs=self.top_pairs,
             memory_budget_mb=self.memory_budget_mb,
-            group=self.process_group,
-        )
-        return labelled.restore(
-            sharpness_from_graph(
-                graph,
-                labels,
-                input_shape=tuple(points.shape[1:]),
-                n_classes=labelled.n_classes,
-                top_pairs=self.top_pairs,
-            )
+            distributed=distributed,
+            process_group=self.process_group,
         )
 
     def compute(self) -> Tensor:

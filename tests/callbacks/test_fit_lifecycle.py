@@ -23,6 +23,7 @@ from lightning_dataprops.callbacks import (
     representation_id,
     robustness,
 )
+from lightning_dataprops.functional import available_estimators
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     TensorDataModule,
@@ -163,6 +164,7 @@ def _names_from_names_py(layers: list[str], attacks: list[str]) -> set[str]:
     return (
         constants
         | {names.d_repr(layer) for layer in layers}
+        | {names.d_data_estimate(name) for name in available_estimators()}
         | {names.adversarial(a, q) for a in attacks for q in names.ADVERSARIAL_QUANTITIES}
         | {names.forecast(q) for q in names.FORECAST_QUANTITIES}
         | {names.seconds(work) for work in names.TIMED_WORK}

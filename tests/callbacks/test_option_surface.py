@@ -22,6 +22,7 @@ from lightning_dataprops.callbacks.defaults import DEFAULT_SET, option_name, par
 VALUES: dict[str, Any] = {
     "max_samples": 301,
     "k": 7,
+    "estimators": ("twonn",),
     "top_pairs": 3,
     "warn_sharp_labels": False,
     "alert_wait_s": 5.0,

@@ -1,0 +1,56 @@
+"""The calibrated estimator: known answers on families it was calibrated for (drawn with seeds
+the table never used), no worse than raw TwoNN off them, and raw TwoNN, said so, where no
+family fits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_dataprops import dataset_properties
+
+
+def _calibrated_and_twonn(x: np.ndarray) -> tuple[float, float, str]:
+    props = dataset_properties(torch.as_tensor(x, dtype=torch.float32), estimators=("calibrated",))
+    result = props.estimates["calibrated"]
+    return result.value, props.d_data_twonn, result.variant
+
+
+def test_corrects_the_high_dimensional_cube_where_twonn_reads_low() -> None:
+    x = np.random.default_rng(123).random((2000, 40))
+    value, twonn, variant = _calibrated_and_twonn(x)
+    assert twonn < 30, "raw TwoNN reads a 40-cube far too low (boundary, finite n)"
+    assert value == pytest.approx(40, rel=0.08) and variant == "family:cube"
+
+
+def test_no_overcorrection_on_a_flat_torus() -> None:
+    rng = np.random.default_rng(321)
+    angles = rng.random((2000, 20)) * 2 * math.pi
+    x = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
+    value, twonn, _ = _calibrated_and_twonn(x)
+    assert abs(value - 20) <= abs(twonn - 20)
+    assert value == pytest.approx(20, rel=0.1)
+
+
+def test_unequal_scale_gaussian_is_no_worse_than_twonn() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2000, 25)) * np.linspace(1.0, 3.0, 25)
+    value, twonn, _ = _calibrated_and_twonn(x)
+    assert abs(value - 25) <= abs(twonn - 25)
+
+
+def test_falls_back_to_twonn_and_says_so_where_no_family_fits() -> None:
+    # Ten tight, far-apart clusters: no reference family has such neighbourhoods.
+    rng = np.random.default_rng(9)
+    centres = rng.standard_normal((10, 30)) * 100
+    x = centres[rng.integers(0, 10, 2000)] + rng.standard_normal((2000, 30)) * np.linspace(
+        0.01, 1.0, 30
+    )
+    props = dataset_properties(torch.as_tensor(x, dtype=torch.float32), estimators=("calibrated",))
+    result = props.estimates["calibrated"]
+    assert result.variant == "fallback:twonn" and result.value == props.d_data_twonn
+    assert result.note is not None and "no reference family fits" in result.note
+    assert "misfit_cube" in result.details
