@@ -14,13 +14,13 @@ from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.label_sharpness import label_sharpness, sharpness_from_graph
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
-from lightning_dataprops.metrics.reservoir import ReservoirMetric
+from lightning_dataprops.metrics.reservoir import ReservoirMetric, float_rows
 
 
 class LabelSharpness(ReservoirMetric):
     """Label sharpness ``K_F = max |y_i - y_j| / ||x_i - x_j||`` of the samples seen, exact.
 
-    ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows) and their
+    ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows; float64 inputs stay float64, so their range is kept) and their
     targets to a bounded, seeded reservoir (at most ``max_samples`` pairs per process, a uniform
     sample of everything seen; see
     :class:`~lightning_dataprops.metrics.reservoir.ReservoirMetric`). Targets are
@@ -125,9 +125,7 @@ class LabelSharpness(ReservoirMetric):
             raise ValueError(
                 f"inputs of shape {shape} do not match the earlier inputs' {self.input_shape}."
             )
-        rows = x.detach().reshape(batch, math.prod(shape)).to(torch.float32)
-        if not bool(torch.isfinite(rows).all()):
-            raise ValueError("x contains NaN or infinite values; remove them before updating.")
+        rows = float_rows(x, self.gathered("inputs"))
         norm = normalize_targets(y, batch, self.target_type, name="y")
         dtype = torch.long if norm.is_class else torch.float64
         values = norm.values if norm.values.ndim == 2 else norm.values[:, None]

@@ -22,7 +22,7 @@ from lightning_dataprops.functional.distributed import (
     distributed_world_size,
 )
 
-__all__ = ["ReservoirMetric"]
+__all__ = ["ReservoirMetric", "float_rows"]
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK63 = (1 << 63) - 1
@@ -45,6 +45,29 @@ def _as_rows(state: Any) -> Tensor | None:
         return state
     chunks = [chunk for chunk in state if isinstance(chunk, Tensor)]
     return dim_zero_cat(chunks) if chunks else None
+
+
+def float_rows(x: Tensor, stored: Tensor | None) -> Tensor:
+    """``x`` ``(b, ...)`` as ``(b, features)`` rows to store: float64 for float64 inputs (their
+    range and precision kept: float32 would turn 1e200 into inf and 1e-200 into 0), float32 for
+    every other dtype; the dtype of the ``stored`` rows when the metric already holds some.
+
+    Raises:
+        ValueError: NaN or infinite inputs, or finite inputs beyond the stored dtype's range.
+    """
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if stored is not None and stored.is_floating_point():
+        dtype = stored.dtype
+    rows = x.detach().reshape(int(x.shape[0]), -1).to(dtype)
+    if not bool(torch.isfinite(rows).all()):
+        if bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"x holds values beyond the range of {dtype} (max |x| = "
+                f"{float(x.detach().abs().max()):.3g}), the dtype this metric stores since its "
+                "first update; pass float64 inputs from the first update (or rescale them)."
+            )
+        raise ValueError("x contains NaN or infinite values; remove them before updating.")
+    return rows
 
 
 def _n_rows(rows: Tensor | None) -> int:
