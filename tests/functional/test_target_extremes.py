@@ -97,7 +97,7 @@ def test_metrics_keep_the_range_of_float64_inputs(x_scale: float) -> None:
 def test_inputs_beyond_the_stored_dtype_are_a_clear_error() -> None:
     metric = LabelSharpness()
     metric.update(torch.rand(10, 3), torch.rand(10))  # float32 rows from here on
-    with pytest.raises(ValueError, match="beyond the range of torch.float32.*float64 inputs"):
+    with pytest.raises(ValueError, match=r"beyond the range of torch\.float32.*float64 inputs"):
         metric.update(torch.rand(10, 3, dtype=torch.float64) * 1e200, torch.rand(10))
 
 
