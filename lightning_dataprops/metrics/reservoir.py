@@ -6,7 +6,9 @@ long it is updated; DDP sync merges the ranks' reservoirs into a uniform sample 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -58,7 +60,7 @@ def float_rows(x: Tensor, stored: Tensor | None) -> Tensor:
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     if stored is not None and stored.is_floating_point():
         dtype = stored.dtype
-    rows = x.detach().reshape(int(x.shape[0]), -1).to(dtype)
+    rows = x.detach().reshape(int(x.shape[0]), math.prod(x.shape[1:])).to(dtype)
     if not bool(torch.isfinite(rows).all()):
         if bool(torch.isfinite(x).all()):
             raise ValueError(
@@ -232,6 +234,30 @@ class ReservoirMetric(Metric):
         if world_size > 1:
             self._shape_empty_states(group, world_size)
         super()._sync_dist(dist_sync_fn, process_group)
+
+    @contextmanager
+    def sync_context(
+        self,
+        dist_sync_fn: Callable | None = None,
+        process_group: Any = None,
+        should_sync: bool = True,
+        should_unsync: bool = True,
+        distributed_available: Callable | None = None,
+    ) -> Generator[None, None, None]:
+        """torchmetrics' sync context, which also restores this rank's own states when the body
+        raises (``compute`` on a metric that no rank updated): torchmetrics left them synced,
+        so the next ``reset`` failed ("'Tensor' object has no attribute 'clear'") and the next
+        ``compute`` refused to sync again."""
+        self.sync(
+            dist_sync_fn=dist_sync_fn,
+            process_group=process_group,
+            should_sync=should_sync,
+            distributed_available=distributed_available,
+        )
+        try:
+            yield
+        finally:
+            self.unsync(should_unsync=self._is_synced and should_unsync)
 
     def _shape_empty_states(self, group: Any, world_size: int) -> None:
         """Give every sample state this rank holds no rows of the row layout of another rank."""
