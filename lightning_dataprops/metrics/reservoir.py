@@ -260,15 +260,19 @@ class ReservoirMetric(Metric):
             self.unsync(should_unsync=self._is_synced and should_unsync)
 
     def _shape_empty_states(self, group: Any, world_size: int) -> None:
-        """Give every sample state this rank holds no rows of the row layout of another rank."""
+        """Give every sample state this rank holds no rows of the row layout of another rank;
+        float32 rows become float64 where another rank holds float64 rows (float64 inputs)."""
         mine = {name: self.gathered(name) for name in self._sample_states}
         local = torch.stack([_layout(rows) for rows in mine.values()])
         comm = communication_device(group, self.device)
         gathered = [torch.empty_like(local, device=comm) for _ in range(world_size)]
         dist.all_gather(gathered, local.to(comm), group=group)
         layouts = torch.stack(gathered).cpu()  # (world, states, 3 + _MAX_NDIM)
+        wide = _DTYPES.index(torch.float64)
         for position, (name, rows) in enumerate(mine.items()):
             if rows is not None:
+                if rows.dtype == torch.float32 and bool((layouts[:, position, 1] == wide).any()):
+                    setattr(self, name, [rows.to(torch.float64)])
                 continue
             holders = (layouts[:, position, 0] == 1).nonzero().flatten()
             if holders.numel() == 0:
