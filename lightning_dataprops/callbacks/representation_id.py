@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lightning_dataprops import names
@@ -192,10 +192,12 @@ class RepresentationIDMonitor(DataPropsCallback):
         if self.layers is None:
             assert self.head_input is not None
             names_found = [self.head_input.name]
-            rank_zero_info(
+            chosen = (
                 f"{type(self).__name__}: d_repr is measured on {self.head_input.name!r}: "
                 f"{self.head_input.describe()}."
             )
+            # A possible functional head after the chosen one deserves a warning, not a note.
+            (rank_zero_warn if self.head_input.used_after else rank_zero_info)(chosen)
         else:
             names_found = [name for name, _ in named]
         self._depths = layer_depths(order, names_found)

@@ -26,6 +26,8 @@ class HeadInput:
         source_call: which call of ``source`` that is (0-based).
         source_calls: how many times ``source`` runs per forward pass.
         layers: which of the trace's watched layers output exactly what the head reads.
+        used_after: parameters that no module owns, read by operations after the head's call
+            (``F.linear(x, self.W)``): one of them may be the real, functional head.
     """
 
     head: str
@@ -34,6 +36,7 @@ class HeadInput:
     source_call: int
     source_calls: int
     layers: tuple[str, ...] = ()
+    used_after: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -41,7 +44,18 @@ class HeadInput:
         return self.source if self.source is not None else f"{self.head}.input"
 
     def describe(self) -> str:
-        """One sentence: which layer was chosen and why."""
+        """Which layer was chosen and why (and a caution when a functional head may follow)."""
+        caution = ""
+        if self.used_after:
+            caution = (
+                f"; but the parameter(s) {', '.join(self.used_after)}, owned by no module, are "
+                "used after it (a functional head such as F.linear(x, self.W)?), so the head's "
+                "input may be elsewhere: pass layers= with the module whose output the real head "
+                "reads, or make the head an nn.Module"
+            )
+        return self._source_sentence() + caution
+
+    def _source_sentence(self) -> str:
         if self.source is None:
             return (
                 f"the output head {self.head!r} reads a tensor that no single module returns "
@@ -97,6 +111,8 @@ def find_head_input(trace: ForwardTrace) -> HeadInput:
             "`layers=` with module names."
         )
     source = head.previous if head.reads_previous else None
+    position = trace.reads.index(head)
+    after = tuple(dict.fromkeys(name for started, name in trace.loose_uses if started > position))
     return HeadInput(
         head=head.name,
         head_call=head.call,
@@ -104,4 +120,5 @@ def find_head_input(trace: ForwardTrace) -> HeadInput:
         source_call=0 if source is None else source[1],
         source_calls=0 if source is None else trace.counts([source[0]])[source[0]],
         layers=head.reads_watched,
+        used_after=after,
     )

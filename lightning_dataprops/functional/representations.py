@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_dataprops.functional._device import run_device
+from lightning_dataprops.functional._param_uses import LooseParameterUses, loose_parameters
 from lightning_dataprops.functional.model_guard import untouched
 from lightning_dataprops.functional.module_names import (
     eager_module,
@@ -241,13 +242,17 @@ class ForwardTrace:
 
     ``calls`` holds ``(name, rows)`` per module call, repeats included (``rows``: the first
     dimension of the output, ``None`` when the output holds no tensor). ``reads`` holds one
-    :class:`LeafRead` per leaf module call, in order.
+    :class:`LeafRead` per leaf module call, in order. ``loose_uses`` holds ``(leaf calls
+    started before it, parameter)`` per operation on a parameter that no leaf module owns
+    (``F.linear(x, self.W)``). A module whose only children are parametrizations
+    (``weight_norm``) is a leaf.
     """
 
     calls: tuple[tuple[str, int | None], ...]
     leaves: tuple[str, ...]
     n_inputs: int
     reads: tuple[LeafRead, ...] = ()
+    loose_uses: tuple[tuple[int, str], ...] = ()
 
     def sequence(self, names: Sequence[str] | None = None) -> list[str]:
         """Names called, in order, repeats included (only ``names`` when given)."""
@@ -292,12 +297,20 @@ def _same(a: Tensor | None, b: Tensor | None) -> bool:
     return a is not None and b is not None and a.shape == b.shape and bool(torch.equal(a, b))
 
 
+def _is_leaf(name: str, module: nn.Module) -> bool:
+    """A module without children, or whose only children are its parametrizations."""
+    if not name or "parametrizations" in name.split("."):
+        return False
+    return all(child == "parametrizations" for child, _ in module.named_children())
+
+
 class _Tracer:
     """The hooks of :func:`trace_forward`: module calls, and what each leaf call read."""
 
     def __init__(self, model: nn.Module, watch: Sequence[str]) -> None:
         self.modules = named_modules(model, remove_duplicate=False)
-        self.leaves = tuple(n for n, m in named_modules(model) if n and not list(m.children()))
+        self.leaves = tuple(n for n, m in named_modules(model) if _is_leaf(n, m))
+        self.loose = loose_parameters(named_modules(model), _is_leaf)
         self._leaf_set = set(self.leaves)
         self.watch = tuple(watch)
         self.calls: list[tuple[str, int | None]] = []
@@ -375,14 +388,18 @@ def trace_forward(
     model = eager_module(model)
     tracer = _Tracer(model, watch)
     # Hooks are placed inside the guard, which removes every hook placed under it.
+    uses = LooseParameterUses(tracer.loose, lambda: len(tracer.reads))
     with untouched(model, autograd=False), eager_stance():
         handles = tracer.hooks()
         try:
-            model(inputs) if forward is None else forward(model, inputs)
+            with uses:
+                model(inputs) if forward is None else forward(model, inputs)
         finally:
             for handle in handles:
                 handle.remove()
-    return ForwardTrace(tuple(tracer.calls), tracer.leaves, len(inputs), tuple(tracer.reads))
+    return ForwardTrace(
+        tuple(tracer.calls), tracer.leaves, len(inputs), tuple(tracer.reads), tuple(uses.uses)
+    )
 
 
 def call_sequence(

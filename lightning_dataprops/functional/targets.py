@@ -7,6 +7,8 @@ target everywhere:
 - floating dtype: regression values, unless the caller says ``target_type="class"`` (the values
   must then be whole numbers);
 - one-hot rows ``(n, C)`` (every entry 0 or 1, exactly one 1 per row): class ids ``argmax``;
+  an all-zero row among integer one-hot rows (or with ``target_type="class"``) has no class:
+  it is unlabelled, like ``-1``;
   probability rows too, but only with ``target_type="class"`` (otherwise they are vectors);
 - ``(n, 1)`` is flattened to ``(n,)``;
 - strings (class names, e.g. ``np.array(["cat", "dog"])``) with ``target_type="class"`` are class
@@ -28,6 +30,7 @@ loaders that know their arrays hold labels convert them to integer class ids the
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,7 +59,8 @@ class Targets:
 
     Attributes:
         values: ``(n,)`` int64 class ids when ``kind == "class"``; else floating regression values
-            ``(n,)`` or ``(n, t)`` (float32 or float64; half precision is widened to float32).
+            ``(n,)`` or ``(n, t)`` (float32 or float64; half precision is widened to float32,
+            integers to float64, which holds them exactly up to 2**53).
         kind: ``"class"`` or ``"regression"``.
         n_classes: number of distinct class ids of the labelled rows, ``None`` for regression.
         labelled: ``(n,)`` bool, ``False`` on rows whose class id is negative (unlabelled);
@@ -152,6 +156,12 @@ def as_target_tensor(y: Any, name: str = "targets") -> Tensor:
     if isinstance(y, str):
         raise TypeError(f"{name} is a string ({y!r}); map the labels to integer class ids first.")
     array = np.asarray(y)
+    if array.dtype == object and array.size:
+        # An object array of numbers (e.g. a pandas column of ints): their numeric array.
+        with contextlib.suppress(TypeError, ValueError):
+            numbers = np.array(array.tolist())
+            if numbers.dtype.kind in "biuf" and numbers.shape == array.shape:
+                array = numbers
     if array.dtype == object or array.dtype.kind in "USVM":
         raise TypeError(
             f"{name} are not numeric (dtype {array.dtype}); map them to integer class ids (or "
@@ -167,13 +177,37 @@ def _is_one_hot(values: Tensor) -> bool:
     return bool(binary.all()) and bool((values.sum(dim=1) == 1).all())
 
 
+def _one_hot_with_empty_rows(values: Tensor, target_type: str) -> bool:
+    """One-hot rows where some rows are all zero (no class: unlabelled), for integer rows or
+    ``target_type="class"``; float rows with an empty row stay regression vectors in "auto"."""
+    if values.is_floating_point() and target_type != "class":
+        return False
+    if values.ndim != 2 or values.shape[1] < 2 or values.shape[0] == 0:
+        return False
+    binary = (values == 0) | (values == 1)
+    sums = values.sum(dim=1)
+    return bool(binary.all()) and bool((sums <= 1).all())
+
+
 def _is_probability(values: Tensor) -> bool:
     rows = values.to(torch.float64)
     return bool((rows >= 0).all()) and bool(((rows.sum(dim=1) - 1.0).abs() <= 1e-4).all())
 
 
-def _float_dtype(dtype: torch.dtype) -> torch.dtype:
-    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+def _regression_values(targets: Tensor, name: str) -> Tensor:
+    """Regression targets as float32/float64; integers as float64, refused where inexact."""
+    if targets.dtype in (torch.float32, torch.float64):
+        return targets
+    if targets.is_floating_point():
+        return targets.to(torch.float32)
+    values = targets.to(torch.float64)
+    if not bool((values.to(targets.dtype) == targets).all()):
+        raise ValueError(
+            f"{name} are integers beyond 2**53 that float64 cannot hold exactly, so their "
+            "differences (which K_F divides) would be rounded; subtract an offset first (e.g. "
+            "y - y.min(): K_F depends only on differences) or pass float values."
+        )
+    return values
 
 
 def normalize_targets(
@@ -202,7 +236,8 @@ def normalize_targets(
         ValueError: scalar or 3-d targets, a length other than ``n``, NaN or infinite values,
             fractional values with ``target_type="class"``, integer vectors that are not
             one-hot, fewer than ``min_classes`` classes among the labelled rows (also: no
-            labelled row at all), an unknown ``target_type``.
+            labelled row at all), an unknown ``target_type``, integer regression targets
+            beyond ``2**53`` (float64 would round them).
         TypeError: complex or object targets, strings without ``target_type="class"``, strings
             mixed with other values.
 
@@ -266,6 +301,8 @@ def normalize_targets(
     if targets.ndim == 2 and target_type != "regression":
         if _is_one_hot(targets) or (target_type == "class" and _is_probability(targets)):
             targets = targets.argmax(dim=1)
+        elif _one_hot_with_empty_rows(targets, target_type):
+            targets = torch.where(targets.sum(dim=1) == 1, targets.argmax(dim=1), -1)
         elif target_type == "class":
             raise ValueError(
                 f"target_type='class' but {name} are (n, {targets.shape[1]}) vectors that are "
@@ -281,7 +318,7 @@ def normalize_targets(
     if kind == "auto":
         kind = "regression" if targets.is_floating_point() else "class"
     if kind == "regression":
-        return Targets(targets.to(_float_dtype(targets.dtype)), "regression", None)
+        return Targets(_regression_values(targets, name), "regression", None)
     if targets.is_floating_point() and not bool((targets == targets.round()).all()):
         raise ValueError(
             f"target_type='class' needs whole-number class ids but {name} have fractional "
@@ -326,7 +363,10 @@ def item_class_id(target: Tensor, target_type: str = "auto") -> int | None:
     if target_type == "regression":
         return None
     if target.ndim == 1 and target.numel() >= 2:
-        return int(target.argmax()) if _is_one_hot(target[None]) else None
+        if _is_one_hot(target[None]):
+            return int(target.argmax())
+        empty = not (target.is_floating_point() and target_type != "class")
+        return -1 if empty and bool((target == 0).all()) else None
     value = target.reshape(())
     if not value.is_floating_point():
         return int(value)

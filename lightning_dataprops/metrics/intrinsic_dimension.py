@@ -23,17 +23,17 @@ from lightning_dataprops.functional.intrinsic_dimension import (
     intrinsic_dimension,
 )
 from lightning_dataprops.functional.results import IntrinsicDimensionResult
-from lightning_dataprops.metrics.reservoir import ReservoirMetric
+from lightning_dataprops.metrics.reservoir import ReservoirMetric, float_rows
 
 
 class IntrinsicDimension(ReservoirMetric):
     """Intrinsic dimension (MLE or TwoNN) of the samples seen: exact neighbours, no duplicates.
 
-    ``update(x)`` adds a batch of samples ``(b, ...)`` (flattened to float32 rows) to a bounded,
-    seeded reservoir (at most ``max_samples`` rows per process, a uniform sample of everything
-    seen; see :class:`ReservoirMetric`). ``compute()`` runs
-    :func:`~lightning_dataprops.functional.intrinsic_dimension` on the reservoir (after
-    torchmetrics' DDP sync: on the rows of every rank) and returns the estimate as a scalar
+    ``update(x)`` adds a batch of samples ``(b, ...)`` (flattened to float32 rows; float64 inputs
+    stay float64, so their range is kept) to a bounded, seeded reservoir (at most ``max_samples``
+    rows per process, a uniform sample of everything seen; see :class:`ReservoirMetric`).
+    ``compute()`` runs :func:`~lightning_dataprops.functional.intrinsic_dimension` on the reservoir
+    (after torchmetrics' DDP sync: on the rows of every rank) and returns the estimate as a scalar
     tensor; the detailed :class:`~lightning_dataprops.functional.results.IntrinsicDimensionResult`
     (duplicates, ``n``, TwoNN's standard error) is kept in :attr:`last_result`.
 
@@ -130,9 +130,7 @@ class IntrinsicDimension(ReservoirMetric):
                 f"samples of shape {shape} do not match the earlier samples' {self.input_shape}."
             )
         self.input_shape = shape
-        rows = x.detach().reshape(int(x.shape[0]), math.prod(shape)).to(torch.float32)
-        if not bool(torch.isfinite(rows).all()):
-            raise ValueError("x contains NaN or infinite values; remove them before updating.")
+        rows = float_rows(x, self.gathered("samples"))
         return rows
 
     def reset(self) -> None:

@@ -12,28 +12,27 @@ from lightning_dataprops.functional._validation import check_choice
 from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult
 from lightning_dataprops.functional.targets import TARGET_TYPES, TargetType, normalize_targets
-from lightning_dataprops.metrics.reservoir import ReservoirMetric
+from lightning_dataprops.metrics.reservoir import ReservoirMetric, float_rows
 
 
 class LabelSharpness(ReservoirMetric):
     """Label sharpness ``K_F = max |y_i - y_j| / ||x_i - x_j||`` of the samples seen, exact.
 
-    ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows) and their
-    targets to a bounded, seeded reservoir (at most ``max_samples`` pairs per process, a uniform
-    sample of everything seen; see
-    :class:`~lightning_dataprops.metrics.reservoir.ReservoirMetric`). Targets are
-    ``(b,)`` class ids, ``(b, C)`` one-hot rows, or float regression targets ``(b,)`` /
-    ``(b, t)``, read by the package's one target rule
-    (:func:`~lightning_dataprops.functional.targets.normalize_targets`: float targets are
-    regression, also whole-number ones, unless ``target_type="class"``) and stored as int64
-    class ids or float64 values; NaN targets are refused in ``update``. Samples with a negative
-    class id (``-1``: unlabelled) are stored but left out of ``K_F``, with a warning.
-    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar float32
-    tensor (float64 for values beyond float32's range: never a silent inf or 0; ``inf`` when two
-    identical inputs carry different labels, a label conflict, reported with a
+    ``update(x, y)`` adds a batch of inputs ``(b, ...)`` (flattened to float32 rows; float64 inputs
+    stay float64, so their range is kept) and their targets to a bounded, seeded reservoir (at most
+    ``max_samples`` pairs per process, a uniform sample of everything seen; see
+    :class:`~lightning_dataprops.metrics.reservoir.ReservoirMetric`). Targets are ``(b,)`` class
+    ids, ``(b, C)`` one-hot rows, or float regression targets ``(b,)`` / ``(b, t)``, read by the
+    package's one target rule (:func:`~lightning_dataprops.functional.targets.normalize_targets`:
+    float targets are regression, also whole-number ones, unless ``target_type="class"``) and stored
+    as int64 class ids or float64 values; NaN targets are refused in ``update``. Samples with a
+    negative class id (``-1``: unlabelled) are stored but left out of ``K_F``, with a warning.
+    ``compute()`` returns the exact ``K_F`` of the (gathered) reservoir as a scalar float32 tensor
+    (float64 for values beyond float32's range: never a silent inf or 0; ``inf`` when two identical
+    inputs carry different labels, a label conflict, reported with a
     :class:`~lightning_dataprops.functional.LabelConflictWarning`); the detailed
-    :class:`~lightning_dataprops.functional.results.LabelSharpnessResult` with the sharpest
-    pairs (indices into the gathered reservoir) is kept in :attr:`last_result`.
+    :class:`~lightning_dataprops.functional.results.LabelSharpnessResult` with the sharpest pairs
+    (indices into the gathered reservoir) is kept in :attr:`last_result`.
 
     ``K_F`` is a maximum: it grows with the number of samples, so compare values at the same
     ``max_samples`` (and the same preprocessing). In DDP, with ``distributed_knn=True`` and class
@@ -123,9 +122,7 @@ class LabelSharpness(ReservoirMetric):
             raise ValueError(
                 f"inputs of shape {shape} do not match the earlier inputs' {self.input_shape}."
             )
-        rows = x.detach().reshape(batch, math.prod(shape)).to(torch.float32)
-        if not bool(torch.isfinite(rows).all()):
-            raise ValueError("x contains NaN or infinite values; remove them before updating.")
+        rows = float_rows(x, self.gathered("inputs"))
         norm = normalize_targets(y, batch, self.target_type, name="y")
         dtype = torch.long if norm.is_class else torch.float64
         values = norm.values if norm.values.ndim == 2 else norm.values[:, None]

@@ -6,7 +6,9 @@ long it is updated; DDP sync merges the ranks' reservoirs into a uniform sample 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ from lightning_dataprops.functional.distributed import (
     distributed_world_size,
 )
 
-__all__ = ["ReservoirMetric"]
+__all__ = ["ReservoirMetric", "float_rows"]
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK63 = (1 << 63) - 1
@@ -45,6 +47,29 @@ def _as_rows(state: Any) -> Tensor | None:
         return state
     chunks = [chunk for chunk in state if isinstance(chunk, Tensor)]
     return dim_zero_cat(chunks) if chunks else None
+
+
+def float_rows(x: Tensor, stored: Tensor | None) -> Tensor:
+    """``x`` ``(b, ...)`` as ``(b, features)`` rows to store: float64 for float64 inputs (their
+    range and precision kept: float32 would turn 1e200 into inf and 1e-200 into 0), float32 for
+    every other dtype; the dtype of the ``stored`` rows when the metric already holds some.
+
+    Raises:
+        ValueError: NaN or infinite inputs, or finite inputs beyond the stored dtype's range.
+    """
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if stored is not None and stored.is_floating_point():
+        dtype = stored.dtype
+    rows = x.detach().reshape(int(x.shape[0]), math.prod(x.shape[1:])).to(dtype)
+    if not bool(torch.isfinite(rows).all()):
+        if bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"x holds values beyond the range of {dtype} (max |x| = "
+                f"{float(x.detach().abs().max()):.3g}), the dtype this metric stores since its "
+                "first update; pass float64 inputs from the first update (or rescale them)."
+            )
+        raise ValueError("x contains NaN or infinite values; remove them before updating.")
+    return rows
 
 
 def _n_rows(rows: Tensor | None) -> int:
@@ -210,16 +235,44 @@ class ReservoirMetric(Metric):
             self._shape_empty_states(group, world_size)
         super()._sync_dist(dist_sync_fn, process_group)
 
+    @contextmanager
+    def sync_context(
+        self,
+        dist_sync_fn: Callable | None = None,
+        process_group: Any = None,
+        should_sync: bool = True,
+        should_unsync: bool = True,
+        distributed_available: Callable | None = None,
+    ) -> Generator[None, None, None]:
+        """torchmetrics' sync context, which also restores this rank's own states when the body
+        raises (``compute`` on a metric that no rank updated): torchmetrics left them synced,
+        so the next ``reset`` failed ("'Tensor' object has no attribute 'clear'") and the next
+        ``compute`` refused to sync again."""
+        self.sync(
+            dist_sync_fn=dist_sync_fn,
+            process_group=process_group,
+            should_sync=should_sync,
+            distributed_available=distributed_available,
+        )
+        try:
+            yield
+        finally:
+            self.unsync(should_unsync=self._is_synced and should_unsync)
+
     def _shape_empty_states(self, group: Any, world_size: int) -> None:
-        """Give every sample state this rank holds no rows of the row layout of another rank."""
+        """Give every sample state this rank holds no rows of the row layout of another rank;
+        float32 rows become float64 where another rank holds float64 rows (float64 inputs)."""
         mine = {name: self.gathered(name) for name in self._sample_states}
         local = torch.stack([_layout(rows) for rows in mine.values()])
         comm = communication_device(group, self.device)
         gathered = [torch.empty_like(local, device=comm) for _ in range(world_size)]
         dist.all_gather(gathered, local.to(comm), group=group)
         layouts = torch.stack(gathered).cpu()  # (world, states, 3 + _MAX_NDIM)
+        wide = _DTYPES.index(torch.float64)
         for position, (name, rows) in enumerate(mine.items()):
             if rows is not None:
+                if rows.dtype == torch.float32 and bool((layouts[:, position, 1] == wide).any()):
+                    setattr(self, name, [rows.to(torch.float64)])
                 continue
             holders = (layouts[:, position, 0] == 1).nonzero().flatten()
             if holders.numel() == 0:

@@ -20,12 +20,14 @@ from lightning_dataprops.callbacks import (
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     CompilableCNN,
+    FunctionalHeadNet,
     FunctionalReLUNet,
     ResidualCNN,
     SharedReLUNet,
     TensorDataModule,
     TinyCNN,
     TupleOutputCNN,
+    WeightNormHeadNet,
     trainer,
 )
 
@@ -251,6 +253,8 @@ def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
     [
         (SharedReLUNet, "act", "the output of call 1 of 'act', which runs 2 times"),
         (FunctionalReLUNet, "out.input", "a tensor that no single module returns"),
+        # weight_norm makes the Linear a parent (of its parametrizations): still the head
+        (WeightNormHeadNet, "act", "the output of call 1 of 'act', which runs 2 times"),
     ],
 )
 def test_the_default_layer_is_what_the_head_reads(
@@ -274,6 +278,19 @@ def test_the_default_layer_is_what_the_head_reads(
     assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(expected, rel=1e-5)
     pre_activation = _oracle(_cloned(net, net.fc2, probe))
     assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"
+
+
+def test_a_functional_head_after_the_chosen_layer_is_a_warning(
+    mnist_3_vs_8, tmp_path: Path
+) -> None:
+    """F.linear(x, self.w): module hooks see no head, so the last module with parameters
+    (fc2) is taken for it; the setup says that w is used after it and what to do."""
+    x, y = mnist_3_vs_8
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=300)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    with pytest.warns(UserWarning, match=r"parameter\(s\) w, owned by no module.*pass layers="):
+        fit.fit(FunctionalHeadNet(lr=0.0), datamodule=TensorDataModule(x, y))
+    assert monitor.head_input is not None and monitor.head_input.used_after == ("w",)
 
 
 @pytest.mark.slow

@@ -219,6 +219,26 @@ def _case_empty_rank(rank: int) -> None:
         ]
         assert _close(values[3], labelled_oracle, 1e-6)
         assert _close(values[4], label_sharpness(x, ages).value, 1e-6)
+    # float64 inputs on one rank, float32 on the other: one process on the union.
+    mixed = IntrinsicDimension(k=10)
+    mixed.update(x.double() if rank == 0 else x)
+    union = torch.cat([x.double(), x.double()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicates: each row on both ranks
+        assert _close(float(mixed.compute()), intrinsic_dimension(union, k=10).value, 1e-6)
+    # No rank updated: compute raises on every rank, and the metric stays usable.
+    for metric in (IntrinsicDimension(k=10), LabelSharpness()):
+        for _ in range(2):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "compute before update"
+                with pytest.raises(ValueError, match="found no samples"):
+                    metric.compute()
+        metric.reset()
+        args = (x,) if isinstance(metric, IntrinsicDimension) else (x, y)
+        if rank == 1:
+            metric.update(*args)
+        expected = intrinsic_dimension(x, "mle", k=10) if not args[1:] else label_sharpness(x, y)
+        assert _close(float(metric.compute()), expected.value, 1e-6)
     mine = x if rank == 0 else x[:0]
     for call in (
         lambda: dataset_properties(mine, y[: len(mine)], k=10, distributed=True),

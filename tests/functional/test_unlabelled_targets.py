@@ -87,6 +87,33 @@ def test_unlabelled_rows_are_left_out_of_k_f_on_every_entry_point(
     assert document["label_sharpness_result"]["n_unlabelled"] == n_unlabelled
 
 
+def test_other_spellings_of_unlabelled_and_of_class_ids_give_the_same_k_f() -> None:
+    """An all-zero one-hot row is the one-hot form of "no label"; an object array of ints
+    (a pandas column) is the ids it holds; -100 (torch's ignore_index) is unlabelled too."""
+    x, y = _digits_with_unlabelled()
+    expected = _labelled_oracle(x, y)
+    one_hot = torch.nn.functional.one_hot(y.clamp(min=0), 10)
+    one_hot[y < 0] = 0
+    spellings = {
+        "one-hot, empty rows": one_hot,
+        "one-hot float, class": (one_hot.float(), "class"),
+        "object ints": np.array(y.tolist(), dtype=object),
+        "-100": torch.where(y < 0, -100, y),
+    }
+    for name, given in spellings.items():
+        labels, target_type = given if isinstance(given, tuple) else (given, "auto")
+        with pytest.warns(UserWarning, match="left out"):
+            result = label_sharpness(x, labels, target_type=target_type)
+        assert result.value == pytest.approx(expected, rel=1e-9), name
+    with pytest.warns(UserWarning, match="left out"):
+        paper = compute_labelsharpness(TensorDataset(x, one_hot))  # item by item
+    assert float(paper) == pytest.approx(expected, rel=1e-9)
+    # float one-hot rows with an empty row are regression vectors unless told otherwise
+    assert normalize_targets(one_hot.float()).kind == "regression"
+    with pytest.raises(TypeError, match="not numeric"):
+        label_sharpness(x, np.array([0, None] * (len(y) // 2) + [1], dtype=object))
+
+
 def test_too_few_labelled_classes_is_a_clear_error() -> None:
     x = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="All 20 samples of `y` are unlabelled"):

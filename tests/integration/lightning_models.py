@@ -131,6 +131,27 @@ class FunctionalReLUNet(SharedReLUNet):
         return self.out(nn.functional.relu(self.fc2(self.act(self.fc1(x.flatten(1))))))
 
 
+class WeightNormHeadNet(SharedReLUNet):
+    """The head is ``weight_norm(nn.Linear)``: a module whose children are parametrizations."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__(lr=lr)
+        self.out = nn.utils.parametrizations.weight_norm(nn.Linear(16, 2))
+
+
+class FunctionalHeadNet(SharedReLUNet):
+    """The head is ``F.linear(features, self.w)``: a parameter of the LightningModule itself."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__(lr=lr)
+        del self.out
+        self.w = nn.Parameter(torch.randn(2, 16) * 0.1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.act(self.fc2(self.act(self.fc1(x.flatten(1)))))
+        return nn.functional.linear(features, self.w)
+
+
 class ResidualCNN(TinyCNN):
     """Conv -> BatchNorm -> ReLU(inplace=True) -> BasicBlock -> pool -> flatten -> head."""
 

@@ -312,3 +312,35 @@ def test_the_callback_refuses_a_malformed_normalization_at_construction() -> Non
         DatasetPropertiesMonitor(normalization="imagenet")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="std must be > 0"):
         DatasetPropertiesMonitor(normalization=((0.5,), (-1.0,)))
+
+
+def test_normalize_behind_wrappers_and_chains_is_undone(tmp_path: Path) -> None:
+    """A Normalize inside a Subset or a ConcatDataset, or two in one Compose: the fit-start
+    values equal those of the same images as plain [0, 1] pixels (the unwrapped dataset)."""
+    from torch.utils.data import ConcatDataset, Subset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(240, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(240) % 3
+    halves = (slice(0, 120), slice(120, 240))
+    plain = _fit_start(Photos(images, labels), tmp_path / "plain", 3, 3)
+
+    def normalised(part: slice = slice(None)) -> Photos:
+        return Photos(images[part], labels[part], Compose([Normalize(CIFAR_MEAN, CIFAR_STD)]))
+
+    chained = Compose([Normalize((0.5,), (0.5,)), Normalize((0.1, 0.2, 0.3), (2.0, 1.0, 0.5))])
+    variants = {
+        "subset": Subset(normalised(), list(range(240))),
+        "concat": ConcatDataset([normalised(part) for part in halves]),
+        "chain": Photos(images, labels, chained),
+    }
+    for name, dataset in variants.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UnknownNormalizationWarning)
+            values = _fit_start(dataset, tmp_path / name, 3, 3)
+        for metric in (names.D_DATA, names.K_F):
+            assert values[metric] == pytest.approx(plain[metric], rel=1e-5), (name, metric)
+    # Parts that normalise differently have no one pixel space: said, not guessed.
+    other = Photos(images[120:], labels[120:], Compose([Normalize((0.5,), (0.5,))]))
+    with pytest.warns(UnknownNormalizationWarning, match="ConcatDataset normalise"):
+        _fit_start(ConcatDataset([normalised(halves[0]), other]), tmp_path / "mixed", 3, 3)
