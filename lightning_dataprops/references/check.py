@@ -38,10 +38,9 @@ _IMPLICATIONS = (
     "more fragile under adversarial attack."
 )
 _ADVICE = (
-    "Look at the closest differently-labelled pairs (SharpnessCheck.pairs and .conflicts; the "
-    "callback's W&B table and logged images): near-identical inputs with different labels are "
-    "often labelling errors or duplicated images. Consider a label review, and more training "
-    "data."
+    "Look at the closest differently-labelled pairs (listed here, and drawn as images in the "
+    "loggers and in the HTML report): near-identical inputs with different labels are often "
+    "labelling errors or duplicated images. Consider a label review, and more training data."
 )
 
 
