@@ -404,7 +404,7 @@ def _write_report(
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lightning_dataprops.findings.run_record import read_run
+    from lightning_dataprops.integrations.readers import read_run
     from lightning_dataprops.findings.run_report import write_run_report
 
     record = read_run(args.log_dir)

@@ -37,7 +37,14 @@ from typing import Any
 from lightning_dataprops.findings import Finding, fingerprint
 from lightning_dataprops.findings.render import render
 
-__all__ = ["FindingNotLoggedWarning", "Writer", "publish", "register_writer", "writer_for"]
+__all__ = [
+    "FindingNotLoggedWarning",
+    "Writer",
+    "publish",
+    "published_findings",
+    "register_writer",
+    "writer_for",
+]
 
 Writer = Callable[..., list[str]]
 """``log_finding(logger, finding, figure, *, step, **context) -> [what was written]``."""
@@ -48,6 +55,13 @@ class FindingNotLoggedWarning(UserWarning):
 
 
 _written: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+_published: weakref.WeakKeyDictionary[Any, dict[str, Finding]] = weakref.WeakKeyDictionary()
+
+
+def published_findings(trainer: Any) -> dict[str, Finding]:
+    """The latest finding of each key published to ``trainer`` (what the run report draws when
+    no logger keeps a local record, e.g. W&B alone)."""
+    return dict(_published.get(trainer, {}))
 _warned: set[tuple[str, str]] = set()
 
 
@@ -189,6 +203,8 @@ def publish(
     trainer = trainer_or_loggers if hasattr(trainer_or_loggers, "loggers") else None
     if not writes:
         return {}
+    if trainer is not None:
+        _published.setdefault(trainer, {})[finding.key] = finding
     try:
         content = fingerprint(finding)
     except Exception as error:  # e.g. a value JSON cannot hold: say so, never end the run
