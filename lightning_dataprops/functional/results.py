@@ -78,6 +78,12 @@ class IntrinsicDimensionResult:
             "n_ties": self.n_ties,
         }
 
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
 
 @dataclass(frozen=True)
 class SharpPair:
@@ -202,6 +208,12 @@ class LabelSharpnessResult:
             "robust": None if self.robust is None else self.robust.to_dict(),
         }
 
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
 
 @dataclass(frozen=True)
 class DatasetProperties:
@@ -245,3 +257,9 @@ class DatasetProperties:
             "label_sharpness_result": None if sharpness is None else sharpness.to_dict(),
             "duplicates": _duplicates_dict(self.duplicates),
         }
+
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)

@@ -199,6 +199,12 @@ class SharpnessCheck:
             "explanation": self.explain(index_map),
         }
 
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
 
 def check_label_sharpness(
     inputs: Any,
