@@ -244,6 +244,23 @@ def _terms() -> str:
     return section("The two label-sharpness numbers", f'<dl class="terms">{items}</dl>')
 
 
+def _data_units(report: DatasetReport) -> str:
+    """Exact K_F and its quantiles in the data's own units (no common format)."""
+    sharpness = report.properties.label_sharpness_result
+    if sharpness is None:
+        return ""
+    rows: list[list[Any]] = [["exact K_F", sharpness.value], ["images", sharpness.n]]
+    robust = sharpness.robust
+    if robust is not None:
+        rows += [
+            [f"K_F at quantile {q:g} (1 / that quantile of the distance to the nearest other "
+             "label)", value]
+            for q, value in sorted(robust.quantiles.items())
+        ]
+        rows.append(["near-identical label conflicts", len(robust.conflicts)])
+    return "<h3>In the data's own units</h3>" + table(["quantity", "value"], rows)
+
+
 def _check_details(report: DatasetReport, class_names: Sequence[str] | None) -> str:
     check = report.check
     if check is None:
@@ -328,7 +345,11 @@ def write_dataset_report(
         )
     details = [
         d_data_section((props.mle_result, props.twonn_result), k_curve),
-        section("Label sharpness in detail", _check_details(report, class_names)),
+        section(
+            "Label sharpness in detail",
+            _data_units(report),
+            _check_details(report, class_names),
+        ),
         pairs_section(pairs, with_picture=False),
         duplicates_section(props.duplicates, list(report.indices)),
     ]
