@@ -67,7 +67,7 @@ def _write_wandb(logger: Any, html: str) -> str:
     import wandb
 
     run = logger.experiment
-    run.log({f"{FOLDER}/{REPORT_KEY}": wandb.Html(html)})
+    run.log({f"{FOLDER}/{REPORT_KEY}": wandb.Html(html, inject=False)})  # self-contained
     folder = getattr(run, "dir", None)
     if folder:
         Path(folder, f"{FOLDER}_{REPORT_NAME}").write_text(html, encoding="utf-8")
