@@ -264,9 +264,7 @@ def _load(args: argparse.Namespace) -> _Measured:
         from lightning_dataprops.data import Sample
 
         everything = Sample(data.inputs, data.targets, torch.arange(n_source), n_source, "len")
-        return _Measured(
-            everything, data.description, data.source, False, _class_names(args, data)
-        )
+        return _Measured(everything, data.description, data.source, False, _class_names(args, data))
     sample = sample_dataset(data.inputs, data.targets, max_samples=args.max_samples, seed=args.seed)
     description = f"{data.description}; stratified sample of {len(sample)} (seed {args.seed})"
     return _Measured(sample, description, data.source, True, _class_names(args, data))
@@ -404,8 +402,8 @@ def _write_report(
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lightning_dataprops.integrations.readers import read_run
     from lightning_dataprops.findings.run_report import write_run_report
+    from lightning_dataprops.integrations.readers import read_run
 
     record = read_run(args.log_dir)
     out = Path(args.out) if args.out else record.report_path()

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
 from lightning_dataprops.callbacks._normalize import find_normalize
-from lightning_dataprops.data import Sample
+from lightning_dataprops.data import Sample, class_names_of
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import RunSummaryFinding, SharpPairsFinding, TextFinding
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
@@ -197,6 +197,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 sharpness,
                 sample.inputs,
                 index_map=report.indices,
+                class_names=class_names_of(self._dataset),
             )
         n_train = self._training_set_size(sample)
         if n_train is not None:

@@ -128,11 +128,13 @@ def _sharpness_check(check: Any) -> str:
     ]
     medical = medical_sharpness(check.protocol, check.band.n_classes, check.n)
     picture = figure_tag(
-        sharpness_chart(check.value, check.band, check.threshold, medical), "K_F(0.5)",
+        sharpness_chart(check.value, check.band, check.threshold, medical),
+        "K_F(0.5)",
         width=_WIDTH,
     )
-    return card("Sharp-label check", rows, verdict=verdict, picture=picture,
-                anchor="dataprops-check")
+    return card(
+        "Sharp-label check", rows, verdict=verdict, picture=picture, anchor="dataprops-check"
+    )
 
 
 def _forecast(prediction: Any) -> str:

@@ -51,28 +51,57 @@ def sharpness_chart(
         return None
     ax = figure.subplots()
     names = [f"natural images ({band.count} samples)"]
-    ax.barh(0, band.maximum - band.minimum, left=band.minimum, height=0.55, color=_NATURAL,
-            alpha=0.25)
+    ax.barh(
+        0, band.maximum - band.minimum, left=band.minimum, height=0.55, color=_NATURAL, alpha=0.25
+    )
     ax.barh(0, band.high - band.low, left=band.low, height=0.55, color=_NATURAL, alpha=0.65)
     ax.plot([band.median, band.median], [-0.27, 0.27], color="white", linewidth=2)
-    ax.annotate(f"max {format_number(band.maximum, 3)}", (band.maximum, 0), xytext=(4, -3),
-                textcoords="offset points", fontsize=8, color=_NATURAL)
+    ax.annotate(
+        f"max {format_number(band.maximum, 3)}",
+        (band.maximum, 0),
+        xytext=(4, -3),
+        textcoords="offset points",
+        fontsize=8,
+        color=_NATURAL,
+    )
     for y, known in enumerate(medical, start=1):
         names.append(f"{known.dataset} (N = {known.n})")
         ax.scatter(known.value, y, marker="o", s=55, color=_MEDICAL, zorder=3)
-        ax.annotate(format_number(known.value, 3), (known.value, y), xytext=(7, -3),
-                    textcoords="offset points", fontsize=8, color=_MEDICAL)
+        ax.annotate(
+            format_number(known.value, 3),
+            (known.value, y),
+            xytext=(7, -3),
+            textcoords="offset points",
+            fontsize=8,
+            color=_MEDICAL,
+        )
     y = len(names)
     names.append(label)
     shown = value if math.isfinite(value) else threshold
     ax.scatter(shown, y, marker="D", s=90, color=_YOURS, zorder=4)
-    ax.annotate(format_number(value, 3), (shown, y), xytext=(8, -3),
-                textcoords="offset points", fontsize=9, fontweight="bold")
+    ax.annotate(
+        format_number(value, 3),
+        (shown, y),
+        xytext=(8, -3),
+        textcoords="offset points",
+        fontsize=9,
+        fontweight="bold",
+    )
     ax.axvline(threshold, color=_LIMIT, linestyle="--", linewidth=1.2)
-    ax.annotate("warning threshold", (threshold, len(names) - 0.45), xytext=(3, 0),
-                textcoords="offset points", fontsize=8, color=_LIMIT, va="top")
-    finite = [v for v in (value, band.minimum, band.maximum, threshold, *(m.value for m in medical))
-              if math.isfinite(v)]
+    ax.annotate(
+        "warning threshold",
+        (threshold, len(names) - 0.45),
+        xytext=(3, 0),
+        textcoords="offset points",
+        fontsize=8,
+        color=_LIMIT,
+        va="top",
+    )
+    finite = [
+        v
+        for v in (value, band.minimum, band.maximum, threshold, *(m.value for m in medical))
+        if math.isfinite(v)
+    ]
     low, high = min(finite), max(finite)
     pad = 0.1 * (high - low or 1.0)
     ax.set_xlim(max(0.0, low - pad), high + 1.6 * pad)
@@ -108,22 +137,53 @@ def d_data_chart(
     names = [f"{row.dataset} (N = {row.n})" for row in rows] + [f"{label} (N = {n})"]
     for y, row in enumerate(rows):
         colour = _MEDICAL if row.domain == "medical" else _NATURAL
-        ax.errorbar(row.value, y, xerr=[[row.value - row.low], [row.high - row.value]],
-                    fmt="o", color=colour, capsize=3)
-        ax.annotate(format_number(row.value, 3), (row.value, y), xytext=(8, 4),
-                    textcoords="offset points", fontsize=8, color=colour)
+        ax.errorbar(
+            row.value,
+            y,
+            xerr=[[row.value - row.low], [row.high - row.value]],
+            fmt="o",
+            color=colour,
+            capsize=3,
+        )
+        ax.annotate(
+            format_number(row.value, 3),
+            (row.value, y),
+            xytext=(8, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color=colour,
+        )
     y = len(rows)
     if interval is not None and all(math.isfinite(v) for v in interval):
-        ax.errorbar(value, y, xerr=[[value - interval[0]], [interval[1] - value]], fmt="D",
-                    color=_YOURS, capsize=4, markersize=8)
+        ax.errorbar(
+            value,
+            y,
+            xerr=[[value - interval[0]], [interval[1] - value]],
+            fmt="D",
+            color=_YOURS,
+            capsize=4,
+            markersize=8,
+        )
     else:
         ax.scatter(value, y, marker="D", s=70, color=_YOURS, zorder=3)
-    ax.annotate(f"{format_number(value, 3)}", (value, y), xytext=(8, 4),
-                textcoords="offset points", fontsize=9, fontweight="bold")
+    ax.annotate(
+        f"{format_number(value, 3)}",
+        (value, y),
+        xytext=(8, 4),
+        textcoords="offset points",
+        fontsize=9,
+        fontweight="bold",
+    )
     if twonn is not None and math.isfinite(twonn):
         ax.scatter(twonn, y, marker="D", s=60, facecolors="none", edgecolors=_YOURS, zorder=3)
-        ax.annotate("TwoNN", (twonn, y), xytext=(0, -13), textcoords="offset points",
-                    fontsize=7, ha="center")
+        ax.annotate(
+            "TwoNN",
+            (twonn, y),
+            xytext=(0, -13),
+            textcoords="offset points",
+            fontsize=7,
+            ha="center",
+        )
     ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_xlabel("intrinsic dimension d_data (MLE, k = 20)", fontsize=9)
@@ -155,7 +215,9 @@ def lines_chart(
     if logy:
         ax.set_yscale("log")
     if xlabel == "epoch":
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

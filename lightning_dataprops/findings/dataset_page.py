@@ -99,8 +99,8 @@ def _classes_text(sample: Sample, names: Sequence[str] | None) -> str:
         return "regression targets"
     counts = targets.long().flatten().bincount().tolist()
     shown = [
-        f"{label if names is None or i >= len(names) else names[i]} ({count:,})"
-        for i, (label, count) in enumerate(zip(_class_names(len(counts), None), counts))
+        f"{i if names is None or i >= len(names) else names[i]} ({count:,})"
+        for i, count in enumerate(counts)
         if count
     ]
     return f"{len(shown)} classes: " + ", ".join(shown)
@@ -253,8 +253,11 @@ def _data_units(report: DatasetReport) -> str:
     robust = sharpness.robust
     if robust is not None:
         rows += [
-            [f"K_F at quantile {q:g} (1 / that quantile of the distance to the nearest other "
-             "label)", value]
+            [
+                f"K_F at quantile {q:g} (1 / that quantile of the distance to the nearest other "
+                "label)",
+                value,
+            ]
             for q, value in sorted(robust.quantiles.items())
         ]
         rows.append(["near-identical label conflicts", len(robust.conflicts)])
@@ -335,7 +338,9 @@ def write_dataset_report(
         )
     gallery = ""
     if pairs is not None and pairs.pairs:
-        picture = figure_tag(render(pairs, max_rows=len(pairs.pairs), columns=None), "the closest pairs")
+        picture = figure_tag(
+            render(pairs, max_rows=len(pairs.pairs), columns=None), "the closest pairs"
+        )
         gallery = section(
             "Pairs to look at",
             '<p class="note">The closest images that carry different labels, label conflicts '

@@ -39,7 +39,11 @@ __all__ = [
     "table",
 ]
 
-_COLOURS = {"warn": ("#b3261e", "#fdecea"), "ok": ("#1e6b34", "#e8f5ec"), "info": ("#3b4a5c", "#eef2f7")}
+_COLOURS = {
+    "warn": ("#b3261e", "#fdecea"),
+    "ok": ("#1e6b34", "#e8f5ec"),
+    "info": ("#3b4a5c", "#eef2f7"),
+}
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 66em;
@@ -157,7 +161,11 @@ def card(
             f'{ink};padding:8px 12px;margin:6px 0 10px;border-radius:4px">'
             f'<div style="color:{ink};font-weight:700;font-size:1.1em">'
             f"{escape(verdict.headline)}</div>"
-            + (f'<div style="margin-top:3px">{escape(verdict.detail)}</div>' if verdict.detail else "")
+            + (
+                f'<div style="margin-top:3px">{escape(verdict.detail)}</div>'
+                if verdict.detail
+                else ""
+            )
             + "</div>"
         )
     cells = "".join(
@@ -174,7 +182,9 @@ def card(
         )
     parts.append(grid)
     if note:
-        parts.append(f'<div style="color:#57606a;font-size:.88em;margin-top:8px">{escape(note)}</div>')
+        parts.append(
+            f'<div style="color:#57606a;font-size:.88em;margin-top:8px">{escape(note)}</div>'
+        )
     parts.append("</div>")
     return "".join(parts)
 

@@ -60,7 +60,11 @@ def d_data_section(results: Sequence[IntrinsicDimensionResult], k_curve: Any) ->
     """The estimators' table and the MLE estimate against k (table and picture)."""
     rows = []
     for result in results:
-        ci = "n/a" if result.ci95 is None else f"[{number(result.ci95[0])}, {number(result.ci95[1])}]"
+        ci = (
+            "n/a"
+            if result.ci95 is None
+            else f"[{number(result.ci95[0])}, {number(result.ci95[1])}]"
+        )
         rows.append(
             [
                 result.estimator.upper().replace("TWONN", "TwoNN"),

@@ -104,7 +104,9 @@ class RunRecord:
     @property
     def epochs(self) -> list[int]:
         """Epochs with any logged value."""
-        return sorted({p.epoch for points in self.scalars.values() for p in points if p.epoch is not None})
+        return sorted(
+            {p.epoch for points in self.scalars.values() for p in points if p.epoch is not None}
+        )
 
     def report_path(self) -> Path:
         """Where the run report goes by default: ``<folder>/run_report.html``."""

@@ -174,15 +174,21 @@ def _chart(
 def _d_repr(record: RunRecord) -> str:
     layers = record.names(_D_REPR)
     if layers:
-        chart = _chart(record, layers, _D_REPR, ylabel="d_repr (MLE)",
-                       title="d_repr per layer against epoch")
+        chart = _chart(
+            record, layers, _D_REPR, ylabel="d_repr (MLE)", title="d_repr per layer against epoch"
+        )
         caption = "Intrinsic dimension of each monitored layer's outputs, per epoch."
     else:
         profile = record.images.get("d_repr_profile")
         chart = png_tag(profile, "d_repr profile") if profile else ""
         caption = "The logged d_repr profile."
-    return section("d_repr per layer", '<div class="figures">', _figure(chart, caption), "</div>",
-                   anchor="d_repr")
+    return section(
+        "d_repr per layer",
+        '<div class="figures">',
+        _figure(chart, caption),
+        "</div>",
+        anchor="d_repr",
+    )
 
 
 def _robustness(record: RunRecord) -> str:
@@ -193,12 +199,20 @@ def _robustness(record: RunRecord) -> str:
     increase = [n for n in adv if n.endswith("/loss_increase")]
     accuracy = [n for n in adv if n.endswith(("/clean_acc", "/robust_acc"))]
     charts = [
-        _figure(_chart(record, increase, prefix, ylabel="attacked - clean loss",
-                       title="Loss increase under attack (the paper's measure)"),
-                "Loss increase under each attack, per epoch where it was measured."),
-        _figure(_chart(record, accuracy, prefix, ylabel="accuracy",
-                       title="Clean and robust accuracy"),
-                "Accuracy on clean and attacked inputs."),
+        _figure(
+            _chart(
+                record,
+                increase,
+                prefix,
+                ylabel="attacked - clean loss",
+                title="Loss increase under attack (the paper's measure)",
+            ),
+            "Loss increase under each attack, per epoch where it was measured.",
+        ),
+        _figure(
+            _chart(record, accuracy, prefix, ylabel="accuracy", title="Clean and robust accuracy"),
+            "Accuracy on clean and attacked inputs.",
+        ),
     ]
     return section("Robustness", '<div class="figures">', *charts, "</div>", anchor="robustness")
 
@@ -209,8 +223,13 @@ def _forecast(record: RunRecord) -> str:
     observed = names.forecast("observed_val_loss")
     chart = ""
     if loss is not None:
-        chart = _chart(record, [loss], "", ylabel="validation loss",
-                       title="Observed validation loss against epoch")
+        chart = _chart(
+            record,
+            [loss],
+            "",
+            ylabel="validation loss",
+            title="Observed validation loss against epoch",
+        )
     rows = [
         [name.removeprefix(_FORECAST), record.last(name)]
         for name in record.names(_FORECAST)
@@ -220,9 +239,11 @@ def _forecast(record: RunRecord) -> str:
         return ""
     parts = [
         '<div class="figures">',
-        _figure(png_tag(picture, "forecast") if picture else "",
-                "The scaling law's forecast against training-set size N, with the observed "
-                "validation loss marked."),
+        _figure(
+            png_tag(picture, "forecast") if picture else "",
+            "The scaling law's forecast against training-set size N, with the observed "
+            "validation loss marked.",
+        ),
         _figure(chart, "The validation loss the forecast is compared with."),
         "</div>",
     ]
@@ -232,14 +253,23 @@ def _forecast(record: RunRecord) -> str:
 
 
 def _overhead(record: RunRecord) -> str:
-    times = [n for n in record.names(f"{names.PREFIX}/time/") if not n.startswith(names.SPENT_PREFIX)]
+    times = [
+        n for n in record.names(f"{names.PREFIX}/time/") if not n.startswith(names.SPENT_PREFIX)
+    ]
     postponed = record.names(f"{names.PREFIX}/postponed/")
     if not times and not postponed:
         return ""
     seconds = [n for n in times if n != names.OVERHEAD_FRACTION]
-    chart = _chart(record, seconds, f"{names.PREFIX}/time/", ylabel="seconds",
-                   title="Seconds spent by dataprops")
-    rows = [[name.removeprefix(f"{names.PREFIX}/"), record.last(name)] for name in times + postponed]
+    chart = _chart(
+        record,
+        seconds,
+        f"{names.PREFIX}/time/",
+        ylabel="seconds",
+        title="Seconds spent by dataprops",
+    )
+    rows = [
+        [name.removeprefix(f"{names.PREFIX}/"), record.last(name)] for name in times + postponed
+    ]
     return section(
         "Overhead",
         '<div class="figures">',
@@ -259,16 +289,21 @@ def render_run_report(record: RunRecord, *, title: str = "Training run report") 
         "Fit start: warnings and the pairs to look at",
         '<div class="figures">',
         f'<div style="flex:2 1 24em">{texts or "<p>No warnings raised.</p>"}</div>',
-        _figure(png_tag(pairs, "the closest pairs", width=320) if pairs else "",
-                "The closest training images that carry different labels; # is the image's "
-                "index in the dataset.", style="flex:0 0 330px"),
+        _figure(
+            png_tag(pairs, "the closest pairs", width=320) if pairs else "",
+            "The closest training images that carry different labels; # is the image's "
+            "index in the dataset.",
+            style="flex:0 0 330px",
+        ),
         "</div>",
         anchor="warnings",
     )
     config = record.texts.get("hparams")
     config_section = (
-        section("Configuration", f"<details><summary>dataprops settings</summary>"
-                f"{_markdown(config)}</details>")
+        section(
+            "Configuration",
+            f"<details><summary>dataprops settings</summary>{_markdown(config)}</details>",
+        )
         if config
         else ""
     )
@@ -291,4 +326,3 @@ def write_run_report(path: str | os.PathLike[str], record: RunRecord) -> Path:
     partial.write_text(render_run_report(record), encoding="utf-8")
     os.replace(partial, path)
     return path
-

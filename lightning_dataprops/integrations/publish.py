@@ -62,6 +62,8 @@ def published_findings(trainer: Any) -> dict[str, Finding]:
     """The latest finding of each key published to ``trainer`` (what the run report draws when
     no logger keeps a local record, e.g. W&B alone)."""
     return dict(_published.get(trainer, {}))
+
+
 _warned: set[tuple[str, str]] = set()
 
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -51,10 +52,8 @@ def _read_findings_folder(record: RunRecord, folder: Path) -> None:
         record.texts[text.stem] = text.read_text(encoding="utf-8")
     document = folder / FINDINGS_JSON
     if document.is_file():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # a half-written file: no JSON, no harm
             record.findings.update(json.loads(document.read_text(encoding="utf-8")))
-        except json.JSONDecodeError:
-            pass
 
 
 def read_csv_run(log_dir: str | os.PathLike[str]) -> RunRecord:

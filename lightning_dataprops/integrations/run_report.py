@@ -18,7 +18,6 @@ their page.
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any
 
@@ -116,5 +115,3 @@ def write_run_reports(trainer: Any) -> dict[str, str]:
         except Exception as error:
             _warn_once(name, REPORT_KEY, error)
     return done
-
-

@@ -65,3 +65,10 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
     for expected in ("MLE estimate against k", "TwoNN", "K_F at quantile 0.5", "check: SHARP"):
         assert expected in text
     assert "References" in text and "Duplicates" in text
+    from tests.report.browser import CHROMIUM, render_in_browser
+
+    if CHROMIUM is not None:  # CI has it: the page renders, verdict first, pictures decoded
+        seen = render_in_browser(path, tmp_path)
+        assert seen["errors"] == []
+        assert 0 < seen["verdict"][1] <= seen["viewport"][1]
+        assert all(width > 100 for _, width, _, _ in seen["images"])

@@ -5,6 +5,7 @@ fit-start card and pictures, d_repr, robustness, the forecast, the warnings and 
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from pathlib import Path
@@ -19,8 +20,22 @@ from lightning_dataprops.cli import main
 from tests.integration.lightning_models import TensorDataModule, TinyCNN, trainer
 from tests.report.pages import decoded, position, read_page
 
-SECTIONS = ("Fit start: warnings and the pairs to look at", "d_repr per layer", "Robustness",
-            "Forecast", "Overhead")
+SECTIONS = (
+    "Fit start: warnings and the pairs to look at",
+    "d_repr per layer",
+    "Robustness",
+    "Forecast",
+    "Overhead",
+)
+
+
+class _NamedClasses(TensorDataModule):
+    """Its datasets name their classes, as torchvision's do (``classes``)."""
+
+    def _dataset(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        dataset = super()._dataset(x, y)
+        dataset.classes = ["normal", "pneumonia"]  # type: ignore[attr-defined]
+        return dataset
 
 
 def _fit(pneumonia: tuple[torch.Tensor, torch.Tensor], root: Path, logger: Any) -> None:
@@ -38,7 +53,7 @@ def _fit(pneumonia: tuple[torch.Tensor, torch.Tensor], root: Path, logger: Any) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer(root, callbacks, logger=logger, max_epochs=2).fit(
-            TinyCNN(), TensorDataModule(x, y, batch_size=32)
+            TinyCNN(), _NamedClasses(x, y, batch_size=32)
         )
 
 
@@ -76,6 +91,10 @@ def test_a_fit_leaves_a_run_report_per_logger_that_the_command_line_rebuilds(
     )
     _fit(pneumonia, tmp_path, [logger, board, flow])
 
+    # The pairs carry the dataset's class names.
+    findings = json.loads((Path(logger.log_dir) / "dataprops" / "findings.json").read_text())
+    assert findings["sharpest_pairs"]["class_names"] == ["normal", "pneumonia"]
+    assert "1 (pneumonia)" in (Path(logger.log_dir) / "dataprops" / "sharpest_pairs.md").read_text()
     # CSV: in the log folder, the card's numbers the logged ones.
     written = Path(logger.log_dir) / "dataprops" / "run_report.html"
     _check_page(written)

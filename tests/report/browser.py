@@ -2,8 +2,9 @@
 
 The page is copied with two small scripts added: one, first in ``<head>``, records every error
 (script errors, resources that fail to load, ``console.error``); one, at the end of ``<body>``,
-waits for every image to decode and writes a JSON summary into the DOM, which
-``chromium --headless --dump-dom`` prints. Nothing is fetched (the pages are self-contained).
+decodes every image (drawn on a canvas, its pixels read back) and writes a JSON summary into
+the DOM, which ``chromium --headless --dump-dom`` prints. Nothing is fetched (the pages are
+self-contained).
 """
 
 from __future__ import annotations
@@ -29,14 +30,29 @@ const __console_error = console.error;
 console.error = (...args) => { __errors.push(args.join(" ")); __console_error(...args); };
 </script>"""
 _BODY = """<script>
-addEventListener("load", async () => {
-  const images = [...document.images];
-  await Promise.all(images.map((i) => i.decode().catch(() => __errors.push("decode " + i.alt))));
+addEventListener("load", () => {
+  // "load" waits for every image; drawing each on a canvas and reading a pixel back forces a
+  // full decode, synchronously (data: URIs do not taint the canvas).
+  const images = [...document.images].map((i) => {
+    let pixels = 0;
+    try {
+      const canvas = document.createElement("canvas");
+      canvas.width = i.naturalWidth;
+      canvas.height = i.naturalHeight;
+      const context = canvas.getContext("2d");
+      context.drawImage(i, 0, 0);
+      const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+      for (let k = 3; k < data.length; k += 4) pixels += data[k] > 0 ? 1 : 0;
+    } catch (error) {
+      __errors.push("decode " + i.alt + ": " + error);
+    }
+    return [i.alt, i.naturalWidth, i.naturalHeight, i.complete && pixels > 0];
+  });
   const verdict = document.querySelector(".dataprops-verdict");
   const box = verdict ? verdict.getBoundingClientRect() : null;
   const out = {
     errors: __errors,
-    images: images.map((i) => [i.alt, i.naturalWidth, i.naturalHeight, i.complete]),
+    images: images,
     verdict: box ? [box.top, box.bottom, verdict.innerText] : null,
     viewport: [innerWidth, innerHeight],
   };
@@ -50,7 +66,7 @@ addEventListener("load", async () => {
 
 def render_in_browser(page: Path, scratch: Path) -> dict[str, Any]:
     """What Chromium saw of ``page``: ``errors``, ``images`` (alt, natural width and height,
-    complete), ``verdict`` (top, bottom, text of the card's verdict) and ``viewport``."""
+    fully decoded), ``verdict`` (top, bottom and text of the card's verdict) and ``viewport``."""
     assert CHROMIUM is not None
     text = page.read_text(encoding="utf-8")
     text = text.replace("<head>", "<head>" + _HEAD, 1).replace("</body>", _BODY + "</body>", 1)

@@ -67,8 +67,9 @@ def test_run_report_in_chromium(tmp_path: Path) -> None:
     record.add_scalar(names.K_F_RATIO, 1.3, step=0, epoch=0)
     for epoch in range(3):
         record.add_scalar(names.d_repr("fc"), 9.0 - epoch, step=epoch, epoch=epoch)
-        record.add_scalar(names.adversarial("fgsm", "loss_increase"), 0.1 * epoch, step=epoch,
-                          epoch=epoch)
+        record.add_scalar(
+            names.adversarial("fgsm", "loss_increase"), 0.1 * epoch, step=epoch, epoch=epoch
+        )
         record.add_scalar(names.OVERHEAD_SECONDS, 1.0 + epoch, step=epoch, epoch=epoch)
         record.add_scalar("val_loss", 1.0 / (1 + epoch), step=epoch, epoch=epoch)
     path = write_run_report(tmp_path / "run.html", record)
