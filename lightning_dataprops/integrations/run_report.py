@@ -62,12 +62,13 @@ def record_from_trainer(trainer: Any, source: str = "this fit's findings") -> Ru
     return record
 
 
-def _write_wandb(logger: Any, html: str) -> str:
+def _write_wandb(logger: Any, html: str, step: int) -> str:
     import wandb
 
-    run = logger.experiment
-    run.log({f"{FOLDER}/{REPORT_KEY}": wandb.Html(html, inject=False)})  # self-contained
-    folder = getattr(run, "dir", None)
+    # Through the logger, so the row carries trainer/global_step like every other dataprops row;
+    # not injected with W&B's remote stylesheet, so the page stays self-contained.
+    logger.log_metrics({f"{FOLDER}/{REPORT_KEY}": wandb.Html(html, inject=False)}, step=step)
+    folder = getattr(logger.experiment, "dir", None)
     if folder:
         Path(folder, f"{FOLDER}_{REPORT_NAME}").write_text(html, encoding="utf-8")
     return f"wandb.Html {FOLDER}/{REPORT_KEY}"
@@ -105,7 +106,7 @@ def write_run_reports(trainer: Any) -> dict[str, str]:
             kind = logger_kind(logger)
             if kind == "WandbLogger":
                 html = render_run_report(shared or record_from_trainer(trainer))
-                done[name] = _write_wandb(logger, html)
+                done[name] = _write_wandb(logger, html, int(trainer.global_step))
             elif kind == "MLFlowLogger" and record is not None:
                 done[name] = _write_mlflow(logger, render_run_report(record))
             elif record is not None:

@@ -137,11 +137,19 @@ def test_wandb_alone_gets_the_run_report_as_html(
 
     logger = WandbLogger(project="run-report", save_dir=str(wandb_offline))
     _fit(pneumonia, wandb_offline, logger)
+    logger.experiment.finish()  # the run file is complete only then
     logged = list(wandb_offline.rglob("media/html/dataprops/run_report*.html"))
     assert len(logged) == 1  # wandb.Html under dataprops/run_report
     copy = next(wandb_offline.rglob("files/dataprops_run_report.html"))
     _check_page(copy)
     assert logged[0].read_text().strip() == copy.read_text().strip()
+    # Its history row is on the run's step axis, like every other dataprops row.
+    from tests.integration.wandb_records import find_run_file, read_run
+
+    history = read_run(find_run_file(wandb_offline)).history
+    rows = [row for row in history if "dataprops/run_report/_type" in row]
+    assert len(rows) == 1 and rows[0]["dataprops/run_report/_type"] == "html-file"
+    assert "trainer/global_step" in rows[0]
 
 
 def test_report_of_a_folder_without_a_run_says_what_it_expects(
