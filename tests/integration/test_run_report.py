@@ -158,3 +158,27 @@ def test_report_of_a_folder_without_a_run_says_what_it_expects(
     assert main(["report", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "metrics.csv" in error and "tfevents" in error and "mlflow.db" in error
+
+
+def test_a_run_report_that_fails_warns_once_and_the_fit_ends_normally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning_dataprops.callbacks import RepresentationIDMonitor
+    from lightning_dataprops.integrations import readers
+    from lightning_dataprops.integrations.publish import FindingNotLoggedWarning
+
+    def broken(log_dir: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(readers, "read_csv_run", broken)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 8, 8, generator=g), torch.arange(128) % 2
+    logger = CSVLogger(tmp_path, name="csv")
+    fit = trainer(tmp_path, [RepresentationIDMonitor(max_samples=64)], logger=logger)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), TensorDataModule(x, y, batch_size=32))
+    assert fit.state.finished
+    told = [str(w.message) for w in caught if w.category is FindingNotLoggedWarning]
+    assert len(told) == 1 and "run_report" in told[0] and "disk full" in told[0]
+    assert not (Path(logger.log_dir) / "dataprops" / "run_report.html").exists()
