@@ -5,13 +5,17 @@ Usage::
     dataprops measure [SOURCE] [--split train] [--max-samples N] [--seed 0] [--k 20]
                       [--estimators NAME ...]
                       [--top-pairs 5] [--bootstrap B] [--device cpu|cuda] [--json] [--no-progress]
-                      [--report report.html]
+                      [--report report.html] [--class-names NAME,NAME,...]
+    dataprops report LOG_DIR [--out run_report.html]
+    dataprops calibrate RUNS.csv [--out C.json]
 
 ``SOURCE`` is a ``.npz`` file (MedMNIST layout or ``images`` / ``labels``), a folder of
 Fashion-MNIST IDX files, or an image folder with one subfolder per class; without it, the
 scikit-learn digits (1797 images 8x8) are measured. The report goes to stdout; ``--json`` prints
 one JSON document instead; ``--report`` also writes one self-contained HTML file (images
-embedded, no network) with the same content. User errors print one ``dataprops: error: ...``
+embedded, no network) that leads with a summary card and the verdict. ``report`` rebuilds the
+run report of a finished training run from what its logger recorded (CSV, TensorBoard or MLflow
+files in LOG_DIR). User errors print one ``dataprops: error: ...``
 line on stderr and exit with status 2.
 """
 
@@ -174,6 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HTML",
         help="also write a self-contained HTML report (pictures embedded, no network) to HTML",
     )
+    measure.add_argument(
+        "--class-names",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated name of each class id, e.g. normal,pneumonia (default: from the "
+        "source: an image folder's subfolders, Fashion-MNIST's classes, an .npz key "
+        "class_names, label_names or classes)",
+    )
+    report = commands.add_parser(
+        "report",
+        help="rebuild the HTML run report of a finished training run",
+        description=(
+            "Rebuild the run report (fit-start card, pairs, d_repr per layer, robustness, "
+            "forecast, warnings, overhead) from a finished run's logged findings: the CSVLogger "
+            "or TensorBoardLogger folder, or an MLflow tracking folder (mlruns) or run folder."
+        ),
+    )
+    report.add_argument("log_dir", metavar="LOG_DIR", help="the run's log folder")
+    report.add_argument(
+        "--out",
+        default=None,
+        metavar="HTML",
+        help="where to write the page (default: LOG_DIR/dataprops/run_report.html)",
+    )
     calibrate = commands.add_parser(
         "calibrate",
         help="fit the scaling-law constant C from a CSV of earlier runs",
@@ -213,6 +241,7 @@ class _Measured:
     description: str
     source: str
     subsampled: bool
+    class_names: tuple[str, ...] | None = None
 
 
 def _load(args: argparse.Namespace) -> _Measured:
@@ -246,10 +275,29 @@ def _load(args: argparse.Namespace) -> _Measured:
         from lightning_dataprops.data import Sample
 
         everything = Sample(data.inputs, data.targets, torch.arange(n_source), n_source, "len")
-        return _Measured(everything, data.description, data.source, False)
+        return _Measured(everything, data.description, data.source, False, _class_names(args, data))
     sample = sample_dataset(data.inputs, data.targets, max_samples=args.max_samples, seed=args.seed)
     description = f"{data.description}; stratified sample of {len(sample)} (seed {args.seed})"
-    return _Measured(sample, description, data.source, True)
+    return _Measured(sample, description, data.source, True, _class_names(args, data))
+
+
+def _class_names(args: argparse.Namespace, data: Any) -> tuple[str, ...] | None:
+    """``--class-names``, else the source's own; checked against the labels."""
+    names = data.class_names
+    if args.class_names is not None:
+        names = tuple(name.strip() for name in args.class_names.split(","))
+        if any(not name for name in names):
+            raise _UserError(f"--class-names {args.class_names!r} holds an empty name")
+    targets = data.targets
+    if names is None or targets.is_floating_point() or not targets.numel():
+        return None if targets.is_floating_point() else names
+    needed = int(targets.max()) + 1
+    if len(names) < needed:
+        raise _UserError(
+            f"{len(names)} class name(s) given ({', '.join(names)}) but the labels go up to "
+            f"{needed - 1}: give one name per class id 0..{needed - 1}, in order"
+        )
+    return names
 
 
 def _measure(args: argparse.Namespace) -> int:
@@ -364,29 +412,6 @@ def _extras(args: argparse.Namespace, data: _Measured, progress: bool) -> _Extra
     return _Extras(KCurveFinding(ks, values, k_default=args.k))
 
 
-def _sharpness_stats(report: DatasetReport) -> dict[str, Any]:
-    """The rows of the report's sharpness table beyond exact K_F: robust quantiles, per class
-    pair, and what the sharp-label check compared."""
-    stats: dict[str, Any] = {}
-    sharpness = report.properties.label_sharpness_result
-    robust = None if sharpness is None else sharpness.robust
-    if sharpness is not None and sharpness.n_unlabelled:
-        stats["unlabelled samples (negative class id) left out of K_F"] = sharpness.n_unlabelled
-    if robust is not None:
-        for q, value in sorted(robust.quantiles.items()):
-            stats[f"K_F at quantile {q:g} (1 / quantile of nearest other-label distance)"] = value
-        for (a, b), (value, count) in sorted(robust.per_class_pair.items()):
-            stats[f"median K_F, classes {a} vs {b} ({count} points)"] = value
-        stats["near-identical label conflicts"] = len(robust.conflicts)
-    result = report.check
-    if result is not None:
-        where = f"{result.n} samples, {result.protocol} protocol"
-        stats[f"sharp-label check: {result.statistic} ({where})"] = result.value
-        stats["sharp-label check: threshold"] = result.threshold
-        stats["sharp-label check: ratio to the sharpest natural draw"] = result.ratio
-    return stats
-
-
 def _write_report(
     args: argparse.Namespace,
     data: _Measured,
@@ -394,39 +419,29 @@ def _write_report(
     extras: _Extras,
     elapsed: float,
 ) -> Path:
-    from lightning_dataprops.findings.html_report import write_properties_report
+    from lightning_dataprops.findings.dataset_page import write_dataset_report
 
-    inputs = data.sample.inputs
-    result = report.check
-    references: list[str] = []
-    if result is None:
-        verdict = f"Sharp-label check: skipped ({report.check_skipped})."
-        message = report.message()
-        if message is not None:
-            verdict = f"{verdict} {message}"
-    else:
-        verdict = (
-            f"Sharp-label check: {'SHARP' if result.is_sharp else 'not sharp'}. "
-            f"{result.explain(report.check_index_map)}"
-        )
-        references = [
-            f"Natural-image references: {result.band.describe()} (docs/reference_values.md).",
-            "Konz & Mazurowski, The Effect of Intrinsic Dataset Properties on Generalization, "
-            "ICLR 2024: test loss scales like K_F N^(-1/d_data).",
-        ]
-    return write_properties_report(
+    return write_dataset_report(
         args.report,
-        report.properties,
-        inputs=inputs,
+        report,
+        data.sample,
         description=data.description,
-        index_map=list(report.indices) if data.subsampled else None,
-        elapsed=elapsed,
-        value_range=(float(inputs.min()), float(inputs.max())) if inputs.numel() else None,
+        class_names=data.class_names,
         k_curve=extras.k_curve,
-        sharpness_stats=_sharpness_stats(report),
-        verdict=verdict,
-        references=references,
+        elapsed=elapsed,
     )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lightning_dataprops.findings.run_report import write_run_report
+    from lightning_dataprops.integrations.readers import read_run
+
+    record = read_run(args.log_dir)
+    out = Path(args.out) if args.out else record.report_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = write_run_report(out, record)
+    print(f"run report written to {path}", file=sys.stderr)
+    return 0
 
 
 def _error(message: str) -> int:
@@ -458,7 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return _calibrate(args) if args.command == "calibrate" else _measure(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
+        if args.command == "report":
+            return _report(args)
+        return _measure(args)
     except _UserError as error:
         return _error(str(error))
     except _USER_ERRORS as error:

@@ -274,6 +274,21 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         finding = HyperparametersFinding.from_mapping(config, prefix="dataprops")
         self.publish(trainer, finding)
 
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # After every on_fit_end (the forecast publishes there) and before the loggers are
+        # finalized: the last active dataprops callback writes the run report, once per fit.
+        if stage != "fit" or not self.active or not trainer.is_global_zero:
+            return
+        ours = [
+            callback
+            for callback in getattr(trainer, "callbacks", [])
+            if isinstance(callback, DataPropsCallback) and callback.active
+        ]
+        if ours and ours[-1] is self:
+            from lightning_dataprops.integrations.run_report import write_run_reports
+
+            self.guarded("run report", write_run_reports, trainer)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A periodic value is in callback_metrics only on the epochs that measured it, so that
         # EarlyStopping(strict=False) skips the others instead of re-reading a stale value.

@@ -19,7 +19,7 @@ from lightning_dataprops.callbacks._normalize import (
     resolve_normalization,
     warn_if_not_pixels,
 )
-from lightning_dataprops.data import Sample
+from lightning_dataprops.data import Sample, class_names_of
 from lightning_dataprops.data.normalization import pixel_inputs
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import (
@@ -279,6 +279,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 sharpness,
                 pixel_inputs(sample.inputs, report.normalization),
                 index_map=report.indices,
+                class_names=class_names_of(self._dataset),
             )
             state["sharpest_pairs"] = None if self._pairs is None else _plain_pairs(self._pairs)
             self._pair_inputs = None if self._pairs is None else _pair_inputs(self._pairs)

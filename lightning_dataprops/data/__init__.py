@@ -3,9 +3,11 @@
 - :mod:`~lightning_dataprops.data.items`: reading one item (input, target);
 - :mod:`~lightning_dataprops.data.selection`: choosing the sample;
 - :mod:`~lightning_dataprops.data.sampling`: dispatch on the source type (:func:`sample_dataset`);
-- :mod:`~lightning_dataprops.data.loaders`: ``.npz``, image folders, Fashion-MNIST, digits.
+- :mod:`~lightning_dataprops.data.loaders`: ``.npz``, image folders, Fashion-MNIST, digits;
+- :mod:`~lightning_dataprops.data.class_names`: a dataset's class names, where it gives them.
 """
 
+from lightning_dataprops.data.class_names import class_names_of
 from lightning_dataprops.data.items import INPUT_KEYS, TARGET_KEYS, UnknownTargetKeyWarning
 from lightning_dataprops.data.loaders import (
     LoadedData,
@@ -29,6 +31,7 @@ __all__ = [
     "Sample",
     "StreamTruncatedWarning",
     "UnknownTargetKeyWarning",
+    "class_names_of",
     "load_digits_data",
     "load_fashion_mnist",
     "load_image_folder",

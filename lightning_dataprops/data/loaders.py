@@ -49,6 +49,20 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".pgm",
 )
 _SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
+_CLASS_NAME_KEYS = ("class_names", "label_names", "classes")
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+"""Fashion-MNIST's class names, by class id (Xiao et al. 2017)."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +75,16 @@ class LoadedData:
             ``target_type="regression"``).
         description: one human-readable line (name, split, count, shape, classes).
         source: where the data came from (a path, or ``"sklearn:digits"``).
+        class_names: the name of each class id, when the source says (an image folder's
+            subfolders, Fashion-MNIST's classes, an ``.npz`` key ``class_names``,
+            ``label_names`` or ``classes``); ``None`` otherwise.
     """
 
     inputs: Tensor
     targets: Tensor
     description: str
     source: str
+    class_names: tuple[str, ...] | None = None
 
 
 def _describe(name: str, inputs: Tensor, targets: Tensor, split: str | None = None) -> str:
@@ -236,10 +254,18 @@ def load_npz(
                 )
             images, labels = archive[image_key], archive[label_key_plain]
             name, shown_split = path.stem, None
+        names_key = next((k for k in _CLASS_NAME_KEYS if k in keys), None)
+        class_names = (
+            None
+            if names_key is None
+            else tuple(str(v) for v in np.asarray(archive[names_key]).ravel().tolist())
+        )
     what = f"{path.name} ({split})"
     inputs = _to_unit_nchw(images, what)
     targets = _to_targets(labels, int(inputs.shape[0]), what, target_type)
-    return LoadedData(inputs, targets, _describe(name, inputs, targets, shown_split), str(path))
+    return LoadedData(
+        inputs, targets, _describe(name, inputs, targets, shown_split), str(path), class_names
+    )
 
 
 def _import_pil() -> Any:
@@ -331,7 +357,9 @@ def load_image_folder(path: str | os.PathLike[str]) -> LoadedData:
     # Class ids in sorted folder-name order: the numbering of string labels everywhere.
     targets, _ = class_ids_from_names(labels)
     description = _describe(f"image folder {root.name}", inputs, targets)
-    return LoadedData(inputs, targets, f"{description} ({', '.join(classes)})", str(root))
+    return LoadedData(
+        inputs, targets, f"{description} ({', '.join(classes)})", str(root), tuple(classes)
+    )
 
 
 def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
@@ -414,8 +442,15 @@ def load_fashion_mnist(
         )
     inputs = _to_unit_nchw(images, image_file.name)
     targets = torch.from_numpy(labels.astype(np.int64))
-    name = "Fashion-MNIST" if "fashion" in str(folder).lower() else f"IDX data {folder.name}"
-    return LoadedData(inputs, targets, _describe(name, inputs, targets, split), str(folder))
+    fashion = "fashion" in str(folder).lower()
+    name = "Fashion-MNIST" if fashion else f"IDX data {folder.name}"
+    return LoadedData(
+        inputs,
+        targets,
+        _describe(name, inputs, targets, split),
+        str(folder),
+        FASHION_MNIST_CLASSES if fashion else None,
+    )
 
 
 def load_source(

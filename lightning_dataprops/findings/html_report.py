@@ -22,8 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from lightning_dataprops.findings import KCurveFinding, SharpPairsFinding
 from lightning_dataprops.findings.format import format_number
-from lightning_dataprops.findings.render import figure_to_png, plots_available, render
+from lightning_dataprops.findings.html_page import escape, figure_tag, number, page, table
+from lightning_dataprops.findings.render import plots_available, render
 from lightning_dataprops.functional.duplicates import DuplicateReport
 from lightning_dataprops.functional.results import (
     DatasetProperties,
@@ -42,47 +41,30 @@ from lightning_dataprops.functional.results import (
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["write_html_report", "write_properties_report"]
+__all__ = [
+    "d_data_section",
+    "duplicates_section",
+    "pairs_section",
+    "write_html_report",
+    "write_properties_report",
+]
 
 _MAX_DUPLICATE_GROUPS = 20
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-th { background: #f3f3f3; }
-.warning { background: #fff3e0; border-left: 4px solid #e65100; padding: 0.5em 1em; }
-.note { color: #666; font-size: 0.9em; }
-img { max-width: 100%; }
-"""
-
-
-def _text(value: Any, digits: int = 4) -> str:
-    if value is None or isinstance(value, float):
-        return format_number(value, digits)
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _image(finding: Any, alt: str, **options: Any) -> str:
-    figure = render(finding, **options)
-    if figure is None:
-        return ""
-    data = base64.b64encode(figure_to_png(figure)).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return figure_tag(render(finding, **options), alt)
 
 
-def _d_data_section(results: Sequence[IntrinsicDimensionResult], k_curve: Any) -> str:
+def d_data_section(results: Sequence[IntrinsicDimensionResult], k_curve: Any) -> str:
+    """The estimators' table and the MLE estimate against k (table and picture)."""
     rows = []
     for result in results:
-        ci = "n/a" if result.ci95 is None else f"[{_text(result.ci95[0])}, {_text(result.ci95[1])}]"
+        ci = (
+            "n/a"
+            if result.ci95 is None
+            else f"[{number(result.ci95[0])}, {number(result.ci95[1])}]"
+        )
         rows.append(
             [
                 result.estimator.upper().replace("TWONN", "TwoNN"),
@@ -95,10 +77,10 @@ def _d_data_section(results: Sequence[IntrinsicDimensionResult], k_curve: Any) -
             ]
         )
     header = ["estimator", "variant", "k", "d_data", "stderr", "95% interval", "samples used"]
-    parts = ["<h2>Intrinsic dimension d_data</h2>", _table(header, rows)]
+    parts = ["<h2>Intrinsic dimension d_data</h2>", table(header, rows)]
     if k_curve is not None:
         parts.append("<h3>MLE estimate against k</h3>")
-        parts.append(_table(["k", *k_curve.ks], [["d_data (MLE)", *k_curve.values]]))
+        parts.append(table(["k", *k_curve.ks], [["d_data (MLE)", *k_curve.values]]))
         parts.append(_image(k_curve, "MLE estimate of d_data against k"))
     return "".join(parts)
 
@@ -121,16 +103,17 @@ def _sharpness_section(
         ["label conflicts", len(result.conflicts)],
     ]
     rows.extend([name, value] for name, value in (stats or {}).items())
-    parts.append(_table(["quantity", "value"], rows))
+    parts.append(table(["quantity", "value"], rows))
     if verdict:
-        parts.append(f'<p class="warning">{html.escape(verdict)}</p>')
+        parts.append(f'<p class="warning">{escape(verdict)}</p>')
     if references:
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in references)
+        items = "".join(f"<li>{escape(line)}</li>" for line in references)
         parts.append(f"<h3>References</h3><ul>{items}</ul>")
     return "".join(parts)
 
 
-def _pairs_section(pairs: SharpPairsFinding | None) -> str:
+def pairs_section(pairs: SharpPairsFinding | None, *, with_picture: bool = True) -> str:
+    """The sharpest pairs and label conflicts: their picture (``with_picture``) and table."""
     if pairs is None or not pairs.pairs:
         return ""
     parts = ["<h2>Sharpest pairs and label conflicts</h2>"]
@@ -139,31 +122,41 @@ def _pairs_section(pairs: SharpPairsFinding | None) -> str:
             f'<p class="warning">{pairs.n_conflicts} label conflict(s): identical inputs with '
             "different labels. Check them for labelling errors.</p>"
         )
-    parts.append(_image(pairs, "sharpest pairs", max_rows=len(pairs.pairs)))
+    if with_picture:
+        parts.append(_image(pairs, "sharpest pairs", max_rows=len(pairs.pairs)))
     rows = [
-        [p.index_i, p.index_j, p.label_i, p.label_j, p.distance, p.sharpness, p.conflict]
+        [
+            p.index_i,
+            p.index_j,
+            pairs.label_text(p.label_i),
+            pairs.label_text(p.label_j),
+            p.distance,
+            p.sharpness,
+            p.conflict,
+        ]
         for p in pairs.pairs
     ]
     header = ["index i", "index j", "label i", "label j", "distance", "sharpness", "conflict"]
-    parts.append(_table(header, rows))
+    parts.append(table(header, rows))
     parts.append('<p class="note">Indices refer to the source dataset.</p>')
     return "".join(parts)
 
 
-def _duplicates_section(report: DuplicateReport | None, index_map: Sequence[int] | None) -> str:
+def duplicates_section(report: DuplicateReport | None, index_map: Sequence[int] | None) -> str:
+    """The duplicate groups found (dataset indices)."""
     parts = ["<h2>Duplicates</h2>"]
     if report is None or not report.groups:
         return parts[0] + "<p>None found.</p>"
     parts.append(
         f"<p>{report.n_duplicates} duplicate sample(s) in {report.n_groups} group(s) (distance "
-        f"&le; {_text(report.threshold)}; {report.n_exact_pairs} exact pair(s)). Each group's "
+        f"&le; {number(report.threshold)}; {report.n_exact_pairs} exact pair(s)). Each group's "
         "first index is kept for d_data.</p>"
     )
     groups = [
         [i if index_map is None else int(index_map[i]) for i in group]
         for group in report.groups[:_MAX_DUPLICATE_GROUPS]
     ]
-    parts.append(_table(["group", "indices"], [[n, str(g)] for n, g in enumerate(groups, 1)]))
+    parts.append(table(["group", "indices"], [[n, str(g)] for n, g in enumerate(groups, 1)]))
     if report.n_groups > _MAX_DUPLICATE_GROUPS:
         parts.append(f"<p>... and {report.n_groups - _MAX_DUPLICATE_GROUPS} more groups.</p>")
     return "".join(parts)
@@ -205,22 +198,16 @@ def write_html_report(
         ``Path(path)``.
     """
     body = [
-        f"<h1>{html.escape(title)}</h1>",
-        _table(["", ""], [[name, value] for name, value in summary.items()]),
-        _d_data_section(d_data, k_curve),
+        table(["", ""], [[name, value] for name, value in summary.items()]),
+        d_data_section(d_data, k_curve),
         _sharpness_section(K_F, sharpness_stats, verdict, references),
-        _pairs_section(pairs),
-        _duplicates_section(duplicates, index_map),
+        pairs_section(pairs),
+        duplicates_section(duplicates, index_map),
     ]
     if not plots_available():
         body.append('<p class="note">No pictures: install matplotlib (the plots extra).</p>')
-    document = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
-    )
     path = Path(path)
-    path.write_text(document, encoding="utf-8")
+    path.write_text(page(title, body), encoding="utf-8")
     return path
 
 

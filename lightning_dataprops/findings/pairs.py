@@ -92,6 +92,8 @@ class SharpPairsFinding:
         K_F: the sample's label sharpness (``inf`` with a label conflict), if known.
         n: the sample size the pairs were found in.
         n_conflicts: how many label conflicts exist (``pairs`` may hold fewer).
+        class_names: the name of each class id (``class_names[y]``), shown beside the labels;
+            ``None``: the ids alone.
         key: file and tag name.
         title: a heading for people.
     """
@@ -100,6 +102,7 @@ class SharpPairsFinding:
     K_F: float | None = None
     n: int | None = None
     n_conflicts: int = 0
+    class_names: tuple[str, ...] | None = None
     key: str = "sharpest_pairs"
     title: str = "Sharpest differently-labelled pairs"
 
@@ -111,6 +114,7 @@ class SharpPairsFinding:
         *,
         index_map: Sequence[int] | None = None,
         max_pairs: int = 16,
+        class_names: Sequence[str] | None = None,
     ) -> SharpPairsFinding:
         """The finding of a :func:`~lightning_dataprops.functional.label_sharpness` result.
 
@@ -120,6 +124,7 @@ class SharpPairsFinding:
             index_map: dataset index of every sample position (``Sample.indices``); without it
                 the positions are the indices.
             max_pairs: most pairs kept (conflicts first).
+            class_names: the name of each class id, shown beside the labels.
 
         Example:
             >>> import torch
@@ -145,18 +150,32 @@ class SharpPairsFinding:
             K_F=float(result.value),
             n=int(result.n),
             n_conflicts=len(result.conflicts),
+            class_names=None if class_names is None else tuple(str(c) for c in class_names),
         )
+
+    def label_text(self, label: float | int) -> str:
+        """A label for people: ``"1 (pneumonia)"`` with class names, else the id.
+
+        Example:
+            >>> SharpPairsFinding((), class_names=("normal", "pneumonia")).label_text(1)
+            '1 (pneumonia)'
+        """
+        text = format_label(label)
+        names = self.class_names
+        if names is not None and isinstance(label, int) and 0 <= label < len(names):
+            return f"{text} ({names[label]})"
+        return text
 
     @property
     def conflicts(self) -> tuple[PairExample, ...]:
         """The label conflicts among :attr:`pairs`."""
         return tuple(pair for pair in self.pairs if pair.conflict)
 
-    def figure(self, *, max_rows: int = 8) -> Figure | None:
+    def figure(self, *, max_rows: int = 8, columns: int | None = 1) -> Figure | None:
         """The pairs as an image grid (:func:`~.render.render_sharp_pairs`)."""
         from lightning_dataprops.findings.render import render_sharp_pairs
 
-        return render_sharp_pairs(self, max_rows=max_rows)
+        return render_sharp_pairs(self, max_rows=max_rows, columns=columns)
 
     def to_markdown(self) -> str:
         """``K_F``, ``n`` and the pairs as a markdown table (dataset indices).
@@ -170,8 +189,8 @@ class SharpPairsFinding:
         if self.n_conflicts:
             head += f", **{self.n_conflicts} label conflict(s)** (identical inputs)"
         rows = [
-            f"| {p.index_i} | {p.index_j} | {markdown_cell(format_label(p.label_i))} "
-            f"| {markdown_cell(format_label(p.label_j))} | {format_number(p.distance, 6)} "
+            f"| {p.index_i} | {p.index_j} | {markdown_cell(self.label_text(p.label_i))} "
+            f"| {markdown_cell(self.label_text(p.label_j))} | {format_number(p.distance, 6)} "
             f"| {format_number(p.sharpness, 6)} | {'yes' if p.conflict else ''} |"
             for p in self.pairs
         ]
@@ -191,6 +210,7 @@ class SharpPairsFinding:
                 "K_F": self.K_F,
                 "n": self.n,
                 "n_conflicts": self.n_conflicts,
+                "class_names": None if self.class_names is None else list(self.class_names),
                 "pairs": [pair.to_dict() for pair in self.pairs],
             }
         )

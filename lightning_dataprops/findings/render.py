@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import Tensor
 
-from lightning_dataprops.findings.format import format_label, format_number
+from lightning_dataprops.findings.format import format_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -150,31 +150,37 @@ def pair_display(first: Tensor, second: Tensor) -> tuple[np.ndarray, np.ndarray]
     return scaled(left), scaled(right)
 
 
-def render_sharp_pairs(finding: SharpPairsFinding, *, max_rows: int = 8) -> Figure | None:
-    """The pairs as an image grid, one row a pair: input i | input j, captioned with the dataset
-    indices, labels, distance and sharpness (label conflicts marked).
+def render_sharp_pairs(
+    finding: SharpPairsFinding, *, max_rows: int = 8, columns: int | None = 1
+) -> Figure | None:
+    """The pairs as an image gallery, ``columns`` pairs a row (default one, what the loggers
+    show; ``None``: up to 4, rows as full as they can be): input i |
+    input j, captioned with the dataset indices, labels (with class names when the finding has
+    them), distance and sharpness; label conflicts marked in red.
 
     Returns ``None`` without matplotlib, and when no pair has image-like inputs (1-D features,
     or inputs not kept): their numbers are in the finding's JSON and text.
     """
-    rows: list[tuple[PairExample, tuple[np.ndarray, np.ndarray]]] = []
+    shown_pairs: list[tuple[PairExample, tuple[np.ndarray, np.ndarray]]] = []
     for pair in finding.pairs[:max_rows]:
         if pair.input_i is None or pair.input_j is None:
             continue
         shown = pair_display(pair.input_i, pair.input_j)
         if shown is not None:
-            rows.append((pair, shown))
-    if not rows:
+            shown_pairs.append((pair, shown))
+    if not shown_pairs:
         return None
-    figure = _new_figure(4.4, 0.35 + 2.2 * len(rows))
+    n_rows = -(-len(shown_pairs) // (columns or 4))
+    cols = columns or -(-len(shown_pairs) // n_rows)  # rows as full as they can be
+    figure = _new_figure(max(4.4, 3.6 * cols), 0.2 + 2.35 * n_rows)
     if figure is None:
         return None
-    grid = figure.subfigures(len(rows), 1, squeeze=False)
-    for subfigure, (pair, (left, right)) in zip(grid[:, 0], rows, strict=True):
-        what = "LABEL CONFLICT (identical inputs)" if pair.conflict else "sharp pair"
+    grid = figure.subfigures(n_rows, cols, squeeze=False)
+    for number, (pair, (left, right)) in enumerate(shown_pairs):
+        subfigure = grid[number // cols, number % cols]
+        what = "LABEL CONFLICT (identical)" if pair.conflict else f"pair {number + 1}"
         subfigure.suptitle(
-            f"{what}: distance {format_number(pair.distance)}, "
-            f"|dy|/dist {format_number(pair.sharpness)}",
+            f"{what}: distance {format_number(pair.distance, 3)}",
             fontsize=8,
             color="firebrick" if pair.conflict else "black",
         )
@@ -184,9 +190,11 @@ def render_sharp_pairs(finding: SharpPairsFinding, *, max_rows: int = 8) -> Figu
             (axes[1], right, pair.index_j, pair.label_j),
         ):
             ax.imshow(image, interpolation="nearest")
-            ax.set_title(f"index {index}, label {format_label(label)}", fontsize=8)
+            ax.set_title(f"#{index}\n{finding.label_text(label)}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
+    for number in range(len(shown_pairs), n_rows * cols):
+        grid[number // cols, number % cols].set_visible(False)
     return figure
 
 

@@ -86,6 +86,12 @@ class IntrinsicDimensionResult:
             "n_ties": self.n_ties,
         }
 
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
 
 @dataclass(frozen=True)
 class SharpPair:
@@ -215,6 +221,12 @@ class LabelSharpnessResult:
             "n_unlabelled": self.n_unlabelled,
         }
 
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
 
 @dataclass(frozen=True)
 class EstimatorSpread:
@@ -330,3 +342,9 @@ class DatasetProperties:
             "estimates": {name: result.to_dict() for name, result in self.estimates.items()},
             "spread": None if self.spread is None else self.spread.to_dict(),
         }
+
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)

@@ -18,10 +18,13 @@ calibrations is :mod:`lightning_dataprops.calibration`'s job: this module does n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from lightning_dataprops.functional._json import json_float
 
 CALIBRATION_COLUMNS = ("n_train", "d_data", "label_sharpness", "test_loss")
 """What :func:`fit_constant` needs of each run (and the columns of a runs CSV)."""
@@ -160,6 +163,19 @@ class ScalingForecast:
                 "No calibrated constant C: a predicted loss needs one (see fit_constant)."
             )
         return self.constant * scaling_bound(self.label_sharpness, n_train, self.d_data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (non-finite floats as strings), e.g. for a pandas row."""
+        return {
+            name: json_float(value) if isinstance(value, float) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
+
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
 
 
 def forecast(

@@ -45,6 +45,7 @@ __all__ = [
     "FindingNotLoggedWarning",
     "Writer",
     "publish",
+    "published_findings",
     "register_writer",
     "start_fit",
     "writer_for",
@@ -66,6 +67,15 @@ class _Record:
     fit: weakref.ref[Any] | None
     content: dict[str, str] = field(default_factory=dict)
     warned: set[tuple[str, str]] = field(default_factory=set)
+
+
+_published: weakref.WeakKeyDictionary[Any, dict[str, Finding]] = weakref.WeakKeyDictionary()
+
+
+def published_findings(trainer: Any) -> dict[str, Finding]:
+    """The latest finding of each key published to ``trainer`` in its current fit (what the run
+    report draws when no logger keeps a local record, e.g. W&B alone)."""
+    return dict(_published.get(trainer, {}))
 
 
 _records: weakref.WeakKeyDictionary[Any, _Record] = weakref.WeakKeyDictionary()
@@ -102,6 +112,8 @@ def start_fit(trainer: Any) -> None:
         >>> from lightning.pytorch import Trainer
         >>> start_fit(Trainer(logger=False))
     """
+    with contextlib.suppress(TypeError):
+        _published.pop(trainer, None)
     for logger in getattr(trainer, "loggers", []):
         with contextlib.suppress(TypeError):
             _records.pop(logger, None)
@@ -247,6 +259,8 @@ def publish(
     trainer = trainer_or_loggers if hasattr(trainer_or_loggers, "loggers") else None
     if not writes:
         return {}
+    if trainer is not None:
+        _published.setdefault(trainer, {})[finding.key] = finding
     try:
         content = fingerprint(finding)
     except Exception as error:  # e.g. a value JSON cannot hold: say so, never end the run

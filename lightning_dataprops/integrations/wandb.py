@@ -48,7 +48,7 @@ from lightning_dataprops.findings import (
     SharpPairsFinding,
     TextFinding,
 )
-from lightning_dataprops.findings.format import format_label, format_number
+from lightning_dataprops.findings.format import format_number
 from lightning_dataprops.findings.render import pair_display
 from lightning_dataprops.integrations._common import FOLDER
 
@@ -138,7 +138,7 @@ def _sharpest_pairs(logger: Any, finding: SharpPairsFinding, step: int) -> list[
         if pair.input_i is not None and pair.input_j is not None:
             image = pair_image(pair.input_i, pair.input_j)
         caption = (
-            f"{format_label(pair.label_i)} vs {format_label(pair.label_j)}, "
+            f"{finding.label_text(pair.label_i)} vs {finding.label_text(pair.label_j)}, "
             f"distance {format_number(pair.distance)}"
         )
         rows.append(

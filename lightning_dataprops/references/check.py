@@ -37,10 +37,9 @@ _IMPLICATIONS = (
     "more fragile under adversarial attack."
 )
 _ADVICE = (
-    "Look at the closest differently-labelled pairs (SharpnessCheck.pairs and .conflicts; the "
-    "callback's W&B table and logged images): near-identical inputs with different labels are "
-    "often labelling errors or duplicated images. Consider a label review, and more training "
-    "data."
+    "Look at the closest differently-labelled pairs (listed here, and drawn as images in the "
+    "loggers and in the HTML report): near-identical inputs with different labels are often "
+    "labelling errors or duplicated images. Consider a label review, and more training data."
 )
 
 
@@ -198,6 +197,12 @@ class SharpnessCheck:
             "input_shape": list(self.input_shape),
             "explanation": self.explain(index_map),
         }
+
+    def _repr_html_(self) -> str:
+        """A compact card for notebooks (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
 
 
 def check_label_sharpness(

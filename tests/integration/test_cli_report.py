@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.report.pages import position, read_page
 from tests.report.test_html_report import _decoded, _Page
 
 
@@ -24,7 +25,17 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
     source = Path(__file__).resolve().parents[2].parent / "shared/data/medmnist/pneumoniamnist.npz"
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "lightning_dataprops", "measure", str(source), "--report", "r.html"],
+        [
+            sys.executable,
+            "-m",
+            "lightning_dataprops",
+            "measure",
+            str(source),
+            "--report",
+            "r.html",
+            "--class-names",
+            "normal,pneumonia",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -40,9 +51,12 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
     page = _Page()
     page.feed(path.read_text(encoding="utf-8"))
     assert page.external == []
-    assert len(page.images) == 2  # the k-curve and the sharpest pairs
+    # The two reference charts, the pair gallery and the k-curve (issue 19: at least four).
+    assert len(page.images) >= 4
     assert all(min(_decoded(src).size) > 200 for src in page.images)
     text = " ".join(" ".join(page.text).split())
+    assert position(read_page(path).words, "Sharp labels:") < 0.15  # the verdict leads
+    assert "1 (pneumonia)" in text and "0 (normal)" in text
     x, y = pneumonia
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,3 +65,10 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
     for expected in ("MLE estimate against k", "TwoNN", "K_F at quantile 0.5", "check: SHARP"):
         assert expected in text
     assert "References" in text and "Duplicates" in text
+    from tests.report.browser import CHROMIUM, render_in_browser
+
+    if CHROMIUM is not None:  # CI has it: the page renders, verdict first, pictures decoded
+        seen = render_in_browser(path, tmp_path)
+        assert seen["errors"] == []
+        assert 0 < seen["verdict"][1] <= seen["viewport"][1]
+        assert all(width > 100 for _, width, _, _ in seen["images"])

@@ -1,0 +1,79 @@
+"""Notebook cards: every result a user holds shows its key numbers as HTML, through one helper,
+and gives plain values for pandas."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import pytest
+import torch
+
+from lightning_dataprops import check_label_sharpness, dataset_properties
+from lightning_dataprops.findings.cards import result_card
+from lightning_dataprops.findings.format import format_number
+from lightning_dataprops.functional import forecast, intrinsic_dimension, label_sharpness
+from tests.report.pages import Page, decoded
+
+
+def _page(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    return page
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 1, 8, 8, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0.5).long()
+    x[1], y[0], y[1] = x[0], 0, 1  # one label conflict
+    return x, y
+
+
+def test_each_result_shows_its_key_numbers(images: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = images
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        props = dataset_properties(x, y, k=10)
+        check = check_label_sharpness(x, y)
+        sharpness = label_sharpness(x, y)
+    twonn = intrinsic_dimension(x, "twonn")
+    prediction = forecast(0.5, 300, props.d_data)
+    expected: list[tuple[object, list[str]]] = [
+        (props, [format_number(props.d_data), format_number(props.d_data_twonn), "inf"]),
+        (check, [format_number(check.value), "label conflict"]),
+        (twonn, [format_number(twonn.value), format_number(twonn.ci95[0])]),  # type: ignore[index]
+        (sharpness, ["inf", "1 label conflict(s)"]),
+        (prediction, [format_number(prediction.loss_ratio_2x_data)]),
+    ]
+    for result, numbers in expected:
+        html = result._repr_html_()  # type: ignore[attr-defined]
+        assert html == result_card(result)  # one helper
+        text = _page(html).words
+        for number in numbers:
+            assert number in text, (type(result).__name__, number)
+    # Small pictures where they are cheap: the check on its band, the forecast curve.
+    for result in (check, prediction):
+        sources = _page(result._repr_html_()).images  # type: ignore[attr-defined]
+        assert len(sources) == 1 and min(decoded(sources[0]).size) > 100
+
+
+def test_to_dict_gives_plain_values(images: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = images
+    prediction = forecast(0.5, 300, 12.0, constant=2.0)
+    row = prediction.to_dict()
+    assert row["n_train"] == 300 and row["test_loss"] == pytest.approx(2.0 * 0.5 * 300 ** (-1 / 12))
+    assert json.loads(json.dumps(row)) == row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check = check_label_sharpness(x, y)
+    document = json.loads(json.dumps(check.to_dict(), allow_nan=False))
+    assert document["value"] == pytest.approx(check.value)
+    assert not math.isfinite(check.K_F) and document["K_F"] == "inf"
+
+
+def test_other_objects_have_no_card() -> None:
+    with pytest.raises(TypeError, match="no card for int"):
+        result_card(3)
