@@ -1,6 +1,6 @@
 """The overhead budget: the callbacks' own time stays within a fraction of the fit's time.
 
-Every dataprops callback times its work (setup included) and keeps its own running total in
+Every dataprops callback times its work and keeps its own running total in
 ``trainer.callback_metrics`` (under :data:`~lightning_dataprops.names.SPENT_PREFIX`, put back at
 train start after Lightning clears the metrics); the budget's total is their sum, so the
 callbacks share a budget without sharing an object. Before a periodic measurement (d_repr, the
@@ -9,11 +9,20 @@ total stays within ``fraction`` of the fit's own time so far (wall time since se
 callbacks' time); otherwise the measurement is postponed to a later epoch, and the first
 postponement is said once. The fit-start measurement is charged but never postponed. Under DDP
 rank zero decides and broadcasts, so every rank makes the same collective calls.
+
+The ledger holds everything the callbacks cost, not only the measurements: every Lightning
+hook of a dataprops callback is timed whole (:func:`timed_hook`), and what its measurements did
+not charge (setup passes, rendering images, writing to the loggers, checkpoint state) is added
+as well, so the ledger agrees with the wall-clock difference between a fit with and one
+without the callbacks.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -22,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_dataprops import names
 
 _WORK = {"d_repr": "the d_repr measurement", "adv": "the robustness probe"}
+Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 
 class OverheadBudget:
@@ -43,6 +53,10 @@ class OverheadBudget:
         self.started = time.perf_counter()
         self.last_cost: dict[str, float] = {}
         self.skipped: dict[str, int] = {}
+        # Seconds charged since this object exists (never reset): lets a timed hook tell what
+        # its measurements charged from what it still has to add.
+        self.charged = 0.0
+        self.in_hook = False
 
     def start(self, key: str | None = None) -> None:
         """The fit starts now (called in ``setup``); ``key`` names this callback's ledger entry."""
@@ -93,9 +107,15 @@ class OverheadBudget:
     def charge(self, trainer: pl.Trainer, what: str, seconds: float) -> dict[str, float]:
         """Add ``seconds`` spent on ``what``; the budget metrics to log."""
         self.last_cost[what] = seconds
-        self.own += seconds
-        self.restore(trainer)
+        self.add(trainer, seconds)
         return self.report(trainer)
+
+    def add(self, trainer: pl.Trainer, seconds: float) -> None:
+        """Add ``seconds`` of the callback's time that no periodic measurement predicts
+        (rendering, logger writes, the rest of a hook)."""
+        self.own += seconds
+        self.charged += seconds
+        self.restore(trainer)
 
     def report(self, trainer: pl.Trainer) -> dict[str, float]:
         """The budget's metrics: seconds spent, their fraction of the fit's time, postponements."""
@@ -112,3 +132,49 @@ class OverheadBudget:
                 count
             )
         return metrics
+
+
+def timed_hook(hook: Hook) -> Hook:
+    """Charge the whole time of a callback hook ``hook(self, trainer, ...)`` to the callback's
+    ledger (``self.budget``): the part its measurements did not charge themselves is added.
+
+    Nested calls (a subclass hook calling ``super()``) are timed once, by the outermost. Only
+    time spent while fitting is charged (the ledger is the fit's).
+    """
+    if getattr(hook, "__dataprops_timed__", False):
+        return hook
+
+    @functools.wraps(hook)
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        budget: OverheadBudget | None = getattr(self, "budget", None)
+        if budget is None or budget.in_hook:
+            return hook(self, *args, **kwargs)
+        budget.in_hook = True
+        started, charged = time.perf_counter(), budget.charged
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            budget.in_hook = False
+            trainer = args[0] if args else kwargs.get("trainer")
+            rest = time.perf_counter() - started - (budget.charged - charged)
+            fitting = isinstance(trainer, pl.Trainer) and trainer.state.fn == "fit"
+            if fitting and getattr(self, "active", True) and rest > 0:
+                budget.add(trainer, rest)
+
+    timed.__dataprops_timed__ = True  # type: ignore[attr-defined]
+    return timed  # type: ignore[return-value]
+
+
+HOOKS: tuple[str, ...] = tuple(
+    name
+    for name in vars(pl.Callback)
+    if name.startswith("on_") or name in ("setup", "teardown", "state_dict", "load_state_dict")
+)
+"""Lightning's callback hooks (every one is timed when a dataprops callback defines it)."""
+
+
+def time_hooks(cls: type) -> None:
+    """Wrap the Lightning hooks that ``cls`` itself defines with :func:`timed_hook`."""
+    for name in HOOKS:
+        if name in vars(cls) and callable(vars(cls)[name]):
+            setattr(cls, name, timed_hook(vars(cls)[name]))
