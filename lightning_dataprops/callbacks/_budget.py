@@ -157,8 +157,12 @@ def timed_hook(hook: Hook) -> Hook:
             budget.in_hook = False
             trainer = args[0] if args else kwargs.get("trainer")
             rest = time.perf_counter() - started - (budget.charged - charged)
-            fitting = isinstance(trainer, pl.Trainer) and trainer.state.fn == "fit"
-            if fitting and getattr(self, "active", True) and rest > 0:
+            if (
+                isinstance(trainer, pl.Trainer)
+                and trainer.state.fn == "fit"
+                and getattr(self, "active", True)
+                and rest > 0
+            ):
                 budget.add(trainer, rest)
 
     timed.__dataprops_timed__ = True  # type: ignore[attr-defined]
