@@ -20,7 +20,7 @@ from lightning_dataprops.functional._block_kernels import (
 )
 from lightning_dataprops.functional._gram import KernelName, make_gram
 from lightning_dataprops.functional._other_label import OtherLabelTracker
-from lightning_dataprops.functional._parallel import run_tasks
+from lightning_dataprops.functional._parallel import available_cpus, run_tasks
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.neighbor_graph import (
     NeighborGraph,
@@ -56,8 +56,10 @@ class BlockSearch:
         self.gram = make_gram(x, self.order, kernel, k=k, n_candidates=n_candidates)
         self.n_candidates = min(n_candidates + self.gram.extra_candidates, self.n - 1)
         self.budget_bytes = memory_budget_mb * 2**20
-        # About five 4-byte block x block matrices live at once (one is the kernel's product).
-        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 20))))
+        # About five 4-byte block x block matrices live at once per worker (one is the kernel's
+        # product), and up to ``available_cpus()`` workers run blocks at once.
+        per_worker = self.budget_bytes / (20 * available_cpus())
+        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(per_worker))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)

@@ -211,7 +211,9 @@ class Int8Kernel(GramKernel):
         self.operands = grid.codes
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
-        block = self._product_buffer(out, torch.int32)
+        # The int32 product in ``out``'s own memory (same element size), then converted in
+        # place, element by element: no second block of memory per worker.
+        block = out.view(torch.int32)
         torch._int_mm(rows, self.operands[cols].T, out=block)
         return torch.mul(block, -2.0 * self.step * self.step, out=out)
 
