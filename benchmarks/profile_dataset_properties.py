@@ -46,7 +46,10 @@ STAGES: list[tuple[str, list[tuple[str, str]]]] = [
     ("kernel setup (operands, choice)", [("_gram.py", "make_gram")]),
     ("fast pass: matmul and norms", []),
     ("fast pass: selection", [("_block_search.py", "_merge")]),
-    ("fast pass: other label", [("_other_label.py", "merge")]),
+    (
+        "fast pass: other label",
+        [("_other_label.py", "merge_rows"), ("_other_label.py", "merge_columns")],
+    ),
     ("exact recompute + certification", [("_block_search.py", "_certify")]),
     ("re-search of uncertified rows", [("_block_search.py", "_exhaustive")]),
     ("nearest other label (certified)", [("_block_search.py", "_nearest_other")]),

@@ -315,12 +315,20 @@ class BlockSearch:
         squared distance is within the bound of it; and none is left out where the lists hold
         every point and all of them were recomputed."""
         cand = cand[:, :width]
+        exact = self._exact_unique(query_indices, cand[:, :k])
         if width > k:
-            # A candidate more than twice the bound above the k-th approximate distance cannot
-            # be among the k nearest: the k-th exact squared distance is within the bound of it.
-            reach = approx[:, k - 1] + 2.0 * bound
-            cand = torch.where(approx[:, :width] <= reach[:, None], cand, -1)
-        exact = self._exact_unique(query_indices, cand)
+            # The k-th exact distance is at most ``upper``, the largest of the first k exact
+            # ones (any k points bound it), so a candidate whose approximate squared distance is
+            # more than the bound above ``upper^2`` cannot be among the k nearest, nor one more
+            # than twice the bound above the k-th approximate distance; only the others are
+            # recomputed (the kernel's actual error is far below its bound, so few are).
+            upper = exact.amax(dim=1)
+            reach = torch.minimum(approx[:, k - 1] + 2.0 * bound, upper.square() + bound)
+            cand = torch.cat(
+                [cand[:, :k], torch.where(approx[:, k:width] <= reach[:, None], cand[:, k:], -1)],
+                dim=1,
+            )
+            exact = torch.cat([exact, self._exact_unique(query_indices, cand[:, k:])], dim=1)
         order = torch.argsort(exact, dim=1, stable=True)[:, :k]
         dist, idx = take_sorted(exact, cand, order)
         if width >= approx.shape[1] and self.n_candidates >= self.n - 1:
@@ -350,16 +358,18 @@ class BlockSearch:
         other_pos = self.other.arg[positions]
         found = other_pos >= 0
         other_i = torch.where(found, self._to_original(other_pos.clamp(min=0)), other_pos)
-        other_d = exact_distances(self.x, query_indices, other_i[:, None])[:, 0]
-        certified = other_d.square() <= self.other.runner_up[positions].double() - bound
         in_list = (knn_pos >= 0) & (
             self.sorted_labels[knn_pos.clamp(min=0)] != self.sorted_labels[positions][:, None]
         )
         listed = in_list.any(dim=1)
         first = in_list.to(torch.int8).argmax(dim=1)[listed]
+        # The listed rows' distance is already exact; only the others are recomputed.
+        other_d = torch.full_like(bound, math.inf)
         other_d[listed] = knn_dist[listed, first]
         other_i[listed] = self._to_original(knn_pos[listed, first])
-        certified |= listed
+        rest = (~listed).nonzero().flatten()
+        other_d[rest] = exact_distances(self.x, query_indices[rest], other_i[rest, None])[:, 0]
+        certified = listed | (other_d.square() <= self.other.runner_up[positions].double() - bound)
         rows = (found & ~certified).nonzero().flatten()
         if rows.numel() == 0:
             return other_i, other_d
