@@ -190,6 +190,7 @@ def main() -> None:
             plain, monitored = measure(data, args.epochs, args.repeats)
         label = f"{condition} (load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
         results.append(rows(label, plain, monitored))
+        print("\n".join(results[-1]), flush=True)  # as it comes: a later condition may not
     print(
         f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
         f"threads, torch {torch.__version__}; measured {time.strftime('%Y-%m-%d %H:%M')}"
