@@ -41,6 +41,7 @@ separate environment and pass its interpreter with ``--dadapy-python`` (or ``DAD
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -51,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,6 +193,50 @@ def worker(method: str, data: Path, n_used: int) -> None:
     result = {"time": elapsed, "estimates": estimates, "rss_before_mb": before}
     result["peak_rss_mb"] = _peak_rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------- machine
+# lscpu flags that decide which kernel the engine picks (and how fast faiss's BLAS runs).
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+CPU_FEATURES += ("amx_bf16", "amx_int8")
+
+
+def cpu_description() -> str:
+    """The CPU model and its relevant features from ``lscpu``, e.g. ``AMD EPYC (avx2, avx512f,
+    avx512_vnni, avx512_bf16; no amx_*)``."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown CPU (lscpu not available)"
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in lscpu.splitlines())
+    )
+    flags = set(fields.get("Flags", "").split())
+    present = [name for name in CPU_FEATURES if name in flags]
+    if not any(name.startswith("amx") for name in present):
+        present.append("no amx_*")
+    return f"{fields.get('Model name', 'unknown CPU')} ({', '.join(present)})"
+
+
+@contextlib.contextmanager
+def background_load(n: int) -> Iterator[None]:
+    """``n`` busy processes (a Python spin loop each) for the duration of the block; they are
+    stopped on the way out whatever happens (an error, Ctrl+C)."""
+    busy: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(n):
+            busy.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        yield
+    finally:
+        for process in busy:
+            process.terminate()
+        for process in busy:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 # ----------------------------------------------------------------------------- driver
@@ -350,15 +395,7 @@ def machine() -> str:
     import sklearn
     import torch
 
-    model = "unknown CPU"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(
-            (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line),
-            model,
-        )
-    except OSError:
-        pass
+    model = cpu_description()
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     try:
         from importlib.metadata import version
@@ -442,6 +479,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=set(),
         help="methods to leave out, comma-separated: faiss_knn,skdim_mle,skdim_twonn,dadapy_twonn",
     )
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes for the duration (a loaded machine); stopped at the end",
+    )
     parser.add_argument("--output", type=Path, help="markdown file to update (e.g. docs/...)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -470,12 +514,15 @@ def main(argv: list[str] | None = None) -> None:
             n_total = int(x.shape[0])
             baseline_n = n_total if name == "manifold" else min(args.baseline_n, n_total)
             start_load = os.getloadavg()[0]
-            rows, notes = benchmark(name, data, n_total, baseline_n, args)
+            with background_load(args.background_load):
+                rows, notes = benchmark(name, data, n_total, baseline_n, args)
             title = (
                 f"{MANIFOLD_N:,} x {MANIFOLD_D} points of a {MANIFOLD_ID}-d manifold"
                 if name == "manifold"
                 else f"Fashion-MNIST train, {n_total:,} x {x.shape[1]}, 10 classes"
             )
+            if args.background_load:
+                title += f", {args.background_load} busy background processes"
             baseline_repeats = (
                 args.repeats if args.baseline_repeats is None else (args.baseline_repeats)
             )
@@ -483,7 +530,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"### {title}\n\n{table(rows, n_total)}\n\n"
                 f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `{command}` "
                 f"({args.repeats} timed run(s) of ours, {baseline_repeats} of each baseline; "
-                f"load average {start_load:.1f} before, {os.getloadavg()[0]:.1f} after) on "
+                f"load average {start_load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                f"{args.background_load} busy background process(es) during the timed calls) on "
                 f"{description}.\n"
             )
             notes = [*targets(name, rows, n_total), *notes]

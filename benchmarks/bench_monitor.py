@@ -1,20 +1,30 @@
-"""Cost of the default dataprops callbacks: epoch time with and without them, fit-start cost.
+"""Cost of the default dataprops callbacks, and whether their time ledger tells it.
 
-A small CNN trained on 10,000 28x28 Fashion-MNIST images (Debian's dataset-fashion-mnist) on
-the CPU, same seed, same data, one run without and one with ``default_callbacks()`` at their
-default settings. Epoch time is measured from one epoch's start to the next (so it includes the
-monitor's end-of-epoch d_repr work); the fit-start cost is the monitor's own timer.
+A small CNN trained on 28x28 Fashion-MNIST images (Debian's dataset-fashion-mnist) on the CPU,
+same seed, same data, fits without and with ``default_callbacks()`` at their default settings,
+alternating. Reported per condition (quiet, then with ``--background-load N`` busy processes):
 
-    python benchmarks/bench_monitor.py [--epochs 6] [--n 10000] [--repeats 2]
+* epoch time from one epoch's start to the next (so it includes the end-of-epoch d_repr work),
+  the first epoch of each fit left out, and the fit-start cost (the monitor's own timer);
+* the whole fit's wall time with and without the callbacks, their difference, and the
+  callbacks' own ledger (``dataprops/time/spent/*`` summed: everything their hooks cost): the
+  two should agree within a few percentage points of the fit.
+
+    python benchmarks/bench_monitor.py [--epochs 4] [--n 5000] [--repeats 2] [--background-load 2]
+
+The defaults keep it to a few minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import platform
+import os
 import statistics
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -24,6 +34,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dataprops import default_callbacks, names
 from lightning_dataprops.data import load_fashion_mnist, sample_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dataset_properties import background_load, cpu_description
 
 
 class BenchCNN(pl.LightningModule):
@@ -74,9 +87,17 @@ class EpochClock(pl.Callback):
         return [b - a for a, b in itertools.pairwise(marks)]
 
 
-def fit(
-    data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None
-) -> tuple[list[float], float]:
+@dataclass
+class Fit:
+    """One fit: epoch times, the fit's wall time, the fit-start cost and the ledger."""
+
+    epochs: list[float]
+    wall: float
+    fit_start: float
+    ledger: float
+
+
+def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> Fit:
     pl.seed_everything(0, verbose=False)
     clock = EpochClock()
     callbacks: list[pl.Callback] = [clock, *(monitor or [])]
@@ -91,17 +112,64 @@ def fit(
         limit_val_batches=0,
         callbacks=callbacks,
     )
+    started = time.perf_counter()
     trainer.fit(BenchCNN(), DataLoader(data, batch_size=128, shuffle=True))
-    fit_start = float(trainer.callback_metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
-    return clock.epochs, fit_start
+    wall = time.perf_counter() - started
+    metrics = trainer.callback_metrics
+    fit_start = float(metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
+    ledger = sum(float(v) for key, v in metrics.items() if key.startswith(names.SPENT_PREFIX))
+    return Fit(clock.epochs, wall, fit_start, ledger)
+
+
+def measure(data: TensorDataset, epochs: int, repeats: int) -> tuple[list[Fit], list[Fit]]:
+    """Alternate fits without and with the callbacks, so that load changes hit both alike."""
+    plain: list[Fit] = []
+    monitored: list[Fit] = []
+    for _ in range(repeats):
+        plain.append(fit(data, epochs, None))
+        monitored.append(fit(data, epochs, default_callbacks(progress=False)))
+    return plain, monitored
+
+
+def rows(condition: str, plain: list[Fit], monitored: list[Fit]) -> tuple[str, str]:
+    """The epoch-time row and the ledger row of one condition."""
+    plain_epochs = [t for f in plain for t in f.epochs[1:]]
+    monitored_epochs = [t for f in monitored for t in f.epochs[1:]]
+    base = statistics.median(plain_epochs)
+    with_monitor = statistics.median(monitored_epochs)
+    fit_start = statistics.median(f.fit_start for f in monitored)
+    epoch_row = (
+        f"| {condition} | {', '.join(f'{t:.2f}' for t in plain_epochs)} | "
+        f"{', '.join(f'{t:.2f}' for t in monitored_epochs)} | {base:.2f} / {with_monitor:.2f} "
+        f"| {100 * (with_monitor - base) / base:+.1f}% | {fit_start:.2f} |"
+    )
+    # Pairwise (the fits were alternating): wall difference and ledger, in % of the plain fit.
+    diffs = [100 * (m.wall - p.wall) / p.wall for p, m in zip(plain, monitored, strict=True)]
+    ledgers = [100 * m.ledger / p.wall for p, m in zip(plain, monitored, strict=True)]
+    gaps = [d - ledger for d, ledger in zip(diffs, ledgers, strict=True)]
+    spent = [f"{f.ledger:.2f} s ({x:.1f}%)" for f, x in zip(monitored, ledgers, strict=True)]
+    ledger_row = (
+        f"| {condition} | {', '.join(f'{f.wall:.1f}' for f in plain)} | "
+        f"{', '.join(f'{f.wall:.1f}' for f in monitored)} | "
+        f"{', '.join(f'{d:+.1f}%' for d in diffs)} | "
+        f"{', '.join(spent)} | {', '.join(f'{g:+.1f}' for g in gaps)} |"
+    )
+    return epoch_row, ledger_row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--n", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each kind")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure with N busy background processes (stopped at the end)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,40 +177,44 @@ def main() -> None:
     sample = sample_dataset(loaded.inputs, loaded.targets, max_samples=args.n, seed=0)
     assert sample.targets is not None, "Fashion-MNIST has labels"
     data = TensorDataset(sample.inputs, sample.targets)
-    plain: list[float] = []
-    monitored: list[float] = []
-    fit_starts: list[float] = []
-    # Alternate the two kinds so that load changes on a shared machine hit both alike; the
-    # first epoch of each run warms up allocators and threads and is left out.
-    for _ in range(args.repeats):
-        epochs, _ = fit(data, args.epochs, None)
-        plain += epochs[1:]
-        epochs, fit_start = fit(data, args.epochs, default_callbacks(progress=False))
-        monitored += epochs[1:]
-        fit_starts.append(fit_start)
-    base = statistics.median(plain)
-    with_monitor = statistics.median(monitored)
-    worst = max(monitored)
-    fit_start = statistics.median(fit_starts)
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    fit(data, 1, None)  # warm-up: imports, allocator, thread pools
+    conditions = [("quiet", 0)] + (
+        [(f"{args.background_load} busy processes", args.background_load)]
+        if args.background_load
+        else []
+    )
+    results = []
+    for condition, n_busy in conditions:
+        load_before = os.getloadavg()[0]
+        with background_load(n_busy):
+            plain, monitored = measure(data, args.epochs, args.repeats)
+        label = f"{condition} (load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
+        results.append(rows(label, plain, monitored))
+        print("\n".join(results[-1]), flush=True)  # as it comes: a later condition may not
+    print(
+        f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}; measured {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     print(
         f"data: {len(data)} Fashion-MNIST images 1x28x28, batch 128, {args.epochs} epochs, "
-        f"{args.repeats} alternating runs each"
+        f"{args.repeats} alternating fits of each kind per condition"
     )
     print()
     print(
-        "| run | epoch times after the first (s) | median epoch (s) | overhead per epoch "
-        "| fit start (s) |"
+        "| condition | epochs without (s) | epochs with default_callbacks() (s) "
+        "| median without / with (s) | per epoch | fit start (s) |"
     )
-    print("|---|---|---|---|---|")
-    print(f"| without monitor | {', '.join(f'{t:.2f}' for t in plain)} | {base:.2f} | | |")
+    print("|---|---|---|---|---|---|")
+    for epoch_row, _ in results:
+        print(epoch_row)
+    print()
     print(
-        f"| default_callbacks() | {', '.join(f'{t:.2f}' for t in monitored)} | {with_monitor:.2f} "
-        f"| {100 * (with_monitor - base) / base:+.1f}% (slowest epoch "
-        f"{100 * (worst - base) / base:+.1f}%) | {fit_start:.2f} "
-        f"({100 * fit_start / base:.0f}% of an epoch) |"
+        "| condition | fit without (s) | fit with (s) | wall difference | ledger "
+        "| difference - ledger (pp) |"
     )
+    print("|---|---|---|---|---|---|")
+    for _, ledger_row in results:
+        print(ledger_row)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """Where the time of one ``dataset_properties(x, y)`` call goes, stage by stage.
 
-Runs the call once to warm up, then once under ``cProfile`` and attributes the cumulative time
-of the engine's stage functions (``lightning_dataprops.functional._block_search`` and friends):
+Runs the call once to warm up, once timed as it runs (every CPU), then once under ``cProfile``
+on one thread and attributes the cumulative time of the engine's stage functions
+(``lightning_dataprops.functional._block_search`` and friends). The engine spreads its blocks
+and its exact recompute over a pool of single-threaded workers (``_parallel``), and ``cProfile``
+sees one thread only: the profiled call runs with one worker, so the split is that of the work
+itself, which the pool then divides between the CPUs:
 
 * input: validation of ``x`` and the targets (``as_points``, ``kf_targets``);
 * kernel setup: the centred, label-ordered operands (float32, bfloat16 or 8-bit codes);
@@ -15,8 +19,10 @@ of the engine's stage functions (``lightning_dataprops.functional._block_search`
 
 Usage (from the repository root; the datasets are those of ``bench_dataset_properties.py``)::
 
-    python benchmarks/profile_dataset_properties.py            # both datasets
-    python benchmarks/profile_dataset_properties.py --only fashion
+    PYTHONPATH=. python benchmarks/profile_dataset_properties.py            # both datasets
+    PYTHONPATH=. python benchmarks/profile_dataset_properties.py --only fashion
+
+(``PYTHONPATH=.`` makes the checkout's package the one profiled, not an installed copy.)
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,13 +46,16 @@ STAGES: list[tuple[str, list[tuple[str, str]]]] = [
     ("kernel setup (operands, choice)", [("_gram.py", "make_gram")]),
     ("fast pass: matmul and norms", []),
     ("fast pass: selection", [("_block_search.py", "_merge")]),
-    ("fast pass: other label", [("_other_label.py", "merge")]),
+    (
+        "fast pass: other label",
+        [("_other_label.py", "merge_rows"), ("_other_label.py", "merge_columns")],
+    ),
     ("exact recompute + certification", [("_block_search.py", "_certify")]),
     ("re-search of uncertified rows", [("_block_search.py", "_exhaustive")]),
     ("nearest other label (certified)", [("_block_search.py", "_nearest_other")]),
     ("closest pairs (K_F)", [("_block_search.py", "_closest_pairs")]),
 ]
-PASSES = [("_block_search.py", "run_symmetric"), ("_block_search.py", "run_queries")]
+PASSES = [("_block_search.py", "_symmetric_block"), ("_block_search.py", "_query_block")]
 
 
 def _cumulative(stats: pstats.Stats, functions: list[tuple[str, str]]) -> float:
@@ -88,10 +98,18 @@ def profile(name: str) -> str:
     start = time.perf_counter()
     dataset_properties(x, y)
     plain = time.perf_counter() - start
-    profiler = cProfile.Profile()
-    profiler.enable()
-    dataset_properties(x, y)
-    profiler.disable()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        dataset_properties(x, y)
+        one_thread = time.perf_counter() - start
+        profiler = cProfile.Profile()
+        profiler.enable()
+        dataset_properties(x, y)
+        profiler.disable()
+    finally:
+        torch.set_num_threads(threads)
     stats = pstats.Stats(profiler)
     total = _cumulative(stats, [("dataset_properties.py", "dataset_properties")])
     rows = []
@@ -107,7 +125,8 @@ def profile(name: str) -> str:
     lines = [
         f"#### {name}: {x.shape[0]:,} x {int(np.prod(x.shape[1:]))}, kernel `{kernels[-1]}`",
         "",
-        f"One call {plain:.2f} s without the profiler, {total:.2f} s under it.",
+        f"One call {plain:.2f} s ({threads} threads), {one_thread:.2f} s on one thread, "
+        f"{total:.2f} s on one thread under the profiler (the split below).",
         "",
         "| stage | time (s) | share |",
         "|---|---:|---:|",

@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
 from lightning_dataprops import names
-from lightning_dataprops.callbacks._budget import OverheadBudget
+from lightning_dataprops.callbacks._budget import OverheadBudget, time_hooks
 from lightning_dataprops.callbacks._data_source import DataSampling
 from lightning_dataprops.callbacks._factory import FactoryClash
 from lightning_dataprops.callbacks._failures import FailureIsolation, MeasurementFailedWarning
@@ -108,6 +108,8 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Everything a hook costs goes to the overhead ledger (rendering and logger writes too).
+        time_hooks(cls)
         missing = [work for work in cls.TIMED_WORK if work not in names.TIMED_WORK]
         if missing:
             raise TypeError(
@@ -293,3 +295,6 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         # A periodic value is in callback_metrics only on the epochs that measured it, so that
         # EarlyStopping(strict=False) skips the others instead of re-reading a stale value.
         forget_metrics(trainer, self._epoch_names)
+
+
+time_hooks(DataPropsCallback)

@@ -11,12 +11,21 @@ time since setup, minus the callbacks' time); otherwise the measurement is postp
 epoch, and the first postponement is said once. The fit-start measurement is charged but never
 postponed. Under DDP rank zero decides and broadcasts, so every rank makes the same collective
 calls.
+
+The ledger holds everything the callbacks cost, not only the measurements: every Lightning
+hook of a dataprops callback is timed whole (:func:`timed_hook`), and what its measurements did
+not charge (setup passes, rendering images, writing to the loggers, checkpoint state) is added
+as well, so the ledger agrees with the wall-clock difference between a fit with and one
+without the callbacks.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
@@ -24,6 +33,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_dataprops import names
 
 _WORK = {"d_repr": "the d_repr measurement", "adv": "the robustness probe"}
+Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 _ledgers: weakref.WeakKeyDictionary[pl.Trainer, dict[OverheadBudget, float]] = (
     weakref.WeakKeyDictionary()
@@ -56,6 +66,10 @@ class OverheadBudget:
         self.started = time.perf_counter()
         self.last_cost: dict[str, float] = {}
         self.skipped: dict[str, int] = {}
+        # Seconds charged since this object exists (never reset): lets a timed hook tell what
+        # its measurements charged from what it still has to add.
+        self.charged = 0.0
+        self.in_hook = False
 
     def start(self, trainer: pl.Trainer) -> None:
         """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
@@ -96,9 +110,15 @@ class OverheadBudget:
     def charge(self, trainer: pl.Trainer, what: str, seconds: float) -> dict[str, float]:
         """Add ``seconds`` spent on ``what``; the budget metrics to log."""
         self.last_cost[what] = seconds
-        self.own += seconds
-        _ledger(trainer)[self] = self.own
+        self.add(trainer, seconds)
         return self.report(trainer)
+
+    def add(self, trainer: pl.Trainer, seconds: float) -> None:
+        """Add ``seconds`` of the callback's time that no periodic measurement predicts
+        (rendering, logger writes, the rest of a hook)."""
+        self.own += seconds
+        self.charged += seconds
+        _ledger(trainer)[self] = self.own
 
     def report(self, trainer: pl.Trainer) -> dict[str, float]:
         """The budget's metrics: seconds spent, their fraction of the fit's time, postponements."""
@@ -115,3 +135,53 @@ class OverheadBudget:
                 count
             )
         return metrics
+
+
+def timed_hook(hook: Hook) -> Hook:
+    """Charge the whole time of a callback hook ``hook(self, trainer, ...)`` to the callback's
+    ledger (``self.budget``): the part its measurements did not charge themselves is added.
+
+    Nested calls (a subclass hook calling ``super()``) are timed once, by the outermost. Only
+    time spent while fitting is charged (the ledger is the fit's).
+    """
+    if getattr(hook, "__dataprops_timed__", False):
+        return hook
+
+    @functools.wraps(hook)
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        budget: OverheadBudget | None = getattr(self, "budget", None)
+        if budget is None or budget.in_hook:
+            return hook(self, *args, **kwargs)
+        budget.in_hook = True
+        started, charged = time.perf_counter(), budget.charged
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            budget.in_hook = False
+            trainer = args[0] if args else kwargs.get("trainer")
+            rest = time.perf_counter() - started - (budget.charged - charged)
+            if (
+                isinstance(trainer, pl.Trainer)
+                and trainer.state.fn == "fit"
+                and getattr(self, "active", True)
+                and rest > 0
+            ):
+                budget.add(trainer, rest)
+
+    timed.__dataprops_timed__ = True  # type: ignore[attr-defined]
+    return timed  # type: ignore[return-value]
+
+
+HOOKS: tuple[str, ...] = tuple(
+    name
+    for name in vars(pl.Callback)
+    if name.startswith("on_") or name in ("setup", "teardown", "state_dict", "load_state_dict")
+)
+"""Lightning's callback hooks (every one is timed when a dataprops callback defines it)."""
+
+
+def time_hooks(cls: type) -> None:
+    """Wrap the Lightning hooks that ``cls`` itself defines with :func:`timed_hook`."""
+    for name in HOOKS:
+        if name in vars(cls) and callable(vars(cls)[name]):
+            setattr(cls, name, timed_hook(vars(cls)[name]))

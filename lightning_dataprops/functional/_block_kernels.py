@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor
 
@@ -16,8 +12,7 @@ __all__ = [
     "as_positions",
     "entries_below",
     "group_minima",
-    "machine_is_busy",
-    "one_thread",
+    "interleaved",
     "outside",
     "symmetric_blocks",
     "take_sorted",
@@ -40,36 +35,6 @@ def as_positions(index: Tensor | slice, device: torch.device) -> Tensor:
     if isinstance(index, slice):
         return torch.arange(index.start, index.stop, device=device)
     return index
-
-
-def machine_is_busy() -> bool:
-    """Whether the last minute's load average exceeds 1.5x the CPU count (Unix; else ``False``)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return False
-    return load > 1.5 * (os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def one_thread(enabled: bool) -> Iterator[None]:
-    """Run the selection of a block on one CPU thread when ``enabled`` (the matmul keeps all).
-
-    Its many short, memory-bound operations are each an OpenMP fork and barrier. On a busy
-    machine (load above the cores) waiting at those barriers costs more than the selection
-    itself: measured on 2 cores under load, the whole pass went from about 2.5x to 1.6x faiss's
-    time. On a quiet machine the second thread helps (about 10% of the whole pass), so this is
-    enabled only when :func:`machine_is_busy`.
-    """
-    threads = torch.get_num_threads()
-    if not enabled or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def outside(cols: slice, start: int, stop: int) -> list[tuple[int, int, int]]:
@@ -167,3 +132,21 @@ def symmetric_blocks(n: int, block: int) -> list[_Block]:
         for b in starts[i + 1 :]
     ]
     return leaves + inner + outer
+
+
+def interleaved(blocks: list[_Block], block: int) -> list[_Block]:
+    """The blocks of :func:`symmetric_blocks` in an order where consecutive blocks mostly touch
+    different ranges of ``block`` points (so that concurrent workers rarely wait for the same
+    candidate lists), the diagonal leaves still first, then the rest of the diagonal blocks,
+    then the off-diagonal blocks."""
+
+    def key(item: _Block) -> tuple[int, int, int, int]:
+        r0, _, c0, _ = item
+        if r0 == c0:
+            return (0, r0 % block, r0, c0)
+        if r0 // block == c0 // block:
+            return (1, r0 % block, c0 % block, r0)
+        distance, first = (c0 - r0) // block, r0 // block
+        return (2, distance, first % 2, first)
+
+    return sorted(blocks, key=key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import Tensor
@@ -12,14 +13,14 @@ from lightning_dataprops.functional._block_kernels import (
     SPARSE_FRACTION,
     entries_below,
     group_minima,
-    machine_is_busy,
-    one_thread,
+    interleaved,
     outside,
     symmetric_blocks,
     take_sorted,
 )
 from lightning_dataprops.functional._gram import KernelName, make_gram
 from lightning_dataprops.functional._other_label import OtherLabelTracker
+from lightning_dataprops.functional._parallel import available_cpus, run_tasks
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.neighbor_graph import (
@@ -56,15 +57,18 @@ class BlockSearch:
         self.gram = make_gram(x, self.order, kernel, k=k, n_candidates=n_candidates)
         self.n_candidates = min(n_candidates + self.gram.extra_candidates, self.n - 1)
         self.budget_bytes = resolve_memory_budget(memory_budget_mb) * 2**20
-        # About five 4-byte block x block matrices live at once (one is the kernel's product).
-        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(self.budget_bytes / 20))))
+        # About five 4-byte block x block matrices live at once per worker (one is the kernel's
+        # product), and up to ``available_cpus()`` workers run blocks at once.
+        per_worker = self.budget_bytes / (20 * available_cpus())
+        self.block = max(64, min(MAX_BLOCK, int(math.sqrt(per_worker))))
         device = x.device
         self.best_d = torch.empty(0, device=device)
         self.best_i = torch.empty(0, dtype=torch.long, device=device)
         self.worst = torch.empty(0, device=device)
-        self.buffer = torch.empty(0, device=device)
-        # Decided once per search: one thread for the selection on a busy machine.
-        self.serial_selection = device.type == "cpu" and machine_is_busy()
+        # Blocks run concurrently (:func:`run_tasks`): each worker has its own scratch memory,
+        # and the candidate lists of each range of ``block`` points have a lock.
+        self.local = threading.local()
+        self.locks = [threading.Lock() for _ in range(0, self.n, self.block)]
 
     # ----------------------------------------------------------------- fast pass
     def _init_lists(self, n_rows: int) -> None:
@@ -80,10 +84,16 @@ class BlockSearch:
         return self.gram.sq_dists(self.gram.operands[rows], self.gram.sq_norms[rows], cols, out)
 
     def _scratch(self, n_rows: int, n_cols: int) -> Tensor:
-        """One reused block of memory for the fast pass (a fresh one per block page-faults)."""
-        if self.buffer.numel() < n_rows * n_cols:
-            self.buffer = torch.empty(n_rows * n_cols, device=self.x.device)
-        return self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
+        """One reused block of memory per worker for the fast pass (a fresh one per block
+        page-faults)."""
+        buffer = getattr(self.local, "buffer", None)
+        if buffer is None or buffer.numel() < n_rows * n_cols:
+            buffer = self.local.buffer = torch.empty(n_rows * n_cols, device=self.x.device)
+        return buffer[: n_rows * n_cols].view(n_rows, n_cols)
+
+    def _lists_lock(self, first: int) -> threading.Lock:
+        """The lock of the candidate lists of the range holding position ``first``."""
+        return self.locks[first // self.block]
 
     def _merge(self, lists: slice, block: Tensor, offset: int, group_min: Tensor | None) -> None:
         """Merge a block (rows: the lists ``lists``; columns: points ``offset + j``) into the
@@ -139,30 +149,39 @@ class BlockSearch:
     def run_symmetric(self, progress: bool | None) -> None:
         """All points as queries: each block of the upper triangle updates its rows and columns."""
         self._init_lists(self.n)
-        for r0, r1, c0, c1 in progress_bar(
-            symmetric_blocks(self.n, self.block), enabled=progress, desc="neighbours"
-        ):
-            rows, cols = slice(r0, r1), slice(c0, c1)
-            d2 = self.gram.sq_dists(
-                self.gram.operands[rows],
-                self.gram.sq_norms[rows],
-                cols,
-                self._scratch(r1 - r0, c1 - c0),
-            )
-            diagonal = r0 == c0
-            if diagonal:
-                d2.fill_diagonal_(math.inf)
-            with one_thread(self.serial_selection):
-                minima = (group_minima(d2), None if diagonal else group_minima(d2.T))
-                self._merge(rows, d2, c0, minima[0])
-                if not diagonal:
-                    self._merge(cols, d2.T, r0, minima[1])
-                if self.sorted_labels is not None:
-                    self.other.merge(d2, rows, cols, minima)
+        blocks = interleaved(symmetric_blocks(self.n, self.block), self.block)
+        run_tasks(
+            progress_bar(blocks, enabled=progress, desc="neighbours"),
+            self._symmetric_block,
+            self.x.device,
+        )
         if self.order is not None:
             best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
             best_d[self.order], best_i[self.order] = self.best_d, self.best_i
             self.best_d, self.best_i = best_d, best_i
+
+    def _symmetric_block(self, block: tuple[int, int, int, int]) -> None:
+        """One block of :meth:`run_symmetric`; the lists of its rows, then of its columns, are
+        updated under their range's lock (one lock held at a time)."""
+        r0, r1, c0, c1 = block
+        rows, cols = slice(r0, r1), slice(c0, c1)
+        scratch = self._scratch(r1 - r0, c1 - c0)
+        d2 = self.gram.sq_dists(self.gram.operands[rows], self.gram.sq_norms[rows], cols, scratch)
+        diagonal = r0 == c0
+        if diagonal:
+            d2.fill_diagonal_(math.inf)
+        row_min = group_minima(d2)
+        col_min = None if diagonal else group_minima(d2.T)
+        with self._lists_lock(r0):
+            self._merge(rows, d2, c0, row_min)
+            if self.sorted_labels is not None:
+                self.other.merge_rows(d2, rows, cols, row_min)
+        if diagonal:
+            return
+        with self._lists_lock(c0):
+            self._merge(cols, d2.T, r0, col_min)
+            if self.sorted_labels is not None:
+                self.other.merge_columns(d2, rows, cols, col_min)
 
     def run_queries(self, query_indices: Tensor, progress: bool | None) -> None:
         """A subset of queries against every reference point."""
@@ -171,27 +190,36 @@ class BlockSearch:
         self._init_lists(int(self.query_pos.numel()))
         q_starts = list(range(0, int(self.query_pos.numel()), self.block))
         r_starts = list(range(0, self.n, self.block))
-        pairs = [(a, b) for a in q_starts for b in r_starts]
-        gathered = -1
-        for a, b in progress_bar(pairs, enabled=progress, desc="neighbours"):
-            q_pos = self.query_pos[a : a + self.block]
-            if gathered != a:  # the query rows, gathered once per query block
-                q_points, q_sq_norms = self.gram.operands[q_pos], self.gram.sq_norms[q_pos]
-                gathered = a
-            cols = slice(b, min(b + self.block, self.n))
-            d2 = self.gram.sq_dists(
-                q_points, q_sq_norms, cols, self._scratch(q_pos.numel(), cols.stop - b)
-            )
-            inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
-            d2[inside, q_pos[inside] - b] = math.inf
-            with one_thread(self.serial_selection):
-                minima = group_minima(d2)
-                self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
-                if self.sorted_labels is not None:
-                    self.other.merge(d2, q_pos, cols, (minima, None))
+        # Consecutive tasks update different query lists, so concurrent workers rarely wait.
+        pairs = [(a, b) for b in r_starts for a in q_starts]
+        self.query_locks = [threading.Lock() for _ in q_starts]
+        run_tasks(
+            progress_bar(pairs, enabled=progress, desc="neighbours"),
+            self._query_block,
+            self.x.device,
+        )
         best_d, best_i = torch.empty_like(self.best_d), torch.empty_like(self.best_i)
         best_d[perm], best_i[perm] = self.best_d, self.best_i
         self.best_d, self.best_i = best_d, best_i
+
+    def _query_block(self, pair: tuple[int, int]) -> None:
+        """The queries ``a : a + block`` against the references ``b : b + block``."""
+        a, b = pair
+        q_pos = self.query_pos[a : a + self.block]
+        cols = slice(b, min(b + self.block, self.n))
+        d2 = self.gram.sq_dists(
+            self.gram.operands[q_pos],
+            self.gram.sq_norms[q_pos],
+            cols,
+            self._scratch(q_pos.numel(), cols.stop - b),
+        )
+        inside = ((q_pos >= b) & (q_pos < cols.stop)).nonzero().flatten()
+        d2[inside, q_pos[inside] - b] = math.inf
+        minima = group_minima(d2)
+        with self.query_locks[a // self.block]:
+            self._merge(slice(a, a + q_pos.numel()), d2, b, minima)
+            if self.sorted_labels is not None:
+                self.other.merge_rows(d2, q_pos, cols, minima)
 
     def _to_sorted(self, original: Tensor) -> Tensor:
         """Positions in the label-sorted order of points given by original indices."""
@@ -288,12 +316,20 @@ class BlockSearch:
         squared distance is within the bound of it; and none is left out where the lists hold
         every point and all of them were recomputed."""
         cand = cand[:, :width]
+        exact = self._exact_unique(query_indices, cand[:, :k])
         if width > k:
-            # A candidate more than twice the bound above the k-th approximate distance cannot
-            # be among the k nearest: the k-th exact squared distance is within the bound of it.
-            reach = approx[:, k - 1] + 2.0 * bound
-            cand = torch.where(approx[:, :width] <= reach[:, None], cand, -1)
-        exact = self._exact_unique(query_indices, cand)
+            # The k-th exact distance is at most ``upper``, the largest of the first k exact
+            # ones (any k points bound it), so a candidate whose approximate squared distance is
+            # more than the bound above ``upper^2`` cannot be among the k nearest, nor one more
+            # than twice the bound above the k-th approximate distance; only the others are
+            # recomputed (the kernel's actual error is far below its bound, so few are).
+            upper = exact.amax(dim=1)
+            reach = torch.minimum(approx[:, k - 1] + 2.0 * bound, upper.square() + bound)
+            cand = torch.cat(
+                [cand[:, :k], torch.where(approx[:, k:width] <= reach[:, None], cand[:, k:], -1)],
+                dim=1,
+            )
+            exact = torch.cat([exact, self._exact_unique(query_indices, cand[:, k:])], dim=1)
         order = torch.argsort(exact, dim=1, stable=True)[:, :k]
         dist, idx = take_sorted(exact, cand, order)
         if width >= approx.shape[1] and self.n_candidates >= self.n - 1:
@@ -323,16 +359,18 @@ class BlockSearch:
         other_pos = self.other.arg[positions]
         found = other_pos >= 0
         other_i = torch.where(found, self._to_original(other_pos.clamp(min=0)), other_pos)
-        other_d = exact_distances(self.x, query_indices, other_i[:, None])[:, 0]
-        certified = other_d.square() <= self.other.runner_up[positions].double() - bound
         in_list = (knn_pos >= 0) & (
             self.sorted_labels[knn_pos.clamp(min=0)] != self.sorted_labels[positions][:, None]
         )
         listed = in_list.any(dim=1)
         first = in_list.to(torch.int8).argmax(dim=1)[listed]
+        # The listed rows' distance is already exact; only the others are recomputed.
+        other_d = torch.full_like(bound, math.inf)
         other_d[listed] = knn_dist[listed, first]
         other_i[listed] = self._to_original(knn_pos[listed, first])
-        certified |= listed
+        rest = (~listed).nonzero().flatten()
+        other_d[rest] = exact_distances(self.x, query_indices[rest], other_i[rest, None])[:, 0]
+        certified = listed | (other_d.square() <= self.other.runner_up[positions].double() - bound)
         rows = (found & ~certified).nonzero().flatten()
         if rows.numel() == 0:
             return other_i, other_d

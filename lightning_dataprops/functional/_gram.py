@@ -22,6 +22,7 @@ every run; the results never depend on it (the finish is exact), only the speed 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,12 +80,13 @@ class GramKernel:
         return points
 
     def _product_buffer(self, out: Tensor, dtype: torch.dtype) -> Tensor:
-        """A reused ``dtype`` block shaped like ``out`` for the raw product (a fresh one per
-        block would page-fault)."""
+        """A reused ``dtype`` block shaped like ``out`` for the raw product, one per thread
+        (blocks run concurrently; a fresh one per block would page-fault)."""
         n_rows, n_cols = out.shape
-        scratch = getattr(self, "scratch", None)
+        local = self.__dict__.setdefault("_local", threading.local())
+        scratch = getattr(local, "scratch", None)
         if scratch is None or scratch.numel() < n_rows * n_cols:
-            scratch = self.scratch = torch.empty(n_rows * n_cols, dtype=dtype, device=out.device)
+            scratch = local.scratch = torch.empty(n_rows * n_cols, dtype=dtype, device=out.device)
         return scratch[: n_rows * n_cols].view(n_rows, n_cols)
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
@@ -170,6 +172,7 @@ class BFloat16Kernel(GramKernel):
         """The bfloat16 kernel of the points of a float32 kernel (no second centring)."""
         kernel = cls.__new__(cls)
         kernel.__dict__.update(base.__dict__)
+        kernel.__dict__.pop("_local", None)  # the float32 kernel's product buffers
         kernel.operands = kernel._operands(base.operands)
         return kernel
 
@@ -208,7 +211,9 @@ class Int8Kernel(GramKernel):
         self.operands = grid.codes
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
-        block = self._product_buffer(out, torch.int32)
+        # The int32 product in ``out``'s own memory (same element size), then converted in
+        # place, element by element: no second block of memory per worker.
+        block = out.view(torch.int32)
         torch._int_mm(rows, self.operands[cols].T, out=block)
         return torch.mul(block, -2.0 * self.step * self.step, out=out)
 

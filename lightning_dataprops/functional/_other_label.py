@@ -66,19 +66,30 @@ class OtherLabelTracker:
         most two ranges of the block: reductions over views, no mask and no copy of the block.
         Where they are the whole block, the group minima of the selection serve.
         """
+        self.merge_rows(d2, rows, cols, minima[0])
+        if minima[1] is not None:
+            assert isinstance(rows, slice)
+            self.merge_columns(d2, rows, cols, minima[1])
+
+    def merge_rows(
+        self, d2: Tensor, rows: Tensor | slice, cols: slice, group_min: Tensor | None
+    ) -> None:
+        """The rows' part of :meth:`merge` (it touches the rows' entries only)."""
         row_positions = as_positions(rows, self.min.device)
         for first, stop, c_start, c_stop in self.class_runs(rows):
             if first < stop:
                 ranges = outside(cols, c_start, c_stop)
-                group_min = None if minima[0] is None else minima[0][first:stop]
-                self._lower(d2[first:stop], row_positions[first:stop], ranges, group_min)
-        if minima[1] is not None:
-            assert isinstance(rows, slice)
-            col_positions = as_positions(cols, self.min.device)
-            for first, stop, c_start, c_stop in self.class_runs(cols):
-                ranges = outside(rows, c_start, c_stop)
-                block, at = d2[:, first:stop].T, col_positions[first:stop]
-                self._lower(block, at, ranges, minima[1][first:stop])
+                run_min = None if group_min is None else group_min[first:stop]
+                self._lower(d2[first:stop], row_positions[first:stop], ranges, run_min)
+
+    def merge_columns(self, d2: Tensor, rows: slice, cols: slice, group_min: Tensor | None) -> None:
+        """The columns' part of :meth:`merge` (it touches the columns' entries only)."""
+        col_positions = as_positions(cols, self.min.device)
+        for first, stop, c_start, c_stop in self.class_runs(cols):
+            ranges = outside(rows, c_start, c_stop)
+            block, at = d2[:, first:stop].T, col_positions[first:stop]
+            run_min = None if group_min is None else group_min[first:stop]
+            self._lower(block, at, ranges, run_min)
 
     def _lower(
         self,

@@ -30,9 +30,11 @@ runner-up, or by a re-search of the other classes). Points are visited in label 
 other-labelled columns of a run of one class are at most two ranges of a block (no mask, no
 copy), and where they are the whole block the selection's group minima give the minimum.
 
-On a busy CPU (load average above 1.5x the cores) the selection runs on one thread, the matmul
-on all: its many short operations then lose more at each OpenMP barrier than a second thread
-gains.
+On the CPU the blocks (product, selection, other-label tracking) and the exact recompute run as
+single-threaded tasks on a pool of workers, one per CPU this process may use (affinity mask,
+cgroup quota, ``torch.get_num_threads()``), each taking the next task when done: a worker the OS
+deschedules on a busy machine delays its own block only, where many short multi-threaded
+operations would each wait for it at a barrier (see :mod:`._parallel`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._parallel import available_cpus, run_tasks
+
 __all__ = ["NeighborGraph", "exact_distances", "merge_pairs", "top_unique_pairs"]
 
 # Bytes of float32 differences per chunk of the exact recompute on the CPU.
@@ -71,14 +73,24 @@ def exact_distances(x: Tensor, first: Tensor, candidates: Tensor) -> Tensor:
     signs = torch.tensor([1.0, -1.0], dtype=x.dtype, device=x.device)
     signs = signs.repeat(min(rows_per_chunk, n_rows) * n_cand, 1)
     flat = out.view(-1)
-    for start in range(0, n_rows, rows_per_chunk):
-        stop = min(start + rows_per_chunk, n_rows)
-        chunk = pairs[start:stop].reshape(-1, 2)
-        weights = signs[: chunk.shape[0]]
-        diff = torch.nn.functional.embedding_bag(chunk, x, mode="sum", per_sample_weights=weights)
-        torch.linalg.vector_norm(
-            diff, dim=1, dtype=torch.float64, out=flat[start * n_cand : stop * n_cand]
-        )
+
+    def distances_of(rows: range) -> None:
+        for start in range(rows.start, rows.stop, rows_per_chunk):
+            stop = min(start + rows_per_chunk, rows.stop)
+            chunk = pairs[start:stop].reshape(-1, 2)
+            weights = signs[: chunk.shape[0]]
+            diff = torch.nn.functional.embedding_bag(
+                chunk, x, mode="sum", per_sample_weights=weights
+            )
+            torch.linalg.vector_norm(
+                diff, dim=1, dtype=torch.float64, out=flat[start * n_cand : stop * n_cand]
+            )
+
+    # Each task on one thread, the tasks spread over the CPUs (see ``_parallel``): a few tasks
+    # per CPU, so that a worker the OS deschedules leaves the rest to the others.
+    per_task = max(rows_per_chunk, -(-n_rows // (4 * available_cpus())))
+    tasks = [range(a, min(a + per_task, n_rows)) for a in range(0, n_rows, per_task)]
+    run_tasks(tasks, distances_of, x.device)
     return out.masked_fill_(candidates < 0, math.inf)
 
 

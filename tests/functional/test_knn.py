@@ -136,3 +136,35 @@ def test_cuda_matches_cpu() -> None:
     gpu = knn_search(x.cuda(), 20, labels=labels.cuda(), n_pairs=5)
     torch.testing.assert_close(gpu.distances.cpu(), cpu.distances, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(gpu.pair_distances.cpu(), cpu.pair_distances, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("use_queries", [False, True])
+def test_blocks_spread_over_workers_give_the_one_thread_result(use_queries: bool) -> None:
+    """With two torch threads the blocks and the exact recompute run on a pool of two
+    single-threaded workers sharing the candidate lists: same neighbours, same pairs, same
+    nearest other-labelled points as on one thread and as the brute force; the thread count is
+    restored."""
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(1400, 30, generator=generator) + 3.0
+    labels = torch.randint(0, 4, (1400,), generator=generator)
+    queries = torch.randperm(1400, generator=generator)[:600] if use_queries else None
+    threads = torch.get_num_threads()
+    graphs = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            # A small budget: blocks of about 100 points, dozens of them per worker.
+            graphs.append(
+                knn_search(x, 9, labels=labels, n_pairs=4, queries=queries, memory_budget_mb=0.8)
+            )
+            assert torch.get_num_threads() == n_threads
+    finally:
+        torch.set_num_threads(threads)
+    one, two = graphs
+    _check_against_brute_force(x, 9, two, queries=queries)
+    torch.testing.assert_close(two.distances, one.distances, rtol=0, atol=0)
+    torch.testing.assert_close(two.pair_distances, one.pair_distances, rtol=0, atol=0)
+    torch.testing.assert_close(two.other_distances, one.other_distances, rtol=0, atol=0)
+    rows = torch.arange(1400) if queries is None else queries
+    dist = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    torch.testing.assert_close(two.other_distances, dist[rows].min(dim=1).values, rtol=1e-6, atol=0)

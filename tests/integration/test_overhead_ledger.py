@@ -1,0 +1,76 @@
+"""The callbacks' time ledger counts everything they cost in a real fit: measured from outside
+by two stopwatch callbacks around them, every hook, rendering and logger writes included."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from lightning_dataprops import default_callbacks, names
+from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
+
+_HOOKS = [
+    name
+    for name in vars(pl.Callback)
+    if (name.startswith("on_") or name in ("setup", "teardown"))
+    and name not in ("on_save_checkpoint", "on_load_checkpoint")
+]
+
+
+class _Stopwatch(pl.Callback):
+    """Placed before (``start=True``) and after the dataprops callbacks: Lightning calls every
+    hook of the callbacks in list order, so the time from one to the other is theirs."""
+
+    def __init__(self, start: bool, marks: list[tuple[str, float]]) -> None:
+        self.start, self.marks = start, marks
+
+
+def _mark(name: str) -> Any:
+    def hook(self: _Stopwatch, *args: Any, **kwargs: Any) -> None:
+        self.marks.append((name if self.start else "/" + name, time.perf_counter()))
+
+    return hook
+
+
+for _name in _HOOKS:
+    setattr(_Stopwatch, _name, _mark(_name))
+
+
+def _bracketed_seconds(marks: list[tuple[str, float]]) -> float:
+    """Sum of the intervals from each hook's first stopwatch to its second."""
+    total, opened = 0.0, {}
+    for name, at in marks:
+        if name.startswith("/"):
+            total += at - opened.pop(name[1:])
+        else:
+            opened[name] = at
+    assert not opened
+    return total
+
+
+@pytest.mark.slow
+def test_the_ledger_equals_the_time_spent_in_the_callbacks_hooks(mnist, tmp_path: Path) -> None:
+    x, y = binary_task(*mnist, 3, 8)
+    marks: list[tuple[str, float]] = []
+    ours = default_callbacks(
+        max_samples=400, repr_max_samples=200, robustness_every_n_epochs=1, overhead_budget=None
+    )
+    callbacks = [_Stopwatch(True, marks), *ours, _Stopwatch(False, marks)]
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    fit = trainer(tmp_path, callbacks, max_epochs=2, logger=logger)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    ledger = sum(
+        float(value)
+        for key, value in fit.callback_metrics.items()
+        if key.startswith(names.SPENT_PREFIX)
+    )
+    spent = _bracketed_seconds(marks)
+    # Lightning's calls between the stopwatches cost microseconds; the ledger must hold all
+    # the rest: before, the hooks' rendering and logger writes were left out.
+    assert spent > 0.1
+    assert 0.97 * spent - 0.01 <= ledger <= spent + 0.01
