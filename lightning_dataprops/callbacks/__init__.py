@@ -10,6 +10,7 @@ from lightning_dataprops.callbacks._base import (
     DataPropsOptions,
     MeasurementFailedWarning,
 )
+from lightning_dataprops.callbacks._budget import overhead_seconds
 from lightning_dataprops.callbacks._normalize import UnknownNormalizationWarning
 from lightning_dataprops.callbacks.dataset_properties import (
     DatasetPropertiesMonitor,
@@ -33,4 +34,5 @@ __all__ = [
     "SharpLabelsWarning",
     "UnknownNormalizationWarning",
     "default_callbacks",
+    "overhead_seconds",
 ]

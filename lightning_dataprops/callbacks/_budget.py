@@ -48,6 +48,19 @@ def _ledger(trainer: pl.Trainer) -> dict[OverheadBudget, float]:
     return ledger
 
 
+def overhead_seconds(trainer: pl.Trainer) -> float:
+    """Seconds all dataprops callbacks have spent in ``trainer``'s current (or last) fit: every
+    hook, setup pass, rendering and logger write included. It is the ledger the overhead budget
+    works from, also readable after the fit; ``dataprops/time/total`` logs it during the fit.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> overhead_seconds(Trainer(logger=False))
+        0.0
+    """
+    return OverheadBudget.spent(trainer)
+
+
 class OverheadBudget:
     """One callback's view of the shared overhead budget.
 
@@ -82,7 +95,7 @@ class OverheadBudget:
     @staticmethod
     def spent(trainer: pl.Trainer) -> float:
         """Seconds all dataprops callbacks have spent in this fit."""
-        return sum(_ledger(trainer).values())
+        return float(sum(_ledger(trainer).values()))
 
     def fit_time(self, trainer: pl.Trainer) -> float:
         """Seconds of the fit's own work so far (wall time minus the callbacks' time)."""

@@ -11,7 +11,8 @@ import lightning.pytorch as pl
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lightning_dataprops import default_callbacks, names
+from lightning_dataprops import default_callbacks
+from lightning_dataprops.callbacks import overhead_seconds
 from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
 
 _HOOKS = [
@@ -64,11 +65,7 @@ def test_the_ledger_equals_the_time_spent_in_the_callbacks_hooks(mnist, tmp_path
     logger = TensorBoardLogger(tmp_path, name="tb")
     fit = trainer(tmp_path, callbacks, max_epochs=2, logger=logger)
     fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
-    ledger = sum(
-        float(value)
-        for key, value in fit.callback_metrics.items()
-        if key.startswith(names.SPENT_PREFIX)
-    )
+    ledger = overhead_seconds(fit)
     spent = _bracketed_seconds(marks)
     # Lightning's calls between the stopwatches cost microseconds; the ledger must hold all
     # the rest: before, the hooks' rendering and logger writes were left out.
