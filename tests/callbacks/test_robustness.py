@@ -339,7 +339,6 @@ class Unlogged(TinyCNN):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_compiled_model() -> None:
     torch.manual_seed(0)
     model = Unlogged(channels=3, n_classes=4)

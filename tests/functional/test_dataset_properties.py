@@ -13,6 +13,7 @@ from lightning_dataprops.functional import dataset_properties, intrinsic_dimensi
 from tests.conftest import sphere_in_ambient
 
 
+@pytest.mark.slow
 def test_one_pass_matches_separate_estimators(pneumonia) -> None:
     x, y = pneumonia
     props = dataset_properties(x, y, k=20, top_pairs=5)

@@ -310,6 +310,7 @@ def test_sharded_knn_matches_single_process(ddp_outcomes: list[dict[str, str]], 
     assert ddp_outcomes[rank]["sharded_knn"] == "ok", ddp_outcomes[rank]["sharded_knn"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_distributed_dataset_properties_match(
     ddp_outcomes: list[dict[str, str]], rank: int
@@ -318,11 +319,13 @@ def test_distributed_dataset_properties_match(
     assert outcome == "ok", outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_synced_metrics_match_one_process(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
     assert ddp_outcomes[rank]["metrics"] == "ok", ddp_outcomes[rank]["metrics"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_a_rank_without_data_is_safe(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
     assert ddp_outcomes[rank]["empty_rank"] == "ok", ddp_outcomes[rank]["empty_rank"]

@@ -22,6 +22,7 @@ def _real(name: str, request: pytest.FixtureRequest) -> torch.Tensor:
     return x[rows].reshape(len(rows), -1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["mnist", "fashion", "pneumonia"])
 def test_mle_equals_scikit_dimension(dataset: str, request: pytest.FixtureRequest) -> None:
     x = _real(dataset, request)
@@ -33,6 +34,7 @@ def test_mle_equals_scikit_dimension(dataset: str, request: pytest.FixtureReques
     assert result.n == len(unique)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["mnist", "fashion", "pneumonia"])
 def test_twonn_equals_closed_form(dataset: str, request: pytest.FixtureRequest) -> None:
     x = _real(dataset, request)
@@ -53,6 +55,7 @@ def test_known_ten_dimensional_manifold() -> None:
     assert 9.0 <= twonn <= 10.8
 
 
+@pytest.mark.slow
 def test_exact_and_near_duplicates_are_collapsed_and_reported() -> None:
     clean = sphere_in_ambient(4000, intrinsic=10, ambient=784, seed=1)
     generator = torch.Generator().manual_seed(5)

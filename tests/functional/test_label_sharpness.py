@@ -31,6 +31,7 @@ def _binary_and_multiclass(name: str, request: pytest.FixtureRequest):
     return [(x[binary], y[binary]), (x, y)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["mnist", "fashion", "pneumonia"])
 def test_exact_equals_brute_force(dataset: str, request: pytest.FixtureRequest) -> None:
     for x, y in _binary_and_multiclass(dataset, request):

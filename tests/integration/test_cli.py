@@ -237,6 +237,7 @@ def test_json_on_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert document["duplicates"]["n_duplicates"] == 1
 
 
+@pytest.mark.slow
 def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     if not PNEUMONIA.exists():
         pytest.skip(f"real data {PNEUMONIA} is absent (it lives beside the repository)")

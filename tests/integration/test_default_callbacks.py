@@ -53,6 +53,7 @@ def _has_key(records: Any, prefix: str) -> bool:
     return any(key.startswith(prefix) for row in records.history for key in row)
 
 
+@pytest.mark.slow
 def test_two_epoch_fit_records_everything_in_the_wandb_run(
     mnist_3_vs_8, wandb_offline: Path
 ) -> None:

@@ -314,6 +314,7 @@ def test_the_callback_refuses_a_malformed_normalization_at_construction() -> Non
         DatasetPropertiesMonitor(normalization=((0.5,), (-1.0,)))
 
 
+@pytest.mark.slow
 def test_normalize_behind_wrappers_and_chains_is_undone(tmp_path: Path) -> None:
     """A Normalize inside a Subset or a ConcatDataset, or two in one Compose: the fit-start
     values equal those of the same images as plain [0, 1] pixels (the unwrapped dataset)."""

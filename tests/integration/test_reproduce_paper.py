@@ -23,6 +23,8 @@ import torch
 from lightning_dataprops import sample_dataset
 from lightning_dataprops.references import to_reference_protocol
 
+pytestmark = pytest.mark.slow  # one quick paper reproduction for the whole module
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "examples" / "reproduce_paper"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -138,6 +138,7 @@ def test_the_alert_rate_limit_is_kept_per_wandb_run(wandb_offline: Path) -> None
         assert _finish(logger).alerts == [("Sharp labels", "the labels are sharp")], run
 
 
+@pytest.mark.slow
 def test_two_fits_in_one_process_each_record_the_sharp_label_alert(
     pneumonia, wandb_offline: Path
 ) -> None:
@@ -184,6 +185,7 @@ def _fit_and_count_sharp(
     return len([w for w in caught if issubclass(w.category, SharpLabelsWarning)])
 
 
+@pytest.mark.slow
 def test_every_fit_in_one_process_records_its_alert_whatever_ran_before(
     pneumonia, mnist, wandb_offline: Path
 ) -> None:
@@ -202,6 +204,7 @@ def test_every_fit_in_one_process_records_its_alert_whatever_ran_before(
         assert len(alerts) == fired and all("sharp" in text for _, text in alerts), run
 
 
+@pytest.mark.slow
 def test_fits_sharing_one_wandb_run_each_record_their_alert(
     pneumonia, mnist, wandb_offline: Path
 ) -> None:

@@ -81,6 +81,7 @@ def test_medical_training_sets_are_sharp_for_every_seed(stem: str) -> None:
     assert "label review" in text
 
 
+@pytest.mark.slow
 def test_natural_rgb_photos_never_seen_are_silent(cifar_test) -> None:
     x, y = cifar_test
     verdicts = [
