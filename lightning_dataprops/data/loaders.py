@@ -13,9 +13,7 @@ int64 class ids ``(n,)``, a one-line description and the source it came from.
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_dataprops.data._idx import idx_file, read_idx
 from lightning_dataprops.functional.targets import class_ids_from_names, normalize_targets
 
 __all__ = [
@@ -362,40 +361,6 @@ def load_image_folder(path: str | os.PathLike[str]) -> LoadedData:
     )
 
 
-def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
-    """Read an IDX file (optionally gzip-compressed) of unsigned bytes."""
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
-    if len(raw) < 4:
-        raise ValueError(f"{path}: too short to be an IDX file ({len(raw)} bytes).")
-    zero1, zero2, dtype_code, ndim = struct.unpack(">BBBB", raw[:4])
-    if zero1 != 0 or zero2 != 0 or dtype_code != 0x08 or ndim != expected_ndim:
-        magic = struct.unpack(">I", raw[:4])[0]
-        raise ValueError(
-            f"{path}: bad IDX magic number 0x{magic:08x}; expected 0x{0x800 + expected_ndim:08x} "
-            f"(unsigned bytes, {expected_ndim} dimension(s))."
-        )
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header.")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    size = int(np.prod(dims))
-    if len(raw) - header != size:
-        raise ValueError(
-            f"{path}: IDX header announces {dims} = {size} bytes of data but the file holds "
-            f"{len(raw) - header}."
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def _idx_file(root: Path, name: str) -> Path | None:
-    for candidate in (root / f"{name}.gz", root / name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_fashion_mnist(
     root: str | os.PathLike[str] = DEFAULT_FASHION_MNIST_ROOT, split: str = "train"
 ) -> LoadedData:
@@ -425,7 +390,7 @@ def load_fashion_mnist(
     folder = Path(root)
     prefix = prefixes[split]
     image_name, label_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
-    image_file, label_file = _idx_file(folder, image_name), _idx_file(folder, label_name)
+    image_file, label_file = idx_file(folder, image_name), idx_file(folder, label_name)
     if image_file is None or label_file is None:
         missing = image_name if image_file is None else label_name
         raise FileNotFoundError(
@@ -433,8 +398,8 @@ def load_fashion_mnist(
             "`apt-get install dataset-fashion-mnist` (files in "
             f"{DEFAULT_FASHION_MNIST_ROOT}) or pass the folder holding the IDX files."
         )
-    images = _read_idx(image_file, 3)
-    labels = _read_idx(label_file, 1)
+    images = read_idx(image_file, 3)
+    labels = read_idx(label_file, 1)
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{image_file.name} holds {images.shape[0]} images but {label_file.name} holds "
