@@ -4,7 +4,9 @@ Prints markdown tables of the mean relative error ``|estimate - true| / true`` o
 scikit-dimension's 24 benchmark manifolds (Hein & Audibert; ``BenchmarkManifolds``), over all 24,
 their median, and those with true ID >= 10, with the seconds each estimator took for all of them;
 then the same on off-benchmark families (flat tori ``(S^1)^d`` in ``R^2d``, spheres, rotated
-cubes, Gaussians with unequal scales, d = 5-50) for ours against raw TwoNN.
+cubes, Gaussians with unequal scales, d = 5-50) for ours against raw TwoNN, and on non-uniform
+densities that no calibration uses (Laplace, Student-t with 8 and 1.5 degrees of freedom, rotated
+lognormal, exponential and Beta(2, 5) coordinates).
 
 Usage::
 
@@ -45,6 +47,9 @@ FAST_PEERS = (
 )
 SLOW_PEERS = ("DANCo", "ESS")
 OFF_FAMILIES = ("torus", "sphere", "rotated_cube", "gaussian_unequal")
+DENSITY_FAMILIES = ("laplace", "student_t8", "student_t1.5", "lognormal_rot", "exponential", "beta")
+"""Non-uniform densities that no calibration uses: the guard against a family that fits the
+benchmark's non-uniform manifolds by accident (a family must not make any of these worse)."""
 
 
 def peer(name: str) -> Callable[[np.ndarray], float]:
@@ -81,13 +86,35 @@ def benchmark_sets(n: int, seeds: list[int]) -> list[tuple[str, int, np.ndarray]
     return sets
 
 
-def off_benchmark_sets(n: int, dims: list[int], seed: int) -> list[tuple[str, int, np.ndarray]]:
-    """Flat tori, spheres, rotated cubes and unequal-scale Gaussians of dimension ``d``."""
+def _density_set(family: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points of a non-uniform density of :data:`DENSITY_FAMILIES` in ``R^d``."""
+    if family == "laplace":
+        return rng.laplace(0.0, 1.0, (n, d))
+    if family.startswith("student_t"):
+        dof = float(family.removeprefix("student_t"))
+        return rng.standard_normal((n, d)) / np.sqrt(rng.chisquare(dof, (n, 1)) / dof)
+    if family == "lognormal_rot":
+        rotation, _ = np.linalg.qr(rng.standard_normal((2 * d, 2 * d)))
+        return np.exp(1.5 * rng.standard_normal((n, d))) @ rotation[:d]
+    if family == "exponential":
+        return rng.exponential(1.0, (n, d))
+    if family == "beta":
+        return rng.beta(2.0, 5.0, (n, d))
+    raise ValueError(family)
+
+
+def off_benchmark_sets(
+    n: int, dims: list[int], seed: int, families: tuple[str, ...] = OFF_FAMILIES
+) -> list[tuple[str, int, np.ndarray]]:
+    """Flat tori, spheres, rotated cubes and unequal-scale Gaussians (or ``families``, as
+    :data:`DENSITY_FAMILIES`) of dimension ``d``."""
     sets = []
-    for family in OFF_FAMILIES:
+    for family in families:
         for d in dims:
             rng = np.random.default_rng(seed * 1000 + d)
-            if family == "torus":
+            if family in DENSITY_FAMILIES:
+                x = _density_set(family, n, d, rng)
+            elif family == "torus":
                 angles = rng.random((n, d)) * 2 * math.pi
                 x = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
             elif family == "sphere":
@@ -221,6 +248,19 @@ def main() -> None:
         for i, (name, d, _) in enumerate(off):
             cells = " | ".join(f"{off_ours[e][i]:.1f}" for e in args.ours)
             print(f"| {name} | {d} | {cells} |")
+        print()
+        dense = off_benchmark_sets(n, args.off_d, args.off_seed, DENSITY_FAMILIES)
+        dense_ours, dense_s = run_ours(dense, args.ours)
+        print(
+            table(
+                f"non-uniform densities no calibration uses ({', '.join(DENSITY_FAMILIES)}; "
+                f"d = {args.off_d}), n = {n}",
+                [t for _, t, _ in dense],
+                {f"ours {k}": v for k, v in dense_ours.items()},
+                {f"ours {k}": v for k, v in dense_s.items()},
+                1,
+            )
+        )
         print()
 
 

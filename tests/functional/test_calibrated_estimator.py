@@ -54,3 +54,18 @@ def test_falls_back_to_twonn_and_says_so_where_no_family_fits() -> None:
     assert result.variant == "fallback:twonn" and result.value == props.d_data_twonn
     assert result.note is not None and "no reference family fits" in result.note
     assert "misfit_cube" in result.details
+
+
+@pytest.mark.parametrize("family", ["student_t8", "laplace"])
+def test_no_overcorrection_of_heavy_tails_no_family_was_calibrated_on(family: str) -> None:
+    # A family fitted to the benchmark's non-uniform manifolds by resemblance (lognormal
+    # coordinates) read a 20-d Student-t as 45 and 10-d Laplace coordinates as 15: this guards
+    # the table against such a family.
+    rng = np.random.default_rng(2024)
+    if family == "student_t8":
+        d, x = 20, rng.standard_normal((2000, 20)) / np.sqrt(rng.chisquare(8, (2000, 1)) / 8)
+    else:
+        d, x = 10, rng.laplace(0.0, 1.0, (2000, 10))
+    value, twonn, _ = _calibrated_and_twonn(x)
+    assert abs(value - d) <= abs(twonn - d) + 0.05 * d
+    assert value <= 1.1 * d
