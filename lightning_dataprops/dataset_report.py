@@ -154,6 +154,13 @@ class DatasetReport:
         spread = self.properties.spread
         return None if spread is None or not spread.disagree else spread.message
 
+    def _repr_html_(self) -> str:
+        """Notebook cards: the properties' and the sharp-label check's
+        (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document: the properties' fields (:meth:`DatasetProperties.to_dict`,
         the estimators' ``spread`` among them), ``sharp_label_check``, ``is_sharp``,

@@ -6,8 +6,9 @@
 :class:`~lightning_dataprops.functional.LabelSharpnessResult` or a
 :class:`~lightning_dataprops.functional.scaling_law.ScalingForecast` into the report's summary
 card (:func:`~.html_page.card`): the key numbers and, where cheap, a small picture (the
-sharp-label check on its reference band, the forecast curve). Each result's ``_repr_html_``
-calls it, so Jupyter shows the card instead of the dataclass repr.
+sharp-label check on its reference band, the forecast curve); a
+:class:`~lightning_dataprops.DatasetReport` shows the properties' card and the check's. Each
+result's ``_repr_html_`` calls it, so Jupyter shows the card instead of the dataclass repr.
 
 Example:
     >>> import torch
@@ -137,6 +138,24 @@ def _sharpness_check(check: Any) -> str:
     )
 
 
+def _dataset_report(report: Any) -> str:
+    parts = [_dataset_properties(report.properties)]
+    if report.check is not None:
+        parts.append(_sharpness_check(report.check))
+    elif report.raw_conflicts:
+        verdict = Verdict(
+            "warn",
+            f"{len(report.raw_conflicts)} label conflict(s)",
+            "Near-identical inputs carry different labels: often labelling errors.",
+        )
+        rows = [("not run", str(report.check_skipped))]
+        parts.append(card("Sharp-label check", rows, verdict=verdict, anchor="dataprops-check"))
+    else:
+        rows = [("not run", str(report.check_skipped))]
+        parts.append(card("Sharp-label check", rows, anchor="dataprops-check"))
+    return "".join(parts)
+
+
 def _forecast(prediction: Any) -> str:
     from lightning_dataprops.findings.curves import ForecastFinding
 
@@ -156,11 +175,13 @@ def _forecast(prediction: Any) -> str:
 
 
 def result_card(result: Any) -> str:
-    """The HTML card of a result (the five result types above).
+    """The HTML card of a result (the result types above; a
+    :class:`~lightning_dataprops.DatasetReport` shows its properties' card and its check's).
 
     Raises:
         TypeError: any other object.
     """
+    from lightning_dataprops.dataset_report import DatasetReport
     from lightning_dataprops.functional.results import (
         DatasetProperties,
         IntrinsicDimensionResult,
@@ -170,6 +191,7 @@ def result_card(result: Any) -> str:
     from lightning_dataprops.references import SharpnessCheck
 
     kinds: dict[type, Any] = {
+        DatasetReport: _dataset_report,
         DatasetProperties: _dataset_properties,
         IntrinsicDimensionResult: _intrinsic_dimension,
         LabelSharpnessResult: _label_sharpness,
