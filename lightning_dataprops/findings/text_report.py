@@ -72,7 +72,7 @@ def _sharpness_lines(
     result: LabelSharpnessResult | None, index_map: Sequence[int] | None
 ) -> list[str]:
     if result is None:
-        return ["Label sharpness K_F: n/a (no labels)"]
+        return ["Label sharpness K_F: n/a (it needs labels of at least 2 classes)"]
     detail = [result.method, result.target_type]
     if result.n_classes is not None:
         detail.append(f"{result.n_classes} classes")
