@@ -42,7 +42,7 @@ def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     head = f"  {name + ' (' + result.variant + ')':<28} {_number(result.value, 3):>8}"
     ties = f"; {result.n_ties} sample(s) with tied neighbour distances" if result.n_ties else ""
     if result.stderr is None:
-        return head + f"   (no stderr; run with bootstrap resamples for one{ties})"
+        return head + f"   (no stderr: --bootstrap N, or n_bootstrap=N in Python, gives one{ties})"
     kind = (
         f"bootstrap stderr, B={result.n_bootstrap}" if result.n_bootstrap else "asymptotic stderr"
     )

@@ -202,6 +202,13 @@ def test_format_report_without_labels() -> None:
     assert "value range" not in text and "Label conflicts" not in text
 
 
+def test_a_value_without_stderr_names_the_option_that_gives_one() -> None:
+    x = torch.rand(100, 4, generator=torch.Generator().manual_seed(0))
+    text = format_report(dataset_properties(x, k=5), description="cube", elapsed=0.5)
+    mle_line = next(line for line in text.splitlines() if line.lstrip().startswith("MLE"))
+    assert "no stderr" in mle_line and "--bootstrap N" in mle_line
+
+
 def test_progress_bar_on_a_tty_only(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
