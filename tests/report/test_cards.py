@@ -90,7 +90,7 @@ def test_measure_dataset_report_shows_properties_and_check_cards(
     """``measure_dataset(...)``'s report, the object the README hands a notebook user, shows
     the properties' card and the sharp-label check's (PneumoniaMNIST: sharp), not a repr."""
     x, y = pneumonia
-    report = measure_dataset(sample_dataset(x, y, max_samples=600, seed=0), k=10)
+    report = measure_dataset(sample_dataset(x, y, max_samples=1000, seed=0), k=10)
     html = report._repr_html_()
     assert html == result_card(report)
     page = _page(html)
@@ -99,6 +99,14 @@ def test_measure_dataset_report_shows_properties_and_check_cards(
         assert number in page.words
     assert "Sharp labels" in page.words
     assert len(page.images) == 1  # the check on its reference band
+    # Samples are named by their dataset index, as in the text and JSON reports.
+    top = report.properties.label_sharpness_result.pairs[0]  # type: ignore[union-attr]
+    i, j = report.indices[top.i], report.indices[top.j]
+    assert (i, j) != (top.i, top.j)
+    assert f"samples {i} and {j}" in page.words
+    groups = report.properties.duplicates.groups
+    assert groups, "PneumoniaMNIST holds exact duplicates"
+    assert str([report.indices[k] for k in groups[0]]) in page.words
 
 
 def test_report_without_a_check_says_why() -> None:
