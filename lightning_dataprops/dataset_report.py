@@ -42,7 +42,7 @@ from lightning_dataprops.functional.constants import (
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties, SharpPair
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
-from lightning_dataprops.functional.targets import unlabelled_mask
+from lightning_dataprops.functional.targets import normalize_targets, unlabelled_mask
 from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
 __all__ = ["DatasetReport", "measure_dataset"]
@@ -154,6 +154,13 @@ class DatasetReport:
         spread = self.properties.spread
         return None if spread is None or not spread.disagree else spread.message
 
+    def _repr_html_(self) -> str:
+        """Notebook cards: the properties' and the sharp-label check's
+        (:func:`lightning_dataprops.findings.cards.result_card`)."""
+        from lightning_dataprops.findings.cards import result_card
+
+        return result_card(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document: the properties' fields (:meth:`DatasetProperties.to_dict`,
         the estimators' ``spread`` among them), ``sharp_label_check``, ``is_sharp``,
@@ -207,6 +214,27 @@ def _check(
     return check, None, tuple(int(i) for i in positions.tolist())
 
 
+def _single_class(targets: torch.Tensor | None) -> str | None:
+    """Why ``K_F`` cannot be measured on class targets of fewer than 2 classes (else ``None``)."""
+    if targets is None:
+        return None
+    norm = normalize_targets(targets)
+    if norm.kind != "class" or (norm.n_classes or 0) >= 2:
+        return None
+    labelled = norm.values if norm.labelled is None else norm.values[norm.labelled]
+    if labelled.numel() == 0:
+        return (
+            f"all {norm.values.numel()} samples are unlabelled (negative class ids): K_F and the "
+            "sharp-label check need labelled samples of at least 2 classes"
+        )
+    return (
+        f"all {labelled.numel()} labelled samples have the same label ({int(labelled[0])}): "
+        "K_F and the sharp-label check need at least 2 classes; d_data is measured without "
+        "them. If the training set holds other classes, the sample did not reach them: a "
+        "subset taken from a dataset sorted by label (such as its first N items) holds one class"
+    )
+
+
 def measure_dataset(
     sample: Sample,
     *,
@@ -258,7 +286,8 @@ def measure_dataset(
             targets for the measurement itself (too few samples for ``k``, NaN, mismatched
             lengths): see
             :func:`~lightning_dataprops.functional.dataset_properties`. A check that cannot run
-            (e.g. a single class) is skipped, with its reason in ``check_skipped``.
+            is skipped, with its reason in ``check_skipped``; class targets of a single class
+            (or none labelled) give ``d_data`` without ``K_F`` and say so there.
 
     Example:
         >>> import torch
@@ -272,12 +301,14 @@ def measure_dataset(
     """
     undone = None if normalization is None else check_normalization(normalization)
     inputs = pixel_inputs(sample.inputs, undone)
+    one_class = _single_class(sample.targets)
+    targets = None if one_class is not None else sample.targets
     with warnings.catch_warnings():
         # The conflicts are part of the report (its check, its message), not a warning here.
         warnings.simplefilter("ignore", LabelConflictWarning)
         props = dataset_properties(
             inputs,
-            sample.targets,
+            targets,
             k=k,
             estimators=estimators,
             top_pairs=top_pairs,
@@ -290,7 +321,7 @@ def measure_dataset(
         )
         check, skipped, check_positions = _check(
             inputs,
-            sample.targets,
+            targets,
             check_samples=check_samples,
             seed=seed,
             memory_budget_mb=memory_budget_mb,
@@ -298,6 +329,7 @@ def measure_dataset(
             distributed=distributed,
             progress=progress,
         )
+    skipped = one_class or skipped
     raw_conflicts: tuple[SharpPair, ...] = ()
     sharpness = props.label_sharpness_result
     not_images = check is None and len(sample.input_shape) < 2

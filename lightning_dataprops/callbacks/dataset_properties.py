@@ -292,7 +292,12 @@ class DatasetPropertiesMonitor(DataPropsCallback):
     def _state_of(self, report: DatasetReport) -> dict[str, Any]:
         """The checkpointed state: plain values of the one :class:`DatasetReport`."""
         props = report.properties
-        if props.label_sharpness_result is None:
+        if props.label_sharpness_result is None and report.check_skipped != "no labels":
+            warn_each_time(
+                f"{type(self).__name__}: K_F is not measured ({report.check_skipped}).",
+                UserWarning,
+            )
+        elif props.label_sharpness_result is None:
             rank_zero_info(
                 f"{type(self).__name__}: the training data has no targets; K_F is not measured."
             )

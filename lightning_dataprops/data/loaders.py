@@ -92,7 +92,9 @@ def _describe(name: str, inputs: Tensor, targets: Tensor, split: str | None = No
     if targets.is_floating_point():
         return f"{name}{where}: {n} images {c}x{h}x{w}, regression targets"
     n_classes = int(torch.unique(targets).numel()) if targets.numel() else 0
-    return f"{name}{where}: {n} images {c}x{h}x{w}, {n_classes} classes"
+    return (
+        f"{name}{where}: {n} images {c}x{h}x{w}, {n_classes} class{'es' if n_classes != 1 else ''}"
+    )
 
 
 def _to_unit_nchw(images: np.ndarray, what: str) -> Tensor:

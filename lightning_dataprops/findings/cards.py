@@ -6,8 +6,9 @@
 :class:`~lightning_dataprops.functional.LabelSharpnessResult` or a
 :class:`~lightning_dataprops.functional.scaling_law.ScalingForecast` into the report's summary
 card (:func:`~.html_page.card`): the key numbers and, where cheap, a small picture (the
-sharp-label check on its reference band, the forecast curve). Each result's ``_repr_html_``
-calls it, so Jupyter shows the card instead of the dataclass repr.
+sharp-label check on its reference band, the forecast curve); a
+:class:`~lightning_dataprops.DatasetReport` shows the properties' card and the check's. Each
+result's ``_repr_html_`` calls it, so Jupyter shows the card instead of the dataclass repr.
 
 Example:
     >>> import torch
@@ -22,6 +23,8 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from lightning_dataprops.findings.format import format_number
@@ -36,7 +39,7 @@ def _d(value: float | None) -> str:
     return format_number(value, 4)
 
 
-def _id_rows(result: Any) -> list[tuple[str, str]]:
+def _id_rows(result: Any, index_map: Sequence[int] | None = None) -> list[tuple[str, str]]:
     name = "TwoNN" if result.estimator == "twonn" else "MLE"
     text = _d(result.value)
     if result.estimator != "twonn":
@@ -46,22 +49,27 @@ def _id_rows(result: Any) -> list[tuple[str, str]]:
     elif result.stderr is not None:
         text += f" ± {_d(result.stderr)}"
     rows = [(f"d_data ({name})", text)]
-    if result.duplicates.n_duplicates:
-        rows.append(("duplicates", result.duplicates.summary(max_groups=2)))
+    duplicates = result.duplicates
+    if duplicates.n_duplicates:
+        if index_map is not None:
+            groups = tuple(tuple(index_map[i] for i in group) for group in duplicates.groups)
+            duplicates = replace(duplicates, groups=groups)
+        rows.append(("duplicates", duplicates.summary(max_groups=2)))
     return rows
 
 
-def _sharpness_rows(result: Any) -> list[tuple[str, str]]:
+def _sharpness_rows(result: Any, index_map: Sequence[int] | None = None) -> list[tuple[str, str]]:
     rows = [("exact K_F (closest pair)", _d(result.value))]
     robust = getattr(result, "robust", None)
     if robust is not None:
         rows.append(("K_F(0.5) (median sharpness)", _d(robust.median)))
     if result.pairs:
         top = result.pairs[0]
+        i, j = (top.i, top.j) if index_map is None else (index_map[top.i], index_map[top.j])
         rows.append(
             (
                 "closest pair",
-                f"samples {top.i} and {top.j} (labels {top.label_i} vs {top.label_j}), "
+                f"samples {i} and {j} (labels {top.label_i} vs {top.label_j}), "
                 f"distance {_d(top.distance)}",
             )
         )
@@ -74,12 +82,12 @@ def _shape(shape: Any) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
-def _dataset_properties(props: Any) -> str:
+def _dataset_properties(props: Any, index_map: Sequence[int] | None = None) -> str:
     rows = [("samples", f"{props.n:,} of shape {_shape(props.input_shape)}")]
-    rows += _id_rows(props.mle_result)
+    rows += _id_rows(props.mle_result, index_map)
     rows += _id_rows(props.twonn_result)[:1]
     if props.label_sharpness_result is not None:
-        rows += _sharpness_rows(props.label_sharpness_result)
+        rows += _sharpness_rows(props.label_sharpness_result, index_map)
     return card("Dataset properties", rows, anchor="dataprops-properties")
 
 
@@ -137,6 +145,24 @@ def _sharpness_check(check: Any) -> str:
     )
 
 
+def _dataset_report(report: Any) -> str:
+    parts = [_dataset_properties(report.properties, report.indices)]  # dataset indices
+    if report.check is not None:
+        parts.append(_sharpness_check(report.check))
+    elif report.raw_conflicts:
+        verdict = Verdict(
+            "warn",
+            f"{len(report.raw_conflicts)} label conflict(s)",
+            "Near-identical inputs carry different labels: often labelling errors.",
+        )
+        rows = [("not run", str(report.check_skipped))]
+        parts.append(card("Sharp-label check", rows, verdict=verdict, anchor="dataprops-check"))
+    else:
+        rows = [("not run", str(report.check_skipped))]
+        parts.append(card("Sharp-label check", rows, anchor="dataprops-check"))
+    return "".join(parts)
+
+
 def _forecast(prediction: Any) -> str:
     from lightning_dataprops.findings.curves import ForecastFinding
 
@@ -156,11 +182,13 @@ def _forecast(prediction: Any) -> str:
 
 
 def result_card(result: Any) -> str:
-    """The HTML card of a result (the five result types above).
+    """The HTML card of a result (the result types above; a
+    :class:`~lightning_dataprops.DatasetReport` shows its properties' card and its check's).
 
     Raises:
         TypeError: any other object.
     """
+    from lightning_dataprops.dataset_report import DatasetReport
     from lightning_dataprops.functional.results import (
         DatasetProperties,
         IntrinsicDimensionResult,
@@ -170,6 +198,7 @@ def result_card(result: Any) -> str:
     from lightning_dataprops.references import SharpnessCheck
 
     kinds: dict[type, Any] = {
+        DatasetReport: _dataset_report,
         DatasetProperties: _dataset_properties,
         IntrinsicDimensionResult: _intrinsic_dimension,
         LabelSharpnessResult: _label_sharpness,

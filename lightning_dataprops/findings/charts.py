@@ -217,7 +217,7 @@ def lines_chart(
     if xlabel == "epoch":
         from matplotlib.ticker import MaxNLocator
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: one tick
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

@@ -104,7 +104,7 @@ def _classes_text(sample: Sample, names: Sequence[str] | None) -> str:
         for i, count in enumerate(counts)
         if count
     ]
-    return f"{len(shown)} classes: " + ", ".join(shown)
+    return f"{len(shown)} class{'es' if len(shown) != 1 else ''}: " + ", ".join(shown)
 
 
 def _spread_text(spread: EstimatorSpread) -> str:

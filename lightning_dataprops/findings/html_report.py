@@ -93,7 +93,7 @@ def _sharpness_section(
 ) -> str:
     parts = ["<h2>Label sharpness K_F</h2>"]
     if result is None:
-        return parts[0] + "<p>n/a: the data has no labels.</p>"
+        return parts[0] + "<p>n/a: K_F needs labels of at least 2 classes.</p>"
     rows: list[list[Any]] = [
         ["K_F", result.value],
         ["samples", result.n],

@@ -42,7 +42,7 @@ def _id_line(name: str, result: IntrinsicDimensionResult) -> str:
     head = f"  {name + ' (' + result.variant + ')':<28} {_number(result.value, 3):>8}"
     ties = f"; {result.n_ties} sample(s) with tied neighbour distances" if result.n_ties else ""
     if result.stderr is None:
-        return head + f"   (no stderr; run with bootstrap resamples for one{ties})"
+        return head + f"   (no stderr: --bootstrap N, or n_bootstrap=N in Python, gives one{ties})"
     kind = (
         f"bootstrap stderr, B={result.n_bootstrap}" if result.n_bootstrap else "asymptotic stderr"
     )
@@ -72,7 +72,7 @@ def _sharpness_lines(
     result: LabelSharpnessResult | None, index_map: Sequence[int] | None
 ) -> list[str]:
     if result is None:
-        return ["Label sharpness K_F: n/a (no labels)"]
+        return ["Label sharpness K_F: n/a (it needs labels of at least 2 classes)"]
     detail = [result.method, result.target_type]
     if result.n_classes is not None:
         detail.append(f"{result.n_classes} classes")

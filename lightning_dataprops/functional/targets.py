@@ -335,15 +335,16 @@ def normalize_targets(
             raise ValueError(
                 f"All {total} samples of {name} are unlabelled (negative class ids such as -1): "
                 f"this needs labelled samples of at least {min_classes} classes. Pass class ids "
-                ">= 0, or skip K_F for unlabelled data."
+                ">= 0, or measure d_data alone: dataset_properties(x) without targets."
             )
         first = int(kept[0]) if kept.numel() else None
         which = "labelled samples" if n_unlabelled else "samples"
         left_out = f" ({n_unlabelled} unlabelled samples left out)" if n_unlabelled else ""
         raise ValueError(
             f"All {int(kept.shape[0])} {which} have the same label ({first}){left_out}: "
-            f"this needs at least {min_classes} classes. Sample more classes, or skip K_F for "
-            "unlabelled data."
+            f"this needs at least {min_classes} classes. Sample more classes (a subset taken "
+            "from a dataset sorted by label, such as its first N items, holds one class), or "
+            "measure d_data alone: dataset_properties(x) without targets."
         )
     labelled = ~unlabelled if n_unlabelled else None
     return Targets(labels, "class", n_classes, labelled, class_names)

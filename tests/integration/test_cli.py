@@ -198,8 +198,15 @@ def test_report_shows_label_conflicts(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_format_report_without_labels() -> None:
     x = torch.rand(100, 4, generator=torch.Generator().manual_seed(0))
     text = format_report(dataset_properties(x, k=5), description="cube", elapsed=0.5)
-    assert "K_F: n/a (no labels)" in text and "Time: 0.50 s" in text
+    assert "K_F: n/a (it needs labels of at least 2 classes)" in text and "Time: 0.50 s" in text
     assert "value range" not in text and "Label conflicts" not in text
+
+
+def test_a_value_without_stderr_names_the_option_that_gives_one() -> None:
+    x = torch.rand(100, 4, generator=torch.Generator().manual_seed(0))
+    text = format_report(dataset_properties(x, k=5), description="cube", elapsed=0.5)
+    mle_line = next(line for line in text.splitlines() if line.lstrip().startswith("MLE"))
+    assert "no stderr" in mle_line and "--bootstrap N" in mle_line
 
 
 def test_progress_bar_on_a_tty_only(

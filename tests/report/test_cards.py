@@ -10,7 +10,12 @@ import warnings
 import pytest
 import torch
 
-from lightning_dataprops import check_label_sharpness, dataset_properties
+from lightning_dataprops import (
+    check_label_sharpness,
+    dataset_properties,
+    measure_dataset,
+    sample_dataset,
+)
 from lightning_dataprops.findings.cards import result_card
 from lightning_dataprops.findings.format import format_number
 from lightning_dataprops.functional import forecast, intrinsic_dimension, label_sharpness
@@ -77,3 +82,40 @@ def test_to_dict_gives_plain_values(images: tuple[torch.Tensor, torch.Tensor]) -
 def test_other_objects_have_no_card() -> None:
     with pytest.raises(TypeError, match="no card for int"):
         result_card(3)
+
+
+def test_measure_dataset_report_shows_properties_and_check_cards(
+    pneumonia: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """``measure_dataset(...)``'s report, the object the README hands a notebook user, shows
+    the properties' card and the sharp-label check's (PneumoniaMNIST: sharp), not a repr."""
+    x, y = pneumonia
+    report = measure_dataset(sample_dataset(x, y, max_samples=1000, seed=0), k=10)
+    html = report._repr_html_()
+    assert html == result_card(report)
+    page = _page(html)
+    assert report.check is not None and report.check.is_sharp
+    for number in (format_number(report.properties.d_data), format_number(report.check.value)):
+        assert number in page.words
+    assert "Sharp labels" in page.words
+    assert len(page.images) == 1  # the check on its reference band
+    # Samples are named by their dataset index, as in the text and JSON reports.
+    top = report.properties.label_sharpness_result.pairs[0]  # type: ignore[union-attr]
+    i, j = report.indices[top.i], report.indices[top.j]
+    assert (i, j) != (top.i, top.j)
+    assert f"samples {i} and {j}" in page.words
+    groups = report.properties.duplicates.groups
+    assert groups, "PneumoniaMNIST holds exact duplicates"
+    assert str([report.indices[k] for k in groups[0]]) in page.words
+
+
+def test_report_without_a_check_says_why() -> None:
+    """Vectors, not images: no reference protocol, and the card says so instead of hiding it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 6, generator=g)
+    y = torch.arange(200) % 2
+    x[11] = x[10]  # the same input with the other label
+    report = measure_dataset(sample_dataset(x, y, max_samples=200), k=5)
+    assert report.check is None and report.check_skipped is not None
+    words = _page(report._repr_html_()).words
+    assert "not images" in words and "1 label conflict(s)" in words

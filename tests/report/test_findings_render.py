@@ -17,6 +17,7 @@ from lightning_dataprops.findings import (
     ReprProfileFinding,
     SharpPairsFinding,
 )
+from lightning_dataprops.findings.charts import lines_chart
 from lightning_dataprops.findings.render import (
     figure_to_array,
     figure_to_png,
@@ -124,3 +125,17 @@ def test_profile_k_curve_and_hyperparameters() -> None:
         "dp/probe/eps": 0.5,
         "dp/probe/steps": None,
     }
+
+
+@pytest.mark.parametrize("epochs", [[0], [4], [0, 1], list(range(12))])
+def test_epoch_axes_show_whole_epochs_only(epochs: list[int]) -> None:
+    """A run report's chart against epoch labels whole epochs, also for a single epoch (a
+    d_repr measured once in a 2-epoch run was drawn at -0.045 ... 0.045)."""
+    figure = lines_chart({"features.5": (epochs, [3.7] * len(epochs))}, ylabel="d_repr (MLE)")
+    assert figure is not None
+    ax = figure.axes[0]
+    figure.canvas.draw()
+    low, high = ax.get_xlim()
+    shown = [float(t) for t in ax.get_xticks() if low <= t <= high]
+    assert shown and all(t == round(t) for t in shown), shown
+    assert set(epochs) <= set(shown) or len(epochs) > 5
