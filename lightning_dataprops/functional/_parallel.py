@@ -13,6 +13,7 @@ the load average.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import threading
@@ -81,7 +82,12 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
     done = object()
 
     def loop() -> None:
+        # Threads do not inherit the caller's grad mode: neighbour searches never need it.
         torch.set_num_threads(1)
+        with torch.no_grad():
+            take_tasks()
+
+    def take_tasks() -> None:
         while not stop.is_set():
             with lock:
                 task = next(iterator, done)
@@ -95,7 +101,11 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
                 return
 
     threads_before = torch.get_num_threads()
-    helpers = [threading.Thread(target=loop, daemon=True) for _ in range(workers - 1)]
+    # Each helper runs in a copy of the caller's context, so config_context settings hold there.
+    helpers = [
+        threading.Thread(target=contextvars.copy_context().run, args=(loop,), daemon=True)
+        for _ in range(workers - 1)
+    ]
     try:
         for helper in helpers:
             helper.start()

@@ -14,10 +14,10 @@ def progress_bar(
     items: Iterable[T], *, enabled: bool | None, desc: str, total: int | None = None
 ) -> Iterator[T]:
     """Iterate over ``items``, with a tqdm bar on stderr when ``enabled`` (``None``: the
-    ``progress`` setting of :func:`~lightning_dataprops.config_context`)."""
+    ``progress`` setting of :func:`~lightning_dataprops.config_context`, read now, in the
+    calling thread, whichever thread then consumes the items)."""
     if not resolve_progress(enabled):
-        yield from items
-        return
+        return iter(items)
     from tqdm.auto import tqdm
 
-    yield from tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True)
+    return iter(tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True))

@@ -47,7 +47,9 @@ def as_points(
 
     Returns the matrix (float32, or float64 for float64 input) and the shape of one sample.
     """
-    tensor = as_tensor(data, name)
+    # The measurements are of the data, never differentiated: an input that requires grad (a
+    # model's output) is taken as its values.
+    tensor = as_tensor(data, name).detach()
     if device is not None:
         tensor = tensor.to(device)
     if tensor.ndim == 0:
