@@ -212,8 +212,10 @@ def worker(method: str, data: Path, n_used: int) -> None:
 
 # ----------------------------------------------------------------------------- machine
 # lscpu flags that decide which kernel the engine picks (and how fast faiss's BLAS runs).
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
-CPU_FEATURES += ("amx_bf16", "amx_int8")
+CPU_FEATURES: tuple[str, ...] = (
+    *("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16"),
+    *("amx_tile", "amx_bf16", "amx_int8"),
+)
 
 
 def cpu_description() -> str:

@@ -7,7 +7,7 @@ alternating. Reported per condition (quiet, then with ``--background-load N`` bu
 * epoch time from one epoch's start to the next (so it includes the end-of-epoch d_repr work),
   the first epoch of each fit left out, and the fit-start cost (the monitor's own timer);
 * the whole fit's wall time with and without the callbacks, their difference, and the
-  callbacks' own ledger (``dataprops/time/spent/*`` summed: everything their hooks cost): the
+  callbacks' own ledger (``overhead_seconds(trainer)``: everything their hooks cost): the
   two should agree within a few percentage points of the fit.
 
     python benchmarks/bench_monitor.py [--epochs 4] [--n 5000] [--repeats 2] [--background-load 2]
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dataprops import default_callbacks, names
+from lightning_dataprops.callbacks import overhead_seconds
 from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,7 +118,7 @@ def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> 
     wall = time.perf_counter() - started
     metrics = trainer.callback_metrics
     fit_start = float(metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
-    ledger = sum(float(v) for key, v in metrics.items() if key.startswith(names.SPENT_PREFIX))
+    ledger = overhead_seconds(trainer)
     return Fit(clock.epochs, wall, fit_start, ledger)
 
 

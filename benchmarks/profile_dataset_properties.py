@@ -93,7 +93,7 @@ def profile(name: str) -> str:
         kernels.append(kernel.name)
         return kernel
 
-    _block_search.make_gram = recording  # type: ignore[assignment]
+    _block_search.make_gram = recording
     dataset_properties(x[:1000], y[:1000])
     start = time.perf_counter()
     dataset_properties(x, y)
