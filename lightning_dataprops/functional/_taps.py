@@ -71,7 +71,7 @@ def eager_stance() -> Iterator[None]:
         yield
 
 
-def _chosen_call(name: str, n_calls: int, layer_call: int | None) -> int:
+def chosen_call(name: str, n_calls: int, layer_call: int | None) -> int:
     """The index of the call the caller means among ``n_calls``, checked."""
     if not n_calls:
         raise ValueError(
@@ -95,7 +95,7 @@ def _chosen_call(name: str, n_calls: int, layer_call: int | None) -> int:
     return layer_call % n_calls
 
 
-def _check_rows(name: str, rows: int, n_inputs: int, read: Read = "output") -> None:
+def check_rows(name: str, rows: int, n_inputs: int, read: Read = "output") -> None:
     if rows != n_inputs:
         what = f"returned {rows} rows" if read == "output" else f"read an input of {rows} rows"
         raise ValueError(
@@ -144,9 +144,9 @@ class Tap:
 
     def chosen(self, n_inputs: int) -> Tensor:
         """This batch's rows from the chosen call, checked to hold one row per input."""
-        _chosen_call(self.key, self._seen, self.layer_call)
+        chosen_call(self.key, self._seen, self.layer_call)
         rows, values = self._kept[0]
-        _check_rows(self.key, rows, n_inputs, self.read)
+        check_rows(self.key, rows, n_inputs, self.read)
         return values
 
 

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from lightning_dataprops.functional._param_uses import LooseParameterUses, loose_parameters
 from lightning_dataprops.functional._taps import (
-    _check_rows,
-    _chosen_call,
+    check_rows,
+    chosen_call,
     eager_stance,
     flatten_representation,
     snapshot,
@@ -92,8 +92,8 @@ class ForwardTrace:
                 f"The output of layer {name!r} is not a tensor; choose a layer that returns a "
                 "tensor (or a tuple whose first element is one)."
             )
-        chosen = rows[_chosen_call(name, len(rows), layer_call)]
-        _check_rows(name, chosen or 0, self.n_inputs)
+        chosen = rows[chosen_call(name, len(rows), layer_call)]
+        check_rows(name, chosen or 0, self.n_inputs)
 
 
 def _tensor(value: Any) -> Tensor | None:

@@ -48,6 +48,7 @@ __all__ = [
     "published_findings",
     "register_writer",
     "start_fit",
+    "warn_not_logged",
     "writer_for",
 ]
 
@@ -117,6 +118,11 @@ def start_fit(trainer: Any) -> None:
     for logger in getattr(trainer, "loggers", []):
         with contextlib.suppress(TypeError):
             _records.pop(logger, None)
+
+
+def warn_not_logged(logger: Any, trainer: Any, key: str, error: Exception) -> None:
+    """Say (once per logger and fit) that ``logger`` could not take ``key``; training goes on."""
+    _warn_once([_record(logger, trainer)], type(logger).__name__, key, error)
 
 
 def _warn_once(records: list[_Record], where: str, key: str, error: Exception) -> None:
@@ -271,7 +277,7 @@ def publish(
         try:
             entry = _entry_for(logger)
         except Exception as error:  # e.g. a writer's module cannot be imported
-            _warn_once([_record(logger, trainer)], type(logger).__name__, finding.key, error)
+            warn_not_logged(logger, trainer, finding.key, error)
             continue
         if entry is None:
             continue

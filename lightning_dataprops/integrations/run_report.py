@@ -26,7 +26,7 @@ from lightning_dataprops.findings.render import figure_to_png, render
 from lightning_dataprops.findings.run_record import REPORT_NAME, RunRecord
 from lightning_dataprops.findings.run_report import render_run_report, write_run_report
 from lightning_dataprops.integrations._common import FOLDER, markdown
-from lightning_dataprops.integrations.publish import _record, _warn_once, published_findings
+from lightning_dataprops.integrations.publish import published_findings, warn_not_logged
 from lightning_dataprops.integrations.readers import logger_kind, record_for_logger
 
 __all__ = ["record_from_trainer", "write_run_reports"]
@@ -93,7 +93,7 @@ def write_run_reports(trainer: Any) -> dict[str, str]:
         try:
             record = record_for_logger(logger, root)
         except Exception as error:
-            _warn_once([_record(logger, trainer)], type(logger).__name__, REPORT_KEY, error)
+            warn_not_logged(logger, trainer, REPORT_KEY, error)
             continue
         if record is not None:
             records[id(logger)] = record
@@ -114,5 +114,5 @@ def write_run_reports(trainer: Any) -> dict[str, str]:
                 folder.mkdir(parents=True, exist_ok=True)
                 done[name] = str(write_run_report(record.report_path(), record))
         except Exception as error:
-            _warn_once([_record(logger, trainer)], name, REPORT_KEY, error)
+            warn_not_logged(logger, trainer, REPORT_KEY, error)
     return done
