@@ -6,7 +6,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 from torch.utils.data import TensorDataset
 
 from lightning_dataprops import intrinsic_dimension, names, sample_dataset
@@ -15,6 +14,7 @@ from lightning_dataprops.callbacks import (
     RepresentationIDMonitor,
     ScalingForecastMonitor,
 )
+from tests.hook_oracle import cloned
 from tests.integration.lightning_models import ON_SCHEDULE, TensorDataModule, TinyCNN, trainer
 
 
@@ -109,12 +109,9 @@ def test_the_repr_forecast_uses_the_head_input_not_the_last_layer_listed(
     fit.fit(model, datamodule=TensorDataModule(x, y))
     # Oracle: what the head reads, seen by a reference hook on the head's input.
     probe = sample_dataset(TensorDataset(x, y), max_samples=200, seed=0).inputs
-    kept: list[torch.Tensor] = []
-    handle = model.head.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
-    with torch.no_grad():
-        model.eval()(probe)
-    handle.remove()
-    head_input = intrinsic_dimension(kept[0], "mle", k=20).value
+    head_input = intrinsic_dimension(
+        cloned(model, model.head, probe, read="input"), "mle", k=20
+    ).value
     assert _value(fit, names.D_REPR_HEAD_INPUT) == pytest.approx(head_input, rel=1e-5)
     assert _value(fit, names.d_repr("features.5")) == pytest.approx(head_input, rel=1e-5)
     ratio = _value(fit, names.forecast("repr_loss_ratio_2x_data"))

@@ -17,6 +17,7 @@ from lightning_dataprops.callbacks import (
     MeasurementFailedWarning,
     RepresentationIDMonitor,
 )
+from tests.hook_oracle import cloned
 from tests.integration.lightning_models import (
     ON_SCHEDULE,
     CompilableCNN,
@@ -215,21 +216,6 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
     assert lightning_log.text.count("the d_repr measurement is postponed") == 1
 
 
-def _cloned(model: nn.Module, module: nn.Module, x: Tensor, read: str = "output") -> Tensor:
-    """Oracle: what a reference hook that clones sees: a module's output, or the input it reads."""
-    kept: list[Tensor] = []
-    if read == "output":
-        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
-    else:
-        handle = module.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
-    try:
-        with torch.no_grad():
-            model.eval()(x)
-    finally:
-        handle.remove()
-    return kept[0].flatten(1)
-
-
 def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
     mnist_3_vs_8, tmp_path: Path
 ) -> None:
@@ -241,7 +227,7 @@ def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
     fit.fit(model, datamodule=TensorDataModule(x, y))
     probe = _probe(x, y, 300)
     for layer in layers:
-        oracle = _cloned(model, model.get_submodule(layer), probe)
+        oracle = cloned(model, model.get_submodule(layer), probe)
         assert float((oracle < 0).float().mean()) > 0.1, "the captured values had negatives"
         assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(
             _oracle(oracle), rel=1e-5
@@ -273,10 +259,10 @@ def test_the_default_layer_is_what_the_head_reads(
     assert monitor.layer_names == [layer]
     assert f"the output head 'out' reads {reads}" in lightning_log.text
     probe = _probe(x, y, 300)
-    expected = _oracle(_cloned(net, net.out, probe, read="input"))
+    expected = _oracle(cloned(net, net.out, probe, read="input"))
     assert float(fit.callback_metrics[names.d_repr(layer)]) == pytest.approx(expected, rel=1e-5)
     assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(expected, rel=1e-5)
-    pre_activation = _oracle(_cloned(net, net.fc2, probe))
+    pre_activation = _oracle(cloned(net, net.fc2, probe))
     assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from lightning_dataprops.functional.representations import capture_representations
+from tests.hook_oracle import cloned
 
 
 def test_a_compiled_model_that_already_ran_gives_every_row() -> None:
@@ -63,21 +64,6 @@ def test_layer_discovery_leaves_no_hook_behind_and_the_model_pickles() -> None:
     torch.save(net, io.BytesIO())  # a leftover lambda hook would make this fail
 
 
-def _cloned(model: nn.Module, module: nn.Module, x: torch.Tensor, read: str = "output") -> Tensor:
-    """Oracle: the module's output (or input) cloned inside a reference hook, flattened."""
-    kept: list[Tensor] = []
-    if read == "output":
-        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out.clone()))
-    else:
-        handle = module.register_forward_pre_hook(lambda _m, args: kept.append(args[0].clone()))
-    try:
-        with torch.no_grad():
-            model.eval()(x)
-    finally:
-        handle.remove()
-    return kept[0].flatten(1)
-
-
 def test_a_conv_followed_by_an_inplace_relu_is_captured_as_it_returned() -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(1, 4, 3)
@@ -87,7 +73,7 @@ def test_a_conv_followed_by_an_inplace_relu_is_captured_as_it_returned() -> None
         alone = conv(x)  # the layer run on its own
     captured = capture_representations(model, x, ["0"], batch_size=16)["0"]
     assert torch.equal(captured, alone.flatten(1))
-    assert torch.equal(captured, _cloned(model, conv, x))
+    assert torch.equal(captured, cloned(model, conv, x))
     assert 0.3 < float((captured < 0).float().mean()) < 0.7, "the ReLU must not reach it"
     for pool, reduce in (("avg", alone.mean(dim=(2, 3))), ("max", alone.amax(dim=(2, 3)))):
         pooled = capture_representations(model, x, ["0"], pool=pool)["0"]  # type: ignore[arg-type]
@@ -108,12 +94,12 @@ def test_a_residual_block_captures_its_batchnorms_before_the_inplace_writes() ->
     layers = ["0.1", "0.3.bn1", "0.3.bn2"]
     captured = capture_representations(model, x, layers, batch_size=20)
     for name in layers:
-        oracle = _cloned(model, model.get_submodule(name), x)
+        oracle = cloned(model, model.get_submodule(name), x)
         assert torch.equal(captured[name], oracle), name
         assert float((oracle < 0).float().mean()) > 0.2, name
     # The shared inplace ReLU of the block at its second call: what the block returns.
     second = capture_representations(model, x, ["0.3.relu"], layer_call=1)
-    assert torch.equal(second["0.3.relu"], _cloned(model, model[0][3], x))
+    assert torch.equal(second["0.3.relu"], cloned(model, model[0][3], x))
 
 
 def test_compiled_submodules_are_named_as_in_the_uncompiled_model() -> None:
