@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import warnings
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from lightning_dataprops.findings import KCurveFinding
 from lightning_dataprops.findings.html_report import write_properties_report
 from lightning_dataprops.functional import dataset_properties, intrinsic_dimension
-
-
-class _Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.images: list[str] = []
-        self.external: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "img":
-            self.images.append(values["src"] or "")
-        if tag in ("script", "link", "iframe"):
-            self.external.append(tag)
-        for value in values.values():
-            if value and value.startswith(("http:", "https:", "//")):
-                self.external.append(value)
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _decoded(src: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
-    assert src.startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(src[len(prefix) :])))
-    image.load()
-    return image
+from tests.report.pages import decoded, read_page
 
 
 def test_report_on_pneumoniamnist_with_a_conflict_and_a_duplicate(
@@ -73,11 +41,10 @@ def test_report_on_pneumoniamnist_with_a_conflict_and_a_duplicate(
         references=["Konz & Mazurowski, ICLR 2024"],
     )
     assert path.stat().st_size < 5 * 1024 * 1024
-    page = _Page()
-    page.feed(path.read_text(encoding="utf-8"))
+    page = read_page(path)
     assert page.external == []
     assert len(page.images) == 2  # the k-curve and the pairs
-    sizes = [_decoded(src).size for src in page.images]
+    sizes = [decoded(src).size for src in page.images]
     assert all(width > 200 and height > 200 for width, height in sizes)
     text = " ".join(page.text)
     conflict = f"{int(source[10])} {int(source[11])}"  # dataset indices, not positions
@@ -92,8 +59,7 @@ def test_report_of_feature_vectors_has_tables_but_no_pair_images(tmp_path: Path)
     x = torch.randn(300, 6, generator=g)
     props = dataset_properties(x, (x[:, 0] > 0).long(), k=10, top_pairs=3)
     path = write_properties_report(tmp_path / "r.html", props, inputs=x, description="vectors")
-    page = _Page()
-    page.feed(path.read_text(encoding="utf-8"))
+    page = read_page(path)
     assert page.images == []
     pair = props.label_sharpness_result.pairs[0]  # type: ignore[union-attr]
     assert f"{pair.distance:.4g}" in " ".join(page.text)
