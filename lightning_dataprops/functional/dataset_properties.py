@@ -179,10 +179,9 @@ def _dataset_properties(
         return points, input_shape, None if y is None else kf_targets(y, n, target_type)
 
     # Distributed: a rank whose inputs are refused makes every rank raise (nobody waits).
-    if distributed:
-        points, input_shape, labelled = checked_on_every_rank(validated, process_group)
-    else:
-        points, input_shape, labelled = validated()
+    points, input_shape, labelled = checked_on_every_rank(
+        validated, process_group, enabled=distributed
+    )
     n = int(points.shape[0])
     # Default extras that need more neighbours than this sample has are left out, not refused.
     names = tuple(

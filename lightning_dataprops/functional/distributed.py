@@ -61,13 +61,14 @@ def distributed_world_size(group: Any = None) -> int:
 T = TypeVar("T")
 
 
-def checked_on_every_rank(check: Callable[[], T], group: Any = None) -> T:
+def checked_on_every_rank(check: Callable[[], T], group: Any = None, *, enabled: bool = True) -> T:
     """``check()`` on this rank, then one exchange: if it raised on any rank, it raises on all.
 
     For the input validation in front of a collective: a rank that raised alone (its shard is
     empty, its values are NaN) would leave the other ranks waiting forever (NCCL) or for the
-    group's timeout (Gloo). Every rank of ``group`` must call it. Without an initialised group
-    of more than one rank it is ``check()``.
+    group's timeout (Gloo). Every rank of ``group`` must call it. With ``enabled=False`` (a call
+    that is not distributed), or without an initialised group of more than one rank, it is
+    ``check()``.
 
     Raises:
         The rank's own exception where ``check`` raised; elsewhere a ``ValueError`` naming the
@@ -77,7 +78,7 @@ def checked_on_every_rank(check: Callable[[], T], group: Any = None) -> T:
         >>> checked_on_every_rank(lambda: 3)  # one process: just the check
         3
     """
-    world_size = distributed_world_size(group)
+    world_size = distributed_world_size(group) if enabled else 1
     if world_size <= 1:
         return check()
     try:

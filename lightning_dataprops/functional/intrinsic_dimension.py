@@ -126,10 +126,7 @@ def intrinsic_dimension(
         return points, input_shape
 
     # Distributed: a rank whose inputs are refused makes every rank raise (nobody waits).
-    if distributed:
-        points, input_shape = checked_on_every_rank(validated, process_group)
-    else:
-        points, input_shape = validated()
+    points, input_shape = checked_on_every_rank(validated, process_group, enabled=distributed)
     graph = None
     if distributed:
         graph = sharded_knn_search(
