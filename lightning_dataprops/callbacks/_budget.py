@@ -114,9 +114,9 @@ class OverheadBudget:
                 rank_zero_info(
                     f"{self.owner}: {_WORK.get(what, what)} is postponed to keep the callbacks' "
                     f"overhead within {self.fraction:.0%} of the fit's time (it last took "
-                    f"{self.last_cost[what]:.2f} s); it runs again when the budget allows. Set "
-                    "DataPropsOptions(overhead_budget=...) to change the budget, or None to "
-                    "measure on schedule."
+                    f"{self.last_cost[what]:.2f} s); it runs again when the budget allows. Pass "
+                    "default_callbacks(overhead_budget=...), or DataPropsOptions(overhead_budget="
+                    "...) to a callback, to change the budget; None measures on schedule."
                 )
         return decision
 

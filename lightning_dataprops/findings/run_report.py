@@ -87,24 +87,34 @@ def _val_loss_name(record: RunRecord) -> str | None:
 
 
 def run_verdict(record: RunRecord) -> Verdict:
-    """The card's verdict: the warnings raised (with the sharp-label factor when logged), else
-    the sharp-label check's outcome."""
+    """The card's verdict: the sharp-label warning when raised; otherwise the sharp-label
+    check's outcome, with any other warnings (caveats such as disagreeing estimators) named
+    after it rather than in its place."""
     from lightning_dataprops.references import reference_rule
 
     raised = _warnings(record)
     ratio = record.last(names.K_F_RATIO)
     factor = "" if ratio is None else f"{ratio:.2f}x the sharpest natural-image sample"
-    if raised:
-        titles = [_title(text) for text in raised.values()]
+    titles = [_title(text) for text in raised.values()]
+    if "sharp_labels" in raised or (titles and ratio is None):
         detail = f"Median label sharpness K_F(0.5) is {factor}. " if factor else ""
         detail += "What was found and what to do: see 'Warnings raised' below."
         headline = titles[0] + (f" (and {len(titles) - 1} more)" if len(titles) > 1 else "")
         return Verdict("warn", headline, detail)
+    others = ""
+    if titles:
+        count = f"{len(titles)} warning{'s' if len(titles) > 1 else ''}"
+        others = f"{count} raised: {'; '.join(titles)}. See 'Warnings raised' below."
     if ratio is None:
         return Verdict("info", "No warnings raised")
     if ratio > float(reference_rule()["tolerance"]):
-        return Verdict("warn", f"Sharp labels: {factor}")
-    return Verdict("ok", f"Labels no sharper than natural images ({factor})", "No warnings raised.")
+        return Verdict("warn", f"Sharp labels: {factor}", others)
+    headline = f"Labels no sharper than natural images ({factor})"
+    return (
+        Verdict("info", headline, others)
+        if titles
+        else Verdict("ok", headline, "No warnings raised.")
+    )
 
 
 def _title(markdown: str) -> str:

@@ -214,6 +214,8 @@ def test_the_overhead_budget_postpones_d_repr_and_says_so(
     spent = float(fit.callback_metrics[names.OVERHEAD_SECONDS])
     assert spent > 0 and float(fit.callback_metrics[names.OVERHEAD_FRACTION]) >= 0.001
     assert lightning_log.text.count("the d_repr measurement is postponed") == 1
+    # It names the knob where README users set it (default_callbacks), not only the options.
+    assert "default_callbacks(overhead_budget=...)" in lightning_log.text
 
 
 def test_batchnorms_rewritten_in_place_are_measured_as_they_returned(
