@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.report.pages import position, read_page
-from tests.report.test_html_report import _decoded, _Page
+from tests.report.pages import decoded, position, read_page
 
 
 @pytest.mark.slow
@@ -48,14 +47,13 @@ def test_measure_report_on_pneumoniamnist_from_the_command_line(
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # one file, nothing beside it
     path = tmp_path / "r.html"
     assert path.stat().st_size < 5 * 1024 * 1024
-    page = _Page()
-    page.feed(path.read_text(encoding="utf-8"))
+    page = read_page(path)
     assert page.external == []
     # The two reference charts, the pair gallery and the k-curve (issue 19: at least four).
     assert len(page.images) >= 4
-    assert all(min(_decoded(src).size) > 200 for src in page.images)
+    assert all(min(decoded(src).size) > 200 for src in page.images)
     text = " ".join(" ".join(page.text).split())
-    assert position(read_page(path).words, "Sharp labels:") < 0.15  # the verdict leads
+    assert position(page.words, "Sharp labels:") < 0.15  # the verdict leads
     assert "1 (pneumonia)" in text and "0 (normal)" in text
     x, y = pneumonia
     with warnings.catch_warnings():
