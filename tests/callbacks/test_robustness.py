@@ -22,6 +22,7 @@ from lightning_dataprops.callbacks import (
 from lightning_dataprops.data import sample_dataset
 from tests.conftest import shared_file
 from tests.integration.lightning_models import ON_SCHEDULE, TinyCNN
+from tests.transforms import Compose, Normalize
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -39,27 +40,6 @@ def one_thread() -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 # Data and models the way people train
 # --------------------------------------------------------------------------------------------
-
-
-class Normalize:
-    """torchvision-style ``Normalize`` on one ``(C, H, W)`` tensor (torchvision is optional)."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.mean, self.std = list(mean), list(std)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        mean = torch.tensor(self.mean).reshape(-1, 1, 1)
-        return (x - mean) / torch.tensor(self.std).reshape(-1, 1, 1)
-
-
-class Compose:
-    def __init__(self, transforms: list[Any]) -> None:
-        self.transforms = transforms
-
-    def __call__(self, x: Any) -> Any:
-        for transform in self.transforms:
-            x = transform(x)
-        return x
 
 
 class ImageFolderLike(Dataset):

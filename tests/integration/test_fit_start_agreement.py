@@ -24,6 +24,7 @@ from lightning_dataprops.callbacks import (
 from lightning_dataprops.cli import main
 from tests.conftest import shared_file
 from tests.integration.lightning_models import TinyCNN, trainer
+from tests.transforms import Compose, Normalize
 
 
 class _Normalized(Dataset):
@@ -137,28 +138,6 @@ def test_a_check_that_cannot_run_is_skipped_with_its_reason() -> None:
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-
-
-class Normalize:
-    """torchvision-style ``Normalize`` (``.mean``/``.std``) on one ``(C, H, W)`` tensor
-    (torchvision is optional and not installed in CI)."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.mean, self.std = list(mean), list(std)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean).reshape(-1, 1, 1)
-        return (x - mean) / torch.tensor(self.std).reshape(-1, 1, 1)
-
-
-class Compose:
-    def __init__(self, transforms: list[Any]) -> None:
-        self.transforms = transforms
-
-    def __call__(self, x: Any) -> Any:
-        for transform in self.transforms:
-            x = transform(x)
-        return x
 
 
 class Photos(Dataset):
