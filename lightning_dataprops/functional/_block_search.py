@@ -20,7 +20,7 @@ from lightning_dataprops.functional._block_kernels import (
 )
 from lightning_dataprops.functional._gram import KernelName, make_gram
 from lightning_dataprops.functional._other_label import OtherLabelTracker
-from lightning_dataprops.functional._parallel import available_cpus, run_tasks
+from lightning_dataprops.functional._parallel import available_cpus, row_ranges, run_tasks
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.neighbor_graph import (
@@ -390,35 +390,43 @@ class BlockSearch:
         other_d[rows], other_i[rows] = best[inverse], pick[inverse]
         return other_i, other_d
 
-    def _full_rows_per_chunk(self) -> int:
-        """Rows whose distances to all ``n`` points fit in the memory budget at once (a float32
-        and a float64 copy, a masked float64 copy and two masks: 22 bytes an entry)."""
-        return max(1, int(self.budget_bytes // (24 * self.n)))
+    def _row_chunks(self, n_rows: int) -> list[range]:
+        """Row ranges for pooled work on rows against up to all ``n`` points: each fits its share
+        of the memory budget (a float32 and a float64 copy, a masked float64 copy and two masks:
+        22 bytes an entry), a few per worker."""
+        fits = max(1, int(self.budget_bytes // (24 * self.n * available_cpus())))
+        return [
+            range(start, min(start + fits, chunk.stop))
+            for chunk in row_ranges(n_rows)
+            for start in range(chunk.start, chunk.stop, fits)
+        ]
 
     def _exhaustive(
         self, rows_original: Tensor, rows_pos: Tensor, kth: Tensor, bound: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
         """Exact top-k for rows by recomputing every reference that could be within ``kth``."""
-        out_d, out_i = [], []
-        rows_per_chunk = self._full_rows_per_chunk()
-        for start in range(0, int(rows_pos.numel()), rows_per_chunk):
-            pos = rows_pos[start : start + rows_per_chunk]
+        n_rows = int(rows_pos.numel())
+        out_d = torch.empty((n_rows, k), dtype=torch.float64, device=rows_pos.device)
+        out_i = torch.empty((n_rows, k), dtype=torch.long, device=rows_pos.device)
+
+        def search(rows: range) -> None:
+            part = slice(rows.start, rows.stop)
+            pos = rows_pos[part]
             d2 = self._sq_dists(pos, slice(0, self.n)).double()
             d2[torch.arange(pos.numel(), device=pos.device), pos] = math.inf
-            limit = kth[start : start + pos.numel()].square() + bound[start : start + pos.numel()]
-            within = (d2 <= limit[:, None]) & torch.isfinite(d2)
+            within = (d2 <= (kth[part].square() + bound[part])[:, None]) & torch.isfinite(d2)
             width = max(k, int(within.sum(dim=1).max()))
             d2 = d2.masked_fill(~within, math.inf)
             top = torch.topk(d2, width, dim=1, largest=False)
             cand = torch.where(
                 torch.isfinite(top.values), top.indices, torch.full_like(top.indices, -1)
             )
-            exact = self._exact(rows_original[start : start + pos.numel()], cand)
+            exact = self._exact(rows_original[part], cand)
             order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-            chosen_d, chosen_i = take_sorted(exact, cand, order)
-            out_d.append(chosen_d)
-            out_i.append(chosen_i)
-        return torch.cat(out_d), torch.cat(out_i)
+            out_d[part], out_i[part] = take_sorted(exact, cand, order)
+
+        run_tasks(self._row_chunks(n_rows), search, rows_pos.device)
+        return out_d, out_i
 
     def _closest_pairs(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Exact closest differently-labelled pairs ``(query, reference)``.
@@ -468,17 +476,27 @@ class BlockSearch:
             torch.nextafter(limit32, torch.full_like(limit32, math.inf)),
             limit32,
         )
-        rows_per_chunk = self._full_rows_per_chunk()
         runs = self.other.class_runs(rows_pos) if rows_pos.numel() > 0 else []
-        for run_start, run_stop, c_start, c_stop in runs:
-            for a, b, _ in outside(slice(0, self.n), c_start, c_stop):
-                for start in range(run_start, run_stop, rows_per_chunk):
-                    end = min(start + rows_per_chunk, run_stop)
-                    pos = rows_pos[start:end]
-                    d2 = self._sq_dists(pos, slice(a, b))
-                    within_r, within_c = (d2 <= limit32[start:end, None]).nonzero(as_tuple=True)
-                    firsts.append(pos[within_r])
-                    seconds.append(within_c + a)
+        tasks = [
+            (range(run_start + rows.start, run_start + rows.stop), a, b)
+            for run_start, run_stop, c_start, c_stop in runs
+            for a, b, _ in outside(slice(0, self.n), c_start, c_stop)
+            for rows in self._row_chunks(run_stop - run_start)
+        ]
+        found: dict[int, tuple[Tensor, Tensor]] = {}
+
+        def search(task: tuple[int, tuple[range, int, int]]) -> None:
+            number, (rows, a, b) = task
+            pos = rows_pos[rows.start : rows.stop]
+            d2 = self._sq_dists(pos, slice(a, b))
+            within_r, within_c = (d2 <= limit32[rows.start : rows.stop, None]).nonzero(
+                as_tuple=True
+            )
+            found[number] = (pos[within_r], within_c + a)
+
+        run_tasks(list(enumerate(tasks)), search, device)
+        firsts += [found[number][0] for number in range(len(tasks))]
+        seconds += [found[number][1] for number in range(len(tasks))]
         first = self._to_original(torch.cat(firsts))
         second = self._to_original(torch.cat(seconds))
         return first, second, exact_distances(self.x, first, second[:, None])[:, 0]

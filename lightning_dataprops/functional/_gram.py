@@ -29,6 +29,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._parallel import row_ranges, run_tasks
+
 __all__ = ["KERNELS", "GramKernel", "KernelName", "make_gram"]
 
 KernelName = Literal["auto", "float32", "int8", "bfloat16"]
@@ -43,7 +45,20 @@ _BF16_MIN_POINTS = 4096
 _BF16_MIN_DIM = 256
 # Values sampled to recognise an 8-bit grid before the full check.
 _GRID_SAMPLE = 65_536
-_GRID_CHUNK_ROWS = 4096
+_GRID_TASK_ROWS = 1024
+# Rows per pooled task when the operands are made (a few MB each).
+_SETUP_ROWS = 256
+
+
+def _converted(points: Tensor, dtype: torch.dtype) -> Tensor:
+    """``points.to(dtype)``, row ranges converted on the pool's workers."""
+    out = torch.empty(points.shape, dtype=dtype, device=points.device)
+
+    def convert(rows: range) -> None:
+        out[rows.start : rows.stop].copy_(points[rows.start : rows.stop])
+
+    run_tasks(row_ranges(int(points.shape[0]), _SETUP_ROWS), convert, points.device)
+    return out
 
 
 def _fp32_gamma(dim: int) -> float:
@@ -66,11 +81,21 @@ class GramKernel:
 
     def __init__(self, x: Tensor, order: Tensor | None) -> None:
         mean = x.mean(dim=0, keepdim=True)
-        centred = x - mean if order is None else torch.index_select(x, 0, order).sub_(mean)
+        n, self.dim = int(x.shape[0]), int(x.shape[1])
         # Centring only translates the points but shrinks their norms, and with them the bound.
-        points = centred.to(torch.float32)
-        self.dim = int(points.shape[1])
-        norms = torch.linalg.vector_norm(points, dim=1)
+        points = torch.empty((n, self.dim), dtype=torch.float32, device=x.device)
+        norms = torch.empty(n, dtype=torch.float32, device=x.device)
+
+        def centre(rows: range) -> None:
+            part = slice(rows.start, rows.stop)
+            chunk = x[part] if order is None else torch.index_select(x, 0, order[part])
+            if x.dtype == torch.float32:
+                torch.sub(chunk, mean, out=points[part])
+            else:
+                points[part].copy_(chunk - mean)
+            torch.linalg.vector_norm(points[part], dim=1, out=norms[part])
+
+        run_tasks(row_ranges(n, _SETUP_ROWS), centre, x.device)
         self.norms = norms.double()
         self.sq_norms = norms.square_()
         self.max_norm = float(self.norms.max())
@@ -143,9 +168,16 @@ def bfloat16_certifies(base: GramKernel, k: int, n_candidates: int) -> bool:
     if last <= k:
         return True
     sample = torch.arange(64, device=points.device) * (n - 1) // 63
-    d2 = base.sq_dists(
-        points[sample], base.sq_norms[sample], slice(0, n), torch.empty(64, n, device=points.device)
-    )
+    parts: dict[int, Tensor] = {}
+
+    def distances(cols: range) -> None:
+        out = torch.empty(64, len(cols), device=points.device)
+        parts[cols.start] = base.sq_dists(
+            points[sample], base.sq_norms[sample], slice(cols.start, cols.stop), out
+        )
+
+    run_tasks(row_ranges(n, 1024), distances, points.device)
+    d2 = torch.cat([parts[start] for start in sorted(parts)], dim=1)
     d2[torch.arange(64, device=points.device), sample] = math.inf
     nearest = torch.topk(d2, last, dim=1, largest=False).values.double()
     bound = BFloat16Kernel.widening * base._scale(sample) + base.error_bound(sample)
@@ -177,7 +209,7 @@ class BFloat16Kernel(GramKernel):
         return kernel
 
     def _operands(self, points: Tensor) -> Tensor:
-        return points.to(torch.bfloat16)
+        return _converted(points, torch.bfloat16)
 
     def product(self, rows: Tensor, cols: slice, out: Tensor) -> Tensor:
         block = self._product_buffer(out, torch.bfloat16)
@@ -220,6 +252,10 @@ class Int8Kernel(GramKernel):
     def error_bound(self, positions: Tensor) -> Tensor:
         scale = self._scale(positions)
         return 16.0 * _U32 * scale + self.eta * (2.0 * scale.sqrt() + self.eta)
+
+
+class _OffGridError(Exception):
+    """An entry of the data is off the 8-bit grid (raised by a task; stops the others)."""
 
 
 @dataclass
@@ -271,17 +307,23 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
     # widen the bound until most rows needed the exhaustive re-search.
     unit = _U32 if x.dtype != torch.float64 else 2.0**-53
     tolerance = min(1e-4 * step, 16.0 * unit * max(abs(lo), abs(hi)))
-    worst = 0.0
-    for start in range(0, n, _GRID_CHUNK_ROWS):
-        stop = min(start + _GRID_CHUNK_ROWS, n)
-        chunk = x[start:stop] if order is None else x[order[start:stop]]
+    misses: list[float] = []
+
+    def encode(rows: range) -> None:
+        chunk = x[rows.start : rows.stop] if order is None else x[order[rows.start : rows.stop]]
         level = chunk.sub(lo).div_(step).round_().to(torch.promote_types(x.dtype, torch.float32))
-        worst = max(worst, float(level.mul(step).add_(lo).sub_(chunk).abs_().max()))
-        if worst > tolerance:
-            return None
+        misses.append(float(level.mul(step).add_(lo).sub_(chunk).abs_().max()))
+        if misses[-1] > tolerance:
+            raise _OffGridError
         level.sub_(128.0)
-        codes[start:stop, :dim] = level.to(torch.int8)
-        code_sq[start:stop] = level.square_().sum(dim=1, dtype=torch.float64)
+        codes[rows.start : rows.stop, :dim] = level.to(torch.int8)
+        code_sq[rows.start : rows.stop] = level.square_().sum(dim=1, dtype=torch.float64)
+
+    try:
+        run_tasks(row_ranges(n, _GRID_TASK_ROWS), encode, x.device)
+    except _OffGridError:
+        return None
+    worst = max(misses)
     # The check itself was rounded (a subtraction, a division, a product and a sum).
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
     if eps > 1e-3 * step:  # a large offset: its rounding alone would widen the bound too far

@@ -9,23 +9,32 @@ on one thread from start to end, and the workers take the next block as soon as 
 (dynamic scheduling): a descheduled worker delays its own block only, the others take the rest.
 The decision adapts per block to the CPU time the workers actually get; nothing is guessed from
 the load average.
+
+For the same reason a whole search runs inside :func:`worker_pool`: the pool's size is fixed once
+(:func:`available_cpus`), and the calling thread itself runs on one torch thread in between the
+pooled stages too, so that no stage is a multi-threaded region with barriers. Work that would
+otherwise run there on several threads (the kernel's operands, re-searches) is split into row
+ranges (:func:`row_ranges`) and pooled as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
-__all__ = ["available_cpus", "run_tasks"]
+__all__ = ["available_cpus", "row_ranges", "run_tasks", "worker_pool"]
 
 T = TypeVar("T")
+# The size of the pool of the search in progress (set by ``worker_pool``), seen by its helpers.
+_POOL_SIZE: contextvars.ContextVar[int | None] = contextvars.ContextVar("pool_size", default=None)
 _CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1 = (
     Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
@@ -50,13 +59,46 @@ def _cgroup_cpus() -> float | None:
 
 def available_cpus() -> int:
     """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded up)
-    and by ``torch.get_num_threads()`` (the user's own limit); at least 1."""
+    and by ``torch.get_num_threads()`` (the user's own limit); at least 1. Inside
+    :func:`worker_pool`: the pool's size, fixed when it was entered."""
+    pool = _POOL_SIZE.get()
+    if pool is not None:
+        return pool
     affinity = getattr(os, "sched_getaffinity", None)
     cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     quota = _cgroup_cpus()
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
     return max(1, min(cpus, torch.get_num_threads()))
+
+
+@contextlib.contextmanager
+def worker_pool(device: torch.device) -> Iterator[None]:
+    """Run a whole search as pooled single-threaded work (on the CPU; elsewhere a no-op).
+
+    The pool's size is :func:`available_cpus` as of entering; the calling thread then runs on
+    one torch thread until the block ends (restored after, whatever happens), and
+    :func:`run_tasks` spreads the heavy stages over the pool. Nested pools keep the outer one.
+    """
+    if device.type != "cpu" or _POOL_SIZE.get() is not None:
+        yield
+        return
+    token = _POOL_SIZE.set(available_cpus())
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        _POOL_SIZE.reset(token)
+
+
+def row_ranges(n_rows: int, min_rows: int = 1, tasks_per_worker: int = 4) -> list[range]:
+    """``range(0, n_rows)`` cut into about ``tasks_per_worker`` ranges per worker of the pool
+    (:func:`available_cpus`), each of at least ``min_rows`` rows: a few tasks per worker, so
+    that a worker the OS deschedules leaves the rest to the others."""
+    per_task = max(1, min_rows, -(-n_rows // (tasks_per_worker * available_cpus())))
+    return [range(a, min(a + per_task, n_rows)) for a in range(0, n_rows, per_task)]
 
 
 def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.device) -> None:

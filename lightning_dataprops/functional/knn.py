@@ -46,6 +46,7 @@ from torch import Tensor
 
 from lightning_dataprops.functional._block_search import BlockSearch
 from lightning_dataprops.functional._gram import KernelName
+from lightning_dataprops.functional._parallel import worker_pool
 from lightning_dataprops.functional._precision import full_precision_matmul
 from lightning_dataprops.functional._validation import (
     as_points,
@@ -118,7 +119,7 @@ def knn_search(
     x, _ = as_points(x, name="x")
     x, exponent = power_of_two_scale(x)
     margin = 4 + k // 10 if candidate_margin is None else candidate_margin
-    with full_precision_matmul(), torch.no_grad():
+    with full_precision_matmul(), torch.no_grad(), worker_pool(x.device):
         search = BlockSearch(
             x, labels, min(k + margin, n - 1), max(1, n_pairs), memory_budget_mb, kernel, k=k
         )

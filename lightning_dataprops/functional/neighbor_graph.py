@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional._parallel import available_cpus, run_tasks
+from lightning_dataprops.functional._parallel import row_ranges, run_tasks
 
 __all__ = ["NeighborGraph", "exact_distances", "merge_pairs", "top_unique_pairs"]
 
@@ -86,11 +86,8 @@ def exact_distances(x: Tensor, first: Tensor, candidates: Tensor) -> Tensor:
                 diff, dim=1, dtype=torch.float64, out=flat[start * n_cand : stop * n_cand]
             )
 
-    # Each task on one thread, the tasks spread over the CPUs (see ``_parallel``): a few tasks
-    # per CPU, so that a worker the OS deschedules leaves the rest to the others.
-    per_task = max(rows_per_chunk, -(-n_rows // (4 * available_cpus())))
-    tasks = [range(a, min(a + per_task, n_rows)) for a in range(0, n_rows, per_task)]
-    run_tasks(tasks, distances_of, x.device)
+    # Each task on one thread, the tasks spread over the CPUs (see ``_parallel``).
+    run_tasks(row_ranges(n_rows, rows_per_chunk), distances_of, x.device)
     return out.masked_fill_(candidates < 0, math.inf)
 
 

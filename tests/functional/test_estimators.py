@@ -11,6 +11,7 @@ import torch
 from scipy.optimize import brentq
 
 from lightning_dataprops import dataset_properties, intrinsic_dimension
+from lightning_dataprops.functional.estimators import unique_neighbours
 from tests.conftest import sphere_in_ambient
 
 skdim = pytest.importorskip("skdim")
@@ -101,3 +102,34 @@ def test_estimators_come_from_one_pass_and_keep_the_classic_values(curved: np.nd
     assert everything.d_data == classic.d_data
     assert everything.d_data_twonn == classic.d_data_twonn
     assert everything.d_data == intrinsic_dimension(curved, "mle", k=20).value
+
+
+def test_abid_on_two_workers_equals_one_thread(curved: np.ndarray) -> None:
+    """ABID's chunks run on a pool of workers, each gathering into memory it reuses: the value
+    is the one-thread value to the last bit."""
+    threads = torch.get_num_threads()
+    values = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            values.append(intrinsic_dimension(curved, "abid", k=12).value)
+            assert torch.get_num_threads() == n_threads
+    finally:
+        torch.set_num_threads(threads)
+    assert values[0] == values[1]
+
+
+def test_offsets_into_given_memory() -> None:
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
+    nb = unique_neighbours(x, 4)
+    rows = slice(3, 9)
+    fresh = nb.offsets(rows, 3, dtype=torch.float32)
+    assert fresh.shape == (6, 3, 7)
+    torch.testing.assert_close(fresh, (x[nb.indices[rows, :3]] - x[nb.kept[rows]][:, None, :]))
+    buffer = torch.full((200,), float("nan"))
+    reused = nb.offsets(rows, 3, dtype=torch.float32, out=buffer)
+    assert torch.equal(reused, fresh) and reused.data_ptr() == buffer.data_ptr()
+    with pytest.raises(ValueError, match="at least 126 elements"):
+        nb.offsets(rows, 3, dtype=torch.float32, out=torch.empty(100))
+    with pytest.raises(ValueError, match=r"contiguous torch\.float64"):
+        nb.offsets(rows, 3, out=buffer)

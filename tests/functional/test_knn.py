@@ -168,3 +168,29 @@ def test_blocks_spread_over_workers_give_the_one_thread_result(use_queries: bool
     rows = torch.arange(1400) if queries is None else queries
     dist = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
     torch.testing.assert_close(two.other_distances, dist[rows].min(dim=1).values, rtol=1e-6, atol=0)
+
+
+def test_re_search_of_uncertified_rows_on_two_workers_is_exact() -> None:
+    """A lattice (every point has many neighbours at the same distance) with no candidate margin:
+    most rows cannot be certified from their candidates and are searched again, on a pool of two
+    workers with a small budget (many row ranges); the result is the brute force's, and the
+    same as on one thread."""
+    axes = [torch.arange(8.0)] * 3
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3) + 0.5
+    labels = (x.sum(dim=1) % 3).long()
+    threads = torch.get_num_threads()
+    graphs = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            graphs.append(
+                knn_search(x, 6, labels=labels, n_pairs=3, candidate_margin=0, memory_budget_mb=0.2)
+            )
+    finally:
+        torch.set_num_threads(threads)
+    one, two = graphs
+    assert two.n_refined > 256, "the lattice's rows were expected to need the re-search"
+    _check_against_brute_force(x, 6, two)
+    torch.testing.assert_close(two.distances, one.distances, rtol=0, atol=0)
+    dist = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
+    torch.testing.assert_close(two.other_distances, dist.min(dim=1).values, rtol=0, atol=0)

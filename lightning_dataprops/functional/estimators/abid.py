@@ -18,9 +18,12 @@ unbiased form of their ``k^2 / sum_{i,j} cos^2``.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._parallel import run_tasks, worker_pool
 from lightning_dataprops.functional.estimators.neighbours import Neighbours
 from lightning_dataprops.functional.estimators.registry import Estimate, register_estimator
 
@@ -32,16 +35,28 @@ def mean_squared_cosines(neighbours: Neighbours, k: int) -> Tensor:
     (its ``k`` nearest)."""
     if k < 2:
         raise ValueError(f"ABID needs pairs of neighbours: k >= 2, got {k}.")
-    out = torch.empty(neighbours.n, dtype=torch.float64, device=neighbours.points.device)
+    device = neighbours.points.device
+    out = torch.empty(neighbours.n, dtype=torch.float64, device=device)
     dtype = neighbours.points.dtype
-    for rows in neighbours.row_chunks(k):
-        # The Gram matrix of the offsets in the points' precision (one gather, one subtraction,
-        # one batched product: the memory traffic is the cost), normalised in float64.
-        v = neighbours.offsets(rows, k, dtype=dtype)
+    dim = int(neighbours.points.shape[1])
+    local = threading.local()
+
+    def cosines(rows: slice) -> None:
+        # The Gram matrix of the offsets in the points' precision (one gather into memory this
+        # worker reuses, one subtraction, one batched product: the memory traffic is the cost),
+        # normalised in float64.
+        size = (rows.stop - rows.start) * k * dim
+        buffer = getattr(local, "buffer", None)
+        if buffer is None or buffer.numel() < size:
+            buffer = local.buffer = torch.empty(size, dtype=dtype, device=device)
+        v = neighbours.offsets(rows, k, dtype=dtype, out=buffer)
         gram = torch.bmm(v, v.transpose(1, 2)).double()
         norms = gram.diagonal(dim1=1, dim2=2)
         cos2 = (gram.square() / (norms[:, :, None] * norms[:, None, :])).sum(dim=(1, 2))
         out[rows] = (cos2 - k) / (k * (k - 1))
+
+    with worker_pool(device):
+        run_tasks(neighbours.row_chunks(k), cosines, device)
     return out
 
 

@@ -8,6 +8,7 @@ estimators that need angles, and the duplicate report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_dataprops.functional._parallel import available_cpus
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
@@ -81,20 +83,42 @@ class Neighbours:
         return int(self.distances.shape[1])
 
     def offsets(
-        self, rows: slice, k: int | None = None, dtype: torch.dtype = torch.float64
+        self,
+        rows: slice,
+        k: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        out: Tensor | None = None,
     ) -> Tensor:
         """``(r, k, D)`` vectors (``dtype``, default float64) from the kept samples
         ``kept[rows]`` to their ``k`` nearest neighbours (default: all ``k_max``): the input of
-        angle-based estimators."""
+        angle-based estimators. ``out``: optional memory to reuse, ``r * k * D`` elements of
+        ``dtype`` or more, contiguous (``ValueError`` otherwise); gathering into fresh memory
+        is mostly page faults."""
         k = self.k_max if k is None else k
+        neighbour_rows = self.indices[rows, :k].flatten()
         centres = self.points[self.kept[rows]].to(dtype)
-        return self.points[self.indices[rows, :k]].to(dtype) - centres[:, None, :]
+        dim = int(self.points.shape[1])
+        shape = (centres.shape[0], k, dim)
+        if out is None:
+            out = torch.empty(shape, dtype=dtype, device=self.points.device)
+        elif not out.is_contiguous() or out.numel() < math.prod(shape) or out.dtype != dtype:
+            raise ValueError(
+                f"out must be a contiguous {dtype} tensor of at least {math.prod(shape)} "
+                f"elements, got {out.dtype} {tuple(out.shape)}."
+            )
+        out = out.view(-1)[: math.prod(shape)].view(shape[0] * k, dim)
+        if self.points.dtype == dtype:
+            torch.index_select(self.points, 0, neighbour_rows, out=out)
+        else:
+            out.copy_(torch.index_select(self.points, 0, neighbour_rows))
+        return out.view(shape).sub_(centres[:, None, :])
 
     def row_chunks(self, k: int | None = None) -> list[slice]:
-        """Slices of kept rows whose float64 :meth:`offsets` fit in a few tens of MB each."""
+        """Slices of kept rows whose float64 :meth:`offsets` fit in a few tens of MB each, and
+        at least four per CPU this process may use (for work spread over them)."""
         k = self.k_max if k is None else k
         per_row = 8 * max(1, k) * max(1, int(self.points.shape[1]))
-        step = max(1, _OFFSET_CHUNK_BYTES // per_row)
+        step = max(1, min(_OFFSET_CHUNK_BYTES // per_row, -(-self.n // (4 * available_cpus()))))
         return [slice(start, min(start + step, self.n)) for start in range(0, self.n, step)]
 
 
