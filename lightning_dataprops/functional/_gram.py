@@ -57,7 +57,9 @@ def _converted(points: Tensor, dtype: torch.dtype) -> Tensor:
     def convert(rows: range) -> None:
         out[rows.start : rows.stop].copy_(points[rows.start : rows.stop])
 
-    run_tasks(row_ranges(int(points.shape[0]), _SETUP_ROWS), convert, points.device)
+    run_tasks(
+        row_ranges(int(points.shape[0]), _SETUP_ROWS, _SETUP_ROWS * 16), convert, points.device
+    )
     return out
 
 
@@ -95,7 +97,7 @@ class GramKernel:
                 points[part].copy_(chunk - mean)
             torch.linalg.vector_norm(points[part], dim=1, out=norms[part])
 
-        run_tasks(row_ranges(n, _SETUP_ROWS), centre, x.device)
+        run_tasks(row_ranges(n, _SETUP_ROWS, _SETUP_ROWS * 16), centre, x.device)
         self.norms = norms.double()
         self.sq_norms = norms.square_()
         self.max_norm = float(self.norms.max())
@@ -320,7 +322,7 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
         code_sq[rows.start : rows.stop] = level.square_().sum(dim=1, dtype=torch.float64)
 
     try:
-        run_tasks(row_ranges(n, _GRID_TASK_ROWS), encode, x.device)
+        run_tasks(row_ranges(n, max_rows=_GRID_TASK_ROWS), encode, x.device)
     except _OffGridError:
         return None
     worst = max(misses)

@@ -93,11 +93,16 @@ def worker_pool(device: torch.device) -> Iterator[None]:
         _POOL_SIZE.reset(token)
 
 
-def row_ranges(n_rows: int, min_rows: int = 1, tasks_per_worker: int = 4) -> list[range]:
+def row_ranges(
+    n_rows: int, min_rows: int = 1, max_rows: int | None = None, tasks_per_worker: int = 4
+) -> list[range]:
     """``range(0, n_rows)`` cut into about ``tasks_per_worker`` ranges per worker of the pool
-    (:func:`available_cpus`), each of at least ``min_rows`` rows: a few tasks per worker, so
-    that a worker the OS deschedules leaves the rest to the others."""
+    (:func:`available_cpus`), each of at least ``min_rows`` rows and at most ``max_rows`` (more
+    ranges then; it bounds each task's memory): a few tasks per worker, so that a worker the OS
+    deschedules leaves the rest to the others."""
     per_task = max(1, min_rows, -(-n_rows // (tasks_per_worker * available_cpus())))
+    if max_rows is not None:
+        per_task = max(1, min(per_task, max_rows))
     return [range(a, min(a + per_task, n_rows)) for a in range(0, n_rows, per_task)]
 
 
