@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,8 @@ from lightning_dataprops.callbacks import overhead_seconds
 from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dataset_properties import background_load, cpu_description
+from bench_dataset_properties import cpu_description
+from paired_fits import LEDGER_HEADER, Condition, Fit, measure_conditions
 
 
 class BenchCNN(pl.LightningModule):
@@ -88,16 +88,6 @@ class EpochClock(pl.Callback):
         return [b - a for a, b in itertools.pairwise(marks)]
 
 
-@dataclass
-class Fit:
-    """One fit: epoch times, the fit's wall time, the fit-start cost and the ledger."""
-
-    epochs: list[float]
-    wall: float
-    fit_start: float
-    ledger: float
-
-
 def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> Fit:
     pl.seed_everything(0, verbose=False)
     clock = EpochClock()
@@ -119,43 +109,21 @@ def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> 
     metrics = trainer.callback_metrics
     fit_start = float(metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
     ledger = overhead_seconds(trainer)
-    return Fit(clock.epochs, wall, fit_start, ledger)
+    return Fit(wall, ledger, clock.epochs, fit_start)
 
 
-def measure(data: TensorDataset, epochs: int, repeats: int) -> tuple[list[Fit], list[Fit]]:
-    """Alternate fits without and with the callbacks, so that load changes hit both alike."""
-    plain: list[Fit] = []
-    monitored: list[Fit] = []
-    for _ in range(repeats):
-        plain.append(fit(data, epochs, None))
-        monitored.append(fit(data, epochs, default_callbacks(progress=False)))
-    return plain, monitored
-
-
-def rows(condition: str, plain: list[Fit], monitored: list[Fit]) -> tuple[str, str]:
-    """The epoch-time row and the ledger row of one condition."""
-    plain_epochs = [t for f in plain for t in f.epochs[1:]]
-    monitored_epochs = [t for f in monitored for t in f.epochs[1:]]
+def epoch_row(condition: Condition) -> str:
+    """Epoch times without and with the callbacks (each fit's first epoch left out)."""
+    plain_epochs = [t for f in condition.plain for t in f.epochs[1:]]
+    monitored_epochs = [t for f in condition.monitored for t in f.epochs[1:]]
     base = statistics.median(plain_epochs)
     with_monitor = statistics.median(monitored_epochs)
-    fit_start = statistics.median(f.fit_start for f in monitored)
-    epoch_row = (
-        f"| {condition} | {', '.join(f'{t:.2f}' for t in plain_epochs)} | "
+    fit_start = statistics.median(f.fit_start for f in condition.monitored)
+    return (
+        f"| {condition.label} | {', '.join(f'{t:.2f}' for t in plain_epochs)} | "
         f"{', '.join(f'{t:.2f}' for t in monitored_epochs)} | {base:.2f} / {with_monitor:.2f} "
         f"| {100 * (with_monitor - base) / base:+.1f}% | {fit_start:.2f} |"
     )
-    # Pairwise (the fits were alternating): wall difference and ledger, in % of the plain fit.
-    diffs = [100 * (m.wall - p.wall) / p.wall for p, m in zip(plain, monitored, strict=True)]
-    ledgers = [100 * m.ledger / p.wall for p, m in zip(plain, monitored, strict=True)]
-    gaps = [d - ledger for d, ledger in zip(diffs, ledgers, strict=True)]
-    spent = [f"{f.ledger:.2f} s ({x:.1f}%)" for f, x in zip(monitored, ledgers, strict=True)]
-    ledger_row = (
-        f"| {condition} | {', '.join(f'{f.wall:.1f}' for f in plain)} | "
-        f"{', '.join(f'{f.wall:.1f}' for f in monitored)} | "
-        f"{', '.join(f'{d:+.1f}%' for d in diffs)} | "
-        f"{', '.join(spent)} | {', '.join(f'{g:+.1f}' for g in gaps)} |"
-    )
-    return epoch_row, ledger_row
 
 
 def main() -> None:
@@ -179,19 +147,13 @@ def main() -> None:
     assert sample.targets is not None, "Fashion-MNIST has labels"
     data = TensorDataset(sample.inputs, sample.targets)
     fit(data, 1, None)  # warm-up: imports, allocator, thread pools
-    conditions = [("quiet", 0)] + (
-        [(f"{args.background_load} busy processes", args.background_load)]
-        if args.background_load
-        else []
+    results = measure_conditions(
+        lambda monitored: fit(
+            data, args.epochs, default_callbacks(progress=False) if monitored else None
+        ),
+        args.repeats,
+        args.background_load,
     )
-    results = []
-    for condition, n_busy in conditions:
-        load_before = os.getloadavg()[0]
-        with background_load(n_busy):
-            plain, monitored = measure(data, args.epochs, args.repeats)
-        label = f"{condition} (load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
-        results.append(rows(label, plain, monitored))
-        print("\n".join(results[-1]), flush=True)  # as it comes: a later condition may not
     print(
         f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
         f"threads, torch {torch.__version__}; measured {time.strftime('%Y-%m-%d %H:%M')}"
@@ -206,16 +168,12 @@ def main() -> None:
         "| median without / with (s) | per epoch | fit start (s) |"
     )
     print("|---|---|---|---|---|---|")
-    for epoch_row, _ in results:
-        print(epoch_row)
+    for condition in results:
+        print(epoch_row(condition))
     print()
-    print(
-        "| condition | fit without (s) | fit with (s) | wall difference | ledger "
-        "| difference - ledger (pp) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for _, ledger_row in results:
-        print(ledger_row)
+    print(LEDGER_HEADER)
+    for condition in results:
+        print(condition.ledger_row())
 
 
 if __name__ == "__main__":

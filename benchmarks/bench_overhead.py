@@ -4,16 +4,20 @@ A small ResNet-like CNN trained for 5 epochs on 4,000 CIFAR-10 RGB photos (1,000
 photos for validation), with ``Normalize(mean, std)`` applied inside the Dataset, as most
 pipelines do. The same seed and data for both kinds of run; runs alternate (without, with,
 without, with, ...) so that load changes on a shared machine hit both alike, after one warm-up
-fit that is not counted. The callbacks' own ledger (``dataprops/time/total``,
-``dataprops/time/overhead``, ``dataprops/postponed/...``) is printed beside the wall times.
+fit that is not counted. Per pair of fits: the wall-clock difference and the callbacks' own
+ledger (``overhead_seconds(trainer)``, logged as ``dataprops/time/total``), in percent of the
+plain fit, and their gap (see ``paired_fits.py``); quiet, and with ``--background-load N`` busy
+processes as well. The ledger of the last fit is broken down by stage.
 
-    python benchmarks/bench_overhead.py [--repeats 2] [--epochs 5] [--n 4000]
+    python benchmarks/bench_overhead.py [--repeats 4] [--epochs 5] [--n 4000] [--background-load 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import os
+import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_dataprops import default_callbacks, names
+from lightning_dataprops.callbacks import overhead_seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dataset_properties import cpu_description
+from paired_fits import LEDGER_HEADER, Fit, measure_conditions
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -106,7 +115,7 @@ class SmallResNet(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=2e-3)
 
 
-def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> tuple[float, dict[str, float]]:
+def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> Fit:
     pl.seed_everything(0, verbose=False)
     callbacks = default_callbacks(progress=False) if monitored else []
     trainer = pl.Trainer(
@@ -126,19 +135,30 @@ def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> tuple[float
         DataLoader(val, batch_size=256),
     )
     elapsed = time.perf_counter() - started
-    ledger = {
-        key: float(value)
+    LAST_LEDGER.clear()
+    LAST_LEDGER.update(
+        (key, float(value))
         for key, value in trainer.callback_metrics.items()
         if key.startswith((f"{names.PREFIX}/time", f"{names.PREFIX}/postponed"))
-    }
-    return elapsed, ledger
+    )
+    return Fit(elapsed, overhead_seconds(trainer) if monitored else 0.0)
+
+
+LAST_LEDGER: dict[str, float] = {}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--n", type=int, default=4000)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each kind")
+    parser.add_argument("--repeats", type=int, default=4, help="pairs of fits (alternating order)")
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure with N busy background processes (stopped at the end)",
+    )
     args = parser.parse_args()
     with np.load(CIFAR) as data:
         images, labels = data["train_images"], data["train_labels"].ravel()
@@ -146,32 +166,36 @@ def main() -> None:
     chosen = np.random.default_rng(0).permutation(len(labels))[: args.n]
     train, val = Photos(images[chosen], labels[chosen]), Photos(val_images, val_labels.ravel())
     fit(train, val, 1, monitored=True)  # warm-up: allocators, threads, first-call costs
-    plain, monitored, ledgers = [], [], []
-    for _ in range(args.repeats):
-        plain.append(fit(train, val, args.epochs, monitored=False)[0])
-        seconds, ledger = fit(train, val, args.epochs, monitored=True)
-        monitored.append(seconds)
-        ledgers.append(ledger)
-    base, with_callbacks = min(plain), min(monitored)
+    results = measure_conditions(
+        lambda monitored: fit(train, val, args.epochs, monitored),
+        args.repeats,
+        args.background_load,
+    )
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}"
+        f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}; measured {time.strftime('%Y-%m-%d %H:%M')}"
     )
     print(
         f"data: {args.n} CIFAR-10 photos 3x32x32 (Normalize in the Dataset), 1000 for "
-        f"validation, batch 64, {args.epochs} epochs, {args.repeats} alternating runs each"
+        f"validation, batch 64, {args.epochs} epochs, {args.repeats} alternating pairs of fits "
+        "per condition"
     )
     print()
-    print("| run | fit times (s) | min (s) | added |")
+    print("| condition | fits without (s) | fits with (s) | added (mean of the pairs) |")
     print("|---|---|---|---|")
-    print(f"| without callbacks | {', '.join(f'{t:.1f}' for t in plain)} | {base:.1f} | |")
-    print(
-        f"| default_callbacks() | {', '.join(f'{t:.1f}' for t in monitored)} | "
-        f"{with_callbacks:.1f} | {100 * (with_callbacks - base) / base:+.1f}% |"
-    )
+    for condition in results:
+        print(
+            f"| {condition.label} | {', '.join(f'{f.wall:.1f}' for f in condition.plain)} | "
+            f"{', '.join(f'{f.wall:.1f}' for f in condition.monitored)} | "
+            f"{statistics.mean(condition.differences):+.1f}% |"
+        )
     print()
-    print("The callbacks' ledger (last run):")
-    for key, value in sorted(ledgers[-1].items()):
+    print(LEDGER_HEADER)
+    for condition in results:
+        print(condition.ledger_row())
+    print()
+    print("The callbacks' ledger (last fit):")
+    for key, value in sorted(LAST_LEDGER.items()):
         print(f"- {key}: {value:.3f}")
 
 

@@ -6,7 +6,8 @@ user's metric namespace, read by ``EarlyStopping``, ``ModelCheckpoint`` and dash
 budget's total is their sum, logged as :data:`~lightning_dataprops.names.OVERHEAD_SECONDS`, so
 the callbacks share a budget without holding references to each other. Before a periodic
 measurement (d_repr, the robustness probe) a callback predicts its cost from the last time it
-ran and runs it only if the total stays within ``fraction`` of the fit's own time so far (wall
+ran (the measurement and the rest of the hook it ran in: rendering, logger writes) and runs it
+only if the total stays within ``fraction`` of the fit's own time so far (wall
 time since setup, minus the callbacks' time); otherwise the measurement is postponed to a later
 epoch, and the first postponement is said once. The fit-start measurement is charged but never
 postponed. Under DDP rank zero decides and broadcasts, so every rank makes the same collective
@@ -83,6 +84,10 @@ class OverheadBudget:
         # its measurements charged from what it still has to add.
         self.charged = 0.0
         self.in_hook = False
+        # What each periodic measurement's hook cost beyond the measurement itself (rendering,
+        # logger writes), last time: part of what running it again will cost.
+        self.hook_rest: dict[str, float] = {}
+        self.last_charged: str | None = None
 
     def start(self, trainer: pl.Trainer) -> None:
         """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
@@ -90,6 +95,7 @@ class OverheadBudget:
         self.own = 0.0
         self.last_cost.clear()
         self.skipped.clear()
+        self.hook_rest.clear()
         _ledger(trainer)[self] = 0.0
 
     @staticmethod
@@ -106,7 +112,8 @@ class OverheadBudget:
         decision = True
         if self.fraction is not None and what in self.last_cost:
             budget = self.fraction * self.fit_time(trainer)
-            decision = self.spent(trainer) + self.last_cost[what] <= budget
+            predicted = self.last_cost[what] + self.hook_rest.get(what, 0.0)
+            decision = self.spent(trainer) + predicted <= budget
         decision = bool(trainer.strategy.broadcast(decision, src=0))
         if not decision:
             self.skipped[what] = self.skipped.get(what, 0) + 1
@@ -123,6 +130,7 @@ class OverheadBudget:
     def charge(self, trainer: pl.Trainer, what: str, seconds: float) -> dict[str, float]:
         """Add ``seconds`` spent on ``what``; the budget metrics to log."""
         self.last_cost[what] = seconds
+        self.last_charged = what
         self.add(trainer, seconds)
         return self.report(trainer)
 
@@ -167,12 +175,15 @@ def timed_hook(hook: Hook) -> Hook:
             return hook(self, *args, **kwargs)
         budget.in_hook = True
         started, charged = time.perf_counter(), budget.charged
+        budget.last_charged = None
         try:
             return hook(self, *args, **kwargs)
         finally:
             budget.in_hook = False
             trainer = args[0] if args else kwargs.get("trainer")
             rest = time.perf_counter() - started - (budget.charged - charged)
+            if budget.last_charged is not None:
+                budget.hook_rest[budget.last_charged] = max(0.0, rest)
             if (
                 isinstance(trainer, pl.Trainer)
                 and trainer.state.fn == "fit"

@@ -1,0 +1,106 @@
+"""Fits without and with the default callbacks, alternating, and what their ledger says.
+
+Shared by ``bench_overhead.py`` (the CIFAR-like model) and ``bench_monitor.py`` (a small CNN on
+Fashion-MNIST). Each pair is one fit without the callbacks and one with them, run back to back
+so that load changes hit both alike, in alternating order (plain first, then monitored first:
+a machine that speeds up or slows down over the run favours neither kind over an even number
+of pairs). Per pair: the wall-clock difference and the callbacks' own ledger
+(:func:`~lightning_dataprops.callbacks.overhead_seconds`: everything their hooks cost), both in
+percent of the plain fit; their gap in percentage points says whether the ledger tells what the
+callbacks cost. The mean over the pairs is the figure reported (one pair is noisy; the mean
+cancels a steady drift), the median beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench_dataset_properties import background_load
+
+
+@dataclass
+class Fit:
+    """One fit: its wall time, the callbacks' ledger (0 without them), per-epoch times and the
+    fit-start cost where the script records them."""
+
+    wall: float
+    ledger: float = 0.0
+    epochs: list[float] = field(default_factory=list)
+    fit_start: float = 0.0
+
+
+@dataclass
+class Condition:
+    """The pairs of fits measured under one condition (quiet, or N busy processes)."""
+
+    label: str
+    plain: list[Fit]
+    monitored: list[Fit]
+
+    @property
+    def differences(self) -> list[float]:
+        """Wall-clock difference of each pair, percent of the plain fit."""
+        return [
+            100 * (m.wall - p.wall) / p.wall
+            for p, m in zip(self.plain, self.monitored, strict=True)
+        ]
+
+    @property
+    def ledgers(self) -> list[float]:
+        """The ledger of each pair's monitored fit, percent of the plain fit."""
+        return [100 * m.ledger / p.wall for p, m in zip(self.plain, self.monitored, strict=True)]
+
+    @property
+    def gaps(self) -> list[float]:
+        """Wall-clock difference minus ledger, percentage points, per pair."""
+        return [d - g for d, g in zip(self.differences, self.ledgers, strict=True)]
+
+    def ledger_row(self) -> str:
+        """The markdown row of this condition (columns: :data:`LEDGER_HEADER`)."""
+        return (
+            f"| {self.label} | {', '.join(f'{f.wall:.1f}' for f in self.plain)} | "
+            f"{', '.join(f'{f.wall:.1f}' for f in self.monitored)} | "
+            f"{', '.join(f'{d:+.1f}%' for d in self.differences)} "
+            f"(mean {statistics.mean(self.differences):+.1f}%) | "
+            f"{', '.join(f'{x:.1f}%' for x in self.ledgers)} "
+            f"(mean {statistics.mean(self.ledgers):.1f}%) | "
+            f"{', '.join(f'{g:+.1f}' for g in self.gaps)} | "
+            f"**{statistics.mean(self.gaps):+.1f}** / {statistics.median(self.gaps):+.1f} |"
+        )
+
+
+LEDGER_HEADER = (
+    "| condition | fits without (s) | fits with (s) | wall difference | ledger "
+    "| difference - ledger (pp) | mean / median (pp) |\n|---|---|---|---|---|---|---|"
+)
+
+
+def measure_conditions(
+    fit: Callable[[bool], Fit], repeats: int, background: int
+) -> list[Condition]:
+    """``repeats`` alternating pairs of ``fit(monitored)`` on a quiet machine and, with
+    ``background`` > 0, as many again with that many busy processes; each condition's ledger row
+    is printed as it comes (a later condition may not finish)."""
+    conditions = [("quiet", 0)] + (
+        [(f"{background} busy processes", background)] if background else []
+    )
+    results = []
+    for name, n_busy in conditions:
+        load_before = os.getloadavg()[0]
+        plain: list[Fit] = []
+        monitored: list[Fit] = []
+        with background_load(n_busy):
+            for pair in range(repeats):
+                if pair % 2 == 0:
+                    plain.append(fit(False))
+                    monitored.append(fit(True))
+                else:
+                    monitored.append(fit(True))
+                    plain.append(fit(False))
+        label = f"{name} (load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
+        results.append(Condition(label, plain, monitored))
+        print(results[-1].ledger_row(), flush=True)
+    return results
