@@ -69,3 +69,28 @@ def test_no_overcorrection_of_heavy_tails_no_family_was_calibrated_on(family: st
     value, twonn, _ = _calibrated_and_twonn(x)
     assert abs(value - d) <= abs(twonn - d) + 0.05 * d
     assert value <= 1.1 * d
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_families_that_fit_equally_well_are_said_and_widen_the_error(seed: int) -> None:
+    # A flat 40-torus at n = 4000 fits the torus family (about 40) and the ball and sphere ones
+    # (about 74) about equally well: which one wins depends on the draw (seed 11: ball), so the
+    # result must name the readings and carry an uncertainty that spans them.
+    rng = np.random.default_rng(seed)
+    angles = rng.random((4000, 40)) * 2 * math.pi
+    x = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
+    props = dataset_properties(torch.as_tensor(x, dtype=torch.float32), estimators=("calibrated",))
+    result = props.estimates["calibrated"]
+    assert result.note is not None and "about equally well" in result.note
+    assert "torus" in result.note and result.details["d_torus"] == pytest.approx(40, rel=0.1)
+    assert result.stderr is not None and result.value - 2 * result.stderr <= 40
+    assert result.stderr >= (result.details["d_ball"] - result.details["d_torus"]) / 2 - 1e-9
+
+
+def test_a_clear_family_keeps_a_tight_error() -> None:
+    x = np.random.default_rng(77).random((2000, 20))
+    result = dataset_properties(
+        torch.as_tensor(x, dtype=torch.float32), estimators=("calibrated",)
+    ).estimates["calibrated"]
+    assert result.variant == "family:cube" and result.note is None
+    assert result.stderr == pytest.approx(result.value / math.sqrt(2000))

@@ -51,6 +51,11 @@ TOLERANCE = 0.05
 """Each statistic's tolerance, in log units, in the misfit."""
 MAX_RMS_MISFIT = 0.10
 """No family fits when the best one misses by more than this RMS (log units): raw TwoNN."""
+AMBIGUITY = 1.0
+"""Families whose misfit (sum over the statistics of squared tolerances) is within this of the
+best one's fit the data about as well: at n = 2000 the statistics' sampling noise moves two
+families' misfits apart by about that much. Their ``d`` range widens the standard error and,
+when it is wider than 10% of the estimate, is said in the note."""
 _FINE = 2000
 
 
@@ -140,9 +145,20 @@ def calibrated(neighbours: Neighbours) -> Estimate:
         )
     for _, family_log_d, family in fits:
         details[f"d_{family}"] = math.exp(family_log_d)
+    close = {
+        family: math.exp(log_d) for fit, log_d, family in fits if fit - fits[0][0] <= AMBIGUITY
+    }
+    low, high = min(close.values()), max(close.values())
+    if high - low > 0.1 * value:
+        readings = ", ".join(f"{family} {d:.1f}" for family, d in close.items())
+        notes.append(
+            f"reference families with different corrections fit these data about equally well "
+            f"({readings}): d is uncertain across {low:.1f}-{high:.1f}, and the standard error "
+            "says so"
+        )
     return Estimate(
         value,
-        value * stderr_fraction,
+        max(value * stderr_fraction, (high - low) / 2),
         f"family:{best_family}",
         K,
         note="; ".join(notes) + "." if notes else None,
