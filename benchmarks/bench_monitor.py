@@ -37,7 +37,7 @@ from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Condition, Fit, measure_conditions
+from paired_fits import LEDGER_HEADER, Condition, Fit, StepClock, measure_conditions
 
 
 class BenchCNN(pl.LightningModule):
@@ -90,8 +90,8 @@ class EpochClock(pl.Callback):
 
 def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> Fit:
     pl.seed_everything(0, verbose=False)
-    clock = EpochClock()
-    callbacks: list[pl.Callback] = [clock, *(monitor or [])]
+    clock, steps = EpochClock(), StepClock()
+    callbacks: list[pl.Callback] = [clock, steps, *(monitor or [])]
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -109,7 +109,7 @@ def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> 
     metrics = trainer.callback_metrics
     fit_start = float(metrics.get(names.seconds("fit_start"), torch.tensor(0.0)))
     ledger = overhead_seconds(trainer)
-    return Fit(wall, ledger, clock.epochs, fit_start)
+    return Fit(wall, ledger, steps.seconds, clock.epochs, fit_start)
 
 
 def epoch_row(condition: Condition) -> str:

@@ -33,7 +33,7 @@ from lightning_dataprops.callbacks import overhead_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Fit, measure_conditions
+from paired_fits import LEDGER_HEADER, Fit, StepClock, measure_conditions
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -117,7 +117,8 @@ class SmallResNet(pl.LightningModule):
 
 def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> Fit:
     pl.seed_everything(0, verbose=False)
-    callbacks = default_callbacks(progress=False) if monitored else []
+    clock = StepClock()
+    callbacks = [clock, *(default_callbacks(progress=False) if monitored else [])]
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -141,7 +142,7 @@ def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> Fit:
         for key, value in trainer.callback_metrics.items()
         if key.startswith((f"{names.PREFIX}/time", f"{names.PREFIX}/postponed"))
     )
-    return Fit(elapsed, overhead_seconds(trainer) if monitored else 0.0)
+    return Fit(elapsed, overhead_seconds(trainer) if monitored else 0.0, clock.seconds)
 
 
 LAST_LEDGER: dict[str, float] = {}
@@ -159,6 +160,9 @@ def main() -> None:
         metavar="N",
         help="also measure with N busy background processes (stopped at the end)",
     )
+    parser.add_argument(
+        "--no-quiet", action="store_true", help="only the loaded condition (--background-load)"
+    )
     args = parser.parse_args()
     with np.load(CIFAR) as data:
         images, labels = data["train_images"], data["train_labels"].ravel()
@@ -170,6 +174,7 @@ def main() -> None:
         lambda monitored: fit(train, val, args.epochs, monitored),
         args.repeats,
         args.background_load,
+        quiet=not args.no_quiet,
     )
     print(
         f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "

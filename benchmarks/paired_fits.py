@@ -9,25 +9,50 @@ of pairs). Per pair: the wall-clock difference and the callbacks' own ledger
 percent of the plain fit; their gap in percentage points says whether the ledger tells what the
 callbacks cost. The mean over the pairs is the figure reported (one pair is noisy; the mean
 cancels a steady drift), the median beside it.
+
+The training steps are timed too (:class:`StepClock`: from each training batch's start to its
+end, in both kinds of fit). The gap splits into what the steps lost or gained between the two
+fits and the rest; a gap that the steps' own difference explains is the machine's noise, not
+time the ledger missed (the ledger itself equals the time spent in the callbacks' hooks,
+``tests/integration/test_overhead_ledger.py``).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import lightning.pytorch as pl
 from bench_dataset_properties import background_load
+
+
+class StepClock(pl.Callback):
+    """Seconds spent in training steps (each batch's start to its end), summed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.seconds += time.perf_counter() - self._started
 
 
 @dataclass
 class Fit:
-    """One fit: its wall time, the callbacks' ledger (0 without them), per-epoch times and the
-    fit-start cost where the script records them."""
+    """One fit: its wall time, the callbacks' ledger (0 without them), the time in training
+    steps (:class:`StepClock`), per-epoch times and the fit-start cost where the script records
+    them."""
 
     wall: float
     ledger: float = 0.0
+    steps: float = 0.0
     epochs: list[float] = field(default_factory=list)
     fit_start: float = 0.0
 
@@ -54,6 +79,14 @@ class Condition:
         return [100 * m.ledger / p.wall for p, m in zip(self.plain, self.monitored, strict=True)]
 
     @property
+    def step_differences(self) -> list[float]:
+        """Training steps' time with the callbacks minus without, percent of the plain fit."""
+        return [
+            100 * (m.steps - p.steps) / p.wall
+            for p, m in zip(self.plain, self.monitored, strict=True)
+        ]
+
+    @property
     def gaps(self) -> list[float]:
         """Wall-clock difference minus ledger, percentage points, per pair."""
         return [d - g for d, g in zip(self.differences, self.ledgers, strict=True)]
@@ -68,23 +101,26 @@ class Condition:
             f"{', '.join(f'{x:.1f}%' for x in self.ledgers)} "
             f"(mean {statistics.mean(self.ledgers):.1f}%) | "
             f"{', '.join(f'{g:+.1f}' for g in self.gaps)} | "
-            f"**{statistics.mean(self.gaps):+.1f}** / {statistics.median(self.gaps):+.1f} |"
+            f"**{statistics.mean(self.gaps):+.1f}** / {statistics.median(self.gaps):+.1f} | "
+            f"{', '.join(f'{x:+.1f}' for x in self.step_differences)} "
+            f"(mean {statistics.mean(self.step_differences):+.1f}) |"
         )
 
 
 LEDGER_HEADER = (
     "| condition | fits without (s) | fits with (s) | wall difference | ledger "
-    "| difference - ledger (pp) | mean / median (pp) |\n|---|---|---|---|---|---|---|"
+    "| difference - ledger (pp) | mean / median (pp) | of which training steps (pp) |\n"
+    "|---|---|---|---|---|---|---|---|"
 )
 
 
 def measure_conditions(
-    fit: Callable[[bool], Fit], repeats: int, background: int
+    fit: Callable[[bool], Fit], repeats: int, background: int, quiet: bool = True
 ) -> list[Condition]:
-    """``repeats`` alternating pairs of ``fit(monitored)`` on a quiet machine and, with
-    ``background`` > 0, as many again with that many busy processes; each condition's ledger row
-    is printed as it comes (a later condition may not finish)."""
-    conditions = [("quiet", 0)] + (
+    """``repeats`` alternating pairs of ``fit(monitored)`` on a quiet machine (unless not
+    ``quiet``) and, with ``background`` > 0, as many again with that many busy processes; each
+    condition's ledger row is printed as it comes (a later condition may not finish)."""
+    conditions = ([("quiet", 0)] if quiet else []) + (
         [(f"{background} busy processes", background)] if background else []
     )
     results = []
