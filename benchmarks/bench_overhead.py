@@ -136,13 +136,15 @@ def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> Fit:
         DataLoader(val, batch_size=256),
     )
     elapsed = time.perf_counter() - started
+    if not monitored:
+        return Fit(elapsed, 0.0, clock.seconds)
     LAST_LEDGER.clear()
     LAST_LEDGER.update(
         (key, float(value))
         for key, value in trainer.callback_metrics.items()
         if key.startswith((f"{names.PREFIX}/time", f"{names.PREFIX}/postponed"))
     )
-    return Fit(elapsed, overhead_seconds(trainer) if monitored else 0.0, clock.seconds)
+    return Fit(elapsed, overhead_seconds(trainer), clock.seconds)
 
 
 LAST_LEDGER: dict[str, float] = {}
@@ -199,7 +201,7 @@ def main() -> None:
     for condition in results:
         print(condition.ledger_row())
     print()
-    print("The callbacks' ledger (last fit):")
+    print("The callbacks' ledger (last fit with them):")
     for key, value in sorted(LAST_LEDGER.items()):
         print(f"- {key}: {value:.3f}")
 
