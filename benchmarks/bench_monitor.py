@@ -37,7 +37,7 @@ from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Condition, Fit, StepClock, measure_conditions
+from paired_fits import LEDGER_HEADER, Condition, Fit, StepClock, bench_trainer, measure_conditions
 
 
 class BenchCNN(pl.LightningModule):
@@ -92,17 +92,7 @@ def fit(data: TensorDataset, epochs: int, monitor: list[pl.Callback] | None) -> 
     pl.seed_everything(0, verbose=False)
     clock, steps = EpochClock(), StepClock()
     callbacks: list[pl.Callback] = [clock, steps, *(monitor or [])]
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
+    trainer = bench_trainer(epochs, callbacks, limit_val_batches=0)
     started = time.perf_counter()
     trainer.fit(BenchCNN(), DataLoader(data, batch_size=128, shuffle=True))
     wall = time.perf_counter() - started

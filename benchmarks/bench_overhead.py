@@ -33,7 +33,7 @@ from lightning_dataprops.callbacks import overhead_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Fit, StepClock, measure_conditions
+from paired_fits import LEDGER_HEADER, Fit, StepClock, bench_trainer, measure_conditions
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -119,16 +119,7 @@ def fit(train: Photos, val: Photos, epochs: int, monitored: bool) -> Fit:
     pl.seed_everything(0, verbose=False)
     clock = StepClock()
     callbacks = [clock, *(default_callbacks(progress=False) if monitored else [])]
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
+    trainer = bench_trainer(epochs, callbacks)
     started = time.perf_counter()
     trainer.fit(
         SmallResNet(),

@@ -30,6 +30,21 @@ import lightning.pytorch as pl
 from bench_dataset_properties import background_load
 
 
+def bench_trainer(epochs: int, callbacks: list[pl.Callback], **options: Any) -> pl.Trainer:
+    """A CPU trainer without logger, checkpoints, progress bar or summary (``options`` added)."""
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **options,
+    )
+
+
 class StepClock(pl.Callback):
     """Seconds spent in training steps (each batch's start to its end), summed."""
 

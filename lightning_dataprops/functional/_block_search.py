@@ -391,15 +391,11 @@ class BlockSearch:
         return other_i, other_d
 
     def _row_chunks(self, n_rows: int) -> list[range]:
-        """Row ranges for pooled work on rows against up to all ``n`` points: each fits its share
-        of the memory budget (a float32 and a float64 copy, a masked float64 copy and two masks:
-        22 bytes an entry), a few per worker."""
+        """Row ranges for pooled work on rows against up to all ``n`` points, a few per worker,
+        each within its share of the memory budget (a float32 and a float64 copy, a masked
+        float64 copy and two masks: 22 bytes an entry)."""
         fits = max(1, int(self.budget_bytes // (24 * self.n * available_cpus())))
-        return [
-            range(start, min(start + fits, chunk.stop))
-            for chunk in row_ranges(n_rows)
-            for start in range(chunk.start, chunk.stop, fits)
-        ]
+        return row_ranges(n_rows, max_rows=fits)
 
     def _exhaustive(
         self, rows_original: Tensor, rows_pos: Tensor, kth: Tensor, bound: Tensor, k: int
