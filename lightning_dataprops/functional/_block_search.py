@@ -246,14 +246,15 @@ class BlockSearch:
         """Like :meth:`_exact`, computing each unordered pair once (kNN lists share many pairs);
         ``inf`` where a candidate is ``-1``."""
         width = cand_positions.shape[1]
-        first = rows_original[:, None].expand(-1, width).flatten()
-        second = self._to_original(cand_positions).flatten()
-        valid = second >= 0
-        low, high = torch.minimum(first, second), torch.maximum(first, second)
-        key = (low * self.n + high)[valid]
-        unique_key, inverse = torch.unique(key, return_inverse=True)
+        second = self._to_original(cand_positions)
+        valid = (second >= 0).flatten()
+        first = rows_original[:, None].expand_as(second)
+        # key = low * n + high, built in place (kNN lists of large sets are tens of MB each).
+        key = torch.minimum(first, second).mul_(self.n).add_(torch.maximum(first, second))
+        unique_key, inverse = torch.unique(key.flatten()[valid], return_inverse=True)
+        del key, second
         dist = exact_distances(self.x, unique_key // self.n, (unique_key % self.n)[:, None])[:, 0]
-        out = torch.full((first.numel(),), math.inf, dtype=torch.float64, device=first.device)
+        out = torch.full((valid.numel(),), math.inf, dtype=torch.float64, device=valid.device)
         out[valid] = dist[inverse]
         return out.view(-1, width)
 
