@@ -15,17 +15,24 @@ Usage::
 
 ``--slow`` adds scikit-dimension's DANCo and ESS (about 300 s and 180 s for the 24 manifolds at
 n = 2000 on one core). Our estimators share one exact neighbour pass: each one's time is that
-pass plus its own step. DADApy is not run here (it needs ``numpy<2``).
+pass plus its own step. DADApy's TwoNN (``compute_id_2NN``) and GRIDE (``return_id_scaling_gride``,
+the scale n1 = 8, n2 = 16 as ours and scikit-dimension's) run with ``--dadapy-python PY``: an
+interpreter that imports dadapy, which needs ``numpy<2`` (see ``bench_dataset_properties.py``);
+the points go to it in one ``.npz`` file and the estimates and seconds come back as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
+import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -167,6 +174,51 @@ def run_peers(
     return values, seconds
 
 
+DADAPY_WORKER = """
+import json, math, sys, time, warnings
+import numpy as np
+from dadapy import Data
+arrays = np.load(sys.argv[1])
+values = {"2NN": [], "GRIDE": []}
+seconds = {"2NN": 0.0, "GRIDE": 0.0}
+for key in sorted(arrays.files, key=lambda name: int(name.split("_")[1])):
+    x = arrays[key]
+    for name in values:
+        started = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = Data(x, maxk=20, verbose=False)
+                if name == "2NN":
+                    value = data.compute_id_2NN()[0]
+                else:  # scales n1 = 1, 2, 4, 8 (n2 = 2 n1); the fourth is n1 = 8, n2 = 16
+                    value = data.return_id_scaling_gride(range_max=16)[0][3]
+            values[name].append(float(value))
+        except Exception:
+            values[name].append(math.nan)
+        seconds[name] += time.perf_counter() - started
+print("RESULT " + json.dumps({"values": values, "seconds": seconds}))
+"""
+
+
+def run_dadapy(
+    sets: list[tuple[str, int, np.ndarray]], python: str
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """DADApy's TwoNN and GRIDE on each set, under ``python`` (an interpreter with dadapy)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sets.npz"
+        np.savez(path, *[x for _, _, x in sets])  # arr_0, arr_1, ... in order
+        done = subprocess.run(
+            [python, "-c", DADAPY_WORKER, str(path)], capture_output=True, text=True, check=False
+        )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"DADApy under {python} failed: {last}")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    return result["values"], result["seconds"]
+
+
 def errors(values: list[float], truth: list[int]) -> list[float]:
     return [
         abs(v - t) / t if math.isfinite(v) else math.inf for v, t in zip(values, truth, strict=True)
@@ -213,6 +265,9 @@ def main() -> None:
     parser.add_argument("--no-off", action="store_true", help="skip the off-benchmark families")
     parser.add_argument("--off-d", type=int, nargs="+", default=[5, 10, 20, 30, 40, 50])
     parser.add_argument("--off-seed", type=int, default=7)
+    parser.add_argument(
+        "--dadapy-python", default=None, help="an interpreter that imports dadapy (numpy<2)"
+    )
     args = parser.parse_args()
     peers = list(args.peers) + (list(SLOW_PEERS) if args.slow else [])
     for n in args.n:
@@ -224,6 +279,10 @@ def main() -> None:
         results.update({f"skdim {k}": v for k, v in theirs.items()})
         seconds = {f"ours {k}": v for k, v in ours_s.items()}
         seconds.update({f"skdim {k}": v for k, v in theirs_s.items()})
+        if args.dadapy_python:
+            dadapy, dadapy_s = run_dadapy(sets, args.dadapy_python)
+            results.update({f"DADApy {k}": v for k, v in dadapy.items()})
+            seconds.update({f"DADApy {k}": v for k, v in dadapy_s.items()})
         title = f"24 benchmark manifolds, n = {n}, seeds {args.seeds}"
         print(table(title, truth, results, seconds, len(args.seeds)))
         print()
