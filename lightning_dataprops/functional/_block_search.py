@@ -395,7 +395,8 @@ class BlockSearch:
         """Row ranges for pooled work on rows against up to all ``n`` points, a few per worker,
         each within its share of the memory budget (a float32 and a float64 copy, a masked
         float64 copy and two masks: 22 bytes an entry)."""
-        fits = max(1, int(self.budget_bytes // (24 * self.n * available_cpus())))
+        workers = available_cpus() if self.x.device.type == "cpu" else 1
+        fits = max(1, int(self.budget_bytes // (24 * self.n * workers)))
         return row_ranges(n_rows, max_rows=fits)
 
     def _exhaustive(

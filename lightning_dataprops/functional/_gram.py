@@ -314,8 +314,9 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
     def encode(rows: range) -> None:
         chunk = x[rows.start : rows.stop] if order is None else x[order[rows.start : rows.stop]]
         level = chunk.sub(lo).div_(step).round_().to(torch.promote_types(x.dtype, torch.float32))
-        misses.append(float(level.mul(step).add_(lo).sub_(chunk).abs_().max()))
-        if misses[-1] > tolerance:
+        miss = float(level.mul(step).add_(lo).sub_(chunk).abs_().max())
+        misses.append(miss)
+        if miss > tolerance:
             raise _OffGridError
         level.sub_(128.0)
         codes[rows.start : rows.stop, :dim] = level.to(torch.int8)

@@ -35,6 +35,13 @@ __all__ = ["available_cpus", "row_ranges", "run_tasks", "worker_pool"]
 T = TypeVar("T")
 # The size of the pool of the search in progress (set by ``worker_pool``), seen by its helpers.
 _POOL_SIZE: contextvars.ContextVar[int | None] = contextvars.ContextVar("pool_size", default=None)
+# True while a thread runs a pooled task: work it starts runs in order, not on a second pool.
+_IN_WORKER: contextvars.ContextVar[bool] = contextvars.ContextVar("in_worker", default=False)
+# torch's thread count is process-wide: searches running at once from several user threads share
+# one saved value, restored when the last of them ends.
+_STATE = threading.Lock()
+_active_pools = 0
+_threads_outside = 1
 _CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1 = (
     Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
@@ -59,8 +66,9 @@ def _cgroup_cpus() -> float | None:
 
 def available_cpus() -> int:
     """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded up)
-    and by ``torch.get_num_threads()`` (the user's own limit); at least 1. Inside
-    :func:`worker_pool`: the pool's size, fixed when it was entered."""
+    and by ``torch.get_num_threads()`` (the user's own limit, as it is outside every running
+    search); at least 1. Inside :func:`worker_pool`: the pool's size, fixed when it was
+    entered."""
     pool = _POOL_SIZE.get()
     if pool is not None:
         return pool
@@ -69,7 +77,9 @@ def available_cpus() -> int:
     quota = _cgroup_cpus()
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
-    return max(1, min(cpus, torch.get_num_threads()))
+    with _STATE:
+        threads = _threads_outside if _active_pools else torch.get_num_threads()
+    return max(1, min(cpus, threads))
 
 
 @contextlib.contextmanager
@@ -78,19 +88,28 @@ def worker_pool(device: torch.device) -> Iterator[None]:
 
     The pool's size is :func:`available_cpus` as of entering; the calling thread then runs on
     one torch thread until the block ends (restored after, whatever happens), and
-    :func:`run_tasks` spreads the heavy stages over the pool. Nested pools keep the outer one.
+    :func:`run_tasks` spreads the heavy stages over the pool. Nested pools keep the outer one;
+    searches run at once from several threads restore the user's thread count when the last of
+    them ends.
     """
+    global _active_pools, _threads_outside
     if device.type != "cpu" or _POOL_SIZE.get() is not None:
         yield
         return
+    with _STATE:
+        if _active_pools == 0:
+            _threads_outside = torch.get_num_threads()
+        _active_pools += 1
     token = _POOL_SIZE.set(available_cpus())
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
+        torch.set_num_threads(1)
         yield
     finally:
-        torch.set_num_threads(threads_before)
         _POOL_SIZE.reset(token)
+        with _STATE:
+            _active_pools -= 1
+            if _active_pools == 0:
+                torch.set_num_threads(_threads_outside)
 
 
 def row_ranges(
@@ -112,16 +131,23 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
     On the CPU with more than one :func:`available_cpus`, a pool of that many workers (the
     calling thread and helper threads) each runs its tasks on one torch thread and takes the
     next task when done; ``work`` must then be safe to run concurrently on different tasks.
-    Elsewhere (one CPU, a GPU) the tasks run in order in the calling thread. The first exception
-    of any task stops the pool and is raised here; the torch thread count is restored.
+    Elsewhere (one CPU, a GPU, a task of a pool starting more tasks) the tasks run in order in
+    the calling thread. The first exception of any task stops the pool and is raised here; the
+    torch thread count is restored (:func:`worker_pool`).
     """
-    workers = available_cpus() if device.type == "cpu" else 1
-    if isinstance(tasks, Sized) and len(tasks) <= 1:
-        workers = 1
-    if workers <= 1:
-        for task in tasks:
-            work(task)
-        return
+    with worker_pool(device):
+        workers = available_cpus() if device.type == "cpu" and not _IN_WORKER.get() else 1
+        if isinstance(tasks, Sized) and len(tasks) <= 1:
+            workers = 1
+        if workers <= 1:
+            for task in tasks:
+                work(task)
+            return
+        _run_pooled(tasks, work, workers)
+
+
+def _run_pooled(tasks: Iterable[T], work: Callable[[T], None], workers: int) -> None:
+    """:func:`run_tasks` on ``workers`` threads (the calling one and helpers)."""
     iterator = iter(tasks)
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -129,10 +155,14 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
     done = object()
 
     def loop() -> None:
-        # Threads do not inherit the caller's grad mode: neighbour searches never need it.
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            take_tasks()
+        token = _IN_WORKER.set(True)
+        try:
+            # Threads do not inherit the caller's grad mode: neighbour searches never need it.
+            torch.set_num_threads(1)
+            with torch.no_grad():
+                take_tasks()
+        finally:
+            _IN_WORKER.reset(token)
 
     def take_tasks() -> None:
         while not stop.is_set():
@@ -147,7 +177,6 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
                 stop.set()
                 return
 
-    threads_before = torch.get_num_threads()
     # Each helper runs in a copy of the caller's context, so config_context settings hold there.
     helpers = [
         threading.Thread(target=contextvars.copy_context().run, args=(loop,), daemon=True)
@@ -161,6 +190,5 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
         stop.set()  # nothing is left to take unless the calling thread was interrupted
         for helper in helpers:
             helper.join()
-        torch.set_num_threads(threads_before)
     if errors:
         raise errors[0]

@@ -133,3 +133,5 @@ def test_offsets_into_given_memory() -> None:
         nb.offsets(rows, 3, dtype=torch.float32, out=torch.empty(100))
     with pytest.raises(ValueError, match=r"contiguous torch\.float64"):
         nb.offsets(rows, 3, out=buffer)
+    with pytest.raises(ValueError, match="holds 1 to 4"):
+        nb.offsets(rows, 5)

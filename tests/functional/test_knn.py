@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import pytest
 import torch
 
@@ -194,3 +198,47 @@ def test_re_search_of_uncertified_rows_on_two_workers_is_exact() -> None:
     torch.testing.assert_close(two.distances, one.distances, rtol=0, atol=0)
     dist = brute_force_distances(x).masked_fill(labels[:, None] == labels[None, :], float("inf"))
     torch.testing.assert_close(two.other_distances, dist.min(dim=1).values, rtol=0, atol=0)
+
+
+def _overlapping_searches(x: torch.Tensor) -> dict[int, Any]:
+    """``knn_search(x, 5)`` in two user threads, the second starting while the first runs."""
+    start = threading.Barrier(2)
+    graphs: dict[int, Any] = {}
+
+    def search(slot: int) -> None:
+        start.wait()
+        time.sleep(0.01 * slot)
+        graphs[slot] = knn_search(x, 5)
+
+    workers = [threading.Thread(target=search, args=(slot,)) for slot in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return graphs
+
+
+def _threads_of_a_new_thread() -> int:
+    seen: list[int] = []
+    fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    fresh.start()
+    fresh.join()
+    return seen[0]
+
+
+def test_searches_at_once_from_two_threads_restore_the_thread_count() -> None:
+    """torch's thread count is process-wide and each search runs its calling thread on one:
+    two searches overlapping in two user threads give the brute force's answer and leave the
+    user's count in force afterwards, for new threads too."""
+    x = torch.randn(3000, 20, generator=torch.Generator().manual_seed(3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(3):
+            graphs = _overlapping_searches(x)
+            assert torch.get_num_threads() == 2
+            assert _threads_of_a_new_thread() == 2, "new threads were left on one torch thread"
+            torch.testing.assert_close(graphs[0].distances, graphs[1].distances, rtol=0, atol=0)
+        _check_against_brute_force(x, 5, graphs[0])
+    finally:
+        torch.set_num_threads(threads)

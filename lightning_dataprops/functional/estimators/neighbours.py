@@ -95,6 +95,10 @@ class Neighbours:
         ``dtype`` or more, contiguous (``ValueError`` otherwise); gathering into fresh memory
         is mostly page faults."""
         k = self.k_max if k is None else k
+        if not 1 <= k <= self.k_max:
+            raise ValueError(
+                f"offsets of k={k} neighbours: this Neighbours holds 1 to {self.k_max}."
+            )
         neighbour_rows = self.indices[rows, :k].flatten()
         centres = self.points[self.kept[rows]].to(dtype)
         dim = int(self.points.shape[1])
