@@ -23,7 +23,7 @@ import threading
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional._parallel import run_tasks, worker_pool
+from lightning_dataprops.functional._parallel import run_tasks
 from lightning_dataprops.functional.estimators.neighbours import Neighbours
 from lightning_dataprops.functional.estimators.registry import Estimate, register_estimator
 
@@ -55,8 +55,7 @@ def mean_squared_cosines(neighbours: Neighbours, k: int) -> Tensor:
         cos2 = (gram.square() / (norms[:, :, None] * norms[:, None, :])).sum(dim=(1, 2))
         out[rows] = (cos2 - k) / (k * (k - 1))
 
-    with worker_pool(device):
-        run_tasks(neighbours.row_chunks(k), cosines, device)
+    run_tasks(neighbours.row_chunks(k), cosines, device)
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional._parallel import available_cpus
+from lightning_dataprops.functional._parallel import row_ranges
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
@@ -122,8 +122,8 @@ class Neighbours:
         at least four per CPU this process may use (for work spread over them)."""
         k = self.k_max if k is None else k
         per_row = 8 * max(1, k) * max(1, int(self.points.shape[1]))
-        step = max(1, min(_OFFSET_CHUNK_BYTES // per_row, -(-self.n // (4 * available_cpus()))))
-        return [slice(start, min(start + step, self.n)) for start in range(0, self.n, step)]
+        ranges = row_ranges(self.n, max_rows=_OFFSET_CHUNK_BYTES // per_row)
+        return [slice(rows.start, rows.stop) for rows in ranges]
 
 
 def unique_neighbours(
