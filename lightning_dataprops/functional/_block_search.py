@@ -20,7 +20,12 @@ from lightning_dataprops.functional._block_kernels import (
 )
 from lightning_dataprops.functional._gram import KernelName, make_gram
 from lightning_dataprops.functional._other_label import OtherLabelTracker
-from lightning_dataprops.functional._parallel import available_cpus, row_ranges, run_tasks
+from lightning_dataprops.functional._parallel import (
+    available_cpus,
+    map_tasks,
+    row_ranges,
+    run_tasks,
+)
 from lightning_dataprops.functional._progress import progress_bar
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.neighbor_graph import (
@@ -481,20 +486,17 @@ class BlockSearch:
             for a, b, _ in outside(slice(0, self.n), c_start, c_stop)
             for rows in self._row_chunks(run_stop - run_start)
         ]
-        found: dict[int, tuple[Tensor, Tensor]] = {}
 
-        def search(task: tuple[int, tuple[range, int, int]]) -> None:
-            number, (rows, a, b) = task
+        def search(task: tuple[range, int, int]) -> tuple[Tensor, Tensor]:
+            rows, a, b = task
             pos = rows_pos[rows.start : rows.stop]
-            d2 = self._sq_dists(pos, slice(a, b))
-            within_r, within_c = (d2 <= limit32[rows.start : rows.stop, None]).nonzero(
-                as_tuple=True
-            )
-            found[number] = (pos[within_r], within_c + a)
+            hits = self._sq_dists(pos, slice(a, b)) <= limit32[rows.start : rows.stop, None]
+            within_r, within_c = hits.nonzero(as_tuple=True)
+            return pos[within_r], within_c + a
 
-        run_tasks(list(enumerate(tasks)), search, device)
-        firsts += [found[number][0] for number in range(len(tasks))]
-        seconds += [found[number][1] for number in range(len(tasks))]
+        found = map_tasks(tasks, search, device)
+        firsts += [first for first, _ in found]
+        seconds += [second for _, second in found]
         first = self._to_original(torch.cat(firsts))
         second = self._to_original(torch.cat(seconds))
         return first, second, exact_distances(self.x, first, second[:, None])[:, 0]

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_dataprops.functional._parallel import row_ranges, run_tasks
+from lightning_dataprops.functional._parallel import map_tasks, row_ranges, run_tasks
 
 __all__ = ["KERNELS", "GramKernel", "KernelName", "make_gram"]
 
@@ -170,16 +170,14 @@ def bfloat16_certifies(base: GramKernel, k: int, n_candidates: int) -> bool:
     if last <= k:
         return True
     sample = torch.arange(64, device=points.device) * (n - 1) // 63
-    parts: dict[int, Tensor] = {}
 
-    def distances(cols: range) -> None:
+    def distances(cols: range) -> Tensor:
         out = torch.empty(64, len(cols), device=points.device)
-        parts[cols.start] = base.sq_dists(
+        return base.sq_dists(
             points[sample], base.sq_norms[sample], slice(cols.start, cols.stop), out
         )
 
-    run_tasks(row_ranges(n, 1024), distances, points.device)
-    d2 = torch.cat([parts[start] for start in sorted(parts)], dim=1)
+    d2 = torch.cat(map_tasks(row_ranges(n, 1024), distances, points.device), dim=1)
     d2[torch.arange(64, device=points.device), sample] = math.inf
     nearest = torch.topk(d2, last, dim=1, largest=False).values.double()
     bound = BFloat16Kernel.widening * base._scale(sample) + base.error_bound(sample)
@@ -309,24 +307,23 @@ def eight_bit_grid(x: Tensor, order: Tensor | None = None) -> EightBitGrid | Non
     # widen the bound until most rows needed the exhaustive re-search.
     unit = _U32 if x.dtype != torch.float64 else 2.0**-53
     tolerance = min(1e-4 * step, 16.0 * unit * max(abs(lo), abs(hi)))
-    misses: list[float] = []
 
-    def encode(rows: range) -> None:
+    def encode(rows: range) -> float:
+        """Codes of the rows; the largest distance of their entries from the grid."""
         chunk = x[rows.start : rows.stop] if order is None else x[order[rows.start : rows.stop]]
         level = chunk.sub(lo).div_(step).round_().to(torch.promote_types(x.dtype, torch.float32))
         miss = float(level.mul(step).add_(lo).sub_(chunk).abs_().max())
-        misses.append(miss)
         if miss > tolerance:
             raise _OffGridError
         level.sub_(128.0)
         codes[rows.start : rows.stop, :dim] = level.to(torch.int8)
         code_sq[rows.start : rows.stop] = level.square_().sum(dim=1, dtype=torch.float64)
+        return miss
 
     try:
-        run_tasks(row_ranges(n, max_rows=_GRID_TASK_ROWS), encode, x.device)
+        worst = max(map_tasks(row_ranges(n, max_rows=_GRID_TASK_ROWS), encode, x.device))
     except _OffGridError:
         return None
-    worst = max(misses)
     # The check itself was rounded (a subtraction, a division, a product and a sum).
     eps = worst + 6.0 * unit * max(abs(lo), abs(hi))
     if eps > 1e-3 * step:  # a large offset: its rounding alone would widen the bound too far

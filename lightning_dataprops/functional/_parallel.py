@@ -24,15 +24,16 @@ import contextvars
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
-__all__ = ["available_cpus", "row_ranges", "run_tasks", "worker_pool"]
+__all__ = ["available_cpus", "map_tasks", "row_ranges", "run_tasks", "worker_pool"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 # The size of the pool of the search in progress (set by ``worker_pool``), seen by its helpers.
 _POOL_SIZE: contextvars.ContextVar[int | None] = contextvars.ContextVar("pool_size", default=None)
 # True while a thread runs a pooled task: work it starts runs in order, not on a second pool.
@@ -144,6 +145,18 @@ def run_tasks(tasks: Iterable[T], work: Callable[[T], None], device: torch.devic
                 work(task)
             return
         _run_pooled(tasks, work, workers)
+
+
+def map_tasks(tasks: Sequence[T], work: Callable[[T], R], device: torch.device) -> list[R]:
+    """``[work(task) for task in tasks]`` run as :func:`run_tasks` does, results in the tasks'
+    order whatever order the workers finish them in."""
+    slots: dict[int, R] = {}
+
+    def one(numbered: tuple[int, T]) -> None:
+        slots[numbered[0]] = work(numbered[1])
+
+    run_tasks(list(enumerate(tasks)), one, device)
+    return [slots[number] for number in range(len(tasks))]
 
 
 def _run_pooled(tasks: Iterable[T], work: Callable[[T], None], workers: int) -> None:
