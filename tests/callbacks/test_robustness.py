@@ -22,6 +22,7 @@ from lightning_dataprops.callbacks import (
 from lightning_dataprops.data import sample_dataset
 from tests.conftest import shared_file
 from tests.integration.lightning_models import ON_SCHEDULE, TinyCNN
+from tests.threads import torch_threads
 from tests.transforms import Compose, Normalize
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -31,10 +32,8 @@ QUANTITIES = names.ADVERSARIAL_QUANTITIES
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 # --------------------------------------------------------------------------------------------

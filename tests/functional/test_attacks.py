@@ -25,6 +25,7 @@ from lightning_dataprops.functional.attacks import (
     robustness,
 )
 from tests.conftest import SHARED_DATA
+from tests.threads import torch_threads
 
 TORCHATTACKS_REASON = (
     "torchattacks is optional; install it with `pip install --no-deps torchattacks==3.5.1` "
@@ -40,10 +41,8 @@ TORCHATTACKS_REASON = (
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny convolutions run far faster on one thread, above all on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

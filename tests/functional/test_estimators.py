@@ -13,6 +13,7 @@ from scipy.optimize import brentq
 from lightning_dataprops import dataset_properties, intrinsic_dimension
 from lightning_dataprops.functional.estimators import unique_neighbours
 from tests.conftest import sphere_in_ambient
+from tests.threads import on_one_and_two_threads
 
 skdim = pytest.importorskip("skdim")
 
@@ -107,16 +108,8 @@ def test_estimators_come_from_one_pass_and_keep_the_classic_values(curved: np.nd
 def test_abid_on_two_workers_equals_one_thread(curved: np.ndarray) -> None:
     """ABID's chunks run on a pool of workers, each gathering into memory it reuses: the value
     is the one-thread value to the last bit."""
-    threads = torch.get_num_threads()
-    values = []
-    try:
-        for n_threads in (1, 2):
-            torch.set_num_threads(n_threads)
-            values.append(intrinsic_dimension(curved, "abid", k=12).value)
-            assert torch.get_num_threads() == n_threads
-    finally:
-        torch.set_num_threads(threads)
-    assert values[0] == values[1]
+    one, two = on_one_and_two_threads(lambda: intrinsic_dimension(curved, "abid", k=12).value)
+    assert one == two
 
 
 def test_offsets_into_given_memory() -> None:

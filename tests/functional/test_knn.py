@@ -11,6 +11,7 @@ import torch
 
 from lightning_dataprops.functional.knn import knn_search, merge_pairs
 from tests.conftest import brute_force_distances
+from tests.threads import on_one_and_two_threads, torch_threads
 
 
 def _check_against_brute_force(x: torch.Tensor, k: int, graph, queries=None) -> None:
@@ -152,19 +153,10 @@ def test_blocks_spread_over_workers_give_the_one_thread_result(use_queries: bool
     x = torch.randn(1400, 30, generator=generator) + 3.0
     labels = torch.randint(0, 4, (1400,), generator=generator)
     queries = torch.randperm(1400, generator=generator)[:600] if use_queries else None
-    threads = torch.get_num_threads()
-    graphs = []
-    try:
-        for n_threads in (1, 2):
-            torch.set_num_threads(n_threads)
-            # A small budget: blocks of about 100 points, dozens of them per worker.
-            graphs.append(
-                knn_search(x, 9, labels=labels, n_pairs=4, queries=queries, memory_budget_mb=0.8)
-            )
-            assert torch.get_num_threads() == n_threads
-    finally:
-        torch.set_num_threads(threads)
-    one, two = graphs
+    # A small budget: blocks of about 100 points, dozens of them per worker.
+    one, two = on_one_and_two_threads(
+        lambda: knn_search(x, 9, labels=labels, n_pairs=4, queries=queries, memory_budget_mb=0.8)
+    )
     _check_against_brute_force(x, 9, two, queries=queries)
     torch.testing.assert_close(two.distances, one.distances, rtol=0, atol=0)
     torch.testing.assert_close(two.pair_distances, one.pair_distances, rtol=0, atol=0)
@@ -182,17 +174,9 @@ def test_re_search_of_uncertified_rows_on_two_workers_is_exact() -> None:
     axes = [torch.arange(8.0)] * 3
     x = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3) + 0.5
     labels = (x.sum(dim=1) % 3).long()
-    threads = torch.get_num_threads()
-    graphs = []
-    try:
-        for n_threads in (1, 2):
-            torch.set_num_threads(n_threads)
-            graphs.append(
-                knn_search(x, 6, labels=labels, n_pairs=3, candidate_margin=0, memory_budget_mb=0.2)
-            )
-    finally:
-        torch.set_num_threads(threads)
-    one, two = graphs
+    one, two = on_one_and_two_threads(
+        lambda: knn_search(x, 6, labels=labels, n_pairs=3, candidate_margin=0, memory_budget_mb=0.2)
+    )
     assert two.n_refined > 256, "the lattice's rows were expected to need the re-search"
     _check_against_brute_force(x, 6, two)
     torch.testing.assert_close(two.distances, one.distances, rtol=0, atol=0)
@@ -231,14 +215,10 @@ def test_searches_at_once_from_two_threads_restore_the_thread_count() -> None:
     two searches overlapping in two user threads give the brute force's answer and leave the
     user's count in force afterwards, for new threads too."""
     x = torch.randn(3000, 20, generator=torch.Generator().manual_seed(3))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         for _ in range(3):
             graphs = _overlapping_searches(x)
             assert torch.get_num_threads() == 2
             assert _threads_of_a_new_thread() == 2, "new threads were left on one torch thread"
             torch.testing.assert_close(graphs[0].distances, graphs[1].distances, rtol=0, atol=0)
         _check_against_brute_force(x, 5, graphs[0])
-    finally:
-        torch.set_num_threads(threads)

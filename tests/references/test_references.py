@@ -28,6 +28,7 @@ from lightning_dataprops.references import (
     to_reference_protocol,
 )
 from tests.conftest import shared_file
+from tests.threads import torch_threads
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lightning_dataprops"
 JSON_PATH = PACKAGE / "references" / "reference_values.json"
@@ -37,10 +38,8 @@ DEFAULT_N = 1000
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """One torch thread: on a busy 2-core machine more threads oversubscribe and crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
