@@ -37,7 +37,15 @@ from lightning_dataprops.data import load_fashion_mnist, sample_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Condition, Fit, StepClock, bench_trainer, measure_conditions
+from paired_fits import (
+    LEDGER_HEADER,
+    Condition,
+    Fit,
+    StepClock,
+    add_condition_arguments,
+    bench_trainer,
+    measure_conditions,
+)
 
 
 class BenchCNN(pl.LightningModule):
@@ -122,13 +130,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each kind")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument(
-        "--background-load",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also measure with N busy background processes (stopped at the end)",
-    )
+    add_condition_arguments(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,6 +145,7 @@ def main() -> None:
         ),
         args.repeats,
         args.background_load,
+        quiet=not args.no_quiet,
     )
     print(
         f"machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} "

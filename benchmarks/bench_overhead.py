@@ -33,7 +33,14 @@ from lightning_dataprops.callbacks import overhead_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dataset_properties import cpu_description
-from paired_fits import LEDGER_HEADER, Fit, StepClock, bench_trainer, measure_conditions
+from paired_fits import (
+    LEDGER_HEADER,
+    Fit,
+    StepClock,
+    add_condition_arguments,
+    bench_trainer,
+    measure_conditions,
+)
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -146,16 +153,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--n", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=4, help="pairs of fits (alternating order)")
-    parser.add_argument(
-        "--background-load",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also measure with N busy background processes (stopped at the end)",
-    )
-    parser.add_argument(
-        "--no-quiet", action="store_true", help="only the loaded condition (--background-load)"
-    )
+    add_condition_arguments(parser)
     args = parser.parse_args()
     with np.load(CIFAR) as data:
         images, labels = data["train_images"], data["train_labels"].ravel()

@@ -19,6 +19,7 @@ time the ledger missed (the ledger itself equals the time spent in the callbacks
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -127,6 +128,20 @@ LEDGER_HEADER = (
     "| difference - ledger (pp) | mean / median (pp) | of which training steps (pp) |\n"
     "|---|---|---|---|---|---|---|---|"
 )
+
+
+def add_condition_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--background-load N`` (and ``--no-quiet``), read by :func:`measure_conditions`."""
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure with N busy background processes (stopped at the end)",
+    )
+    parser.add_argument(
+        "--no-quiet", action="store_true", help="only the loaded condition (--background-load)"
+    )
 
 
 def measure_conditions(
