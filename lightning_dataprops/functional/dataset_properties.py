@@ -244,6 +244,7 @@ def _dataset_properties(
         options={"mle_variant": mle_variant, "twonn_variant": twonn_variant},
         duplicate_rtol=duplicate_rtol,
         memory_budget_mb=memory_budget_mb,
+        progress=progress,
         n_bootstrap=n_bootstrap,
         bootstrap_fraction=bootstrap_fraction,
         seed=seed,

@@ -79,6 +79,9 @@ def test_progress_setting_reaches_every_search_and_the_argument_overrides(
         assert "neighbours" in capsys.readouterr().err
         label_sharpness(x, y, progress=False)  # the call's own argument wins
         assert capsys.readouterr().err == ""
+        # Duplicates make the estimators search again: that search obeys the argument too.
+        dataset_properties(torch.cat([x, x[:20]]), progress=False)
+        assert capsys.readouterr().err == ""
     assert shown.d_data == quiet.d_data and shown.K_F == quiet.K_F
 
 

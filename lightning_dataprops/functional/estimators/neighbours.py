@@ -187,7 +187,11 @@ def unique_neighbours(
         position = torch.full((n,), -1, dtype=torch.long, device=points.device)
         position[kept] = torch.arange(kept.numel(), device=points.device)
         local = knn_search(
-            points[kept], k, queries=position[stale_rows], memory_budget_mb=memory_budget_mb
+            points[kept],
+            k,
+            queries=position[stale_rows],
+            memory_budget_mb=memory_budget_mb,
+            progress=progress,
         )
         distances[stale_rows] = local.distances
         indices[stale_rows] = kept[local.indices]
