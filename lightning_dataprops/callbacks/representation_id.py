@@ -12,6 +12,7 @@ from torch import Tensor
 
 from lightning_dataprops import names
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._data_source import FALLBACK_FORWARD_BATCH, forward_batch_size
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
 from lightning_dataprops.callbacks._layers import example_batch, layer_depths
 from lightning_dataprops.findings import ReprProfileFinding
@@ -79,7 +80,8 @@ class RepresentationIDMonitor(DataPropsCallback):
         k: neighbours of the MLE estimate (paper: 20).
         pool: ``"avg"``/``"max"`` pooling over the spatial dimensions of a layer's output, or
             ``None`` to flatten it.
-        batch_size: probe inputs per forward pass.
+        batch_size: probe inputs per forward pass; ``None``: the training loader's batch size
+            (what the model runs at, in memory and speed), 64 when the loader has none.
         layer_call: for a module that runs several times per forward pass, which call to
             capture (0-based, ``-1`` the last); ``None`` refuses such modules in ``setup``.
             Applies to ``layers``; the default layer is read at the head's own call.
@@ -108,7 +110,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         max_samples: int = 500,
         k: int = DEFAULT_K,
         pool: Literal["avg", "max"] | None = None,
-        batch_size: int = 512,
+        batch_size: int | None = None,
         layer_call: int | None = None,
         **deprecated: Any,
     ) -> None:
@@ -123,8 +125,8 @@ class RepresentationIDMonitor(DataPropsCallback):
             )
         if pool not in (None, "avg", "max"):
             raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}.")
         given = [layers] if isinstance(layers, str) else (list(layers) if layers else None)
         # Names of the uncompiled model everywhere, state keys included.
         self.layers = None if given is None else [module_name(layer) for layer in given]
@@ -143,6 +145,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         self._depths: dict[str, int] = {}
         self._dataset: Any = None
         self._probe: Tensor | None = None
+        self._batch_size = FALLBACK_FORWARD_BATCH
 
     # ------------------------------------------------------------------ state
     def _state_key_parts(self) -> dict[str, Any]:
@@ -177,6 +180,7 @@ class RepresentationIDMonitor(DataPropsCallback):
         if not self.every_n_epochs:
             return
         self._dataset, first_input = self.training_data(trainer)
+        self._batch_size = forward_batch_size(trainer, self.batch_size)
         named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():
@@ -269,7 +273,7 @@ class RepresentationIDMonitor(DataPropsCallback):
                 pl_module,
                 probe,
                 [head.head],
-                batch_size=self.batch_size,
+                batch_size=self._batch_size,
                 pool=self.pool,
                 device=pl_module.device,
                 forward=self.forward(trainer),
@@ -282,7 +286,7 @@ class RepresentationIDMonitor(DataPropsCallback):
                 pl_module,
                 probe,
                 self.layer_names,
-                batch_size=self.batch_size,
+                batch_size=self._batch_size,
                 pool=self.pool,
                 device=pl_module.device,
                 forward=self.forward(trainer),

@@ -15,7 +15,11 @@ from torch import Tensor, nn
 from lightning_dataprops import names
 from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
-from lightning_dataprops.callbacks._data_source import fit_dataset
+from lightning_dataprops.callbacks._data_source import (
+    FALLBACK_FORWARD_BATCH,
+    fit_dataset,
+    forward_batch_size,
+)
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
 from lightning_dataprops.callbacks._failures import MeasurementFailedWarning
 from lightning_dataprops.callbacks._forward import eager_module, eager_stance
@@ -37,8 +41,6 @@ DEFAULT_ATTACKS: dict[str, Any] = {"fgsm": "fgsm", "pgd": "pgd"}
 """FGSM at the paper's eps = 2/255, and a short PGD at the same eps."""
 _RANGE_TOLERANCE = 1e-3
 """Inputs this far outside the pixel range (after undoing a normalisation) count as inside."""
-_CHUNK = 256
-"""Samples attacked per pass."""
 
 
 class RobustnessMonitor(DataPropsCallback):
@@ -83,7 +85,8 @@ class RobustnessMonitor(DataPropsCallback):
     - ``dataprops/time/adv``: seconds spent on the probe.
 
     Cost: per probe, one forward and backward per attack step on ``max_samples`` inputs (FGSM: 1,
-    PGD: ``pgd_steps``) plus two evaluation forwards per attack.
+    PGD: ``pgd_steps``) plus two evaluation forwards per attack, in passes of the training
+    loader's batch size (64 when it has none).
 
     Args:
         options: shared options (seed, item keys, ``forward_fn``, progress).
@@ -155,6 +158,9 @@ class RobustnessMonitor(DataPropsCallback):
         self.name = name
         self.history: list[dict[str, Any]] = []
         self.batch: tuple[Tensor, Tensor] | None = None
+        self._chunk = FALLBACK_FORWARD_BATCH
+        """Inputs attacked per pass: the training loader's batch size (an attack runs a
+        backward pass, as training does)."""
         """The fixed batch in pixel space ``(x, y)``, drawn in ``setup``."""
         self.pixel_range: tuple[float, float] | None = None
         """The range attacked inputs are clipped to."""
@@ -188,6 +194,7 @@ class RobustnessMonitor(DataPropsCallback):
                 "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
                 "on the LightningModule or DataModule, or pass dataloaders to fit()."
             )
+        self._chunk = forward_batch_size(trainer, None)
         sample = self.sample(dataset, self.max_samples)
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:
@@ -370,7 +377,7 @@ class RobustnessMonitor(DataPropsCallback):
             bound = make_attack(spec, model, **settings)
         else:
             bound = make_attack(_rebound(spec, model), model)
-        return robustness(model, x, y, bound, batch_size=_CHUNK)
+        return robustness(model, x, y, bound, batch_size=self._chunk)
 
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:

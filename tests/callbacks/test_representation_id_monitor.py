@@ -59,6 +59,35 @@ def test_penultimate_layer_d_repr_equals_the_features_measured_by_hand(
     )
 
 
+class EvalBatches(TinyCNN):
+    """Records the batch size of each forward pass made without gradients in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            self.sizes.append(len(x))
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(("batch_size", "passes"), [(None, [16, 16, 8]), (7, [7] * 5 + [5])])
+def test_probe_passes_use_the_training_batch_size_and_the_value_does_not_depend_on_it(
+    mnist_3_vs_8, tmp_path: Path, batch_size: int | None, passes: list[int]
+) -> None:
+    x, y = mnist_3_vs_8
+    model = EvalBatches()
+    monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=40, batch_size=batch_size)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    fit.fit(model, datamodule=TensorDataModule(x, y, batch_size=16))
+    assert model.sizes[-len(passes) :] == passes, model.sizes  # after setup's traced pass
+    model.eval()
+    with torch.no_grad():
+        expected = _oracle(model.features(_probe(x, y, 40)))  # one pass of all 40
+    assert monitor.history[0]["d_repr"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_two_layers_every_second_epoch_pooled(mnist_3_vs_8, tmp_path: Path) -> None:
     x, y = mnist_3_vs_8
     monitor = RepresentationIDMonitor(

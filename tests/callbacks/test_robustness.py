@@ -241,6 +241,33 @@ def _colour_loaders(n: int = 384) -> Loaders:
     return Loaders(TensorDataset(x[:256], y[:256]), TensorDataset(x[256:], y[256:]))
 
 
+class BatchesOf(Loaders):
+    """Loaders whose training batch size is ``size``."""
+
+    def __init__(self, train: Dataset, val: Dataset, size: int) -> None:
+        super().__init__(train, val)
+        self.size = size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train, batch_size=self.size, shuffle=True)
+
+
+def test_the_probe_attacks_in_passes_of_the_training_batch_size() -> None:
+    loaders = _colour_loaders()
+    model = Recording(channels=3, n_classes=4)
+    monitor = RobustnessMonitor(
+        ON_SCHEDULE, every_n_epochs=1, max_samples=40, attacks={"fgsm": "fgsm"}
+    )
+    trainer(1, [monitor], limit_train_batches=2, limit_val_batches=0).fit(
+        model, datamodule=BatchesOf(loaders.train, loaders.val, 16)
+    )
+    assert monitor.history, "the probe ran"
+    sizes = [len(x) for x in model.seen]
+    # After setup's checks on two inputs: clean evaluation, input gradient and attacked
+    # evaluation of the 40 inputs, 16 at a time.
+    assert sorted(sizes[-9:]) == [8] * 3 + [16] * 6 and max(sizes) == 16, sizes
+
+
 def test_tuple_output_model_with_forward_fn() -> None:
     torch.manual_seed(0)
     model = TupleOutput(channels=3, n_classes=4)
