@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -243,7 +243,7 @@ def measure_dataset(
     top_pairs: int = 8,
     n_bootstrap: int = 0,
     seed: int = 0,
-    normalization: Normalization | None = None,
+    normalization: Normalization | Literal["auto"] | None = "auto",
     check_samples: int = DEFAULT_CHECK_SAMPLES,
     memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
@@ -264,8 +264,11 @@ def measure_dataset(
         seed: seed of the bootstrap and of the check's stratified subsample.
         normalization: the ``(mean, std)`` of a ``Normalize`` applied to the inputs (one value,
             or one per channel). It is undone (``x * std + mean``) before every measurement, so
-            ``d_data``, ``K_F`` and the check are in pixel space, as the references and
-            ``dataprops measure`` are. ``None``: the inputs are measured as given.
+            ``d_data``, ``K_F`` and the check are in pixel space, as the references, the
+            callbacks and ``dataprops measure`` are. ``"auto"`` (default): the one
+            ``sample_dataset`` found in the Dataset (:attr:`Sample.normalization
+            <lightning_dataprops.data.Sample.normalization>`), none for tensors and arrays.
+            ``None``: the inputs are measured as given.
         check_samples: the check's sample size (the shipped references were measured at 1000).
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
             ``None``: the :func:`~lightning_dataprops.config_context` setting
@@ -299,6 +302,12 @@ def measure_dataset(
         >>> report.check.protocol, report.is_sharp, len(report.indices)
         ('gray28', False, 200)
     """
+    if isinstance(normalization, str):
+        if normalization != "auto":
+            raise ValueError(
+                f"normalization must be (mean, std), 'auto' or None, got {normalization!r}."
+            )
+        normalization = sample.normalization
     undone = None if normalization is None else check_normalization(normalization)
     inputs = pixel_inputs(sample.inputs, undone)
     one_class = _single_class(sample.targets)

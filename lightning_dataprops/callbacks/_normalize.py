@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_dataprops.data.find_normalize import UnknownNormalizationWarning, find_normalize
 from lightning_dataprops.data.normalization import Normalization, check_normalization
 from lightning_dataprops.functional.attacks import pixel_space
 
@@ -17,11 +17,6 @@ NormalizationOption = Normalization | Literal["auto"] | None
 
 PIXEL_RANGE_TOLERANCE = 1e-3
 """How far outside ``[0, 1]`` image inputs may lie before they are not read as pixels."""
-
-
-class UnknownNormalizationWarning(UserWarning):
-    """Image inputs are not ``[0, 1]`` pixels and no ``Normalize(mean, std)`` is known: the
-    fit-start values are in the inputs' own units. Pass ``normalization=(mean, std)``."""
 
 
 def check_normalization_option(normalization: Any) -> None:
@@ -67,74 +62,6 @@ def warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
         "input units and silence this warning.",
         category=UnknownNormalizationWarning,
     )
-
-
-def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[float]] | None:
-    """``(mean, std)`` of the ``Normalize`` transforms ``dataset`` applies, or ``None``.
-
-    Looks through ``transform``/``transforms`` (torchvision ``Compose`` and ``StandardTransform``
-    alike) and wrapped datasets (``Subset.dataset``, ``ConcatDataset.datasets``) for objects
-    whose class is called ``Normalize`` with ``mean`` and ``std`` attributes. Several in a row
-    (a wrapped dataset's, then the wrapper's; a ``Compose``'s in order) are one ``(mean, std)``:
-    their composition. The parts of a ``ConcatDataset`` must agree; ``None`` when they do not.
-    """
-    found = _normalizations(dataset, depth, set())
-    if not found:
-        return None
-    if any(stats is _DISAGREE for stats in found):
-        rank_zero_warn(
-            "The parts of a ConcatDataset normalise their inputs differently, so the inputs have "
-            "no one pixel space; pass normalization=(mean, std) (or None) to say which to use.",
-            category=UnknownNormalizationWarning,
-        )
-        return None
-    mean, std = found[0]
-    for next_mean, next_std in found[1:]:
-        # x2 = (x1 - m2) / s2 after x1 = (p - m1) / s1: p = x2 * (s1 s2) + (m1 + m2 s1).
-        width = max(len(mean), len(next_mean), len(std), len(next_std))
-        m1, s1, m2, s2 = (_widen(v, width) for v in (mean, std, next_mean, next_std))
-        mean = [a + b * c for a, b, c in zip(m1, m2, s1, strict=True)]
-        std = [a * b for a, b in zip(s1, s2, strict=True)]
-    return mean, std
-
-
-_Stats = tuple[list[float], list[float]]
-_DISAGREE: _Stats = ([math.nan], [math.nan])
-
-
-def _widen(values: list[float], width: int) -> list[float]:
-    return values * width if len(values) == 1 else values
-
-
-def _normalizations(node: Any, depth: int, seen: set[int]) -> list[_Stats]:
-    """The ``Normalize`` transforms on the way from the stored data to ``node``'s items, in the
-    order they apply (``[_DISAGREE]`` for ``ConcatDataset`` parts that differ)."""
-    if node is None or id(node) in seen or depth < 0 or isinstance(node, (str, bytes, Tensor)):
-        return []
-    seen.add(id(node))
-    if "Normalize" in type(node).__name__ and hasattr(node, "mean") and hasattr(node, "std"):
-        return [(_as_floats(node.mean), _as_floats(node.std))]
-    if isinstance(node, (list, tuple)):
-        return [s for child in node for s in _normalizations(child, depth - 1, seen)]
-    found: list[_Stats] = []
-    parts = getattr(node, "datasets", None)
-    if isinstance(parts, (list, tuple)) and parts:
-        chains = [_normalizations(part, depth - 1, seen.copy()) for part in parts]
-        if any(chain != chains[0] for chain in chains):
-            return [_DISAGREE]
-        found.extend(chains[0])
-    # A wrapped dataset's transforms run before the wrapper's own.
-    for attribute in ("dataset", "transform", "transforms"):
-        found.extend(_normalizations(getattr(node, attribute, None), depth - 1, seen))
-    return found
-
-
-def _as_floats(value: Any) -> list[float]:
-    if isinstance(value, Tensor):
-        return [float(v) for v in value.flatten()]
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    return [float(v) for v in value]
 
 
 def to_pixels(inputs: Tensor, stats: tuple[list[float], list[float]]) -> Tensor:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_dataprops.data.find_normalize import find_normalize
 from lightning_dataprops.data.items import (
     ItemReader,
     loader_items,
@@ -86,6 +87,11 @@ class Sample:
             unknown (a stream that did not end within ``max_stream_items``: pass N yourself).
         n_source_how: how ``n_source`` was obtained: ``"len"`` (``len()`` of the source),
             ``"counted"`` (a stream read to its end) or ``"unknown"``.
+        normalization: the ``(mean, std)`` of the ``Normalize`` the source Dataset applies to
+            its inputs (found in its ``transform``/``transforms`` and wrapped datasets, as the
+            callbacks find it), ``None`` when it has none or the source is tensors or arrays.
+            :func:`~lightning_dataprops.measure_dataset` undoes it by default, so the same
+            images give the same values as the callbacks and ``dataprops measure``.
 
     Example:
         >>> import torch
@@ -101,6 +107,7 @@ class Sample:
     indices: Tensor
     n_source: int | None = None
     n_source_how: SizeHow = "unknown"
+    normalization: tuple[list[float], list[float]] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -216,15 +223,20 @@ def sample_dataset(
             "targets= is only for tensor/array inputs; a Dataset or DataLoader provides its own "
             "targets (use target_key= or target_fn= to select them)."
         )
+    sample = _sample_items(source, reader, options, _stream_bound(max_stream_items, m))
+    found = find_normalize(source)
+    return sample if found is None else replace(sample, normalization=found)
+
+
+def _sample_items(source: Any, reader: ItemReader, options: _Options, bound: int) -> Sample:
+    """The sample of a ``Dataset``, ``IterableDataset``, ``DataLoader`` or other iterable."""
     if isinstance(source, DataLoader):
         if not isinstance(source.dataset, IterableDataset):
             return _sample_map_dataset(source.dataset, reader, options)
-        bound = _stream_bound(max_stream_items, m)
         return _sample_stream(loader_items(source), _length(source.dataset), reader, options, bound)
     if isinstance(source, IterableDataset) or (
         not hasattr(source, "__getitem__") and isinstance(source, Iterable)
     ):
-        bound = _stream_bound(max_stream_items, m)
         return _sample_stream(source, _length(source), reader, options, bound)
     if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
         raise TypeError(

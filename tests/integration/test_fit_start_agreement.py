@@ -269,6 +269,35 @@ def test_measure_dataset_undoes_a_stated_normalization_before_every_value() -> N
     assert as_given.properties.d_data != pytest.approx(truth.properties.d_data, rel=1e-3)
 
 
+def test_measure_dataset_of_a_normalising_dataset_gives_the_pixels_values() -> None:
+    """Same images, two pipelines: a per-channel Normalize inside the Dataset is found by
+    sample_dataset and undone by measure_dataset, as the callbacks do (default "auto")."""
+    from torch.utils.data import Subset
+
+    g = torch.Generator().manual_seed(6)
+    pixels = torch.rand(240, 3, 6, 6, generator=g)
+    y = torch.arange(240) % 3
+    mean, std = (0.2, 0.5, 0.7), (0.1, 0.3, 0.9)
+    images = (pixels.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    plain = Photos(images, y.numpy())
+    normalised = Subset(Photos(images, y.numpy(), Compose([Normalize(mean, std)])), range(240))
+    truth = measure_dataset(sample_dataset(plain, max_samples=200), k=8)
+    sample = sample_dataset(normalised, max_samples=200)
+    assert sample.normalization == (list(mean), list(std))
+    assert sample_dataset(plain).normalization is None
+    found = measure_dataset(sample, k=8)
+    assert truth.properties.K_F is not None and found.properties.K_F is not None
+    assert pytest.approx(truth.properties.K_F, rel=1e-5) == found.properties.K_F
+    assert found.properties.d_data == pytest.approx(truth.properties.d_data, rel=1e-5)
+    assert found.normalization == (list(mean), list(std))
+    # normalization=None measures the normalised inputs as given: other values.
+    as_given = measure_dataset(sample, k=8, normalization=None)
+    assert as_given.normalization is None
+    assert pytest.approx(truth.properties.K_F, rel=1e-2) != as_given.properties.K_F
+    with pytest.raises(ValueError, match=r"\(mean, std\), 'auto' or None"):
+        measure_dataset(sample, k=8, normalization="imagenet")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("normalization", "match"),
     [
