@@ -42,7 +42,7 @@ from lightning_dataprops.functional.scaling_law import (
     samples_for_target,
     scaling_bound,
 )
-from lightning_dataprops.functional.targets import Targets, normalize_targets
+from lightning_dataprops.functional.targets import FloatClassIdsWarning, Targets, normalize_targets
 
 __all__ = [
     "BoundAttack",
@@ -50,6 +50,7 @@ __all__ = [
     "DatasetProperties",
     "DuplicateReport",
     "Estimate",
+    "FloatClassIdsWarning",
     "IntrinsicDimensionResult",
     "LabelConflictWarning",
     "LabelSharpnessResult",

@@ -86,7 +86,7 @@ def kf_targets(y: Any, n: int, target_type: str = "auto") -> KFTargets:
             also when fewer than two classes remain among the labelled rows.
         TypeError: complex or object targets.
     """
-    norm = normalize_targets(y, n, target_type, name="`y`", min_classes=2)
+    norm = normalize_targets(y, n, target_type, name="`y`", min_classes=2, warn_class_ids=True)
     if norm.is_class:
         index = norm.labelled_indices()
         values = norm.values if index is None else norm.values[index]

@@ -31,6 +31,7 @@ loaders that know their arrays hold labels convert them to integer class ids the
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from torch import Tensor
 
 __all__ = [
     "TARGET_TYPES",
+    "FloatClassIdsWarning",
     "TargetType",
     "Targets",
     "as_target_tensor",
@@ -51,6 +53,15 @@ __all__ = [
 
 TargetType = Literal["auto", "class", "regression"]
 TARGET_TYPES: tuple[str, ...] = ("auto", "class", "regression")
+FEW_VALUES = 20
+"""Floating targets with at most this many distinct whole-number values may be class ids."""
+
+
+class FloatClassIdsWarning(UserWarning):
+    """Floating-point targets hold a few whole-number values, as class ids stored as floats
+    do, and are read as regression values (``target_type="auto"``): ``K_F`` then weighs each
+    pair by ``|y_i - y_j|``, not by a change of class. Cast them with ``.long()`` or pass
+    ``target_type="class"``; ``target_type="regression"`` says they are values."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,7 @@ def normalize_targets(
     *,
     name: str = "targets",
     min_classes: int = 0,
+    warn_class_ids: bool = False,
 ) -> Targets:
     """Normalise a stack of targets (one per sample) by the package's one rule.
 
@@ -228,6 +240,10 @@ def normalize_targets(
         name: how error messages call the targets.
         min_classes: class targets whose labelled rows (non-negative ids) hold fewer distinct
             ids raise (label sharpness needs 2).
+        warn_class_ids: with ``target_type="auto"``, warn (:class:`FloatClassIdsWarning`) when
+            ``(n,)`` floating targets hold 3 to :data:`FEW_VALUES` whole-number values, each
+            about twice or more: class ids stored as floats, read as regression values. The
+            ``K_F`` computations set it; sampling does not, so one measurement says it once.
 
     Returns:
         :class:`Targets`.
@@ -317,6 +333,8 @@ def normalize_targets(
     kind = target_type
     if kind == "auto":
         kind = "regression" if targets.is_floating_point() else "class"
+        if warn_class_ids and kind == "regression" and targets.ndim == 1:
+            _warn_if_class_ids(targets, name)
     if kind == "regression":
         return Targets(_regression_values(targets, name), "regression", None)
     if targets.is_floating_point() and not bool((targets == targets.round()).all()):
@@ -348,6 +366,26 @@ def normalize_targets(
         )
     labelled = ~unlabelled if n_unlabelled else None
     return Targets(labels, "class", n_classes, labelled, class_names)
+
+
+def _warn_if_class_ids(targets: Tensor, name: str) -> None:
+    """Say so when ``(n,)`` floating targets look like class ids: 3 to :data:`FEW_VALUES`
+    whole-number values, each held by two samples on average (with two values the regression
+    and the class ``K_F`` are the same)."""
+    if not bool((targets == targets.round()).all()):
+        return
+    values = torch.unique(targets)
+    if not 3 <= values.numel() <= min(FEW_VALUES, targets.shape[0] // 2):
+        return
+    shown = ", ".join(f"{float(v):g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    warnings.warn(
+        f"{name} are floating-point with {values.numel()} whole-number values ({shown}): they "
+        "are read as regression values, so K_F weighs each pair by |y_i - y_j| instead of a "
+        "change of class. If they are class ids, cast them with .long() or pass "
+        "target_type='class'; pass target_type='regression' to say they are values.",
+        FloatClassIdsWarning,
+        stacklevel=4,
+    )
 
 
 def item_class_id(target: Tensor, target_type: str = "auto") -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,15 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_dataprops import compute_labelsharpness, dataset_properties, label_sharpness
+from lightning_dataprops import (
+    compute_labelsharpness,
+    dataset_properties,
+    label_sharpness,
+    measure_dataset,
+)
 from lightning_dataprops.cli import main
 from lightning_dataprops.data import sample_dataset
-from lightning_dataprops.functional import normalize_targets
+from lightning_dataprops.functional import FloatClassIdsWarning, normalize_targets
 from lightning_dataprops.metrics import LabelSharpness
 
 
@@ -59,6 +65,30 @@ def test_float_ages_give_the_regression_sharpness_on_every_path(
     document = json.loads(capsys.readouterr().out)
     assert document["K_F"] == pytest.approx(expected, rel=1e-5)
     assert document["label_sharpness_result"]["target_type"] == "regression"
+
+
+def test_float_class_ids_are_regression_values_and_say_so() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(90, 8, generator=g)
+    ids = torch.arange(90) % 3
+    with pytest.warns(FloatClassIdsWarning, match=r"3 whole-number values \(0, 1, 2\).*\.long\(\)"):
+        as_floats = label_sharpness(x, ids.float())
+    # Read as values, the pairs of classes 0 and 2 count twice: not the classes' K_F.
+    assert as_floats.value == pytest.approx(_oracle(x, ids.float()), rel=1e-5)
+    assert as_floats.value != pytest.approx(label_sharpness(x, ids).value, rel=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FloatClassIdsWarning)
+        label_sharpness(x, ids.float(), target_type="regression")  # said to be values
+        assert label_sharpness(x, ids.float(), target_type="class").target_type == "class"
+        label_sharpness(x, (ids % 2).float())  # two values: both readings give the same K_F
+        label_sharpness(*_ages_data())  # ages: many values
+        label_sharpness(x[:3], torch.tensor([20.0, 35.0, 79.0]))  # each value once
+        sample = sample_dataset(x, ids.float())  # sampling reads the targets without a word
+    # One measurement, one warning: measure_dataset says it once (not for its sampling too).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure_dataset(sample, k=5)
+    assert [w.category for w in caught] == [FloatClassIdsWarning], [str(w.message) for w in caught]
 
 
 @pytest.mark.parametrize(
