@@ -82,7 +82,8 @@ TIMED_WORK: tuple[str, ...] = ("setup", "fit_start", "d_repr", "adv", "forecast"
 OVERHEAD_SECONDS = f"{PREFIX}/time/total"
 """Seconds all dataprops callbacks have spent in this fit (the overhead budget's total)."""
 OVERHEAD_FRACTION = f"{PREFIX}/time/overhead"
-"""That total over the fit's own time so far (the budget keeps it below ``overhead_budget``)."""
+"""That total over the fit's own time so far (the budget keeps it below ``overhead_budget``);
+logged from the first training step on (before it, the fit's time is setup alone)."""
 
 
 def d_data_estimate(estimator: str) -> str:

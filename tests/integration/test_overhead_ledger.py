@@ -3,15 +3,16 @@ by two stopwatch callbacks around them, every hook, rendering and logger writes 
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import pytest
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from lightning_dataprops import default_callbacks
+from lightning_dataprops import default_callbacks, names
 from lightning_dataprops.callbacks import overhead_seconds
 from tests.integration.lightning_models import TensorDataModule, TinyCNN, binary_task, trainer
 
@@ -71,3 +72,26 @@ def test_the_ledger_equals_the_time_spent_in_the_callbacks_hooks(mnist, tmp_path
     # the rest: before, the hooks' rendering and logger writes were left out.
     assert spent > 0.1
     assert 0.97 * spent - 0.01 <= ledger <= spent + 0.01
+
+
+def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_path: Path) -> None:
+    """At the fit-start pass the fit's own time is setup alone: no fraction of it is logged
+    (it read 282% there); from the first measurement after training steps on, it is."""
+    x, y = binary_task(*mnist, 3, 8)
+    ours = default_callbacks(
+        max_samples=300, repr_max_samples=100, robustness_every_n_epochs=0, overhead_budget=None
+    )
+    logger = CSVLogger(tmp_path, name="csv")
+    fit = trainer(tmp_path, ours, max_epochs=2, logger=logger)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fit_start = [row for row in rows if row.get(names.D_DATA)]
+    assert fit_start and not any(row.get(names.OVERHEAD_FRACTION) for row in fit_start)
+    fractions = [
+        (int(row["step"]), float(row[names.OVERHEAD_FRACTION]))
+        for row in rows
+        if row.get(names.OVERHEAD_FRACTION)
+    ]
+    assert len(fractions) == 2, fractions  # d_repr at the end of each epoch
+    assert all(step > 0 and fraction > 0 for step, fraction in fractions), fractions
