@@ -95,6 +95,18 @@ class Condition:
         return [100 * m.ledger / p.wall for p, m in zip(self.plain, self.monitored, strict=True)]
 
     @property
+    def own_ledgers(self) -> list[float]:
+        """The ledger of each monitored fit, percent of that fit's own time (its wall time less
+        the ledger): what the overhead budget bounds."""
+        return [100 * m.ledger / (m.wall - m.ledger) for m in self.monitored]
+
+    @property
+    def residuals(self) -> list[float]:
+        """Gap less the training steps' own difference, percentage points, per pair: what the
+        wall clock shows beyond the ledger once the training steps' noise is taken out."""
+        return [g - s for g, s in zip(self.gaps, self.step_differences, strict=True)]
+
+    @property
     def step_differences(self) -> list[float]:
         """Training steps' time with the callbacks minus without, percent of the plain fit."""
         return [
@@ -116,17 +128,22 @@ class Condition:
             f"(mean {statistics.mean(self.differences):+.1f}%) | "
             f"{', '.join(f'{x:.1f}%' for x in self.ledgers)} "
             f"(mean {statistics.mean(self.ledgers):.1f}%) | "
+            f"{', '.join(f'{x:.1f}%' for x in self.own_ledgers)} "
+            f"(max {max(self.own_ledgers):.1f}%) | "
             f"{', '.join(f'{g:+.1f}' for g in self.gaps)} | "
             f"**{statistics.mean(self.gaps):+.1f}** / {statistics.median(self.gaps):+.1f} | "
             f"{', '.join(f'{x:+.1f}' for x in self.step_differences)} "
-            f"(mean {statistics.mean(self.step_differences):+.1f}) |"
+            f"(mean {statistics.mean(self.step_differences):+.1f}) | "
+            f"{', '.join(f'{x:+.1f}' for x in self.residuals)} "
+            f"(mean **{statistics.mean(self.residuals):+.1f}**) |"
         )
 
 
 LEDGER_HEADER = (
     "| condition | fits without (s) | fits with (s) | wall difference | ledger "
-    "| difference - ledger (pp) | mean / median (pp) | of which training steps (pp) |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| ledger of its own fit | difference - ledger (pp) | mean / median (pp) "
+    "| of which training steps (pp) | residual (pp) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
