@@ -274,9 +274,22 @@ def _load(args: argparse.Namespace) -> _Measured:
 
         from lightning_dataprops.data import Sample
 
-        everything = Sample(data.inputs, data.targets, torch.arange(n_source), n_source, "len")
+        everything = Sample(
+            data.inputs,
+            data.targets,
+            torch.arange(n_source),
+            n_source,
+            "len",
+            target_type=args.targets,
+        )
         return _Measured(everything, data.description, data.source, False, _class_names(args, data))
-    sample = sample_dataset(data.inputs, data.targets, max_samples=args.max_samples, seed=args.seed)
+    sample = sample_dataset(
+        data.inputs,
+        data.targets,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        target_type=args.targets,
+    )
     description = f"{data.description}; stratified sample of {len(sample)} (seed {args.seed})"
     return _Measured(sample, description, data.source, True, _class_names(args, data))
 

@@ -18,9 +18,10 @@
    :attr:`DatasetReport.check_skipped` says why.
 
 The :class:`DatasetReport` carries the dataset index of every sample position once, so its
-text, its metrics and its JSON document name training samples, not sample positions. Nothing
-in here warns: the callers (the callback's ``SharpLabelsWarning``, the command line's report)
-decide what a user sees.
+text, its metrics and its JSON document name training samples, not sample positions. What a
+user sees of the verdict is the callers' to decide (the callback's ``SharpLabelsWarning``, the
+command line's report); only problems with the input itself warn here (a ``Normalize`` found
+in the Dataset that does not fit its inputs, float targets that look like class ids).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
 from lightning_dataprops import names
-from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.data import Sample, UnknownNormalizationWarning, sample_dataset
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
@@ -42,7 +43,7 @@ from lightning_dataprops.functional.constants import (
 from lightning_dataprops.functional.dataset_properties import dataset_properties
 from lightning_dataprops.functional.results import DatasetProperties, SharpPair
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
-from lightning_dataprops.functional.targets import normalize_targets, unlabelled_mask
+from lightning_dataprops.functional.targets import TargetType, normalize_targets, unlabelled_mask
 from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
 __all__ = ["DatasetReport", "measure_dataset"]
@@ -235,6 +236,28 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
     )
 
 
+def _found_normalization_undone(
+    sample: Sample,
+) -> tuple[tuple[list[float], list[float]] | None, torch.Tensor]:
+    """``(the normalisation undone, the inputs)`` for ``normalization="auto"``: the one
+    ``sample_dataset`` found, unless it does not fit the inputs (e.g. an ``input_fn`` that
+    flattens them, or channels-last inputs): then the inputs as given, with a warning."""
+    if sample.normalization is None:
+        return None, sample.inputs
+    try:
+        return sample.normalization, pixel_inputs(sample.inputs, sample.normalization)
+    except ValueError as error:
+        warnings.warn(
+            f"The Dataset applies Normalize(mean={sample.normalization[0]}, "
+            f"std={sample.normalization[1]}) but it does not fit the sampled inputs ({error}); "
+            "they are measured as given, in their own units. Pass normalization=(mean, std) "
+            "that fits them, or normalization=None to say the units are meant.",
+            UnknownNormalizationWarning,
+            stacklevel=3,
+        )
+        return None, sample.inputs
+
+
 def measure_dataset(
     sample: Sample,
     *,
@@ -307,9 +330,10 @@ def measure_dataset(
             raise ValueError(
                 f"normalization must be (mean, std), 'auto' or None, got {normalization!r}."
             )
-        normalization = sample.normalization
-    undone = None if normalization is None else check_normalization(normalization)
-    inputs = pixel_inputs(sample.inputs, undone)
+        undone, inputs = _found_normalization_undone(sample)
+    else:
+        undone = None if normalization is None else check_normalization(normalization)
+        inputs = pixel_inputs(sample.inputs, undone)
     one_class = _single_class(sample.targets)
     targets = None if one_class is not None else sample.targets
     with warnings.catch_warnings():
@@ -327,6 +351,7 @@ def measure_dataset(
             device=device,
             distributed=distributed,
             progress=progress,
+            target_type=cast(TargetType, sample.target_type),
         )
         check, skipped, check_positions = _check(
             inputs,

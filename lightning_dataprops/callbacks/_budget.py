@@ -93,10 +93,13 @@ class OverheadBudget:
         # logger writes), last time: part of what running it again will cost.
         self.hook_rest: dict[str, float] = {}
         self.last_charged: str | None = None
+        self.start_step = 0
 
     def start(self, trainer: pl.Trainer) -> None:
         """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
         self.started = time.perf_counter()
+        # A trainer reused for another fit keeps counting its steps.
+        self.start_step = trainer.global_step
         self.own = 0.0
         self.last_cost.clear()
         self.skipped.clear()
@@ -153,7 +156,7 @@ class OverheadBudget:
         fit_time = self.fit_time(trainer)
         # Before the first training step the fit's own time is setup only: a fraction of it
         # (282% at the fit-start pass) says nothing about the cost to the fit.
-        if fit_time > 0 and trainer.global_step > 0:
+        if fit_time > 0 and trainer.global_step > self.start_step:
             metrics[names.OVERHEAD_FRACTION] = total / fit_time
         for work, count in self.skipped.items():
             # Work names are checked against names.TIMED_WORK when a callback class is defined

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
 from torch import Tensor
@@ -43,7 +43,17 @@ def _fit_loader(trainer: pl.Trainer, stage: str) -> Any | None:
     return _first_loader(source.dataloader())
 
 
-def forward_batch_size(trainer: pl.Trainer, given: int | None) -> int:
+def loader_batch_size(loader: Any) -> int | None:
+    """The batch size a loader yields: ``batch_size``, else its batch sampler's or its
+    sampler's (``DataLoader(sampler=BatchSampler(...), batch_size=None)``); ``None`` if none."""
+    for owner in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+        size = getattr(owner, "batch_size", None)
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size
+    return None
+
+
+def forward_batch_size(given: int | None, train_batch_size: int | None) -> int:
     """Inputs per forward pass of a callback's own passes (d_repr, the robustness probe).
 
     ``given`` when set; else the training loader's batch size, which the model is known to run
@@ -53,11 +63,12 @@ def forward_batch_size(trainer: pl.Trainer, given: int | None) -> int:
     """
     if given is not None:
         return given
-    loader = _fit_loader(trainer, "train")
-    size = getattr(loader, "batch_size", None)
-    if size is None:
-        size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
-    return int(size) if isinstance(size, int) and size > 0 else FALLBACK_FORWARD_BATCH
+    return FALLBACK_FORWARD_BATCH if train_batch_size is None else train_batch_size
+
+
+def fit_batch_size(trainer: pl.Trainer) -> int | None:
+    """The batch size of the fit's training loader (``None``: no loader, or it does not say)."""
+    return loader_batch_size(_fit_loader(trainer, "train"))
 
 
 def fit_dataset(trainer: pl.Trainer, stage: str = "train") -> Any | None:
@@ -69,6 +80,14 @@ def fit_dataset(trainer: pl.Trainer, stage: str = "train") -> Any | None:
     """
     loader = _fit_loader(trainer, stage)
     return None if loader is None else _dataset_of(loader)
+
+
+class TrainingData(NamedTuple):
+    """What a callback reads of the fit's training data in ``setup``."""
+
+    dataset: Any
+    first_input: Tensor
+    batch_size: int | None
 
 
 class DataSampling:
@@ -88,13 +107,15 @@ class DataSampling:
             target_fn=self.options.target_fn,
         )
 
-    def training_data(self, trainer: pl.Trainer) -> tuple[Any, Tensor]:
-        """The dataset behind the fit's training data source, and the input of its first item.
+    def training_data(self, trainer: pl.Trainer) -> TrainingData:
+        """The dataset behind the fit's training data source, the input of its first item and
+        the loader's batch size (the loader is requested once, never iterated).
 
-        The loader is never iterated. Raises a ValueError (in ``setup``) when the fit has no
-        training data or an item cannot be read as the options say.
+        Raises a ValueError (in ``setup``) when the fit has no training data or an item cannot
+        be read as the options say.
         """
-        dataset = fit_dataset(trainer, "train")
+        loader = _fit_loader(trainer, "train")
+        dataset = None if loader is None else _dataset_of(loader)
         if dataset is None:
             raise ValueError(
                 f"{type(self).__name__} found no training data: define train_dataloader() on the "
@@ -107,7 +128,7 @@ class DataSampling:
             input_fn=self.options.input_fn,
             target_fn=self.options.target_fn,
         )
-        return dataset, first_input
+        return TrainingData(dataset, first_input, loader_batch_size(loader))
 
     @staticmethod
     def check_sample_size(k: int, n_samples: int | None, name: str) -> None:

@@ -201,7 +201,7 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self.fit_start_state = None
         self.recomputed = False
         self._pairs = None
-        self._dataset, _ = self.training_data(trainer)
+        self._dataset = self.training_data(trainer).dataset
         self._stats = None
         if self.fit_start_state is None:  # restored values need no data
             owner = type(self).__name__

@@ -116,9 +116,11 @@ def default_callbacks(**options: Any) -> list[Callback]:
     """The default dataprops callbacks, each option routed to the callback it belongs to.
 
     Returns, in this order: :class:`DatasetPropertiesMonitor` (``d_data``, ``K_F`` at fit
-    start), :class:`RepresentationIDMonitor` (``d_repr`` of what the output head reads, every
-    epoch), ``RobustnessMonitor`` (FGSM and PGD every 5 epochs) and :class:`ScalingForecastMonitor`
-    (the scaling-law forecast, last so that it sees the epoch's values). See
+    start), ``RobustnessMonitor`` (FGSM and PGD every 5 epochs), :class:`RepresentationIDMonitor`
+    (``d_repr`` of what the output head reads, every epoch) and :class:`ScalingForecastMonitor`
+    (the scaling-law forecast, last so that it sees the epoch's values); the probe runs before
+    d_repr so that, at an epoch end where both are due, d_repr's overhead-budget decision
+    counts the probe's cost (:data:`DEFAULT_SET`). See
     ``docs/callbacks.md`` for what each logs and costs.
 
     Args:

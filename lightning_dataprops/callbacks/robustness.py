@@ -17,6 +17,7 @@ from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import (
     FALLBACK_FORWARD_BATCH,
+    fit_batch_size,
     fit_dataset,
     forward_batch_size,
 )
@@ -158,10 +159,10 @@ class RobustnessMonitor(DataPropsCallback):
         self.name = name
         self.history: list[dict[str, Any]] = []
         self.batch: tuple[Tensor, Tensor] | None = None
+        """The fixed batch in pixel space ``(x, y)``, drawn in ``setup``."""
         self._chunk = FALLBACK_FORWARD_BATCH
         """Inputs attacked per pass: the training loader's batch size (an attack runs a
         backward pass, as training does)."""
-        """The fixed batch in pixel space ``(x, y)``, drawn in ``setup``."""
         self.pixel_range: tuple[float, float] | None = None
         """The range attacked inputs are clipped to."""
         self.stats: Normalization | None = None
@@ -194,7 +195,7 @@ class RobustnessMonitor(DataPropsCallback):
                 "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
                 "on the LightningModule or DataModule, or pass dataloaders to fit()."
             )
-        self._chunk = forward_batch_size(trainer, None)
+        self._chunk = forward_batch_size(None, fit_batch_size(trainer))
         sample = self.sample(dataset, self.max_samples)
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:

@@ -23,7 +23,9 @@ class UnknownNormalizationWarning(UserWarning):
     fit-start values are in the inputs' own units. Pass ``normalization=(mean, std)``."""
 
 
-def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[float]] | None:
+def find_normalize(
+    dataset: Any, depth: int = 6, *, warn: bool = True
+) -> tuple[list[float], list[float]] | None:
     """``(mean, std)`` of the ``Normalize`` transforms ``dataset`` applies, or ``None``.
 
     Looks through ``transform``/``transforms`` (torchvision ``Compose`` and ``StandardTransform``
@@ -37,6 +39,8 @@ def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[floa
         dataset: a Dataset, a DataLoader (its ``dataset``), or any object with those
             attributes; tensors and arrays have none.
         depth: how many attribute levels to follow.
+        warn: warn when the parts of a ``ConcatDataset`` disagree (``sample_dataset`` looks
+            quietly: the measurement that would undo the normalisation says it).
 
     Returns:
         ``(mean, std)``, lists of floats (one value, or one per channel), or ``None``.
@@ -58,6 +62,8 @@ def find_normalize(dataset: Any, depth: int = 6) -> tuple[list[float], list[floa
     if not found:
         return None
     if any(stats is _DISAGREE for stats in found):
+        if not warn:
+            return None
         rank_zero_warn(
             "The parts of a ConcatDataset normalise their inputs differently, so the inputs have "
             "no one pixel space; pass normalization=(mean, std) (or None) to say which to use.",

@@ -92,6 +92,8 @@ class Sample:
             callbacks find it), ``None`` when it has none or the source is tensors or arrays.
             :func:`~lightning_dataprops.measure_dataset` undoes it by default, so the same
             images give the same values as the callbacks and ``dataprops measure``.
+        target_type: how the targets were read (``sample_dataset``'s ``target_type``):
+            :func:`~lightning_dataprops.measure_dataset` reads them the same way.
 
     Example:
         >>> import torch
@@ -108,6 +110,7 @@ class Sample:
     n_source: int | None = None
     n_source_how: SizeHow = "unknown"
     normalization: tuple[list[float], list[float]] | None = None
+    target_type: str = "auto"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -173,8 +176,9 @@ def sample_dataset(
 
     Returns:
         A :class:`Sample`: float32 inputs, int64 class ids or floating regression targets, the
-        source indices (all in increasing index order), and the source's size and how it was
-        obtained.
+        source indices (all in increasing index order), the source's size and how it was
+        obtained, the ``Normalize`` the source Dataset applies (``normalization``) and the
+        ``target_type`` the targets were read by.
 
     Raises:
         ValueError: empty source, ``max_samples <= 0``, inconsistent input or target shapes,
@@ -217,15 +221,16 @@ def sample_dataset(
                 "input_key, input_fn and target_fn apply to dataset items; for tensors/arrays pass "
                 "the inputs and targets directly."
             )
-        return _sample_arrays(source, targets, options)
+        return replace(_sample_arrays(source, targets, options), target_type=target_type)
     if targets is not None:
         raise ValueError(
             "targets= is only for tensor/array inputs; a Dataset or DataLoader provides its own "
             "targets (use target_key= or target_fn= to select them)."
         )
     sample = _sample_items(source, reader, options, _stream_bound(max_stream_items, m))
-    found = find_normalize(source)
-    return sample if found is None else replace(sample, normalization=found)
+    # A list of items has no transforms (and walking it would read every item).
+    found = None if isinstance(source, (list, tuple)) else find_normalize(source, warn=False)
+    return replace(sample, normalization=found, target_type=target_type)
 
 
 def _sample_items(source: Any, reader: ItemReader, options: _Options, bound: int) -> Sample:

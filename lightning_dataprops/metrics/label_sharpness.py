@@ -123,7 +123,7 @@ class LabelSharpness(ReservoirMetric):
                 f"inputs of shape {shape} do not match the earlier inputs' {self.input_shape}."
             )
         rows = float_rows(x, self.gathered("inputs"))
-        norm = normalize_targets(y, batch, self.target_type, name="y", warn_class_ids=True)
+        norm = normalize_targets(y, batch, self.target_type, name="y")
         dtype = torch.long if norm.is_class else torch.float64
         values = norm.values if norm.values.ndim == 2 else norm.values[:, None]
         targets = values.to(device=y.device, dtype=dtype)
@@ -148,12 +148,12 @@ class LabelSharpness(ReservoirMetric):
         points = rows
         if self.input_shape is not None and rows.shape[1] == math.prod(self.input_shape):
             points = rows.reshape(int(rows.shape[0]), *self.input_shape)
-        # update() read the targets already (and said so if floats looked like class ids).
-        decided: TargetType = "regression" if targets.is_floating_point() else "class"
+        # The gathered targets are read again here, so that float targets that look like
+        # class ids are judged (and said) once, on all of them, not batch by batch.
         return label_sharpness(
             points,
             targets,
-            target_type=decided if self.target_type == "auto" else self.target_type,
+            target_type=self.target_type,
             top_pairs=self.top_pairs,
             memory_budget_mb=self.memory_budget_mb,
             distributed=distributed,

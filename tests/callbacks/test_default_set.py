@@ -34,6 +34,19 @@ def test_every_callback_takes_at_most_ten_arguments(cls: type) -> None:
     assert "options" in parameters
 
 
+def test_the_probe_runs_before_d_repr_and_the_forecast_last() -> None:
+    """Lightning runs the hooks in list order: at an epoch end where both are due, d_repr's
+    budget decision must see the probe's cost (the first probe is never postponed), and the
+    forecast must see the epoch's d_repr."""
+    kinds = [type(c) for c in default_callbacks()]
+    assert kinds == [
+        DatasetPropertiesMonitor,
+        lightning_dataprops.RobustnessMonitor,
+        RepresentationIDMonitor,
+        ScalingForecastMonitor,
+    ]
+
+
 def test_options_are_routed_to_the_callback_they_belong_to() -> None:
     def forward(module, x):  # type: ignore[no-untyped-def]
         return module(x)[0]

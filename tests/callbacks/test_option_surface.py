@@ -135,10 +135,9 @@ def test_representation_setup_runs_exactly_one_forward_pass(layers: Any) -> None
     trainer.precision_plugin.forward_context.return_value = mock.MagicMock()
     with (
         mock.patch.object(
-            RepresentationIDMonitor, "training_data", return_value=(None, torch.randn(4))
+            RepresentationIDMonitor, "training_data", return_value=(None, torch.randn(4), 8)
         ),
         mock.patch.object(type(monitor), "step_aside_for_user_callback", return_value=False),
-        mock.patch(f"{RepresentationIDMonitor.__module__}.forward_batch_size", return_value=8),
     ):
         monitor._setup_fit(trainer, model)  # type: ignore[arg-type]
     assert model.calls == 1

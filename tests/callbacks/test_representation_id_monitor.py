@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 from torch import Tensor, nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from lightning_dataprops import intrinsic_dimension, names, sample_dataset
 from lightning_dataprops.callbacks import (
@@ -72,15 +72,30 @@ class EvalBatches(TinyCNN):
         return super().forward(x)
 
 
-@pytest.mark.parametrize(("batch_size", "passes"), [(None, [16, 16, 8]), (7, [7] * 5 + [5])])
+def _batched_by_sampler(x: Tensor, y: Tensor) -> DataLoader:
+    """Batches of 16 made by a BatchSampler given as the sampler (``batch_size=None``)."""
+    return DataLoader(
+        TensorDataset(x, y),
+        sampler=BatchSampler(RandomSampler(x), batch_size=16, drop_last=False),
+        batch_size=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "by_sampler", "passes"),
+    [(None, False, [16, 16, 8]), (7, False, [7] * 5 + [5]), (None, True, [16, 16, 8])],
+)
 def test_probe_passes_use_the_training_batch_size_and_the_value_does_not_depend_on_it(
-    mnist_3_vs_8, tmp_path: Path, batch_size: int | None, passes: list[int]
+    mnist_3_vs_8, tmp_path: Path, batch_size: int | None, by_sampler: bool, passes: list[int]
 ) -> None:
     x, y = mnist_3_vs_8
     model = EvalBatches()
     monitor = RepresentationIDMonitor(ON_SCHEDULE, max_samples=40, batch_size=batch_size)
     fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=2, limit_val_batches=0)
-    fit.fit(model, datamodule=TensorDataModule(x, y, batch_size=16))
+    if by_sampler:
+        fit.fit(model, train_dataloaders=_batched_by_sampler(x, y))
+    else:
+        fit.fit(model, datamodule=TensorDataModule(x, y, batch_size=16))
     assert model.sizes[-len(passes) :] == passes, model.sizes  # after setup's traced pass
     model.eval()
     with torch.no_grad():

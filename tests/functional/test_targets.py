@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,11 +85,32 @@ def test_float_class_ids_are_regression_values_and_say_so() -> None:
         label_sharpness(*_ages_data())  # ages: many values
         label_sharpness(x[:3], torch.tensor([20.0, 35.0, 79.0]))  # each value once
         sample = sample_dataset(x, ids.float())  # sampling reads the targets without a word
-    # One measurement, one warning: measure_dataset says it once (not for its sampling too).
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        measure_dataset(sample, k=5)
-    assert [w.category for w in caught] == [FloatClassIdsWarning], [str(w.message) for w in caught]
+    # One measurement, one warning: measure_dataset says it once (not for its sampling too),
+    # and the metric once at compute, judged on all its targets (not on each batch).
+    for measure in (
+        lambda: measure_dataset(sample, k=5),
+        lambda: _metric_in_batches(x, ids.float(), 3).compute(),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            measure()
+        said = [w.category for w in caught]
+        assert said == [FloatClassIdsWarning], [str(w.message) for w in caught]
+    # Sampled as values, measured as values: nothing to say.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FloatClassIdsWarning)
+        values = sample_dataset(x, ids.float(), target_type="regression")
+        measure_dataset(values, k=5)
+        _metric_in_batches(x, ids.float(), 3, target_type="regression").compute()
+
+
+def _metric_in_batches(
+    x: torch.Tensor, y: torch.Tensor, batches: int, **options: Any
+) -> LabelSharpness:
+    metric = LabelSharpness(**options)
+    for xb, yb in zip(x.chunk(batches), y.chunk(batches), strict=True):
+        metric.update(xb, yb)
+    return metric
 
 
 @pytest.mark.parametrize(

@@ -296,6 +296,15 @@ def test_measure_dataset_of_a_normalising_dataset_gives_the_pixels_values() -> N
     assert pytest.approx(truth.properties.K_F, rel=1e-2) != as_given.properties.K_F
     with pytest.raises(ValueError, match=r"\(mean, std\), 'auto' or None"):
         measure_dataset(sample, k=8, normalization="imagenet")  # type: ignore[arg-type]
+    # A Normalize that does not fit what input_fn makes of the items: said, measured as given.
+    flat = sample_dataset(normalised, max_samples=200, input_fn=lambda item: item[0].flatten())
+    with pytest.warns(UnknownNormalizationWarning, match="does not fit the sampled inputs"):
+        flat_report = measure_dataset(flat, k=8)
+    assert flat_report.normalization is None
+    assert (
+        pytest.approx(measure_dataset(flat, k=8, normalization=None).properties.K_F, rel=1e-6)
+        == flat_report.properties.K_F
+    )
 
 
 @pytest.mark.parametrize(
