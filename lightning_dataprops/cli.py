@@ -274,14 +274,8 @@ def _load(args: argparse.Namespace) -> _Measured:
 
         from lightning_dataprops.data import Sample
 
-        everything = Sample(
-            data.inputs,
-            data.targets,
-            torch.arange(n_source),
-            n_source,
-            "len",
-            target_type=args.targets,
-        )
+        rows, kind = torch.arange(n_source), args.targets
+        everything = Sample(data.inputs, data.targets, rows, n_source, "len", target_type=kind)
         return _Measured(everything, data.description, data.source, False, _class_names(args, data))
     sample = sample_dataset(
         data.inputs,
