@@ -68,7 +68,9 @@ def test_float_ages_give_the_regression_sharpness_on_every_path(
     assert document["label_sharpness_result"]["target_type"] == "regression"
 
 
-def test_float_class_ids_are_regression_values_and_say_so() -> None:
+def test_float_class_ids_are_regression_values_and_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(90, 8, generator=g)
     ids = torch.arange(90) % 3
@@ -102,6 +104,16 @@ def test_float_class_ids_are_regression_values_and_say_so() -> None:
         values = sample_dataset(x, ids.float(), target_type="regression")
         measure_dataset(values, k=5)
         _metric_in_batches(x, ids.float(), 3, target_type="regression").compute()
+    # The command line: said for --targets auto, not for --targets regression.
+    path = tmp_path / "grades.npz"
+    np.savez(path, images=x.reshape(90, 2, 4).numpy(), labels=ids.float().numpy())
+    command = ["measure", str(path), "--json", "--no-progress", "--k", "5"]
+    with pytest.warns(FloatClassIdsWarning):
+        assert main(command) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FloatClassIdsWarning)
+        assert main([*command, "--targets", "regression"]) == 0
+    capsys.readouterr()
 
 
 def _metric_in_batches(
