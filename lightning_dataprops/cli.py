@@ -284,7 +284,9 @@ def _load(args: argparse.Namespace) -> _Measured:
         seed=args.seed,
         target_type=args.targets,
     )
-    description = f"{data.description}; stratified sample of {len(sample)} (seed {args.seed})"
+    classes = sample.targets is not None and not sample.targets.is_floating_point()
+    how = "stratified sample" if classes else "sample"  # regression targets: never stratified
+    description = f"{data.description}; {how} of {len(sample)} (seed {args.seed})"
     return _Measured(sample, description, data.source, True, _class_names(args, data))
 
 
@@ -325,6 +327,7 @@ def _measure(args: argparse.Namespace) -> int:
         top_pairs=args.top_pairs,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
+        normalization=None,  # files are read as pixels (uint8 / 255) or as stored
         device=args.device,
         progress=progress,
     )

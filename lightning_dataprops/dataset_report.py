@@ -34,7 +34,8 @@ from typing import Any, Literal, cast
 import torch
 
 from lightning_dataprops import names
-from lightning_dataprops.data import Sample, UnknownNormalizationWarning, sample_dataset
+from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.data.find_normalize import fitting_normalization, warn_if_not_pixels
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
@@ -236,28 +237,6 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
     )
 
 
-def _found_normalization_undone(
-    sample: Sample,
-) -> tuple[tuple[list[float], list[float]] | None, torch.Tensor]:
-    """``(the normalisation undone, the inputs)`` for ``normalization="auto"``: the one
-    ``sample_dataset`` found, unless it does not fit the inputs (e.g. an ``input_fn`` that
-    flattens them, or channels-last inputs): then the inputs as given, with a warning."""
-    if sample.normalization is None:
-        return None, sample.inputs
-    try:
-        return sample.normalization, pixel_inputs(sample.inputs, sample.normalization)
-    except ValueError as error:
-        warnings.warn(
-            f"The Dataset applies Normalize(mean={sample.normalization[0]}, "
-            f"std={sample.normalization[1]}) but it does not fit the sampled inputs ({error}); "
-            "they are measured as given, in their own units. Pass normalization=(mean, std) "
-            "that fits them, or normalization=None to say the units are meant.",
-            UnknownNormalizationWarning,
-            stacklevel=3,
-        )
-        return None, sample.inputs
-
-
 def measure_dataset(
     sample: Sample,
     *,
@@ -330,10 +309,14 @@ def measure_dataset(
             raise ValueError(
                 f"normalization must be (mean, std), 'auto' or None, got {normalization!r}."
             )
-        undone, inputs = _found_normalization_undone(sample)
+        undone = fitting_normalization(
+            sample.normalization, sample.inputs, "measure_dataset", "normalization"
+        )
+        if undone is None:
+            warn_if_not_pixels(sample.inputs, "measure_dataset")
     else:
         undone = None if normalization is None else check_normalization(normalization)
-        inputs = pixel_inputs(sample.inputs, undone)
+    inputs = pixel_inputs(sample.inputs, undone)
     one_class = _single_class(sample.targets)
     targets = None if one_class is not None else sample.targets
     with warnings.catch_warnings():

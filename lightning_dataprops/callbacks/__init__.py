@@ -11,7 +11,6 @@ from lightning_dataprops.callbacks._base import (
     MeasurementFailedWarning,
 )
 from lightning_dataprops.callbacks._budget import overhead_seconds
-from lightning_dataprops.callbacks._normalize import UnknownNormalizationWarning
 from lightning_dataprops.callbacks.dataset_properties import (
     DatasetPropertiesMonitor,
     EstimatorsDisagreeWarning,
@@ -21,6 +20,7 @@ from lightning_dataprops.callbacks.defaults import default_callbacks
 from lightning_dataprops.callbacks.forecast import ScalingForecastMonitor
 from lightning_dataprops.callbacks.representation_id import RepresentationIDMonitor
 from lightning_dataprops.callbacks.robustness import RobustnessMonitor
+from lightning_dataprops.data.find_normalize import UnknownNormalizationWarning
 
 __all__ = [
     "DataPropsCallback",

@@ -24,7 +24,7 @@ from lightning_dataprops.callbacks._data_source import (
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
 from lightning_dataprops.callbacks._failures import MeasurementFailedWarning
 from lightning_dataprops.callbacks._forward import eager_module, eager_stance
-from lightning_dataprops.callbacks._normalize import find_normalize
+from lightning_dataprops.data.find_normalize import find_normalize, fitting_normalization
 from lightning_dataprops.functional._device import model_device
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
@@ -224,6 +224,9 @@ class RobustnessMonitor(DataPropsCallback):
             )
             inputs, targets = inputs[~unlabelled], targets[~unlabelled]
         self.stats = self._resolve_normalization(dataset)
+        if self.normalization == "auto":
+            fix = "normalization (robustness_normalization in default_callbacks)"
+            self.stats = fitting_normalization(self.stats, inputs, "RobustnessMonitor", fix)
         model = self._pixel_model(trainer, pl_module)
         pixels = model.to_pixels(inputs)
         self.pixel_range = self._resolve_range(pixels)

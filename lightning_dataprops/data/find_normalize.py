@@ -10,12 +10,24 @@ images in the same pixel units whatever pipeline surrounds them.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-__all__ = ["UnknownNormalizationWarning", "find_normalize"]
+from lightning_dataprops.data.normalization import Normalization, pixel_inputs
+
+__all__ = [
+    "UnknownNormalizationWarning",
+    "find_normalize",
+    "fitting_normalization",
+    "warn_if_not_pixels",
+]
+
+Stats = TypeVar("Stats", bound=Normalization)
+PIXEL_RANGE_TOLERANCE = 1e-3
+"""How far outside ``[0, 1]`` image inputs may lie before they are not read as pixels."""
 
 
 class UnknownNormalizationWarning(UserWarning):
@@ -117,3 +129,62 @@ def _as_floats(value: Any) -> list[float]:
     if isinstance(value, (int, float)):
         return [float(value)]
     return [float(v) for v in value]
+
+
+def fitting_normalization(
+    found: Stats | None, inputs: Tensor, owner: str, fix: str
+) -> Stats | None:
+    """``found`` (a ``Normalize`` read off the Dataset) if it fits ``inputs``, else ``None``
+    with an :class:`UnknownNormalizationWarning` saying so: an ``input_fn`` that flattens the
+    items, or channels-last inputs, leave the per-channel statistics nothing to apply to. A
+    found normalisation that does not fit is not the user's mistake, so it never raises.
+
+    Args:
+        found: ``(mean, std)`` from :func:`find_normalize`, or ``None``.
+        inputs: ``(n, C, ...)`` sampled inputs, as the measurement will see them.
+        owner: who measures, for the message (a callback's or a function's name).
+        fix: the option that states the normalisation, for the message.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True):
+        ...     warnings.simplefilter("always")
+        ...     fitting_normalization(([0.5] * 3, [0.2] * 3), torch.zeros(4, 12), "f", "n")
+        >>> fitting_normalization(([0.5], [0.2]), torch.zeros(4, 12), "f", "n")
+        ([0.5], [0.2])
+    """
+    if found is None:
+        return None
+    try:
+        pixel_inputs(inputs[:1], found)
+    except ValueError as error:
+        rank_zero_warn(
+            f"{owner}: the Dataset applies Normalize(mean={found[0]}, std={found[1]}), but it "
+            f"does not fit the inputs ({error}); they are measured as given, in their own "
+            f"units. Pass {fix}=(mean, std) that fits them, or {fix}=None to say the units "
+            "are meant.",
+            category=UnknownNormalizationWarning,
+        )
+        return None
+    return found
+
+
+def warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
+    """With image inputs outside ``[0, 1]`` and no normalisation known, say once that the values
+    are in the inputs' own units and how to state the normalisation (nothing for non-images,
+    or for non-finite inputs: the measurement refuses those with its own message)."""
+    if inputs.ndim < 3 or inputs.numel() == 0 or not bool(torch.isfinite(inputs).all()):
+        return
+    low, high = float(inputs.min()), float(inputs.max())
+    if low >= -PIXEL_RANGE_TOLERANCE and high <= 1 + PIXEL_RANGE_TOLERANCE:
+        return
+    rank_zero_warn(
+        f"{owner}: the image inputs lie in [{low:.4g}, {high:.4g}], not in [0, 1], and no "
+        "Normalize(mean, std) was found in the Dataset (a hand-written normalisation, such as "
+        "a lambda, has no .mean/.std to find; uint8 images stay in 0-255). d_data and K_F are "
+        "therefore in these input units, not the pixel units of the references and of "
+        "`dataprops measure`. Pass normalization=(mean, std) (the values your transform uses; "
+        "(0.0, 1 / 255) for 0-255 pixels) to measure pixels, or normalization=None to keep the "
+        "input units and silence this warning.",
+        category=UnknownNormalizationWarning,
+    )

@@ -382,7 +382,8 @@ def _warn_if_class_ids(targets: Tensor, name: str) -> None:
         f"{name} are floating-point with {values.numel()} whole-number values ({shown}): they "
         "are read as regression values, so K_F weighs each pair by |y_i - y_j| instead of a "
         "change of class. If they are class ids, cast them with .long() or pass "
-        "target_type='class'; pass target_type='regression' to say they are values.",
+        "target_type='class' (dataprops measure: --targets class); pass "
+        "target_type='regression' (--targets regression) to say they are values.",
         FloatClassIdsWarning,
         stacklevel=4,
     )

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_dataprops import DatasetReport, measure_dataset, names, sample_dataset
@@ -298,13 +299,58 @@ def test_measure_dataset_of_a_normalising_dataset_gives_the_pixels_values() -> N
         measure_dataset(sample, k=8, normalization="imagenet")  # type: ignore[arg-type]
     # A Normalize that does not fit what input_fn makes of the items: said, measured as given.
     flat = sample_dataset(normalised, max_samples=200, input_fn=lambda item: item[0].flatten())
-    with pytest.warns(UnknownNormalizationWarning, match="does not fit the sampled inputs"):
+    with pytest.warns(UnknownNormalizationWarning, match="does not fit the inputs"):
         flat_report = measure_dataset(flat, k=8)
     assert flat_report.normalization is None
     assert (
         pytest.approx(measure_dataset(flat, k=8, normalization=None).properties.K_F, rel=1e-6)
         == flat_report.properties.K_F
     )
+
+
+class _FlatModel(TinyCNN):
+    """An MLP over flattened RGB images (the callbacks' input_fn flattens the items too)."""
+
+    def __init__(self) -> None:
+        super().__init__(channels=3, n_classes=3)
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+
+
+def test_a_found_normalize_that_does_not_fit_never_ends_the_fit(tmp_path: Path) -> None:
+    """input_fn flattens the items, so the Dataset's per-channel Normalize fits nothing the
+    callbacks read: each says so and measures as given; the fit runs to its end."""
+    from lightning_dataprops import default_callbacks
+
+    g = torch.Generator().manual_seed(2)
+    images = (torch.rand(240, 8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
+    dataset = Photos(images, np.arange(240) % 3, Compose([Normalize((0.5, 0.4, 0.3), (0.2,) * 3)]))
+    callbacks = default_callbacks(
+        input_fn=lambda item: item[0].flatten(), max_samples=200, robustness_every_n_epochs=1
+    )
+    fit = trainer(tmp_path, callbacks, max_epochs=1, limit_train_batches=2)
+    with pytest.warns(UnknownNormalizationWarning) as caught:
+        fit.fit(_FlatModel(), train_dataloaders=DataLoader(dataset, batch_size=32))
+    said = [str(w.message) for w in caught if w.category is UnknownNormalizationWarning]
+    for owner in ("DatasetPropertiesMonitor", "RobustnessMonitor"):
+        assert any(m.startswith(f"{owner}: the Dataset applies Normalize") for m in said), said
+    assert fit.state.finished and names.K_F in fit.callback_metrics
+
+
+def test_measure_dataset_says_when_image_inputs_are_not_pixels() -> None:
+    g = torch.Generator().manual_seed(3)
+    raw = (torch.rand(120, 4, 4, 3, generator=g) * 255).round().numpy()  # 0-255, as stored
+    y = np.arange(120) % 2
+    with pytest.warns(UnknownNormalizationWarning, match=r"\(0.0, 1 / 255\) for 0-255 pixels"):
+        in_bytes = measure_dataset(sample_dataset(raw, y), k=5)
+    pixels = measure_dataset(sample_dataset(raw / 255, y), k=5)
+    assert in_bytes.properties.K_F is not None and pixels.properties.K_F is not None
+    assert pytest.approx(pixels.properties.K_F / 255, rel=1e-5) == in_bytes.properties.K_F
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownNormalizationWarning)
+        stated = measure_dataset(sample_dataset(raw, y), k=5, normalization=(0.0, 1 / 255))
+        measure_dataset(sample_dataset(raw, y), k=5, normalization=None)  # units meant
+    assert pytest.approx(pixels.properties.K_F, rel=1e-5) == stated.properties.K_F
 
 
 @pytest.mark.parametrize(
