@@ -184,10 +184,19 @@ class RepresentationIDMonitor(DataPropsCallback):
         named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():
-            # One hooked forward pass answers every question setup asks.
-            trace = trace_forward(
-                pl_module, example, self.forward(trainer), watch=[name for name, _ in named]
+            # One hooked forward pass answers every question setup asks. The model may not
+            # run on what the options read (an input_fn meant for another model): d_repr is
+            # then off for this fit, said once, and training goes on.
+            trace = self.guarded(
+                "d_repr",
+                trace_forward,
+                pl_module,
+                example,
+                self.forward(trainer),
+                watch=[name for name, _ in named],
             )
+        if trace is None:
+            return
         for name, _ in named:
             # Layers that never run, or run several times without layer_call, fail here.
             trace.check(name, self.layer_call)

@@ -317,7 +317,12 @@ class _FlatModel(TinyCNN):
         self.head = nn.Linear(16, 3)
 
 
-def test_a_found_normalize_that_does_not_fit_never_ends_the_fit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "d_repr_fails"), [(_FlatModel, False), (lambda: TinyCNN(3, n_classes=3), True)]
+)
+def test_a_found_normalize_that_does_not_fit_never_ends_the_fit(
+    tmp_path: Path, model: Any, d_repr_fails: bool
+) -> None:
     """input_fn flattens the items, so the Dataset's per-channel Normalize fits nothing the
     callbacks read: each says so and measures as given; the fit runs to its end."""
     from lightning_dataprops import default_callbacks
@@ -329,12 +334,17 @@ def test_a_found_normalize_that_does_not_fit_never_ends_the_fit(tmp_path: Path) 
         input_fn=lambda item: item[0].flatten(), max_samples=200, robustness_every_n_epochs=1
     )
     fit = trainer(tmp_path, callbacks, max_epochs=1, limit_train_batches=2)
+    # A CNN cannot run on the flattened items at all: d_repr and the probe fail, are said
+    # (MeasurementFailedWarning) and switched off for the fit, which still runs to its end.
     with pytest.warns(UnknownNormalizationWarning) as caught:
-        fit.fit(_FlatModel(), train_dataloaders=DataLoader(dataset, batch_size=32))
+        fit.fit(model(), train_dataloaders=DataLoader(dataset, batch_size=32))
     said = [str(w.message) for w in caught if w.category is UnknownNormalizationWarning]
     for owner in ("DatasetPropertiesMonitor", "RobustnessMonitor"):
         assert any(m.startswith(f"{owner}: the Dataset applies Normalize") for m in said), said
     assert fit.state.finished and names.K_F in fit.callback_metrics
+    failed = any("d_repr failed" in str(w.message) for w in caught)
+    assert failed == d_repr_fails
+    assert any(key.startswith(names.d_repr("")) for key in fit.callback_metrics) != d_repr_fails
 
 
 def test_measure_dataset_says_when_image_inputs_are_not_pixels() -> None:
