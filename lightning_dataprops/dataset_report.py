@@ -237,6 +237,23 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
     )
 
 
+def _check_finite(inputs: torch.Tensor, indices: torch.Tensor) -> None:
+    """Refuse NaN or infinite inputs naming the dataset items (the functions underneath can
+    only name positions in the sample)."""
+    rows = inputs.reshape(int(inputs.shape[0]), -1)
+    if rows.numel() == 0 or bool(torch.isfinite(rows.sum())):
+        return
+    bad = (~torch.isfinite(rows)).any(dim=1)
+    if not bool(bad.any()):
+        return  # the sum overflowed, every value is finite
+    items = indices[bad.cpu()][:5].tolist()
+    raise ValueError(
+        f"the inputs of {int(bad.sum())} of {len(rows)} sampled items contain NaN or infinite "
+        f"values (dataset indices {items}{', ...' if int(bad.sum()) > 5 else ''}); fix or remove "
+        "those items (a corrupt file, a transform dividing by zero) before measuring."
+    )
+
+
 def measure_dataset(
     sample: Sample,
     *,
@@ -317,6 +334,7 @@ def measure_dataset(
     else:
         undone = None if normalization is None else check_normalization(normalization)
     inputs = pixel_inputs(sample.inputs, undone)
+    _check_finite(inputs, sample.indices)
     one_class = _single_class(sample.targets)
     targets = None if one_class is not None else sample.targets
     with warnings.catch_warnings():

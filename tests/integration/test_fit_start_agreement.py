@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lightning_dataprops import DatasetReport, measure_dataset, names, sample_dataset
 from lightning_dataprops.callbacks import (
     DataPropsOptions,
     DatasetPropertiesMonitor,
+    MeasurementFailedWarning,
     SharpLabelsWarning,
     UnknownNormalizationWarning,
 )
@@ -345,6 +346,29 @@ def test_a_found_normalize_that_does_not_fit_never_ends_the_fit(
     failed = any("d_repr failed" in str(w.message) for w in caught)
     assert failed == d_repr_fails
     assert any(key.startswith(names.d_repr("")) for key in fit.callback_metrics) != d_repr_fails
+
+
+def test_nan_inputs_are_refused_naming_dataset_items(tmp_path: Path) -> None:
+    """The error names dataset indices, not positions in the sample, in the function and in
+    the callback's failure warning; the fit goes on."""
+    import re
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(100, 3, 4, 4, generator=g)
+    x[7::10] = float("nan")  # items 7, 17, ..., 97
+    y = torch.arange(100) % 2
+    sample = sample_dataset(TensorDataset(x, y), max_samples=50)
+    with pytest.raises(ValueError, match="dataset indices") as raised:
+        measure_dataset(sample, k=5)
+    named = [int(i) for i in re.findall(r"\d+", str(raised.value).split("indices")[1])[:5]]
+    assert named and all(i % 10 == 7 and i in sample.indices.tolist() for i in named), named
+    monitor = DatasetPropertiesMonitor(DataPropsOptions(seed=0), max_samples=50)
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    with pytest.warns(MeasurementFailedWarning, match="dataset indices"):
+        fit.fit(
+            TinyCNN(channels=3), train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=16)
+        )
+    assert fit.state.finished
 
 
 def test_measure_dataset_says_when_image_inputs_are_not_pixels() -> None:
