@@ -268,8 +268,9 @@ class EstimatorSpread:
         values = ", ".join(f"{name} {value:.1f}" for name, value in self.values.items())
         verdict = "DISAGREE" if self.disagree else "agree"
         return (
-            f"Estimators ({values}): {self.low:.1f} to {self.high:.1f}, spread "
-            f"{100 * self.relative:.0f}% of the median; they {verdict}."
+            f"Estimators ({values}): {self.low:.1f} to {self.high:.1f}, the highest "
+            f"{100 * (self.high / self.low - 1):.0f}% above the lowest (a spread of "
+            f"{100 * self.relative:.0f}% of the median); they {verdict}."
         )
 
     def to_dict(self) -> dict[str, Any]:
