@@ -24,8 +24,9 @@ def _first_loader(loaders: Any) -> Any:
     return loaders
 
 
-def _dataset_of(loader: Any) -> Any:
-    """The dataset behind a loader (the loader itself if it has none, e.g. a plain iterable)."""
+def dataset_of(loader: Any) -> Any:
+    """The dataset behind a loader (the loader itself if it has none, e.g. a plain iterable;
+    ``None`` for ``None``)."""
     if isinstance(loader, DataLoader):
         return loader.dataset
     return getattr(loader, "dataset", loader)
@@ -35,7 +36,9 @@ FALLBACK_FORWARD_BATCH = 64
 """Inputs per forward pass of a callback's own passes when the training loader does not say."""
 
 
-def _fit_loader(trainer: pl.Trainer, stage: str) -> Any | None:
+def fit_loader(trainer: pl.Trainer, stage: str = "train") -> Any | None:
+    """The fit's first ``train`` (or ``val``) loader, requested from its source (each call asks
+    the source again: a ``train_dataloader()`` method is called), or ``None``."""
     loop = trainer.fit_loop if stage == "train" else trainer.fit_loop.epoch_loop.val_loop
     source = getattr(loop, "_data_source", None)
     if source is None or not source.is_defined():
@@ -43,7 +46,7 @@ def _fit_loader(trainer: pl.Trainer, stage: str) -> Any | None:
     return _first_loader(source.dataloader())
 
 
-def loader_batch_size(loader: Any) -> int | None:
+def _loader_batch_size(loader: Any) -> int | None:
     """The batch size a loader yields: ``batch_size``, else its batch sampler's or its
     sampler's (``DataLoader(sampler=BatchSampler(...), batch_size=None)``); ``None`` if none."""
     for owner in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
@@ -53,7 +56,7 @@ def loader_batch_size(loader: Any) -> int | None:
     return None
 
 
-def forward_batch_size(given: int | None, train_batch_size: int | None) -> int:
+def forward_batch_size(given: int | None, train_loader: Any) -> int:
     """Inputs per forward pass of a callback's own passes (d_repr, the robustness probe).
 
     ``given`` when set; else the training loader's batch size, which the model is known to run
@@ -63,12 +66,8 @@ def forward_batch_size(given: int | None, train_batch_size: int | None) -> int:
     """
     if given is not None:
         return given
-    return FALLBACK_FORWARD_BATCH if train_batch_size is None else train_batch_size
-
-
-def fit_batch_size(trainer: pl.Trainer) -> int | None:
-    """The batch size of the fit's training loader (``None``: no loader, or it does not say)."""
-    return loader_batch_size(_fit_loader(trainer, "train"))
+    size = _loader_batch_size(train_loader)
+    return FALLBACK_FORWARD_BATCH if size is None else size
 
 
 def fit_dataset(trainer: pl.Trainer, stage: str = "train") -> Any | None:
@@ -78,8 +77,7 @@ def fit_dataset(trainer: pl.Trainer, stage: str = "train") -> Any | None:
     or the loader passed to ``fit``) but never iterated: it may be shuffled, augmented or
     distributed-sampled; only its dataset is used.
     """
-    loader = _fit_loader(trainer, stage)
-    return None if loader is None else _dataset_of(loader)
+    return dataset_of(fit_loader(trainer, stage))
 
 
 class TrainingData(NamedTuple):
@@ -87,7 +85,7 @@ class TrainingData(NamedTuple):
 
     dataset: Any
     first_input: Tensor
-    batch_size: int | None
+    loader: Any
 
 
 class DataSampling:
@@ -109,13 +107,13 @@ class DataSampling:
 
     def training_data(self, trainer: pl.Trainer) -> TrainingData:
         """The dataset behind the fit's training data source, the input of its first item and
-        the loader's batch size (the loader is requested once, never iterated).
+        the loader itself (requested once, never iterated).
 
         Raises a ValueError (in ``setup``) when the fit has no training data or an item cannot
         be read as the options say.
         """
-        loader = _fit_loader(trainer, "train")
-        dataset = None if loader is None else _dataset_of(loader)
+        loader = fit_loader(trainer, "train")
+        dataset = dataset_of(loader)
         if dataset is None:
             raise ValueError(
                 f"{type(self).__name__} found no training data: define train_dataloader() on the "
@@ -128,7 +126,7 @@ class DataSampling:
             input_fn=self.options.input_fn,
             target_fn=self.options.target_fn,
         )
-        return TrainingData(dataset, first_input, loader_batch_size(loader))
+        return TrainingData(dataset, first_input, loader)
 
     @staticmethod
     def check_sample_size(k: int, n_samples: int | None, name: str) -> None:

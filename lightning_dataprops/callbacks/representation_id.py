@@ -179,8 +179,8 @@ class RepresentationIDMonitor(DataPropsCallback):
         self._depths = {}
         if not self.every_n_epochs:
             return
-        self._dataset, first_input, train_batch_size = self.training_data(trainer)
-        self._batch_size = forward_batch_size(self.batch_size, train_batch_size)
+        self._dataset, first_input, train_loader = self.training_data(trainer)
+        self._batch_size = forward_batch_size(self.batch_size, train_loader)
         named = [] if self.layers is None else resolve_layers(pl_module, self.layers)
         example = example_batch(first_input[None].expand(2, *first_input.shape), pl_module.device)
         with untouched_rng():

@@ -17,8 +17,9 @@ from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
 from lightning_dataprops.callbacks._data_source import (
     FALLBACK_FORWARD_BATCH,
-    fit_batch_size,
+    dataset_of,
     fit_dataset,
+    fit_loader,
     forward_batch_size,
 )
 from lightning_dataprops.callbacks._deprecated import deprecated_attribute, deprecated_keywords
@@ -187,15 +188,16 @@ class RobustnessMonitor(DataPropsCallback):
         self.history = []
         if not self.every_n_epochs:
             return
+        train_loader = fit_loader(trainer, "train")  # its batch size sets the attack's passes
         dataset = fit_dataset(trainer, "val")
         if dataset is None:
-            dataset = fit_dataset(trainer, "train")
+            dataset = dataset_of(train_loader)
         if dataset is None:
             raise ValueError(
                 "RobustnessMonitor found no data: define val_dataloader() or train_dataloader() "
                 "on the LightningModule or DataModule, or pass dataloaders to fit()."
             )
-        self._chunk = forward_batch_size(None, fit_batch_size(trainer))
+        self._chunk = forward_batch_size(None, train_loader)
         sample = self.sample(dataset, self.max_samples)
         targets = sample.targets
         if targets is None or targets.is_floating_point() or targets.ndim != 1:

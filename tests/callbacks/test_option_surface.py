@@ -135,7 +135,7 @@ def test_representation_setup_runs_exactly_one_forward_pass(layers: Any) -> None
     trainer.precision_plugin.forward_context.return_value = mock.MagicMock()
     with (
         mock.patch.object(
-            RepresentationIDMonitor, "training_data", return_value=(None, torch.randn(4), 8)
+            RepresentationIDMonitor, "training_data", return_value=(None, torch.randn(4), None)
         ),
         mock.patch.object(type(monitor), "step_aside_for_user_callback", return_value=False),
     ):
