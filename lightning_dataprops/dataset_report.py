@@ -35,7 +35,7 @@ import torch
 
 from lightning_dataprops import names
 from lightning_dataprops.data import Sample, sample_dataset
-from lightning_dataprops.data.find_normalize import fitting_normalization, warn_if_not_pixels
+from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
@@ -326,11 +326,7 @@ def measure_dataset(
             raise ValueError(
                 f"normalization must be (mean, std), 'auto' or None, got {normalization!r}."
             )
-        undone = fitting_normalization(
-            sample.normalization, sample.inputs, "measure_dataset", "normalization"
-        )
-        if undone is None:
-            warn_if_not_pixels(sample.inputs, "measure_dataset")
+        undone = auto_normalization(sample.normalization, sample.inputs, "measure_dataset")
     else:
         undone = None if normalization is None else check_normalization(normalization)
     inputs = pixel_inputs(sample.inputs, undone)

@@ -19,7 +19,7 @@ from lightning_dataprops.callbacks._normalize import (
     resolve_normalization,
 )
 from lightning_dataprops.data import Sample, class_names_of
-from lightning_dataprops.data.find_normalize import fitting_normalization, warn_if_not_pixels
+from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import pixel_inputs
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import (
@@ -255,11 +255,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         started = time.perf_counter()
         self._pairs, self._pair_inputs = None, None
         sample = self.sample(self._dataset, self.max_samples)
-        if isinstance(self.normalization, str):  # "auto": found (if it fits the inputs) or none
-            owner = type(self).__name__
-            self._stats = fitting_normalization(self._stats, sample.inputs, owner, "normalization")
-            if self._stats is None:
-                warn_if_not_pixels(sample.inputs, owner)
+        if isinstance(self.normalization, str):  # "auto"
+            self._stats = auto_normalization(self._stats, sample.inputs, type(self).__name__)
         report = measure_dataset(
             sample,
             k=self.k,

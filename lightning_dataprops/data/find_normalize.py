@@ -20,9 +20,9 @@ from lightning_dataprops.data.normalization import Normalization, pixel_inputs
 
 __all__ = [
     "UnknownNormalizationWarning",
+    "auto_normalization",
     "find_normalize",
     "fitting_normalization",
-    "warn_if_not_pixels",
 ]
 
 Stats = TypeVar("Stats", bound=Normalization)
@@ -169,7 +169,23 @@ def fitting_normalization(
     return found
 
 
-def warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
+def auto_normalization(found: Stats | None, inputs: Tensor, owner: str) -> Stats | None:
+    """What ``normalization="auto"`` undoes: ``found`` when it fits ``inputs``
+    (:func:`fitting_normalization`, which says so when it does not); with nothing found, a word
+    when image inputs are not ``[0, 1]`` pixels. One rule for the callbacks and
+    :func:`~lightning_dataprops.measure_dataset`.
+
+    Example:
+        >>> auto_normalization(None, torch.rand(4, 3, 2, 2), "f") is None
+        True
+    """
+    if found is None:
+        _warn_if_not_pixels(inputs, owner)
+        return None
+    return fitting_normalization(found, inputs, owner, "normalization")
+
+
+def _warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
     """With image inputs outside ``[0, 1]`` and no normalisation known, say once that the values
     are in the inputs' own units and how to state the normalisation (nothing for non-images,
     or for non-finite inputs: the measurement refuses those with its own message)."""

@@ -303,6 +303,14 @@ def test_measure_dataset_of_a_normalising_dataset_gives_the_pixels_values() -> N
     with pytest.warns(UnknownNormalizationWarning, match="does not fit the inputs"):
         flat_report = measure_dataset(flat, k=8)
     assert flat_report.normalization is None
+    # Channels-last images: said once, as not fitting (not also as "no Normalize found").
+    channels_last = lambda item: item[0].permute(1, 2, 0)  # noqa: E731
+    hwc = sample_dataset(normalised, max_samples=200, input_fn=channels_last)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure_dataset(hwc, k=8)
+    said = [str(w.message) for w in caught if w.category is UnknownNormalizationWarning]
+    assert len(said) == 1 and "does not fit the inputs" in said[0], said
     assert (
         pytest.approx(measure_dataset(flat, k=8, normalization=None).properties.K_F, rel=1e-6)
         == flat_report.properties.K_F
