@@ -225,10 +225,7 @@ class RobustnessMonitor(DataPropsCallback):
                 f"{total - left_out} labelled ones."
             )
             inputs, targets = inputs[~unlabelled], targets[~unlabelled]
-        self.stats = self._resolve_normalization(dataset)
-        if self.normalization == "auto":
-            fix = "normalization (robustness_normalization in default_callbacks)"
-            self.stats = fitting_normalization(self.stats, inputs, "RobustnessMonitor", fix)
+        self.stats = self._resolve_normalization(dataset, inputs)
         model = self._pixel_model(trainer, pl_module)
         pixels = model.to_pixels(inputs)
         self.pixel_range = self._resolve_range(pixels)
@@ -237,10 +234,11 @@ class RobustnessMonitor(DataPropsCallback):
         if self._check_outputs(model, pl_module):
             self._check_input_gradient(model, pl_module)
 
-    def _resolve_normalization(self, dataset: Any) -> Normalization | None:
+    def _resolve_normalization(self, dataset: Any, inputs: Tensor) -> Normalization | None:
         if self.normalization != "auto":
             return self.normalization
-        found = find_normalize(dataset)
+        fix = "normalization (robustness_normalization in default_callbacks)"
+        found = fitting_normalization(find_normalize(dataset), inputs, "RobustnessMonitor", fix)
         if found is not None:
             rank_zero_info(
                 f"RobustnessMonitor: the dataset normalises its inputs (mean={found[0]}, "
