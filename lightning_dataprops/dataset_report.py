@@ -37,6 +37,7 @@ from lightning_dataprops import names
 from lightning_dataprops.data import Sample, sample_dataset
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
+from lightning_dataprops.functional._validation import nonfinite_rows
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
     DEFAULT_K,
@@ -240,16 +241,14 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
 def _check_finite(inputs: torch.Tensor, indices: torch.Tensor) -> None:
     """Refuse NaN or infinite inputs naming the dataset items (the functions underneath can
     only name positions in the sample)."""
-    rows = inputs.reshape(int(inputs.shape[0]), -1)
-    if rows.numel() == 0 or bool(torch.isfinite(rows.sum())):
+    n = int(inputs.shape[0])
+    bad = nonfinite_rows(inputs.reshape(n, -1))
+    if bad is None:
         return
-    bad = (~torch.isfinite(rows)).any(dim=1)
-    if not bool(bad.any()):
-        return  # the sum overflowed, every value is finite
     items = indices[bad.cpu()][:5].tolist()
     raise ValueError(
-        f"the inputs of {int(bad.sum())} of {len(rows)} sampled items contain NaN or infinite "
-        f"values (dataset indices {items}{', ...' if int(bad.sum()) > 5 else ''}); fix or remove "
+        f"the inputs of {bad.numel()} of {n} sampled items contain NaN or infinite "
+        f"values (dataset indices {items}{', ...' if bad.numel() > 5 else ''}); fix or remove "
         "those items (a corrupt file, a transform dividing by zero) before measuring."
     )
 

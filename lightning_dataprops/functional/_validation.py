@@ -74,13 +74,8 @@ def as_points(
     points = tensor.reshape(n, -1)
     if points.shape[1] == 0:
         raise ValueError(f"`{name}` has no features (shape {tuple(tensor.shape)}).")
-    # A sum is finite only if every entry is (NaN and inf propagate): one cheap reduction, in
-    # the points' own precision, instead of an elementwise pass; the elementwise check runs
-    # only to report what is wrong (or when the sum merely overflowed).
-    finite_sum = bool(torch.isfinite(points.sum()))
-    finite = None if finite_sum else torch.isfinite(points)
-    if finite is not None and not bool(finite.all()):
-        bad_rows = (~finite).any(dim=1).nonzero().flatten()
+    bad_rows = nonfinite_rows(points)
+    if bad_rows is not None:
         first = bad_rows[:5].tolist()
         raise ValueError(
             f"`{name}` contains NaN or infinite values in {bad_rows.numel()} of {n} samples "
@@ -93,6 +88,18 @@ def as_points(
 # differences of far larger or smaller values overflow or fall into subnormal numbers (float32
 # distances, float64 target differences), where the passes' error bounds no longer hold.
 _SCALE_LIMIT = 40
+
+
+def nonfinite_rows(points: Tensor) -> Tensor | None:
+    """The indices of the rows of ``(n, d)`` ``points`` holding NaN or infinite values, or
+    ``None`` when every value is finite."""
+    # A sum is finite only if every entry is (NaN and inf propagate): one cheap reduction, in
+    # the points' own precision, instead of an elementwise pass; the elementwise check runs
+    # only to find what is wrong (or when the sum merely overflowed).
+    if bool(torch.isfinite(points.sum())):
+        return None
+    bad = (~torch.isfinite(points)).any(dim=1).nonzero().flatten()
+    return bad if bad.numel() else None
 
 
 def power_of_two_scale(values: Tensor) -> tuple[Tensor, int]:
