@@ -144,11 +144,9 @@ def check_k(k: int, n: int, *, what: str = "the estimate") -> None:
         raise ValueError(f"`k` must be at least 2 for {what}, got {k}.")
     if n < k + 1:
         # k >= 2 whatever the data, so with fewer than 3 samples only more samples help.
-        fix = (
-            f"pass more samples or lower k (2 <= k <= {n - 1})"
-            if n >= 3
-            else ("pass at least 3 samples")
-        )
+        fix = "pass at least 3 samples"
+        if n >= 3:
+            fix = f"pass more samples or lower k (2 <= k <= {n - 1})"
         raise ValueError(
             f"{what} with k={k} neighbours needs at least k+1={k + 1} distinct samples, got {n}; "
             f"{fix}."
