@@ -81,18 +81,20 @@ class Condition:
     plain: list[Fit]
     monitored: list[Fit]
 
+    def _of_plain(self, seconds: Callable[[Fit, Fit], float]) -> list[float]:
+        """``seconds(plain, monitored)`` of each pair, percent of the pair's plain fit."""
+        pairs = zip(self.plain, self.monitored, strict=True)
+        return [100 * seconds(p, m) / p.wall for p, m in pairs]
+
     @property
     def differences(self) -> list[float]:
         """Wall-clock difference of each pair, percent of the plain fit."""
-        return [
-            100 * (m.wall - p.wall) / p.wall
-            for p, m in zip(self.plain, self.monitored, strict=True)
-        ]
+        return self._of_plain(lambda p, m: m.wall - p.wall)
 
     @property
     def ledgers(self) -> list[float]:
         """The ledger of each pair's monitored fit, percent of the plain fit."""
-        return [100 * m.ledger / p.wall for p, m in zip(self.plain, self.monitored, strict=True)]
+        return self._of_plain(lambda p, m: m.ledger)
 
     @property
     def own_ledgers(self) -> list[float]:
@@ -109,10 +111,7 @@ class Condition:
     @property
     def step_differences(self) -> list[float]:
         """Training steps' time with the callbacks minus without, percent of the plain fit."""
-        return [
-            100 * (m.steps - p.steps) / p.wall
-            for p, m in zip(self.plain, self.monitored, strict=True)
-        ]
+        return self._of_plain(lambda p, m: m.steps - p.steps)
 
     @property
     def gaps(self) -> list[float]:
