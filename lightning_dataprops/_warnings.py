@@ -5,9 +5,36 @@ from __future__ import annotations
 import sys
 import warnings
 
+import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_only
 
-__all__ = ["warn_each_time"]
+__all__ = ["rank", "warn_each_time", "warn_from_rank_zero"]
+
+
+def rank() -> int:
+    """This process's rank: the initialised process group's, else Lightning's (which torchrun and
+    SLURM set from the environment), else 0."""
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
+def warn_from_rank_zero(
+    message: str, category: type[Warning] = UserWarning, stacklevel: int = 2
+) -> None:
+    """``warnings.warn`` on rank zero only (:func:`rank`): a measurement that every DDP process
+    repeats on the same data says its finding once, not once per process. ``stacklevel`` as in
+    ``warnings.warn``.
+
+    Example:
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_from_rank_zero("two labels on one image")
+        >>> len(caught)
+        1
+    """
+    if rank() == 0:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
 def warn_each_time(
@@ -29,7 +56,7 @@ def warn_each_time(
         >>> len(caught)
         2
     """
-    if getattr(rank_zero_only, "rank", 0) != 0:
+    if rank() != 0:
         return
     frame = sys._getframe(1)
     for _ in range(stacklevel - 1):

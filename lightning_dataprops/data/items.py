@@ -7,7 +7,6 @@ Collated batches of a ``DataLoader`` over a stream are split back into items her
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -16,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from lightning_dataprops._warnings import warn_from_rank_zero
 from lightning_dataprops.functional.targets import as_target_tensor
 
 __all__ = [
@@ -191,7 +191,7 @@ class ItemReader:
         if self._warned_unlabelled or self.input_fn is not None or not others:
             return
         self._warned_unlabelled = True
-        warnings.warn(
+        warn_from_rank_zero(
             f"Dict items have keys {sorted(map(str, item.keys()))} but none of the known target "
             f"keys {list(TARGET_KEYS)}, so the data is read as unlabelled (no K_F). If one of "
             f"{others} is the target, pass target_key='{others[0]}' (or target_fn=).",

@@ -28,7 +28,6 @@ infinite stream never hangs; :attr:`Sample.n_source_how` says how the source's s
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -38,6 +37,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_dataprops._warnings import warn_from_rank_zero
 from lightning_dataprops.data.find_normalize import find_normalize
 from lightning_dataprops.data.items import (
     ItemReader,
@@ -300,7 +300,7 @@ def _sample_stream(
     bounded = itertools.islice(items, bound + 1)
     for index, item in enumerate(progress_bar(bounded, enabled=options.progress, desc="sampling")):
         if index == bound:
-            warnings.warn(
+            warn_from_rank_zero(
                 f"The stream did not end within max_stream_items={bound} items: the sample is "
                 f"drawn from its first {bound} items and the dataset size N is unknown. Pass "
                 "max_stream_items= to read more, or give N where it is needed.",

@@ -10,13 +10,13 @@ result back in the caller's indices, with the count of rows left out.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops._warnings import warn_from_rank_zero
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.targets import normalize_targets
 
@@ -62,7 +62,7 @@ class KFTargets:
         robust = result.robust
         if robust is not None:
             robust = replace(robust, conflicts=back(robust.conflicts))
-        warnings.warn(
+        warn_from_rank_zero(
             f"K_F left out {self.n_unlabelled} of {self.n_given} samples whose class id is "
             "negative (unlabelled, e.g. scikit-learn's -1): they are not a class. Measurements "
             "without labels (d_data) keep them.",

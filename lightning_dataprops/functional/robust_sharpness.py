@@ -20,12 +20,12 @@ of ``d_i`` instead (the neighbour pass that finds ``K_F`` yields every ``d_i`` f
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from lightning_dataprops._warnings import warn_from_rank_zero
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
 from lightning_dataprops.functional.results import RobustSharpness, SharpPair
 
@@ -84,7 +84,7 @@ def warn_conflicts(conflicts: Sequence[SharpPair], *, stacklevel: int = 3) -> No
     )
     more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
     identical = sum(p.distance == 0 for p in conflicts)
-    warnings.warn(
+    warn_from_rank_zero(
         f"Label conflict: {len(conflicts)} pair(s) of near-identical inputs carry different "
         f"labels ({identical} identical, which make K_F infinite): {shown}{more}. These are "
         "often labelling errors or duplicated images; check them.",

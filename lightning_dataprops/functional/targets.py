@@ -31,13 +31,14 @@ loaders that know their arrays hold labels convert them to integer class ids the
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from lightning_dataprops._warnings import warn_from_rank_zero
 
 __all__ = [
     "TARGET_TYPES",
@@ -378,7 +379,7 @@ def _warn_if_class_ids(targets: Tensor, name: str) -> None:
     if not 3 <= values.numel() <= min(FEW_VALUES, targets.shape[0] // 2):
         return
     shown = ", ".join(f"{float(v):g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
-    warnings.warn(
+    warn_from_rank_zero(
         f"{name} are floating-point with {values.numel()} whole-number values ({shown}): they "
         "are read as regression values, so K_F weighs each pair by |y_i - y_j| instead of a "
         "change of class. If they are class ids, cast them with .long() or pass "

@@ -24,7 +24,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import lightning_dataprops.functional.distributed as distributed_module
-from lightning_dataprops.functional import dataset_properties, intrinsic_dimension, label_sharpness
+from lightning_dataprops.functional import (
+    FloatClassIdsWarning,
+    dataset_properties,
+    intrinsic_dimension,
+    label_sharpness,
+)
 from lightning_dataprops.functional.distributed import (
     distributed_world_size,
     shard_queries,
@@ -251,11 +256,23 @@ def _case_empty_rank(rank: int) -> None:
     assert torch.equal(sharded_knn_search(x, 2).indices, knn_search(x, 2).indices)
 
 
+def _case_findings_said_once(rank: int) -> None:
+    """Every rank measures the same data; a finding is warned by rank zero alone."""
+    x = _points(6)
+    y = _labels(x).double()  # class ids as floats: read as regression values, said so
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset_properties(x, y, k=10, distributed=True)
+    said = [w for w in caught if issubclass(w.category, FloatClassIdsWarning)]
+    assert len(said) == (1 if rank == 0 else 0), [str(w.message) for w in caught]
+
+
 CASES: dict[str, Callable[[int], None]] = {
     "sharded_knn": _case_sharded_knn,
     "dataset_properties": _case_dataset_properties,
     "metrics": _case_metrics,
     "empty_rank": _case_empty_rank,
+    "findings_said_once": _case_findings_said_once,
 }
 
 
@@ -329,6 +346,15 @@ def test_synced_metrics_match_one_process(ddp_outcomes: list[dict[str, str]], ra
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_a_rank_without_data_is_safe(ddp_outcomes: list[dict[str, str]], rank: int) -> None:
     assert ddp_outcomes[rank]["empty_rank"] == "ok", ddp_outcomes[rank]["empty_rank"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_a_finding_is_warned_by_rank_zero_alone(
+    ddp_outcomes: list[dict[str, str]], rank: int
+) -> None:
+    outcome = ddp_outcomes[rank]["findings_said_once"]
+    assert outcome == "ok", outcome
 
 
 def test_without_process_group_it_is_knn_search() -> None:
