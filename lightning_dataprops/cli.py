@@ -377,11 +377,7 @@ def _spread_text(report: DatasetReport) -> str:
     spread = report.properties.spread
     if spread is None:
         return ""
-    notes = [
-        f"{name}: {result.note}"
-        for name, result in report.properties.estimates.items()
-        if result.note
-    ]
+    notes = [f"{name}: {note}" for name, note in report.estimator_notes.items()]
     lines = [f"Intrinsic dimension by estimator: {spread.describe()}"]
     if spread.message is not None:
         lines.append(spread.message)

@@ -157,6 +157,17 @@ class DatasetReport:
         spread = self.properties.spread
         return None if spread is None or not spread.disagree else spread.message
 
+    @property
+    def estimator_notes(self) -> dict[str, str]:
+        """``{estimator name: note}`` for each intrinsic-dimension estimate that carries one: what
+        a reader of its value must know (the calibrated estimator fell back to raw TwoNN, a
+        sample size outside its table, families that fit equally well)."""
+        return {
+            name: result.note
+            for name, result in self.properties.estimates.items()
+            if result.note is not None
+        }
+
     def _repr_html_(self) -> str:
         """Notebook cards: the properties' and the sharp-label check's
         (:func:`lightning_dataprops.findings.cards.result_card`)."""

@@ -43,6 +43,7 @@ class EstimatorsDisagreeWarning(UserWarning):
 
 
 ESTIMATORS_DISAGREE_TITLE = "Intrinsic-dimension estimators disagree"
+ESTIMATOR_NOTES_TITLE = "Intrinsic-dimension estimator notes"
 
 
 class DatasetPropertiesMonitor(DataPropsCallback):
@@ -318,6 +319,12 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             "normalization": None if report.normalization is None else list(report.normalization),
             "assessment": None if message is None else {"is_sharp": True, "message": message},
             "estimators_disagree": report.estimators_disagree,
+            "estimator_notes": {  # by logged name
+                names.D_DATA
+                if name == props.default_estimator
+                else names.d_data_estimate(name): note
+                for name, note in report.estimator_notes.items()
+            },
         }
 
     def _restored_pairs(self, state: dict[str, Any]) -> SharpPairsFinding | None:
@@ -350,6 +357,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         disagree = state.get("estimators_disagree")
         if disagree:
             warn_each_time(disagree, EstimatorsDisagreeWarning)
+        notes = _notes_text(state.get("estimator_notes") or {})
+        if notes is not None:
+            rank_zero_info(f"{type(self).__name__}: {notes}")
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],
@@ -374,6 +384,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 trainer,
                 TextFinding(ESTIMATORS_DISAGREE_TITLE, disagree, key="estimators_disagree"),
             )
+        if notes is not None:
+            self.publish(trainer, TextFinding(ESTIMATOR_NOTES_TITLE, notes, key="estimator_notes"))
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:
@@ -441,3 +453,10 @@ def _pair_inputs(finding: SharpPairsFinding) -> torch.Tensor | None:
     if not rows or any(i is None or j is None for i, j in rows):
         return None
     return torch.stack([torch.stack([i, j]) for i, j in rows if i is not None and j is not None])
+
+
+def _notes_text(notes: dict[str, str]) -> str | None:
+    """The estimators' notes (``{logged name: note}``) as one markdown list, or ``None``."""
+    if not notes:
+        return None
+    return "\n".join(f"- {name}: {note}" for name, note in notes.items())

@@ -3,11 +3,13 @@ disagree, in tiny real fits."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from lightning_dataprops import dataset_properties, names, sample_dataset
 from lightning_dataprops.callbacks import (
@@ -58,3 +60,24 @@ def test_no_warning_when_the_estimators_agree(
     assert float(fit.callback_metrics[names.D_DATA_SPREAD]) == pytest.approx(
         props.spread.relative, rel=1e-5
     )
+
+
+def test_an_estimators_note_reaches_the_logger(
+    mnist: tuple[torch.Tensor, torch.Tensor], tmp_path: Path
+) -> None:
+    """The calibrated estimator says when its value needs a caveat (here: 400 samples, below
+    its table); the fit's loggers get that note beside the value, not the value alone."""
+    x, y = mnist[0][:800], mnist[1][:800]
+    monitor = DatasetPropertiesMonitor(DataPropsOptions(seed=1), max_samples=400, k=20)
+    logger = CSVLogger(tmp_path, name="csv")
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1, logger=logger)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit.fit(TinyCNN(n_classes=10), datamodule=TensorDataModule(x, y))
+    sample = sample_dataset(torch.utils.data.TensorDataset(x, y), max_samples=400, seed=1)
+    note = dataset_properties(sample.inputs, sample.targets, k=20).estimates["calibrated"].note
+    assert note is not None and "n=400 is outside the calibrated sample sizes" in note
+    findings = json.loads((Path(logger.log_dir) / "dataprops" / "findings.json").read_text())
+    body = findings["estimator_notes"]["body"]
+    assert f"- {names.d_data_estimate('calibrated')}: {note}" in body.splitlines()
+    assert float(fit.callback_metrics[names.d_data_estimate("calibrated")]) > 0
