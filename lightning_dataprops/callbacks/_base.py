@@ -289,7 +289,14 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         if ours and ours[-1] is self:
             from lightning_dataprops.integrations.run_report import write_run_reports
 
+            started = time.perf_counter()
             self.guarded("run report", write_run_reports, trainer)
+            # The fit's last ledger row holds the end-of-fit work too (the forecast's findings,
+            # the run report): charged here, so that the logged total is overhead_seconds().
+            self.budget.add(trainer, time.perf_counter() - started)
+            self.guarded(
+                "the final overhead ledger", log_to_loggers, trainer, self.budget.report(trainer)
+            )
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A periodic value is in callback_metrics only on the epochs that measured it, so that

@@ -93,5 +93,9 @@ def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_pat
         for row in rows
         if row.get(names.OVERHEAD_FRACTION)
     ]
-    assert len(fractions) == 2, fractions  # d_repr at the end of each epoch
+    assert len(fractions) == 3, fractions  # d_repr at the end of each epoch, the fit's end
     assert all(step > 0 and fraction > 0 for step, fraction in fractions), fractions
+    # The last row holds the end-of-fit work (findings, run report): it is the whole ledger.
+    totals = [float(row[names.OVERHEAD_SECONDS]) for row in rows if row.get(names.OVERHEAD_SECONDS)]
+    assert totals[-1] == max(totals)
+    assert overhead_seconds(fit) - 0.05 <= totals[-1] <= overhead_seconds(fit)
