@@ -248,9 +248,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
             return
         self.recomputed = True
         self.fit_start_state = state
-        self._publish_or_defer(trainer, state)
         cost = float(state["metrics"][names.seconds("fit_start")])
-        self.log_fit_start(trainer, self.budget.charge(trainer, "fit_start", cost))
+        self.budget.charge(trainer, "fit_start", cost)
+        self._publish_or_defer(trainer, state)
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         started = time.perf_counter()
@@ -349,17 +349,19 @@ class DatasetPropertiesMonitor(DataPropsCallback):
 
     def _publish(self, trainer: pl.Trainer, state: dict[str, Any]) -> None:
         """The values, the pairs' picture and the warning text, to every logger at the
-        trainer's step (0 at fit start, the resumed step when called at train start)."""
-        self.log_fit_start(trainer, state["metrics"])
+        trainer's step (0 at fit start, the resumed step when called at train start), with the
+        overhead ledger on the same row when this fit measured them."""
+        ledger = self.budget.report(trainer) if self.recomputed else {}
+        self.log_fit_start(trainer, {**state["metrics"], **ledger})
         message = self._sharp_message(state)
         if message is not None and self.warn_sharp_labels:
             warn_each_time(message, SharpLabelsWarning)
         disagree = state.get("estimators_disagree")
         if disagree:
             warn_each_time(disagree, EstimatorsDisagreeWarning)
-        notes = _notes_text(state.get("estimator_notes") or {})
-        if notes is not None:
-            rank_zero_info(f"{type(self).__name__}: {notes}")
+        notes = state.get("estimator_notes") or {}
+        for name, note in notes.items():
+            rank_zero_info(f"{type(self).__name__}: {name}: {note}")
         context = {
             "n": state["n"],
             "input_shape": state["input_shape"],
@@ -384,8 +386,9 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 trainer,
                 TextFinding(ESTIMATORS_DISAGREE_TITLE, disagree, key="estimators_disagree"),
             )
-        if notes is not None:
-            self.publish(trainer, TextFinding(ESTIMATOR_NOTES_TITLE, notes, key="estimator_notes"))
+        if notes:
+            body = "\n".join(f"- {name}: {note}" for name, note in notes.items())
+            self.publish(trainer, TextFinding(ESTIMATOR_NOTES_TITLE, body, key="estimator_notes"))
 
     @staticmethod
     def _sharp_message(state: dict[str, Any]) -> str | None:
@@ -453,10 +456,3 @@ def _pair_inputs(finding: SharpPairsFinding) -> torch.Tensor | None:
     if not rows or any(i is None or j is None for i, j in rows):
         return None
     return torch.stack([torch.stack([i, j]) for i, j in rows if i is not None and j is not None])
-
-
-def _notes_text(notes: dict[str, str]) -> str | None:
-    """The estimators' notes (``{logged name: note}``) as one markdown list, or ``None``."""
-    if not notes:
-        return None
-    return "\n".join(f"- {name}: {note}" for name, note in notes.items())

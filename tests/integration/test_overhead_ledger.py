@@ -88,6 +88,9 @@ def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_pat
         rows = list(csv.DictReader(handle))
     fit_start = [row for row in rows if row.get(names.D_DATA)]
     assert fit_start and not any(row.get(names.OVERHEAD_FRACTION) for row in fit_start)
+    # The fit-start pass's cost sits on the values' own row, not on a row of its own.
+    assert all(row.get(names.OVERHEAD_SECONDS) for row in fit_start)
+    assert not [r for r in rows if r["step"] == "0" and not r.get(names.D_DATA)], rows[:3]
     fractions = [
         (int(row["step"]), float(row[names.OVERHEAD_FRACTION]))
         for row in rows
