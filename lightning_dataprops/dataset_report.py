@@ -37,7 +37,7 @@ from lightning_dataprops import names
 from lightning_dataprops.data import Sample, sample_dataset
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
-from lightning_dataprops.functional._validation import nonfinite_rows
+from lightning_dataprops.functional._validation import nonfinite_items
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
     DEFAULT_K,
@@ -252,16 +252,12 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
 def _check_finite(inputs: torch.Tensor, indices: torch.Tensor) -> None:
     """Refuse NaN or infinite inputs naming the dataset items (the functions underneath can
     only name positions in the sample)."""
-    n = int(inputs.shape[0])
-    bad = nonfinite_rows(inputs.reshape(n, -1))
-    if bad is None:
-        return
-    items = indices[bad.cpu()][:5].tolist()
-    raise ValueError(
-        f"the inputs of {bad.numel()} of {n} sampled items contain NaN or infinite "
-        f"values (dataset indices {items}{', ...' if bad.numel() > 5 else ''}); fix or remove "
-        "those items (a corrupt file, a transform dividing by zero) before measuring."
-    )
+    found = nonfinite_items(inputs, indices)
+    if found is not None:
+        raise ValueError(
+            f"{found[1]}; fix or remove those items (a corrupt file, a transform dividing by "
+            "zero) before measuring."
+        )
 
 
 def measure_dataset(

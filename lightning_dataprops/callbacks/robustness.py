@@ -27,6 +27,7 @@ from lightning_dataprops.callbacks._failures import MeasurementFailedWarning
 from lightning_dataprops.callbacks._forward import eager_module, eager_stance
 from lightning_dataprops.data.find_normalize import find_normalize, fitting_normalization
 from lightning_dataprops.functional._device import model_device
+from lightning_dataprops.functional._validation import nonfinite_items
 from lightning_dataprops.functional.attacks import (
     PAPER_EPS,
     NoInputGradientError,
@@ -209,6 +210,19 @@ class RobustnessMonitor(DataPropsCallback):
             )
             return  # no batch: disabled for this fit only
         inputs = sample.inputs
+        nonfinite = nonfinite_items(inputs, sample.indices)
+        if nonfinite is not None:
+            bad, said = nonfinite
+            if bad.numel() == len(inputs):
+                warn_each_time(f"RobustnessMonitor: {said}; the probe is disabled for this fit.")
+                return
+            warn_each_time(
+                f"RobustnessMonitor: {said}; they are left out of the probe. Fix or remove those "
+                "items (a corrupt file, a transform dividing by zero)."
+            )
+            finite = torch.ones(len(inputs), dtype=torch.bool)
+            finite[bad.cpu()] = False
+            inputs, targets = inputs[finite], targets[finite]
         unlabelled = unlabelled_mask(targets)
         if bool(unlabelled.any()):
             left_out, total = int(unlabelled.sum()), int(targets.numel())

@@ -102,6 +102,22 @@ def nonfinite_rows(points: Tensor) -> Tensor | None:
     return bad if bad.numel() else None
 
 
+def nonfinite_items(inputs: Tensor, indices: Tensor) -> tuple[Tensor, str] | None:
+    """The positions of the ``(n, ...)`` ``inputs`` holding NaN or infinite values and a
+    sentence naming them by their ``(n,)`` dataset ``indices`` (a sample can only name its own
+    positions otherwise), or ``None`` when every value is finite."""
+    n = int(inputs.shape[0])
+    bad = nonfinite_rows(inputs.reshape(n, -1))
+    if bad is None:
+        return None
+    items = indices[bad.cpu()][:5].tolist()
+    more = ", ..." if bad.numel() > 5 else ""
+    return bad, (
+        f"the inputs of {bad.numel()} of {n} sampled items contain NaN or infinite values "
+        f"(dataset indices {items}{more})"
+    )
+
+
 def power_of_two_scale(values: Tensor) -> tuple[Tensor, int]:
     """``values * 2^-e`` and ``e``: ``e = 0`` unless the largest column range of the ``(n, D)``
     ``values`` is outside ``[2^-40, 2^40]``.

@@ -268,6 +268,26 @@ def test_the_probe_attacks_in_passes_of_the_training_batch_size() -> None:
     assert sorted(sizes[-9:]) == [8] * 3 + [16] * 6 and max(sizes) == 16, sizes
 
 
+def test_non_finite_inputs_are_named_and_left_out_of_the_probe() -> None:
+    """A corrupt item (NaN pixels) is named by its dataset index and left out; the probe attacks
+    the others, and no range warning reads '[nan, nan]'."""
+    loaders = _colour_loaders()
+    loaders.val.tensors[0][3, 0, 0, 0] = float("nan")
+    loaders.val.tensors[0][10] = float("nan")
+    monitor = RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1, max_samples=128)
+    fit = trainer(1, [monitor], limit_train_batches=2, limit_val_batches=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(channels=3, n_classes=4), datamodule=loaders)
+    said = [str(w.message) for w in caught if "RobustnessMonitor" in str(w.message)]
+    assert any("dataset indices [3, 10]" in m and "left out of the probe" in m for m in said), said
+    assert not any("nan" in m.lower().replace("nan or infinite", "") for m in said), said
+    assert monitor.batch is not None and len(monitor.batch[0]) == 126
+    assert bool(torch.isfinite(monitor.batch[0]).all())
+    metrics = logged(fit, "fgsm")
+    assert metrics and all(np.isfinite(list(metrics.values())))
+
+
 def test_tuple_output_model_with_forward_fn() -> None:
     torch.manual_seed(0)
     model = TupleOutput(channels=3, n_classes=4)
