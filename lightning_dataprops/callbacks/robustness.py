@@ -37,6 +37,7 @@ from lightning_dataprops.functional.attacks import (
     robustness,
 )
 from lightning_dataprops.functional.model_guard import untouched
+from lightning_dataprops.functional.model_outputs import describe_output, forward_fn_hint
 from lightning_dataprops.functional.targets import unlabelled_mask
 
 Normalization = tuple[Sequence[float], Sequence[float]]
@@ -309,6 +310,7 @@ class RobustnessMonitor(DataPropsCallback):
         except ValueError:
             raise
         except Exception as error:  # e.g. weights that configure_model() creates later
+            self._refuse_failing_forward_fn(error, x[:2].to(device), pl_module)
             rank_zero_info(
                 f"RobustnessMonitor: could not check the model's outputs before training "
                 f"({type(error).__name__}: {error}); the first probe will."
@@ -328,6 +330,24 @@ class RobustnessMonitor(DataPropsCallback):
                 f"{n_classes} outputs; class ids must lie in 0..{n_classes - 1}."
             )
         return True
+
+    def _refuse_failing_forward_fn(self, error: Exception, x: Tensor, pl_module: nn.Module) -> None:
+        """``forward_fn`` failed: if the model itself runs on ``x``, the fault is the
+        ``forward_fn``'s (a tuple's index on a dict output): a ``ValueError`` that shows what the
+        model returns and the call that picks its logits."""
+        if self.options.forward_fn is None:
+            return
+        try:
+            model = eager_module(pl_module)
+            with untouched(model, autograd=False), eager_stance(), torch.no_grad():
+                output = model(x)
+        except Exception:
+            return  # the model cannot run yet either: the first probe checks
+        raise ValueError(
+            f"RobustnessMonitor: forward_fn raised {type(error).__name__}: {error}, on the "
+            f"model's output, {describe_output(output)}. Pass a forward_fn that returns the "
+            f"logits from it, e.g. forward_fn={forward_fn_hint(output)}."
+        ) from error
 
     def _check_input_gradient(self, model: PixelSpaceModel, pl_module: nn.Module) -> None:
         """One input gradient on two samples, before the first step: a model that no attack can

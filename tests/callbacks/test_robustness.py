@@ -311,6 +311,42 @@ def test_tuple_output_model_with_forward_fn() -> None:
     assert bare.global_step == 0
 
 
+class DictOutput(TinyCNN):
+    """A model returning ``{"features": ..., "logits": ...}``."""
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+        features = self.features(x)
+        return {"features": features, "logits": self.head(features)}
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return nn.functional.cross_entropy(self(batch[0])["logits"], batch[1])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        del batch, batch_idx
+
+
+def test_a_dict_output_is_shown_with_the_forward_fn_that_fits_it() -> None:
+    """Without forward_fn, and with a tuple's forward_fn on a dict output, the fit stops in
+    setup with the output's keys and the call that picks the logits; the right one trains."""
+    without = DictOutput(channels=3, n_classes=4)
+    with pytest.raises(ValueError, match=r"""keys \['features', 'logits'\].*m\(x\)\["logits"\]"""):
+        trainer(1, [RobustnessMonitor(ON_SCHEDULE, every_n_epochs=1)]).fit(
+            without, datamodule=_colour_loaders()
+        )
+    tuple_fn = DataPropsOptions(forward_fn=lambda m, x: m(x)[0], overhead_budget=None)
+    wrong = DictOutput(channels=3, n_classes=4)
+    with pytest.raises(ValueError, match=r'forward_fn raised KeyError: 0.*m\(x\)\["logits"\]'):
+        trainer(1, [RobustnessMonitor(tuple_fn, every_n_epochs=1)]).fit(
+            wrong, datamodule=_colour_loaders()
+        )
+    assert without.global_step == wrong.global_step == 0
+    right = DataPropsOptions(forward_fn=lambda m, x: m(x)["logits"], overhead_budget=None)
+    monitor = RobustnessMonitor(right, every_n_epochs=1)
+    fit = trainer(1, [monitor], limit_train_batches=2)
+    fit.fit(DictOutput(channels=3, n_classes=4), datamodule=_colour_loaders())
+    assert [row["epoch"] for row in monitor.history] == [0]
+
+
 def test_failing_attack_warns_once_and_training_finishes() -> None:
     calls: list[int] = []
 

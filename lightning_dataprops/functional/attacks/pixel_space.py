@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from lightning_dataprops.functional.attacks._validation import ChannelStats, _channel_stats
+from lightning_dataprops.functional.model_outputs import describe_output, forward_fn_hint
 
 ForwardFn = Callable[[nn.Module, Tensor], Any]
 
@@ -83,8 +84,8 @@ class PixelSpaceModel(nn.Module):
         output = self.model(x) if self.forward_fn is None else self.forward_fn(self.model, x)
         if not isinstance(output, Tensor):
             raise ValueError(
-                f"The model returned a {type(output).__name__}, not a tensor of logits of shape "
+                f"The model returned {describe_output(output)}, not a tensor of logits of shape "
                 "(n, n_classes); pass forward_fn returning the logits, e.g. "
-                "`lambda m, x: m(x)[0]` for a model returning (logits, features)."
+                f"`{forward_fn_hint(output)}`."
             )
         return output.float()
