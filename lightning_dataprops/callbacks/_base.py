@@ -298,6 +298,19 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
                 "the final overhead ledger", log_to_loggers, trainer, self.budget.report(trainer)
             )
 
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        ledger = self.budget.checkpoint()
+        if ledger is not None:
+            state["ledger"] = ledger
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        ledger = state_dict.get("ledger")
+        if isinstance(ledger, dict):
+            self.budget.resume(ledger)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A periodic value is in callback_metrics only on the epochs that measured it, so that
         # EarlyStopping(strict=False) skips the others instead of re-reading a stale value.

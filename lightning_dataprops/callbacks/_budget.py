@@ -94,6 +94,7 @@ class OverheadBudget:
         self.hook_rest: dict[str, float] = {}
         self.last_charged: str | None = None
         self.start_step = 0
+        self._trainer: weakref.ref[pl.Trainer] | None = None
 
     def start(self, trainer: pl.Trainer) -> None:
         """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
@@ -104,7 +105,32 @@ class OverheadBudget:
         self.last_cost.clear()
         self.skipped.clear()
         self.hook_rest.clear()
+        self._trainer = weakref.ref(trainer)
         _ledger(trainer)[self] = 0.0
+
+    def checkpoint(self) -> dict[str, float] | None:
+        """What a resumed fit continues from: this callback's seconds, all callbacks' seconds
+        and the fit's own seconds so far; ``None`` outside a fit."""
+        trainer = None if self._trainer is None else self._trainer()
+        if trainer is None:
+            return None
+        return {"own": self.own, "spent": self.spent(trainer), "fit": self.fit_time(trainer)}
+
+    def resume(self, saved: dict[str, Any]) -> None:
+        """Continue the ledger of the fit a checkpoint was saved from (called after ``start``):
+        ``dataprops/time/total`` and the overhead fraction go on from where they were in the
+        same run, rather than restarting from zero."""
+        try:
+            own, spent, fit = (float(saved[key]) for key in ("own", "spent", "fit"))
+        except (KeyError, TypeError, ValueError):
+            return  # not a ledger this version wrote: start afresh
+        self.own += own
+        # fit_time() = wall since started - spent: moving the start back by the saved fit's
+        # wall time (its own time plus everything spent) adds the saved own time exactly.
+        self.started -= fit + spent
+        trainer = None if self._trainer is None else self._trainer()
+        if trainer is not None:
+            _ledger(trainer)[self] = self.own
 
     @staticmethod
     def spent(trainer: pl.Trainer) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lightning_dataprops import default_callbacks, names
@@ -102,3 +103,35 @@ def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_pat
     totals = [float(row[names.OVERHEAD_SECONDS]) for row in rows if row.get(names.OVERHEAD_SECONDS)]
     assert totals[-1] == max(totals)
     assert overhead_seconds(fit) - 0.05 <= totals[-1] <= overhead_seconds(fit)
+
+
+def test_a_resumed_fit_continues_the_ledger(mnist, tmp_path: Path) -> None:
+    """The ledger is cumulative over the run: a fit resumed from a checkpoint logs
+    dataprops/time/total (and the overhead fraction) from where the checkpoint left them, not
+    from zero again."""
+    x, y = binary_task(*mnist, 3, 8)
+
+    def fit_until(epochs: int, checkpoint: str | None) -> tuple[pl.Trainer, list[float]]:
+        ours = default_callbacks(max_samples=300, repr_max_samples=100, robustness_every_n_epochs=0)
+        logger = CSVLogger(tmp_path, name="csv", version=epochs)
+        fit = trainer(tmp_path, ours, max_epochs=epochs, enable_checkpointing=True, logger=logger)
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
+        with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        totals = [float(r[names.OVERHEAD_SECONDS]) for r in rows if r.get(names.OVERHEAD_SECONDS)]
+        return fit, totals
+
+    first, before = fit_until(2, None)
+    assert first.checkpoint_callback is not None
+    second, after = fit_until(3, first.checkpoint_callback.best_model_path)
+    assert before and after
+    # From where the checkpoint left it (saved at the last epoch's end: the first fit's last
+    # row, its end-of-fit work, came after it), then past the first fit's total.
+    saved = torch.load(first.checkpoint_callback.best_model_path, weights_only=False)
+    spent = {s["ledger"]["spent"] for s in saved["callbacks"].values() if "ledger" in s}
+    assert len(spent) == 1 and before[-2] <= min(spent) <= before[-1], (spent, before)
+    assert min(after) > min(spent) and after[-1] > before[-1], (spent, before, after)
+    assert overhead_seconds(second) > overhead_seconds(first)
+    # The fraction's denominator, the fit's own time, continues too (it read 8x too high).
+    fractions = [float(fit.callback_metrics[names.OVERHEAD_FRACTION]) for fit in (first, second)]
+    assert 0.5 * fractions[0] < fractions[1] < 2 * fractions[0], fractions
