@@ -120,7 +120,35 @@ def read_mlflow_run(
     """
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    with _mlflow_reading(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        return _read_mlflow(client, tracking_uri, run_id, folder)
+
+
+@contextlib.contextmanager
+def _mlflow_reading(tracking_uri: str) -> Any:
+    """Environment for reading a finished run: no artifact-download progress bar, and, for an
+    existing file store (``./mlruns``, Lightning's default), ``MLFLOW_ALLOW_FILE_STORE``:
+    MLflow 3 refuses that backend, in maintenance mode, unless it is set, as it was for the run
+    that wrote the store. The environment is restored afterwards."""
+    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    if tracking_uri.startswith("file:"):
+        settings["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _read_mlflow(
+    client: Any, tracking_uri: str, run_id: str | None, folder: Path | None
+) -> RunRecord:
     if run_id is None:
         experiments = [e.experiment_id for e in client.search_experiments()]
         runs = client.search_runs(
@@ -160,12 +188,22 @@ def _candidates(root: Path) -> list[tuple[float, str, Path]]:
             found.append((os.path.getmtime(here), "tensorboard", here))
         elif "mlflow.db" in files:
             found.append((os.path.getmtime(here / "mlflow.db"), "mlflow", here / "mlflow.db"))
+        elif _is_file_store_run(here, files, folders):
+            found.append((os.path.getmtime(here / "meta.yaml"), "mlflow-file", here))
+            folders[:] = []
     return found
+
+
+def _is_file_store_run(here: Path, files: list[str], folders: list[str]) -> bool:
+    """A run folder of an MLflow file store: ``<store>/<experiment id>/<run id>/`` holding
+    ``meta.yaml`` and ``metrics/``, below an experiment folder with its own ``meta.yaml``."""
+    return "meta.yaml" in files and "metrics" in folders and (here.parent / "meta.yaml").is_file()
 
 
 def read_run(path: str | os.PathLike[str]) -> RunRecord:
     """The run logged in ``path``: a CSV or TensorBoard log folder, an MLflow SQLite store
-    (``mlflow.db``, or a folder holding one), or a folder above them (the newest run is read).
+    (``mlflow.db``, or a folder holding one), an MLflow file store (``./mlruns``, or one of its
+    run folders), or a folder above them (the newest run is read).
 
     Raises:
         FileNotFoundError: ``path`` does not exist or holds no run.
@@ -179,13 +217,17 @@ def read_run(path: str | os.PathLike[str]) -> RunRecord:
     if not found:
         raise FileNotFoundError(
             f"{root} holds no run dataprops can read: expected a CSVLogger folder (metrics.csv), "
-            "a TensorBoardLogger folder (events.out.tfevents.*) or an MLflow store (mlflow.db)"
+            "a TensorBoardLogger folder (events.out.tfevents.*) or an MLflow store (mlflow.db, "
+            "or a file store such as ./mlruns)"
         )
     _, kind, where = max(found, key=lambda item: item[0])
     if kind == "csv":
         return read_csv_run(where)
     if kind == "tensorboard":
         return read_tensorboard_run(where)
+    if kind == "mlflow-file":
+        store = where.parent.parent.resolve()
+        return read_mlflow_run(store.as_uri(), where.name, folder=store.parent)
     return read_mlflow_run(f"sqlite:///{where.resolve()}", folder=where.parent)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -182,3 +183,35 @@ def test_a_run_report_that_fails_warns_once_and_the_fit_ends_normally(
     told = [str(w.message) for w in caught if w.category is FindingNotLoggedWarning]
     assert len(told) == 1 and "run_report" in told[0] and "disk full" in told[0]
     assert not (Path(logger.log_dir) / "dataprops" / "run_report.html").exists()
+
+
+def test_the_command_line_rebuilds_a_report_from_an_mlflow_file_store(
+    mnist: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning's MLFlowLogger writes a file store (./mlruns) by default; MLflow 3 refuses
+    that backend unless MLFLOW_ALLOW_FILE_STORE is set, which a run writing one had set. The
+    report command reads the store, or one of its run folders, without that variable."""
+    pytest.importorskip("mlflow")
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from lightning_dataprops.callbacks import DatasetPropertiesMonitor
+
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    flow = MLFlowLogger(experiment_name="file-store", tracking_uri=store.as_uri())
+    x, y = mnist[0][:400], mnist[1][:400]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=300)], logger=flow).fit(
+            TinyCNN(n_classes=10), TensorDataModule(x, y)
+        )
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    run_folder = next(store.glob(f"*/{flow.run_id}"))
+    for source in (store, run_folder):
+        out = tmp_path / f"{source.name}.html"
+        assert main(["report", str(source), "--out", str(out)]) == 0
+        assert "Fit start: warnings and the pairs to look at" in _headings(out)
+        assert "by MLE" in read_page(out).words
+    assert main(["report", str(store)]) == 0  # beside the store by default
+    assert (tmp_path / "run_report.html").is_file()
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
