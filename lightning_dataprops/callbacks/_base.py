@@ -55,6 +55,9 @@ class DataPropsOptions:
         memory_budget_mb: working-memory bound of every neighbour search, in MiB.
             ``None``: the :func:`~lightning_dataprops.config_context` setting (512 MiB unless
             changed).
+        max_stream_items: the most items each callback reads from a stream (an
+            ``IterableDataset`` without ``len``) to draw its sample; ``None``: 20 times the
+            sample size, at least 10,000 (see :func:`~lightning_dataprops.data.sample_dataset`).
         overhead_budget: the callbacks' own time stays within this fraction of the fit's time:
             periodic measurements (d_repr, the robustness probe) that would exceed it are
             postponed, and the spending is logged (``dataprops/time/total``,
@@ -75,6 +78,7 @@ class DataPropsOptions:
     forward_fn: ForwardFn | None = None
     progress: bool | None = None
     memory_budget_mb: float | None = None
+    max_stream_items: int | None = None
     overhead_budget: float | None = 0.05
 
     def to_dict(self) -> dict[str, Any]:

@@ -103,6 +103,7 @@ class DataSampling:
             target_key=self.options.target_key,
             input_fn=self.options.input_fn,
             target_fn=self.options.target_fn,
+            max_stream_items=self.options.max_stream_items,
         )
 
     def training_data(self, trainer: pl.Trainer) -> TrainingData:

@@ -125,7 +125,7 @@ def default_callbacks(**options: Any) -> list[Callback]:
 
     Args:
         **options: the shared options (``seed``, ``input_key``, ``target_key``, ``input_fn``,
-            ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``,
+            ``target_fn``, ``forward_fn``, ``progress``, ``memory_budget_mb``, ``max_stream_items``,
             ``overhead_budget``) go into one :class:`DataPropsOptions`; ``k`` to both
             measuring callbacks (``repr_k`` overrides it for d_repr); ``normalization`` (the
             Dataset's ``Normalize(mean, std)``, ``"auto"`` or ``None``) to the fit-start

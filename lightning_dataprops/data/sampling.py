@@ -303,7 +303,9 @@ def _sample_stream(
             warn_from_rank_zero(
                 f"The stream did not end within max_stream_items={bound} items: the sample is "
                 f"drawn from its first {bound} items and the dataset size N is unknown. Pass "
-                "max_stream_items= to read more, or give N where it is needed.",
+                "max_stream_items= to read more (to the callbacks: DataPropsOptions("
+                "max_stream_items=...), or default_callbacks(max_stream_items=...)), or give N "
+                "where it is needed.",
                 StreamTruncatedWarning,
                 stacklevel=3,
             )

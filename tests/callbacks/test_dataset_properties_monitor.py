@@ -17,7 +17,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_dataprops import check_label_sharpness, dataset_properties, names, sample_dataset
+from lightning_dataprops import (
+    check_label_sharpness,
+    dataset_properties,
+    default_callbacks,
+    names,
+    sample_dataset,
+)
 from lightning_dataprops.callbacks import (
     DataPropsOptions,
     DatasetPropertiesMonitor,
@@ -242,6 +248,26 @@ def test_a_stream_without_len_counts_n_and_never_invents_it(mnist_3_vs_8, tmp_pa
     fit = trainer(tmp_path, [given], max_steps=2)
     fit.fit(TinyCNN(), train_dataloaders=endless)
     assert _metric(fit, names.N_TRAIN) == 600
+
+    # The bound the warning names is an option of the callbacks: each reads at most that many.
+    read: list[int] = []
+
+    class Counted(IterableDataset):
+        def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for index, item in enumerate(itertools.cycle(zip(x[:600], y[:600], strict=True))):
+                read.append(index)
+                yield item
+
+    bounded = default_callbacks(
+        max_samples=300, repr_max_samples=100, robustness_every_n_epochs=0, max_stream_items=700
+    )
+    fit = trainer(tmp_path, bounded, max_steps=2)
+    with pytest.warns(UserWarning, match=r"max_stream_items=700.*default_callbacks"):
+        fit.fit(TinyCNN(), train_dataloaders=DataLoader(Counted(), batch_size=64))
+    assert names.D_DATA in fit.callback_metrics
+    passes = [i for i, index in enumerate(read) if index == 0]
+    lengths = [b - a for a, b in zip(passes, [*passes[1:], len(read)], strict=True)]
+    assert max(lengths) <= 701 and sum(lengths) < 3 * 701 + 2 * 64, lengths
 
 
 def test_misconfiguration_fails_before_training(mnist_3_vs_8, tmp_path: Path) -> None:
