@@ -43,7 +43,11 @@ from lightning_dataprops.functional.constants import (
     DEFAULT_K,
 )
 from lightning_dataprops.functional.dataset_properties import dataset_properties
-from lightning_dataprops.functional.results import DatasetProperties, SharpPair
+from lightning_dataprops.functional.results import (
+    DatasetProperties,
+    LabelSharpnessResult,
+    SharpPair,
+)
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
 from lightning_dataprops.functional.targets import TargetType, normalize_targets, unlabelled_mask
 from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
@@ -136,12 +140,7 @@ class DatasetReport:
     def pairs(self) -> list[dict[str, Any]]:
         """The sharpest pairs of exact ``K_F`` as JSON, with their dataset indices."""
         sharpness = self.properties.label_sharpness_result
-        if sharpness is None:
-            return []
-        return [
-            {**pair.to_dict(), "index_i": self.indices[pair.i], "index_j": self.indices[pair.j]}
-            for pair in sharpness.pairs
-        ]
+        return [] if sharpness is None else pairs_json(sharpness, self.indices)
 
     def check_dict(self) -> dict[str, Any]:
         """The check as JSON (dataset indices), or ``{"skipped": reason}``."""
@@ -247,6 +246,15 @@ def _single_class(targets: torch.Tensor | None) -> str | None:
         "them. If the training set holds other classes, the sample did not reach them: a "
         "subset taken from a dataset sorted by label (such as its first N items) holds one class"
     )
+
+
+def pairs_json(sharpness: LabelSharpnessResult, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """The sharpest pairs of a ``K_F`` result as JSON, with the dataset ``indices`` of their
+    sample positions (``index_i``, ``index_j``)."""
+    return [
+        {**pair.to_dict(), "index_i": indices[pair.i], "index_j": indices[pair.j]}
+        for pair in sharpness.pairs
+    ]
 
 
 def _check_finite(inputs: torch.Tensor, indices: torch.Tensor) -> None:

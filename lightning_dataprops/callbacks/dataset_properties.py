@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_dataprops import names
 from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._k_f_alone import k_f_alone
 from lightning_dataprops.callbacks._normalize import (
     NormalizationOption,
     check_normalization_option,
@@ -20,7 +21,7 @@ from lightning_dataprops.callbacks._normalize import (
 )
 from lightning_dataprops.data import Sample, class_names_of
 from lightning_dataprops.data.find_normalize import auto_normalization
-from lightning_dataprops.data.normalization import pixel_inputs
+from lightning_dataprops.data.normalization import Normalization, pixel_inputs
 from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
 from lightning_dataprops.findings import (
     PairExample,
@@ -28,8 +29,10 @@ from lightning_dataprops.findings import (
     SharpPairsFinding,
     TextFinding,
 )
+from lightning_dataprops.functional._validation import TooFewSamplesError
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES, DEFAULT_K
 from lightning_dataprops.functional.estimators import chosen_estimators
+from lightning_dataprops.functional.results import LabelSharpnessResult
 
 SHARP_LABELS_TITLE = "Sharp labels in the training set"
 
@@ -258,28 +261,38 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         sample = self.sample(self._dataset, self.max_samples)
         if isinstance(self.normalization, str):  # "auto"
             self._stats = auto_normalization(self._stats, sample.inputs, type(self).__name__)
-        report = measure_dataset(
-            sample,
-            k=self.k,
-            estimators=self.estimators,
-            top_pairs=self.top_pairs,
-            seed=self.options.seed,
-            normalization=self._stats,
-            memory_budget_mb=self.options.memory_budget_mb,
-            device=pl_module.device,
-            distributed=trainer.world_size > 1,
-            progress=self.show_progress(trainer),
-        )
-        state = self._state_of(report)
-        sharpness = report.properties.label_sharpness_result
+        sharpness: LabelSharpnessResult | None
+        normalization: Normalization | None
+        try:
+            report = measure_dataset(
+                sample,
+                k=self.k,
+                estimators=self.estimators,
+                top_pairs=self.top_pairs,
+                seed=self.options.seed,
+                normalization=self._stats,
+                memory_budget_mb=self.options.memory_budget_mb,
+                device=pl_module.device,
+                distributed=trainer.world_size > 1,
+                progress=self.show_progress(trainer),
+            )
+        except TooFewSamplesError as error:  # no d_data; K_F needs only two labelled samples
+            state, sharpness = k_f_alone(
+                sample, self._stats, error, top_pairs=self.top_pairs, owner=type(self).__name__
+            )
+            normalization, index_map = self._stats, tuple(sample.indices.tolist())
+        else:
+            state = self._state_of(report)
+            sharpness = report.properties.label_sharpness_result
+            normalization, index_map = report.normalization, report.indices
         if sharpness is not None:
             # For the loggers' image grid only (it holds inputs): not in the checkpointed state.
             self._pairs = self.guarded(
                 "sharpest-pairs image",
                 SharpPairsFinding.from_label_sharpness,
                 sharpness,
-                pixel_inputs(sample.inputs, report.normalization),
-                index_map=report.indices,
+                pixel_inputs(sample.inputs, normalization),
+                index_map=index_map,
                 class_names=class_names_of(self._dataset),
             )
             state["sharpest_pairs"] = None if self._pairs is None else _plain_pairs(self._pairs)

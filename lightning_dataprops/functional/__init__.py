@@ -5,6 +5,7 @@ intrinsic-dimension estimators live one per file in :mod:`.estimators` (a new on
 plus one ``register_estimator`` line), all fed by the same exact neighbour pass.
 """
 
+from lightning_dataprops.functional._validation import TooFewSamplesError
 from lightning_dataprops.functional.attacks import (
     BoundAttack,
     RobustnessResult,
@@ -61,6 +62,7 @@ __all__ = [
     "ScalingForecast",
     "SharpPair",
     "Targets",
+    "TooFewSamplesError",
     "available_estimators",
     "config_context",
     "dataset_properties",

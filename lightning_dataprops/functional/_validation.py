@@ -152,6 +152,12 @@ def times_power_of_two(values: Tensor, exponent: int) -> Tensor:
     return values * 2.0**half * 2.0 ** (exponent - half)
 
 
+class TooFewSamplesError(ValueError):
+    """Fewer distinct samples than a neighbour-based estimate needs (``k + 1``): a property of
+    the data, not of the call. Measurements that need no neighbours (``K_F``) can still be
+    made on the same samples."""
+
+
 def check_k(k: int, n: int, *, what: str = "the estimate") -> None:
     """Check the neighbour count against the number of samples."""
     if not isinstance(k, int) or isinstance(k, bool):
@@ -163,7 +169,7 @@ def check_k(k: int, n: int, *, what: str = "the estimate") -> None:
         fix = "pass at least 3 samples"
         if n >= 3:
             fix = f"pass more samples or lower k (2 <= k <= {n - 1})"
-        raise ValueError(
+        raise TooFewSamplesError(
             f"{what} with k={k} neighbours needs at least k+1={k + 1} distinct samples, got {n}; "
             f"{fix}."
         )

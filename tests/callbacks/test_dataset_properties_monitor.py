@@ -342,3 +342,28 @@ def test_normalize_in_the_dataset_is_undone_before_the_sharp_label_check(tmp_pat
     assert sample.targets is not None
     pixels = check_label_sharpness(sample.inputs, sample.targets)
     assert _metric(fit, names.K_F_MEDIAN) == pytest.approx(pixels.value, rel=1e-5)
+
+
+def test_too_few_distinct_inputs_for_d_data_still_measure_k_f(tmp_path: Path) -> None:
+    """One image under two labels: d_data needs k+1 distinct inputs and cannot be measured, but
+    K_F (infinite: label conflicts) and the conflicts are the finding; they are logged, with one
+    warning that says why d_data is missing, and training goes on."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 1, 28, 28)
+    x = torch.cat([image.repeat(150, 1, 1, 1), torch.rand(10, 1, 28, 28)])
+    y = torch.arange(160) % 2
+    monitor = DatasetPropertiesMonitor(max_samples=160)
+    fit = trainer(tmp_path, [monitor], max_epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    said = [str(w.message) for w in caught if "d_data is not measured" in str(w.message)]
+    assert len(said) == 1 and "11 distinct samples" in said[0] and "K_F = inf" in said[0], said
+    assert not [w for w in caught if issubclass(w.category, MeasurementFailedWarning)]
+    assert _metric(fit, names.K_F) == math.inf
+    assert _metric(fit, names.N_LABEL_CONFLICTS) >= 149
+    assert names.D_DATA not in fit.callback_metrics
+    assert fit.current_epoch == 1  # trained to the end
+    state = monitor.fit_start_state
+    assert state is not None and state["pairs"] and state["pairs"][0]["distance"] == 0.0
+    assert state["pairs"][0]["index_i"] < 150 and state["pairs"][0]["index_j"] < 150

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops.functional._parallel import row_ranges
+from lightning_dataprops.functional._validation import TooFewSamplesError
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
@@ -175,7 +176,7 @@ def unique_neighbours(
             removed[list(group[1:])] = True
         kept = (~removed).nonzero().flatten()
         if kept.numel() < k + 1:
-            raise ValueError(
+            raise TooFewSamplesError(
                 f"Only {kept.numel()} distinct samples remain after collapsing duplicates "
                 f"({n - kept.numel()} of {n} samples are duplicates), but k={k} needs at least "
                 f"{k + 1}; pass more distinct samples or lower k."
