@@ -394,9 +394,8 @@ def _check_text(report: DatasetReport) -> str:
         return text if message is None else f"{text}. {message}"
     verdict = "SHARP" if check.is_sharp else "not sharp"
     return (
-        f"Sharp-label check ({check.n}-item stratified sample under the "
-        f"{check.protocol} reference protocol, so its K_F differs from the one above, "
-        f"which is in the data's own units): {verdict}. "
+        f"Sharp-label check, at the references' sample size and image format (the "
+        f"{check.protocol} protocol), so its exact K_F can differ from the one above: {verdict}. "
         f"{check.explain(report.check_index_map)}"
     )
 

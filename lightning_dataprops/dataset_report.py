@@ -34,7 +34,7 @@ from typing import Any, Literal, cast
 import torch
 
 from lightning_dataprops import names
-from lightning_dataprops.data import Sample, sample_dataset
+from lightning_dataprops.data import Sample
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
 from lightning_dataprops.functional._validation import nonfinite_items
@@ -86,8 +86,9 @@ class DatasetReport:
 
     @property
     def check_index_map(self) -> list[int]:
-        """Dataset index of every position of the check's sample."""
-        return [self.indices[i] for i in self.check_indices]
+        """Dataset index of every sample position: the check's pairs index the sample (also when
+        the check measured a subsample of it, :attr:`check_indices`)."""
+        return list(self.indices)
 
     @property
     def is_sharp(self) -> bool:
@@ -205,18 +206,12 @@ def _check(
         return None, "regression targets (the check needs class labels)", ()
     if inputs.ndim < 3:
         return None, "inputs are not images (no natural-image reference exists)", ()
-    # The check compares labelled samples only (negative class ids are not a class).
-    positions = (~unlabelled_mask(targets)).nonzero().flatten()
-    inputs, targets = inputs[positions], targets[positions]
-    if len(positions) > check_samples:
-        sub = sample_dataset(inputs, targets, max_samples=check_samples, seed=seed)
-        positions = positions[sub.indices]
-        inputs = inputs[sub.indices]
-        targets = targets[sub.indices]
     try:
         check = check_label_sharpness(
             inputs,
             targets,
+            max_samples=check_samples,
+            seed=seed,
             memory_budget_mb=memory_budget_mb,
             device=device,
             distributed=distributed,
@@ -224,7 +219,10 @@ def _check(
         )
     except ValueError as error:  # e.g. a single class, or no reference at this size
         return None, str(error), ()
-    return check, None, tuple(int(i) for i in positions.tolist())
+    if check.positions is not None:
+        return check, None, check.positions
+    # Every labelled sample (negative class ids are not a class).
+    return check, None, tuple((~unlabelled_mask(targets)).nonzero().flatten().tolist())
 
 
 def _single_class(targets: torch.Tensor | None) -> str | None:

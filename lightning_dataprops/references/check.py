@@ -15,16 +15,18 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from lightning_dataprops.data.selection import check_max_samples, select_indices
 from lightning_dataprops.functional._validation import as_tensor
+from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
 from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
-from lightning_dataprops.functional.targets import normalize_targets
+from lightning_dataprops.functional.targets import normalize_targets, unlabelled_mask
 from lightning_dataprops.references.bands import ReferenceBand, reference_band, reference_rule
 from lightning_dataprops.references.protocol import protocol_for, to_reference_protocol
 
@@ -85,9 +87,13 @@ class SharpnessCheck:
         conflicts: near-identical differently-labelled pairs (indices into the sample).
         per_class_pair: ``(a, b) -> (median sharpness, points)`` where classes meet.
         protocol: ``"gray28"`` or ``"rgb32"``.
-        n: samples measured (the labelled ones: negative class ids are left out).
+        n: samples measured (the labelled ones, negative class ids left out, subsampled to
+            ``max_samples``).
         n_classes: classes in the sample.
         input_shape: shape of one input as given.
+        n_given: samples given.
+        positions: the positions (into the inputs given) of the subsample measured, or ``None``
+            when every labelled sample was.
     """
 
     is_sharp: bool
@@ -105,11 +111,18 @@ class SharpnessCheck:
     n: int
     n_classes: int
     input_shape: tuple[int, ...]
+    n_given: int | None = None
+    positions: tuple[int, ...] | None = None
 
     @property
     def statistic_is_sharp(self) -> bool:
         """The dataset-level statistic alone exceeds the threshold (conflicts aside)."""
         return self.value > self.threshold
+
+    def _subsample_text(self) -> str:
+        if self.positions is None or self.n_given is None:
+            return ""
+        return f" (a seeded class-stratified subsample of the {self.n_given} given)"
 
     def explain(self, index_map: Sequence[int] | None = None) -> str:
         """One paragraph: what was measured, against what, the verdict, what it implies and
@@ -121,7 +134,7 @@ class SharpnessCheck:
         what = (
             f"Median label sharpness K_F(0.5) = {self.value:.3f} (1 / the median distance from a "
             f"sample to its nearest differently-labelled sample, distances between protocol "
-            f"images scaled to [0, 1]), measured on {self.n} samples "
+            f"images scaled to [0, 1]), measured on {self.n} samples{self._subsample_text()} "
             f"({self.n_classes} classes) under the {self.protocol} protocol, against "
             f"{self.band.describe()}; the warning threshold is {self.threshold:.3f} "
             f"({self.tolerance:g} x the natural maximum)."
@@ -212,6 +225,8 @@ def check_label_sharpness(
     tolerance: float | None = None,
     conflict_rtol: float | None = None,
     top_pairs: int = 8,
+    max_samples: int | None = DEFAULT_CHECK_SAMPLES,
+    seed: int = 0,
     memory_budget_mb: float | None = None,
     device: torch.device | str | None = None,
     distributed: bool = False,
@@ -223,9 +238,10 @@ def check_label_sharpness(
     images to 32x32 RGB, grayscale ones to 28x28, both min-max scaled to [0, 1], so any
     resolution, channel count and intensity range works), one exact neighbour pass measures the
     median sharpness ``K_F(0.5)``, exact ``K_F`` and the label conflicts, and ``K_F(0.5)`` is
-    compared with natural images at the same protocol, class count and sample size. Take the
-    sample as the callback does: seeded and class-stratified, about 1000 items
-    (:func:`~lightning_dataprops.sample_dataset`).
+    compared with natural images at the same protocol, class count and sample size. More
+    labelled samples than ``max_samples`` (1000, the references' size) are first reduced to a
+    seeded, class-stratified subsample, the one the callbacks, ``measure_dataset`` and
+    ``dataprops measure`` check: the same images give the same verdict through every path.
 
     Args:
         inputs: ``(n, C, H, W)``, ``(n, H, W)`` or ``(n, H, W, C)`` images (tensor or array).
@@ -235,6 +251,11 @@ def check_label_sharpness(
         conflict_rtol: conflicts are pairs closer than this times the median nearest-neighbour
             distance (default: the study's).
         top_pairs: how many of the sharpest pairs to keep.
+        max_samples: the check's sample size: more labelled samples are subsampled (seeded,
+            class-stratified, :func:`~lightning_dataprops.sample_dataset`'s rule); ``None``:
+            all of them (the references were measured at 1000, so the band is then
+            extrapolated to another size). Pair indices stay indices into ``inputs``.
+        seed: seed of that subsample.
         memory_budget_mb: working-memory bound of the neighbour search.
             ``None``: the :func:`~lightning_dataprops.config_context` setting
             (512 MiB unless changed).
@@ -279,14 +300,18 @@ def check_label_sharpness(
     rtol = float(rule["conflict_rtol"] if conflict_rtol is None else conflict_rtol)
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance!r}.")
-    protocol = protocol_for(images)
-    points = to_reference_protocol(images, protocol).flatten(1)
+    check_max_samples(max_samples)
+    positions = _check_positions(labels.values, max_samples, seed)
+    measured = images if positions is None else images[positions.to(images.device)]
+    values = labels.values if positions is None else labels.values[positions]
+    protocol = protocol_for(measured)
+    points = to_reference_protocol(measured, protocol).flatten(1)
     with warnings.catch_warnings():
         # The conflicts are part of the result (and of explain()), not a separate warning.
         warnings.simplefilter("ignore", LabelConflictWarning)
         result = label_sharpness(
             points,
-            labels.values,
+            values,
             top_pairs=top_pairs,
             memory_budget_mb=memory_budget_mb,
             conflict_rtol=rtol,
@@ -300,7 +325,7 @@ def check_label_sharpness(
     # samples measured.
     band = reference_band(result.n, labels.n_classes, protocol, statistic)
     threshold = tolerance * band.maximum
-    conflicts = tuple(result.conflicts)
+    conflicts = _given_positions(result.conflicts, positions)
     return SharpnessCheck(
         is_sharp=value > threshold or bool(conflicts),
         statistic=statistic,
@@ -310,11 +335,34 @@ def check_label_sharpness(
         ratio=value / band.maximum,
         band=band,
         K_F=result.value,
-        pairs=tuple(result.pairs),
+        pairs=_given_positions(result.pairs, positions),
         conflicts=conflicts,
         per_class_pair=dict(robust.per_class_pair),
         protocol=protocol,
         n=result.n,
         n_classes=labels.n_classes,
         input_shape=tuple(images.shape[1:]),
+        n_given=n,
+        positions=None if positions is None else tuple(positions.tolist()),
     )
+
+
+def _check_positions(
+    values: torch.Tensor, max_samples: int | None, seed: int
+) -> torch.Tensor | None:
+    """The positions of the check's subsample of the labelled samples (``None``: all)."""
+    labelled = (~unlabelled_mask(values)).nonzero().flatten().cpu()
+    if max_samples is None or labelled.numel() <= max_samples:
+        return None
+    chosen = select_indices(labelled.numel(), values.cpu()[labelled], max_samples, True, seed)
+    return labelled[torch.from_numpy(chosen)]
+
+
+def _given_positions(
+    pairs: Sequence[SharpPair], positions: torch.Tensor | None
+) -> tuple[SharpPair, ...]:
+    """Pairs of the subsample with their indices into the inputs given."""
+    if positions is None:
+        return tuple(pairs)
+    given = positions.tolist()
+    return tuple(replace(p, i=given[p.i], j=given[p.j]) for p in pairs)

@@ -270,14 +270,20 @@ def test_json_on_pneumoniamnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert curve["values"][3] == pytest.approx(props.d_data, rel=1e-9)
     mle_10 = intrinsic_dimension(data.inputs, k=10).value
     assert curve["values"][1] == pytest.approx(mle_10, rel=1e-9)
-    # The same verdict as the fit-start callback: the check on its seeded 1000-item sample.
-    sample = sample_dataset(data.inputs, data.targets, max_samples=1000, seed=0)
-    assert sample.targets is not None
-    check = check_label_sharpness(sample.inputs, sample.targets)
+    # The same verdict as the fit-start callback, and as check_label_sharpness on the whole
+    # data: the check on the seeded, stratified 1000-item subsample.
+    check = check_label_sharpness(data.inputs, data.targets)
     verdict = document["sharp_label_check"]
     assert verdict["is_sharp"] is True and check.is_sharp
     assert verdict["value"] == pytest.approx(check.value, rel=1e-9)
-    assert verdict["explanation"] == check.explain(sample.indices.tolist())
+    assert verdict["explanation"] == check.explain()
+    assert check.n == 1000 and check.n_given == 3882 and "subsample of the 3882" in check.explain()
+    sample = sample_dataset(data.inputs, data.targets, max_samples=1000, seed=0)
+    assert sample.targets is not None and check.positions == tuple(sample.indices.tolist())
+    drawn = check_label_sharpness(sample.inputs, sample.targets)
+    assert drawn.value == pytest.approx(check.value, rel=1e-9) and drawn.positions is None
+    everything = check_label_sharpness(data.inputs, data.targets, max_samples=None)
+    assert everything.n == 3882 and everything.value != pytest.approx(check.value, rel=1e-3)
 
 
 def test_report_prints_the_sharp_label_verdict(
@@ -285,8 +291,9 @@ def test_report_prints_the_sharp_label_verdict(
 ) -> None:
     code, out, err = _run(capsys, "measure", "--no-progress")
     assert code == 0, err
-    assert "Sharp-label check (1000-item stratified sample under the gray28 reference" in out
-    assert "protocol" in out and ": not sharp. Median label sharpness K_F(0.5) =" in out
+    assert "Sharp-label check, at the references' sample size and image format (the gray28" in out
+    assert ": not sharp. Median label sharpness K_F(0.5) =" in out
+    assert "measured on 1000 samples (a seeded class-stratified subsample of the 1797 given)" in out
     generator = np.random.default_rng(0)
     ages = tmp_path / "ages.npz"
     np.savez(ages, images=generator.random((120, 12, 12)), labels=generator.random(120) * 60)
