@@ -117,8 +117,8 @@ class DatasetReport:
     def metrics(self) -> dict[str, float]:
         """The logged scalars: ``d_data`` (the default estimator's), ``d_data_<name>`` of every
         other estimator computed (``d_data_twonn``, ...), their spread, ``K_F``, the check's
-        statistic, its ratio to the natural maximum and the number of label conflicts, and the
-        sample size."""
+        statistic, its ratio to the natural maximum and the number of label conflicts, the
+        sample size and its number of duplicates."""
         props = self.properties
         out: dict[str, float] = {
             names.D_DATA: props.d_data,
@@ -130,6 +130,7 @@ class DatasetReport:
         if props.spread is not None:
             out[names.D_DATA_SPREAD] = props.spread.relative
         out[names.N_SAMPLES] = float(props.n)
+        out[names.N_DUPLICATES] = float(props.duplicates.n_duplicates)
         if props.K_F is not None:
             out[names.K_F] = props.K_F
         if self.check is not None:

@@ -321,6 +321,14 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 f"{type(self).__name__}: the sharp-label check is skipped "
                 f"({report.check_skipped}){also}."
             )
+        duplicates = props.duplicates
+        if duplicates.n_duplicates >= max(1, props.n // 100):
+            rank_zero_info(
+                f"{type(self).__name__}: {duplicates.n_duplicates} of the {props.n} sampled "
+                f"inputs duplicate others ({duplicates.n_groups} groups); d_data is measured on "
+                f"the {props.n - duplicates.n_duplicates} distinct ones, K_F on all of them "
+                "(dataprops/n_duplicates)."
+            )
         message = report.message()
         return {
             "metrics": report.metrics(),

@@ -367,3 +367,20 @@ def test_too_few_distinct_inputs_for_d_data_still_measure_k_f(tmp_path: Path) ->
     state = monitor.fit_start_state
     assert state is not None and state["pairs"] and state["pairs"][0]["distance"] == 0.0
     assert state["pairs"][0]["index_i"] < 150 and state["pairs"][0]["index_j"] < 150
+
+
+def test_duplicated_inputs_are_counted_and_said(
+    mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
+) -> None:
+    """Every image twice: d_data is measured on the distinct half, and the count is logged."""
+    x, y = mnist_3_vs_8
+    pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:200]
+    x, y = torch.cat([x[pick], x[pick]]), torch.cat([y[pick], y[pick]])
+    fit = trainer(tmp_path, [DatasetPropertiesMonitor(max_samples=400)], max_epochs=1)
+    fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    said = lightning_log.text
+    assert _metric(fit, names.N_DUPLICATES) == 200 and _metric(fit, names.N_SAMPLES) == 400
+    assert "200 of the 400 sampled inputs duplicate others (200 groups)" in said
+    props = dataset_properties(x, y)
+    assert _metric(fit, names.D_DATA) == pytest.approx(props.d_data, rel=1e-5)
+    assert props.duplicates.n_duplicates == 200
