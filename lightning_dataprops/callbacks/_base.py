@@ -293,14 +293,13 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         if ours and ours[-1] is self:
             from lightning_dataprops.integrations.run_report import write_run_reports
 
-            started = time.perf_counter()
-            self.guarded("run report", write_run_reports, trainer)
-            # The fit's last ledger row holds the end-of-fit work too (the forecast's findings,
-            # the run report): charged here, so that the logged total is overhead_seconds().
-            self.budget.add(trainer, time.perf_counter() - started)
+            # The fit's last ledger row holds the end-of-fit work (the forecast's findings, the
+            # hooks after the last measurement); it is logged before the run report, which reads
+            # it, so that the page written now and one rebuilt from the logs later agree.
             self.guarded(
                 "the final overhead ledger", log_to_loggers, trainer, self.budget.report(trainer)
             )
+            self.guarded("run report", write_run_reports, trainer)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -99,10 +99,11 @@ def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_pat
     ]
     assert len(fractions) == 3, fractions  # d_repr at the end of each epoch, the fit's end
     assert all(step > 0 and fraction > 0 for step, fraction in fractions), fractions
-    # The last row holds the end-of-fit work (findings, run report): it is the whole ledger.
+    # The last row holds the end-of-fit work (the findings written at the end); the run report
+    # is written after it, from the logs, and is in overhead_seconds() alone.
     totals = [float(row[names.OVERHEAD_SECONDS]) for row in rows if row.get(names.OVERHEAD_SECONDS)]
-    assert totals[-1] == max(totals)
-    assert overhead_seconds(fit) - 0.05 <= totals[-1] <= overhead_seconds(fit)
+    assert totals[-1] == max(totals) > totals[-2]
+    assert totals[-1] < overhead_seconds(fit)
 
 
 def test_a_resumed_fit_continues_the_ledger(mnist, tmp_path: Path) -> None:
