@@ -26,7 +26,6 @@ in the Dataset that does not fit its inputs, float targets that look like class 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -48,7 +47,7 @@ from lightning_dataprops.functional.results import (
     LabelSharpnessResult,
     SharpPair,
 )
-from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.functional.robust_sharpness import conflicts_said_elsewhere
 from lightning_dataprops.functional.targets import TargetType, normalize_targets, unlabelled_mask
 from lightning_dataprops.references import SharpnessCheck, check_label_sharpness
 
@@ -346,9 +345,7 @@ def measure_dataset(
     _check_finite(inputs, sample.indices)
     one_class = _single_class(sample.targets)
     targets = None if one_class is not None else sample.targets
-    with warnings.catch_warnings():
-        # The conflicts are part of the report (its check, its message), not a warning here.
-        warnings.simplefilter("ignore", LabelConflictWarning)
+    with conflicts_said_elsewhere():
         props = dataset_properties(
             inputs,
             targets,

@@ -19,8 +19,10 @@ of ``d_i`` instead (the neighbour pass that finds ``K_F`` yields every ``d_i`` f
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -91,6 +93,15 @@ def warn_conflicts(conflicts: Sequence[SharpPair], *, stacklevel: int = 3) -> No
         LabelConflictWarning,
         stacklevel=stacklevel,
     )
+
+
+@contextlib.contextmanager
+def conflicts_said_elsewhere() -> Iterator[None]:
+    """Silence :class:`LabelConflictWarning` in the block: for callers whose own result carries
+    the conflicts (the sharp-label check, the fit-start report) and says them there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelConflictWarning)
+        yield
 
 
 def robust_sharpness(

@@ -13,7 +13,6 @@ different labels) always make the check fire: they are often labelling errors.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,7 +24,7 @@ from lightning_dataprops.functional._validation import as_tensor
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
 from lightning_dataprops.functional.label_sharpness import label_sharpness
 from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
-from lightning_dataprops.functional.robust_sharpness import LabelConflictWarning
+from lightning_dataprops.functional.robust_sharpness import conflicts_said_elsewhere
 from lightning_dataprops.functional.targets import normalize_targets, unlabelled_mask
 from lightning_dataprops.references.bands import ReferenceBand, reference_band, reference_rule
 from lightning_dataprops.references.protocol import protocol_for, to_reference_protocol
@@ -306,9 +305,7 @@ def check_label_sharpness(
     values = labels.values if positions is None else labels.values[positions]
     protocol = protocol_for(measured)
     points = to_reference_protocol(measured, protocol).flatten(1)
-    with warnings.catch_warnings():
-        # The conflicts are part of the result (and of explain()), not a separate warning.
-        warnings.simplefilter("ignore", LabelConflictWarning)
+    with conflicts_said_elsewhere():
         result = label_sharpness(
             points,
             values,
