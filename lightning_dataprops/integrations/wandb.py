@@ -59,22 +59,25 @@ __all__ = ["log_finding", "pair_image"]
 
 
 def pair_image(first: Tensor, second: Tensor) -> np.ndarray | None:
-    """The two inputs side by side with a thin white separator, as an ``(H, W, 3)`` array in
-    ``[0, 1]`` scaled with the pair's joint range
+    """The two inputs side by side with a thin white separator, as an ``(H, W, 3)`` uint8 array
+    (0-255) scaled with the pair's joint range
     (:func:`~lightning_dataprops.findings.render.pair_display`, the scaling every logger's
-    picture uses), or ``None`` for inputs that are not images.
+    picture uses), or ``None`` for inputs that are not images. Bytes, because ``wandb.Image``
+    does not rescale a float array in ``[0, 1]`` (it stored such pictures black).
 
     Example:
         >>> import torch
-        >>> pair_image(torch.zeros(1, 28, 28), torch.ones(1, 28, 28)).shape
-        (28, 58, 3)
+        >>> image = pair_image(torch.zeros(1, 28, 28), torch.ones(1, 28, 28))
+        >>> image.shape, image.dtype, int(image.max())
+        ((28, 58, 3), dtype('uint8'), 255)
     """
     shown = pair_display(first, second)
     if shown is None:
         return None
     left, right = shown
     separator = np.ones((left.shape[0], max(1, left.shape[1] // 14), 3))
-    return np.concatenate([left, separator, right], axis=1)
+    joined = np.concatenate([left, separator, right], axis=1)
+    return np.asarray(np.round(np.clip(joined, 0.0, 1.0) * 255), dtype=np.uint8)
 
 
 @dataclass
@@ -149,7 +152,7 @@ def _sharpest_pairs(logger: Any, finding: SharpPairsFinding, step: int) -> list[
                 pair.label_i,
                 pair.label_j,
                 pair.distance,
-                str(pair.sharpness),
+                float(pair.sharpness),  # inf for a conflict: W&B stores Infinity
                 None if image is None else wandb.Image(image, caption=caption),
             ]
         )

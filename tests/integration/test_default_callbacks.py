@@ -66,7 +66,13 @@ def test_two_epoch_fit_records_everything_in_the_wandb_run(
     logger = WandbLogger(project="dataprops-tests", save_dir=str(wandb_offline), offline=True)
     fit = trainer(wandb_offline, callbacks, logger=logger)
     fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    files = Path(logger.experiment.dir)
     records = read_run(_finish_wandb(logger))
+    # The sharpest pairs' table holds its numbers as numbers (sortable in the W&B UI).
+    (table,) = files.glob("media/table/dataprops/sharpest_pairs*.table.json")
+    document = json.loads(table.read_text())
+    column = document["columns"].index("sharpness")
+    assert all(isinstance(row[column], float) for row in document["data"])
     for name in (names.K_F, names.D_DATA, names.D_DATA_TWONN, names.N_TRAIN):
         (value,) = records.values(name)
         assert value == pytest.approx(float(fit.callback_metrics[name]), rel=1e-6), name

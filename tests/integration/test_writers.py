@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,3 +222,16 @@ def test_fits_sharing_one_wandb_run_each_record_their_alert(
     alerts = _finish(first).alerts
     assert fired == [1, 0, 1, 1, 1, 1]
     assert len(alerts) == 5 and all("sharp" in text for _, text in alerts)
+
+
+def test_the_pair_picture_reaches_wandb_with_its_brightness() -> None:
+    """wandb.Image does not rescale float arrays in [0, 1]: a float picture was stored black."""
+    wandb = pytest.importorskip("wandb")
+    from lightning_dataprops.integrations.wandb import pair_image
+
+    generator = torch.Generator().manual_seed(0)
+    picture = pair_image(torch.rand(3, 32, 32, generator=generator), torch.ones(3, 32, 32))
+    assert picture is not None and picture.dtype == np.uint8
+    stored = np.asarray(wandb.Image(picture).image)
+    assert stored.max() == 255 and stored[:, :32].mean() > 100
+    assert stored[:, -32:].min() == 255  # the all-ones image, white
