@@ -296,8 +296,14 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
             # The fit's last ledger row holds the end-of-fit work (the forecast's findings, the
             # hooks after the last measurement); it is logged before the run report, which reads
             # it, so that the page written now and one rebuilt from the logs later agree.
+            # On the last epoch that ran: after the fit, current_epoch counts the finished ones.
+            last_epoch = max(trainer.fit_loop.epoch_progress.current.ready - 1, 0)
             self.guarded(
-                "the final overhead ledger", log_to_loggers, trainer, self.budget.report(trainer)
+                "the final overhead ledger",
+                log_to_loggers,
+                trainer,
+                self.budget.report(trainer),
+                epoch=last_epoch,
             )
             self.guarded("run report", write_run_reports, trainer)
 

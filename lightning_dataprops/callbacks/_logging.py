@@ -21,7 +21,11 @@ import torch
 
 
 def log_to_loggers(
-    trainer: pl.Trainer, metrics: dict[str, float], *, step: int | None = None
+    trainer: pl.Trainer,
+    metrics: dict[str, float],
+    *,
+    step: int | None = None,
+    epoch: int | None = None,
 ) -> None:
     """Send ``metrics`` to every attached logger (rank zero) and into ``callback_metrics``.
 
@@ -34,7 +38,7 @@ def log_to_loggers(
         trainer.callback_metrics[name] = torch.tensor(float(value))
     if trainer.is_global_zero:
         row = {name: float(value) for name, value in metrics.items() if not math.isnan(value)}
-        row.setdefault("epoch", trainer.current_epoch)  # an int, as Lightning writes it
+        row["epoch"] = trainer.current_epoch if epoch is None else epoch  # an int, as Lightning
         for logger in trainer.loggers:
             logger.log_metrics(row, step=step)
             logger.save()

@@ -104,6 +104,9 @@ def test_the_overhead_fraction_is_logged_once_the_fit_has_trained(mnist, tmp_pat
     totals = [float(row[names.OVERHEAD_SECONDS]) for row in rows if row.get(names.OVERHEAD_SECONDS)]
     assert totals[-1] == max(totals) > totals[-2]
     assert totals[-1] < overhead_seconds(fit)
+    # On the last epoch that ran (after the fit, current_epoch counts the finished ones: 2).
+    last = [row for row in rows if row.get(names.OVERHEAD_SECONDS)][-1]
+    assert int(last["epoch"]) == 1 == max(int(row["epoch"]) for row in rows if row.get("epoch"))
 
 
 def test_a_resumed_fit_continues_the_ledger(mnist, tmp_path: Path) -> None:
