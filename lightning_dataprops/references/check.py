@@ -68,6 +68,12 @@ def statistic_value(result: LabelSharpnessResult, statistic: str) -> float:
     raise ValueError(f"unknown statistic {statistic!r}.")
 
 
+_SPACE_NOTE = (
+    ", of the checked images resized and min-max scaled as the references were; the K_F "
+    "measured on the data as given (dataprops/K_F) can differ"
+)
+
+
 @dataclass(frozen=True)
 class SharpnessCheck:
     """Are a sample's labels sharp compared with natural images? (All numbers in the protocol's
@@ -144,12 +150,12 @@ class SharpnessCheck:
         if self.statistic_is_sharp:
             parts.append(
                 f"The labels are sharp: {self.ratio:.2f}x the sharpest natural-image draw, in the "
-                f"same space (exact K_F = {self.K_F:.3f})."
+                f"same space (there, exact K_F = {self.K_F:.3f}{_SPACE_NOTE})."
             )
         else:
             parts.append(
                 f"The labels are not sharper than natural images ({self.ratio:.2f}x the sharpest "
-                f"natural draw; exact K_F = {self.K_F:.3f})."
+                f"natural draw; there, exact K_F = {self.K_F:.3f}{_SPACE_NOTE})."
             )
         if self.conflicts:
             shown = ", ".join(
@@ -167,7 +173,8 @@ class SharpnessCheck:
             parts.append(
                 f"The closest differently-labelled pair is samples {index(top.i)} and "
                 f"{index(top.j)} (labels "
-                f"{top.label_i} vs {top.label_j}, distance {top.distance:.3g})."
+                f"{top.label_i} vs {top.label_j}, distance {top.distance:.3g} between protocol "
+                "images)."
             )
         if self.statistic_is_sharp:
             parts += [_IMPLICATIONS, _ADVICE]
