@@ -26,6 +26,7 @@ in the Dataset that does not fit its inputs, float targets that look like class 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -36,7 +37,7 @@ from lightning_dataprops import names
 from lightning_dataprops.data import Sample
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
-from lightning_dataprops.functional._validation import nonfinite_items
+from lightning_dataprops.functional._validation import ByteImagesWarning, nonfinite_items
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
     DEFAULT_K,
@@ -345,7 +346,9 @@ def measure_dataset(
     _check_finite(inputs, sample.indices)
     one_class = _single_class(sample.targets)
     targets = None if one_class is not None else sample.targets
-    with conflicts_said_elsewhere():
+    with conflicts_said_elsewhere(), warnings.catch_warnings():
+        # The units were settled above (a found Normalize undone, or the range said once).
+        warnings.simplefilter("ignore", ByteImagesWarning)
         props = dataset_properties(
             inputs,
             targets,

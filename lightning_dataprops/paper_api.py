@@ -65,6 +65,12 @@ def compute_labelsharpness(
 ) -> float:
     """Label sharpness ``K_F`` of a dataset (exact by default).
 
+    ``K_F = max over pairs with different labels of |y_i - y_j| / ||x_i - x_j||`` (Konz &
+    Mazurowski, ICLR 2024, Eq. 2; class labels count a change of class as 1), in 1 / the units
+    of the inputs as the dataset yields them: a Dataset that normalises gives normalised units,
+    uint8 images give 1 / (0-255) units (255x smaller than for the same images in ``[0, 1]``,
+    the paper's); ``inf`` when two identical inputs carry different labels.
+
     Args:
         dataset: a ``Dataset``, ``DataLoader``, tensor/array pair, with tuple or dict items.
         max_samples: seeded, class-stratified subsample size (``None``: the whole dataset).
@@ -75,6 +81,13 @@ def compute_labelsharpness(
         input_fn: optional item -> input callable; target_fn: item -> target callable.
         target_type: ``"auto"`` (integer dtype or one-hot: classes; float: regression, also
             for whole numbers such as ages), ``"class"`` or ``"regression"``.
+
+    Returns:
+        ``K_F`` as a float (``inf`` for a label conflict).
+
+    Raises:
+        ValueError: no targets, a single class, NaN inputs, mismatched lengths, fewer than two
+            labelled samples (the message says what to pass instead).
 
     Example:
         >>> import torch
@@ -111,6 +124,31 @@ def compute_intrinsic_datadim(
     input_fn: Callable[[Any], Any] | None = None,
 ) -> float:
     """Intrinsic dimension ``d_data`` of a dataset's inputs (MLE with k=20 by default).
+
+    Each input is flattened to one point; duplicates are collapsed to one representative. The
+    estimate is scale-free: the inputs' units do not change it. The default is the paper's MLE
+    (Levina & Bickel 2004, pooled as MacKay & Ghahramani, equal to scikit-dimension's ``MLE``);
+    ``estimator="twonn"`` is Facco et al. (2017).
+
+    Args:
+        dataset: a ``Dataset``, ``DataLoader``, tensor or array, with tuple or dict items
+            (targets are not needed).
+        estimator: ``"mle"``, ``"twonn"``, or any registered estimator
+            (:func:`~lightning_dataprops.functional.estimators.available_estimators`).
+        k: neighbours of the MLE (20 in the paper).
+        max_samples: seeded, class-stratified subsample size (``None``: the whole dataset).
+        M: the original code's name for ``max_samples``.
+        seed: sampling seed.
+        device: where to compute (default: CPU).
+        input_fn: optional item -> input callable.
+
+    Returns:
+        ``d_data`` as a float.
+
+    Raises:
+        ValueError: fewer than ``k + 1`` distinct inputs (a
+            :class:`~lightning_dataprops.functional.TooFewSamplesError`), NaN inputs, an
+            unknown estimator (the message lists the valid ones).
 
     Example:
         >>> import torch
@@ -161,6 +199,13 @@ def compute_intrinsic_reprdim(
         batch_size: inputs per forward pass.
         pool: ``"avg"``/``"max"`` spatial pooling of the layer output, or ``None`` to flatten.
         input_fn: optional item -> input callable.
+
+    Returns:
+        ``d_repr`` of the layer's outputs as a float (the paper's MLE by default).
+
+    Raises:
+        ValueError: an unknown layer, a layer that does not run (or runs several times) in the
+            forward pass, fewer than ``k + 1`` distinct representations.
 
     Example:
         >>> import torch

@@ -5,7 +5,7 @@ intrinsic-dimension estimators live one per file in :mod:`.estimators` (a new on
 plus one ``register_estimator`` line), all fed by the same exact neighbour pass.
 """
 
-from lightning_dataprops.functional._validation import TooFewSamplesError
+from lightning_dataprops.functional._validation import ByteImagesWarning, TooFewSamplesError
 from lightning_dataprops.functional.attacks import (
     BoundAttack,
     RobustnessResult,
@@ -47,6 +47,7 @@ from lightning_dataprops.functional.targets import FloatClassIdsWarning, Targets
 
 __all__ = [
     "BoundAttack",
+    "ByteImagesWarning",
     "Calibration",
     "DatasetProperties",
     "DuplicateReport",

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_dataprops._warnings import warn_from_rank_zero
+
 
 def as_tensor(data: Any, name: str) -> Tensor:
     """Convert ``data`` (tensor, array or nested sequence) to a tensor, copying only if needed."""
@@ -150,6 +152,29 @@ def times_power_of_two(values: Tensor, exponent: int) -> Tensor:
     not be a float64 when :func:`power_of_two_scale` met a range near the float64 limit)."""
     half = exponent // 2
     return values * 2.0**half * 2.0 ** (exponent - half)
+
+
+class ByteImagesWarning(UserWarning):
+    """Images given as whole numbers in 0-255: ``K_F`` is then in 1 / those units."""
+
+
+def warn_if_byte_images(points: Tensor, input_shape: tuple[int, ...], owner: str) -> None:
+    """Say once when image inputs (``input_shape`` of two or more dimensions) hold whole numbers
+    in 0-255 (uint8 pixels): ``K_F`` is in 1 / byte units, 255 times smaller than for the same
+    images in ``[0, 1]``, the paper's and the callbacks' units (``d_data`` does not change)."""
+    if len(input_shape) < 2 or points.numel() == 0:
+        return
+    low, high = float(points.min()), float(points.max())
+    if not (low >= 0 and 1 < high <= 255 and bool((points == points.round()).all())):
+        return
+    warn_from_rank_zero(
+        f"{owner}: the images hold whole numbers in [{low:g}, {high:g}] (0-255 pixels): K_F is "
+        "in 1 / those units, 255 times smaller than for the same images in [0, 1], the units "
+        "of the paper, the references and the callbacks. Divide the inputs by 255 to compare "
+        "(d_data does not change).",
+        ByteImagesWarning,
+        stacklevel=3,
+    )
 
 
 class TooFewSamplesError(ValueError):

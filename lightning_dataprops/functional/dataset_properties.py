@@ -10,7 +10,12 @@ import torch
 
 from lightning_dataprops.functional._kf_targets import KFTargets, kf_targets
 from lightning_dataprops.functional._precision import full_precision_matmul
-from lightning_dataprops.functional._validation import as_points, check_choice, check_k
+from lightning_dataprops.functional._validation import (
+    as_points,
+    check_choice,
+    check_k,
+    warn_if_byte_images,
+)
 from lightning_dataprops.functional.constants import (
     DEFAULT_DUPLICATE_RTOL,
     DEFAULT_K,
@@ -183,6 +188,8 @@ def _dataset_properties(
         validated, process_group, enabled=distributed
     )
     n = int(points.shape[0])
+    if labelled is not None:
+        warn_if_byte_images(points, input_shape, "dataset_properties")
     # Default extras that need more neighbours than this sample has are left out, not refused.
     names = tuple(
         name

@@ -80,8 +80,10 @@ def intrinsic_dimension(
 
     Args:
         x: ``(n, ...)`` tensor or array; each sample is flattened.
-        estimator: a registered estimator's name: ``"mle"`` (Levina-Bickel), ``"twonn"``, or
-            any of :func:`~lightning_dataprops.functional.estimators.available_estimators`.
+        estimator: a registered estimator's name: ``"mle"`` (the maximum-likelihood estimator
+            of Levina & Bickel, pooled as ``mle_variant`` says: MacKay-Ghahramani by default),
+            ``"twonn"``, or any of
+            :func:`~lightning_dataprops.functional.estimators.available_estimators`.
         k: neighbours for MLE (20 in the paper); TwoNN uses the first two.
         mle_variant: ``"mackay_ghahramani"`` (default, ``(k-1)`` with pooled mean, equals
             scikit-dimension's ``MLE``), ``"levina_bickel"`` (``(k-2)`` with arithmetic mean) or

@@ -27,6 +27,7 @@ from lightning_dataprops.functional._validation import (
     as_points,
     check_choice,
     power_of_two_scale,
+    warn_if_byte_images,
 )
 from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
@@ -371,6 +372,7 @@ def label_sharpness(
     check_choice(method, "method", METHODS)
     points, input_shape = as_points(x, device=device)
     labelled = kf_targets(y, int(points.shape[0]), target_type)
+    warn_if_byte_images(points, input_shape, "label_sharpness")
     if top_pairs < 1:
         raise ValueError(f"top_pairs must be >= 1, got {top_pairs}.")
     if method == "sampled" and n_pairs < 1:

@@ -295,7 +295,7 @@ class DatasetProperties:
 
     Attributes:
         d_data: the data's intrinsic dimension by the default estimator (:attr:`default_estimator`:
-            MLE, Levina-Bickel, the paper's estimator).
+            the paper's MLE, pooled as MacKay & Ghahramani, unless ``mle_variant`` said otherwise).
         d_data_twonn: the data's intrinsic dimension by TwoNN (Facco et al. 2017).
         K_F: label sharpness ``max |y_i - y_j| / ||x_i - x_j||``, or ``None`` without labels.
         n: number of samples given.

@@ -123,3 +123,23 @@ def test_unknown_method_and_fractional_class_targets() -> None:
         label_sharpness(torch.randn(10, 2), torch.arange(10) % 2, method="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fractional"):
         label_sharpness(torch.randn(10, 2), torch.rand(10), target_type="class")
+
+
+def test_byte_images_say_their_units_once_and_pixels_do_not(mnist) -> None:
+    """uint8 pixels give K_F in 1 / byte units (255x smaller than in [0, 1]): measured as given,
+    and said; the same images in [0, 1] (and non-image features in 0-255) are not warned."""
+    from lightning_dataprops.functional import ByteImagesWarning, dataset_properties
+
+    x, y = mnist[0][::16][:300], mnist[1][::16][:300]
+    assert len(set(y.tolist())) > 2
+    as_bytes = (x * 255).round().to(torch.uint8)
+    with pytest.warns(ByteImagesWarning, match=r"255 times smaller.*Divide the inputs by 255"):
+        in_bytes = label_sharpness(as_bytes, y).value
+    assert in_bytes == pytest.approx(label_sharpness(as_bytes.float() / 255, y).value / 255)
+    with pytest.warns(ByteImagesWarning):
+        dataset_properties(as_bytes.numpy(), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ByteImagesWarning)
+        label_sharpness(x, y)
+        label_sharpness(as_bytes.reshape(300, -1), y)  # features, not images
+        dataset_properties(as_bytes)  # no labels: d_data is scale-free
