@@ -69,6 +69,10 @@ class ForwardTrace:
     n_inputs: int
     reads: tuple[LeafRead, ...] = ()
     loose_uses: tuple[tuple[int, str], ...] = ()
+    output_read: int | None = None
+    """Index into ``reads`` of the leaf call whose output the pass returned (through
+    ``forward``: the tensor a ``forward_fn`` picks), or ``None`` when no leaf call's output is
+    returned as is (a functional operation after the last module)."""
 
     def sequence(self, names: Sequence[str] | None = None) -> list[str]:
         """Names called, in order, repeats included (only ``names`` when given)."""
@@ -134,6 +138,8 @@ class _Tracer:
         self._count: dict[str, int] = {}
         self._latest: dict[str, Tensor] = {}
         self._last: tuple[str, int, Tensor | None] | None = None
+        self.leaf_outputs: list[Tensor | None] = []
+        """Each leaf call's output tensor, in call order (one per entry of ``reads``)."""
 
     def returned(self, name: str, output: Any) -> None:
         self.calls.append((name, _rows(output)))
@@ -147,6 +153,17 @@ class _Tracer:
             self._latest[name] = rows
         if name in self._leaf_set:
             self._last = (name, call, rows)
+            self.leaf_outputs.append(tensor)
+
+    def output_read(self, result: Any) -> int | None:
+        """The last leaf call whose output is the tensor ``result`` holds (the same object)."""
+        returned = _tensor(result)
+        if returned is None:
+            return None
+        for index in range(len(self.leaf_outputs) - 1, -1, -1):
+            if self.leaf_outputs[index] is returned:
+                return index
+        return None
 
     def reading(self, name: str, module: nn.Module, args: Any, kwargs: Any) -> None:
         tensor = _tensor(args or tuple(kwargs.values()))
@@ -209,12 +226,17 @@ def trace_forward(
         handles = tracer.hooks()
         try:
             with uses:
-                model(inputs) if forward is None else forward(model, inputs)
+                result = model(inputs) if forward is None else forward(model, inputs)
         finally:
             for handle in handles:
                 handle.remove()
     return ForwardTrace(
-        tuple(tracer.calls), tracer.leaves, len(inputs), tuple(tracer.reads), tuple(uses.uses)
+        tuple(tracer.calls),
+        tracer.leaves,
+        len(inputs),
+        tuple(tracer.reads),
+        tuple(uses.uses),
+        output_read=tracer.output_read(result),
     )
 
 

@@ -1,6 +1,8 @@
 """The representation the output head reads: the default layer of d_repr and of the forecast.
 
-The head is the last module with parameters that the forward pass runs. What it reads is its
+The head is the last module with parameters that the forward pass runs up to the module whose
+output the pass returns (through ``forward_fn``: a second head or an auxiliary branch run after
+the picked logits is not the head). What it reads is its
 first argument at that call: captured by a hook on the head's input, it is right whatever
 produced it (a shared activation on its second call, a functional ``F.relu`` that no module
 hook sees, an in-place operation). It is named after the module whose output it is, when the
@@ -74,8 +76,10 @@ def find_head_input(trace: ForwardTrace) -> HeadInput:
     """The output head and what it reads, from the pass that ``trace`` recorded.
 
     The head is the last leaf module call with parameters (the last leaf call in a model
-    without any). ``trace`` compared, at that call, the head's input with the output of the
-    leaf call just before it and with the watched layers' latest outputs, exactly.
+    without any) up to the call whose output the pass returns (the tensor ``forward_fn``
+    picks, when a module's output is returned as is: a second head that runs later is not
+    it). ``trace`` compared, at that call, the head's input with the output of the leaf call
+    just before it and with the watched layers' latest outputs, exactly.
 
     Raises:
         ValueError: the model ran no submodule, or the head's input does not hold one row
@@ -97,8 +101,11 @@ def find_head_input(trace: ForwardTrace) -> HeadInput:
             "The model ran no submodule on an example input, so no layer can be monitored; pass "
             "`layers=` with module names."
         )
-    with_params = [read for read in trace.reads if read.has_params]
-    head = with_params[-1] if with_params else trace.reads[-1]
+    # Up to the call whose output the pass returned, when known: a second head or an
+    # auxiliary branch that runs after it is not what forward_fn picked.
+    ran = trace.reads if trace.output_read is None else trace.reads[: trace.output_read + 1]
+    with_params = [read for read in ran if read.has_params]
+    head = with_params[-1] if with_params else ran[-1]
     if head.rows is None:
         raise TypeError(
             f"The output head {head.name!r} (the last module with parameters to run) reads no "

@@ -312,6 +312,41 @@ def test_the_default_layer_is_what_the_head_reads(
     assert abs(pre_activation - expected) > 1e-3 * expected, "fc2 is not what the head reads"
 
 
+class TwoHeadCNN(TinyCNN):
+    """``(logits, aux_logits)``: an auxiliary head with its own hidden layer runs after the
+    main one, so the last module with parameters is not the head forward_fn picks."""
+
+    def __init__(self) -> None:
+        super().__init__(lr=0.0)
+        self.aux_head = nn.Sequential(nn.Linear(8 * 16, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        features = self.features(x)
+        return self.head(features), self.aux_head(features)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return nn.functional.cross_entropy(self(batch[0])[0], batch[1])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        del batch, batch_idx
+
+
+@pytest.mark.parametrize("pick", [0, 1])
+def test_the_head_is_the_one_forward_fn_picks(mnist_3_vs_8, tmp_path: Path, pick: int) -> None:
+    x, y = mnist_3_vs_8
+    options = DataPropsOptions(forward_fn=lambda m, x: m(x)[pick], overhead_budget=None)
+    monitor = RepresentationIDMonitor(options, max_samples=300)
+    net = TwoHeadCNN()
+    fit = trainer(tmp_path, [monitor], max_epochs=1, limit_train_batches=1)
+    fit.fit(net, datamodule=TensorDataModule(x, y))
+    assert monitor.head_input is not None
+    head, layer = ("head", "features.5") if pick == 0 else ("aux_head.2", "aux_head.1")
+    assert monitor.head_input.head == head and monitor.layer_names == [layer]
+    reads = net.head if pick == 0 else net.aux_head[2]
+    expected = _oracle(cloned(net, reads, _probe(x, y, 300), read="input"))
+    assert float(fit.callback_metrics[names.D_REPR_HEAD_INPUT]) == pytest.approx(expected, rel=1e-5)
+
+
 def test_a_functional_head_after_the_chosen_layer_is_a_warning(
     mnist_3_vs_8, tmp_path: Path
 ) -> None:
