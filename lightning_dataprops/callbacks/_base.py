@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
 from lightning_dataprops import names
-from lightning_dataprops.callbacks._budget import OverheadBudget, time_hooks
+from lightning_dataprops.callbacks._budget import OverheadBudget, epoch_work_seconds, time_hooks
 from lightning_dataprops.callbacks._data_source import DataSampling
 from lightning_dataprops.callbacks._factory import FactoryClash
 from lightning_dataprops.callbacks._failures import FailureIsolation, MeasurementFailedWarning
@@ -176,7 +176,12 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
         started = time.perf_counter()
         metrics = self.guarded(work, fn, *args)
         spent = self.budget.charge(trainer, work, time.perf_counter() - started)
-        return None if metrics is None else {**metrics, **spent}
+        if metrics is None:
+            return None
+        seconds = names.seconds(work)
+        if seconds in metrics:  # this epoch's total of this work over every callback
+            metrics[seconds] = epoch_work_seconds(trainer, work, metrics[seconds])
+        return {**metrics, **spent}
 
     MONITORED_PREFIX: str | None = None
     """Names this callback logs periodically; monitored ones are measured on schedule."""

@@ -47,6 +47,22 @@ _ledgers: weakref.WeakKeyDictionary[pl.Trainer, dict[OverheadBudget, float]] = (
 """Trainer -> seconds each callback's budget has spent in the trainer's current fit."""
 
 
+_epoch_seconds: weakref.WeakKeyDictionary[pl.Trainer, dict[tuple[int, str], float]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Trainer -> ``(epoch, work) -> seconds`` all callbacks spent on that work in that epoch."""
+
+
+def epoch_work_seconds(trainer: pl.Trainer, work: str, seconds: float) -> float:
+    """Add ``seconds`` of ``work`` (``"d_repr"``, ``"adv"``) to this epoch's total over every
+    callback of the trainer (two RepresentationIDMonitors on different layers) and return it:
+    what ``dataprops/time/<work>`` logs."""
+    totals = _epoch_seconds.setdefault(trainer, {})
+    key = (trainer.current_epoch, work)
+    totals[key] = totals.get(key, 0.0) + seconds
+    return totals[key]
+
+
 def _ledger(trainer: pl.Trainer) -> dict[OverheadBudget, float]:
     ledger = _ledgers.get(trainer)
     if ledger is None:
@@ -184,13 +200,14 @@ class OverheadBudget:
         # (282% at the fit-start pass) says nothing about the cost to the fit.
         if fit_time > 0 and trainer.global_step > self.start_step:
             metrics[names.OVERHEAD_FRACTION] = total / fit_time
-        for work, count in self.skipped.items():
-            # Work names are checked against names.TIMED_WORK when a callback class is defined
-            # (DataPropsCallback.TIMED_WORK); nothing here raises mid-fit.
+        for work in self.skipped:
+            # Postponements of this work by every callback of the trainer (two d_repr monitors
+            # count together). Work names are checked against names.TIMED_WORK when a callback
+            # class is defined (DataPropsCallback.TIMED_WORK); nothing here raises mid-fit.
+            count = sum(budget.skipped.get(work, 0) for budget in _ledger(trainer))
             known = work in names.TIMED_WORK
-            metrics[names.postponed(work) if known else f"{names.PREFIX}/postponed/{work}"] = float(
-                count
-            )
+            key = names.postponed(work) if known else f"{names.PREFIX}/postponed/{work}"
+            metrics[key] = float(count)
         return metrics
 
 

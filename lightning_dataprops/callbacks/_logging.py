@@ -19,6 +19,8 @@ import math
 import lightning.pytorch as pl
 import torch
 
+from lightning_dataprops.names import PREFIX
+
 
 def log_to_loggers(
     trainer: pl.Trainer,
@@ -65,7 +67,16 @@ def log_epoch_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
             prog_bar=False,
             logger=to_loggers,
             sync_dist=distributed,
+            reduce_fx=_reduction(name),
         )
+
+
+def _reduction(name: str) -> str:
+    """How Lightning reduces a value logged several times in one epoch: the overhead ledger's
+    running totals (``time/...``, ``postponed/...``), which several callbacks log in turn at an
+    epoch end, by their latest (largest) value; every other value is logged once (``mean``)."""
+    ledger = (f"{PREFIX}/time/", f"{PREFIX}/postponed/")
+    return "max" if name.startswith(ledger) else "mean"
 
 
 def forget_metrics(trainer: pl.Trainer, names: set[str]) -> None:

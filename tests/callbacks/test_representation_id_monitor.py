@@ -398,3 +398,25 @@ def test_a_compiled_submodule_logs_the_plain_model_names(mnist_3_vs_8, tmp_path:
             assert row["d_repr"] == pytest.approx(same["d_repr"], rel=1e-5)
     assert compiled_monitors[0].head_input is not None
     assert compiled_monitors[0].head_input.describe() == plain_monitors[0].head_input.describe()
+
+
+def test_two_monitors_add_up_their_time_and_postponements(mnist_3_vs_8, tmp_path: Path) -> None:
+    """Two d_repr monitors on different layers share dataprops/time/d_repr (this epoch's
+    seconds of both) and dataprops/postponed/d_repr (both monitors' count): Lightning had
+    averaged the two values each logged under one name."""
+    x, y = mnist_3_vs_8
+    layers = (["features.0"], ["features.5"])
+    monitors = [RepresentationIDMonitor(ON_SCHEDULE, max_samples=300, layers=on) for on in layers]
+    fit = trainer(tmp_path, monitors, max_epochs=1, limit_train_batches=2)
+    fit.fit(TinyCNN(lr=0.0), datamodule=TensorDataModule(x, y))
+    logged = float(fit.callback_metrics[names.seconds("d_repr")])
+    charged = sum(monitor.budget.last_cost["d_repr"] for monitor in monitors)
+    assert 0.8 * charged <= logged <= charged, (logged, charged)
+
+    tight = DataPropsOptions(overhead_budget=0.001)
+    monitors = [RepresentationIDMonitor(tight, max_samples=300, layers=on) for on in layers]
+    fit = trainer(tmp_path, monitors, max_epochs=4, limit_train_batches=2)
+    fit.fit(TinyCNN(lr=0.0), datamodule=TensorDataModule(x, y))
+    counts = [monitor.budget.skipped.get("d_repr", 0) for monitor in monitors]
+    assert min(counts) >= 1, counts
+    assert float(fit.callback_metrics[names.postponed("d_repr")]) == sum(counts)
