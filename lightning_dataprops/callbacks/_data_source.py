@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from lightning_dataprops.data import Sample, read_first_item, sample_dataset
 
 
-def _first_loader(loaders: Any) -> Any:
-    """The first loader of a loader, a CombinedLoader or a (nested) collection of loaders."""
+def _loaders(loaders: Any) -> list[Any]:
+    """Every loader of a loader, a CombinedLoader or a (nested) collection of loaders, in order."""
     iterables = getattr(loaders, "iterables", None)  # lightning's CombinedLoader
     if iterables is not None:
-        return _first_loader(iterables)
+        return _loaders(iterables)
     if isinstance(loaders, Mapping):
-        return _first_loader(next(iter(loaders.values()))) if loaders else None
+        return [found for value in loaders.values() for found in _loaders(value)]
     if isinstance(loaders, (list, tuple)):
-        return _first_loader(loaders[0]) if loaders else None
-    return loaders
+        return [found for value in loaders for found in _loaders(value)]
+    return [loaders]
+
+
+_told_first: weakref.WeakKeyDictionary[pl.Trainer, set[str]] = weakref.WeakKeyDictionary()
+"""Trainer -> the stages whose several loaders were said (once per trainer, not per callback)."""
+
+
+def _say_first_of(trainer: pl.Trainer, stage: str, count: int) -> None:
+    told = _told_first.setdefault(trainer, set())
+    if stage in told:
+        return
+    told.add(stage)
+    also = " and N, the training-set size of the forecast" if stage == "train" else ""
+    rank_zero_info(
+        f"The fit's {stage} data has {count} loaders (a list, dict or CombinedLoader): the "
+        f"dataprops callbacks measure the first one's dataset{also}. Give the first loader the "
+        "data to measure" + (", or n_train= for the total N." if stage == "train" else ".")
+    )
 
 
 def dataset_of(loader: Any) -> Any:
@@ -43,7 +62,10 @@ def fit_loader(trainer: pl.Trainer, stage: str = "train") -> Any | None:
     source = getattr(loop, "_data_source", None)
     if source is None or not source.is_defined():
         return None
-    return _first_loader(source.dataloader())
+    found = _loaders(source.dataloader())
+    if len(found) > 1:
+        _say_first_of(trainer, stage, len(found))
+    return found[0] if found else None
 
 
 def _loader_batch_size(loader: Any) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from lightning_dataprops import (
     check_label_sharpness,
@@ -384,3 +384,27 @@ def test_duplicated_inputs_are_counted_and_said(
     props = dataset_properties(x, y)
     assert _metric(fit, names.D_DATA) == pytest.approx(props.d_data, rel=1e-5)
     assert props.duplicates.n_duplicates == 200
+
+
+def test_several_training_loaders_say_which_one_is_measured(
+    mnist_3_vs_8, tmp_path: Path, lightning_log: pytest.LogCaptureFixture
+) -> None:
+    """A list of training loaders: the first one's dataset is measured (N = its size), and the
+    fit says so once, however many callbacks read the data."""
+    x, y = mnist_3_vs_8
+    first = DataLoader(TensorDataset(x[:400], y[:400]), batch_size=64)
+    second = DataLoader(TensorDataset(x[400:600], y[400:600]), batch_size=64)
+    callbacks = default_callbacks(
+        max_samples=300, repr_max_samples=100, robustness_every_n_epochs=0
+    )
+    fit = trainer(tmp_path, callbacks, max_epochs=1, limit_train_batches=1)
+
+    class TwoLoaders(TinyCNN):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            losses = [TinyCNN.training_step(self, part, batch_idx) for part in batch]
+            return torch.stack(losses).sum()
+
+    fit.fit(TwoLoaders(), train_dataloaders=[first, second])
+    assert _metric(fit, names.N_TRAIN) == 400
+    said = [line for line in lightning_log.text.splitlines() if "has 2 loaders" in line]
+    assert len(said) == 1 and "n_train=" in said[0], said
