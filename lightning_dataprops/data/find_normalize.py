@@ -196,8 +196,9 @@ def _warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
         return
     rank_zero_warn(
         f"{owner}: the image inputs lie in [{low:.4g}, {high:.4g}], not in [0, 1], and no "
-        "Normalize(mean, std) was found in the Dataset (a hand-written normalisation, such as "
-        "a lambda, has no .mean/.std to find; uint8 images stay in 0-255). d_data and K_F are "
+        "Normalize(mean, std) was found in the Dataset (only objects whose class name contains "
+        "Normalize, with .mean and .std, are: a lambda or a class of another name is not; "
+        "uint8 images stay in 0-255). d_data and K_F are "
         "therefore in these input units, not the pixel units of the references and of "
         "`dataprops measure`. Pass normalization=(mean, std) (the values your transform uses; "
         "(0.0, 1 / 255) for 0-255 pixels) to measure pixels, or normalization=None to keep the "
