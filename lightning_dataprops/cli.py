@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -367,8 +368,9 @@ def _measure(args: argparse.Namespace) -> int:
                 index_map=index_map,
             )
         )
-        print(_spread_text(report))
-        print(_check_text(report))
+        for paragraph in (_spread_text(report), _check_text(report)):
+            # Long paragraphs wrapped for a terminal, one per line of text.
+            print("\n".join(textwrap.fill(line, width=100) for line in paragraph.splitlines()))
     return 0
 
 

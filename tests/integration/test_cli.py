@@ -291,9 +291,14 @@ def test_report_prints_the_sharp_label_verdict(
 ) -> None:
     code, out, err = _run(capsys, "measure", "--no-progress")
     assert code == 0, err
-    assert "Sharp-label check, at the references' sample size and image format (the gray28" in out
-    assert ": not sharp. Median label sharpness K_F(0.5) =" in out
-    assert "measured on 1000 samples (a seeded class-stratified subsample of the 1797 given)" in out
+    flat = " ".join(out.split())  # paragraphs are wrapped at 100 columns for a terminal
+    paragraph = out[out.index("Sharp-label check") :].splitlines()
+    assert len(paragraph) > 3 and max(len(line) for line in paragraph) <= 100
+    assert "Sharp-label check, at the references' sample size and image format (the gray28" in flat
+    assert ": not sharp. Median label sharpness K_F(0.5) =" in flat
+    assert (
+        "measured on 1000 samples (a seeded class-stratified subsample of the 1797 given)" in flat
+    )
     generator = np.random.default_rng(0)
     ages = tmp_path / "ages.npz"
     np.savez(ages, images=generator.random((120, 12, 12)), labels=generator.random(120) * 60)

@@ -24,7 +24,7 @@ def test_measure_reports_the_estimators_and_their_spread(
     )
     assert document["estimators_disagree"] == spread["message"]
     assert main(argv) == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # paragraphs are wrapped for a terminal
     assert "Intrinsic dimension by estimator" in text
     assert ("DISAGREE" in text) == spread["disagree"]
     if spread["disagree"]:
