@@ -120,6 +120,8 @@ class ScalingForecastMonitor(DataPropsCallback):
         self.last_forecast: ScalingForecast | None = None
         self._told: set[str] = set()
         self._last_d_repr: float | None = None
+        self._unusable: str | None = None
+        """Why the last inputs could not be used (said once by ``_required``)."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or not self.start_fit(trainer):
@@ -140,21 +142,23 @@ class ScalingForecastMonitor(DataPropsCallback):
         missing = [key for key, value in values.items() if value is None]
         if missing:
             needs = "; ".join(f"{key} (logged by {_PROVIDERS[key]})" for key in missing)
+            self._unusable = f"trainer.callback_metrics lacks {needs}"
             self._tell_once(
                 "missing",
-                f"no forecast: trainer.callback_metrics lacks {needs}. Attach that callback "
-                "before this one (or use lightning_dataprops.default_callbacks()); if it is "
-                "attached, its own warning says why it logged nothing.",
+                f"no forecast: {self._unusable}. Attach that callback before this one (or use "
+                "lightning_dataprops.default_callbacks()); if it is attached, its own warning "
+                "says why it logged nothing.",
             )
             return None
         found = {key: float(value) for key, value in values.items() if value is not None}
         if not 0 < found[names.K_F] < math.inf:
-            self._tell_once(
-                "kf",
-                f"no forecast: K_F = {found[names.K_F]} (infinite: two differently-labelled "
-                "identical inputs; 0: no two labels differ), so the bound is undefined.",
+            self._unusable = (
+                f"K_F = {found[names.K_F]} (infinite: two differently-labelled identical inputs; "
+                "0: no two labels differ), so the bound is undefined"
             )
+            self._tell_once("kf", f"no forecast: {self._unusable}.")
             return None
+        self._unusable = None
         return found
 
     def _d_repr(self, trainer: pl.Trainer) -> float | None:
@@ -245,9 +249,8 @@ class ScalingForecastMonitor(DataPropsCallback):
         inputs = self._required(trainer)
         val_loss = self.val_loss(trainer)
         if inputs is None or val_loss is None or self.calibration_csv is None:
-            self._tell_once(
-                "csv", f"this run is not added to {self.calibration_csv}: no validation loss."
-            )
+            why = self._unusable if inputs is None else f"no validation loss ({self.val_loss_key})"
+            self._tell_once("csv", f"this run is not added to {self.calibration_csv}: {why}.")
             return
         append_run_csv(
             self.calibration_csv,
@@ -256,6 +259,7 @@ class ScalingForecastMonitor(DataPropsCallback):
                 "d_data": inputs[names.D_DATA],
                 "label_sharpness": inputs[names.K_F],
                 "test_loss": val_loss,
-                "epochs": trainer.current_epoch + 1,
+                # Epochs trained (begun): after the fit, current_epoch counts the finished ones.
+                "epochs": trainer.fit_loop.epoch_progress.current.ready,
             },
         )

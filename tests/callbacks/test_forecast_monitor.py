@@ -63,6 +63,27 @@ def test_follows_the_scaling_law_from_the_logged_values(mnist_3_vs_8, tmp_path: 
     )
     rows = csv.read_text().splitlines()
     assert rows[0].startswith("n_train,d_data,label_sharpness,test_loss") and len(rows) == 2
+    assert rows[0].split(",")[-1] == "epochs" and rows[1].split(",")[-1] == "2"  # max_epochs=2
+
+
+def test_a_run_left_out_of_the_calibration_csv_says_why(mnist_3_vs_8, tmp_path: Path) -> None:
+    """An infinite K_F (one image under two labels) keeps the run out of the CSV: the message
+    names K_F, not a validation loss the fit has."""
+    x, y = mnist_3_vs_8
+    x, y = x.clone(), y.clone()
+    x[1], y[1] = x[0], 1 - y[0]
+    csv = tmp_path / "runs.csv"
+    callbacks = [
+        DatasetPropertiesMonitor(max_samples=len(x)),
+        ScalingForecastMonitor(calibration_csv=csv),
+    ]
+    fit = trainer(tmp_path, callbacks, max_epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y))
+    said = [str(w.message) for w in caught if "not added to" in str(w.message)]
+    assert len(said) == 1 and "K_F = inf" in said[0] and "validation" not in said[0], said
+    assert not csv.exists()
 
 
 def test_a_chosen_layer_that_is_not_logged_is_named(mnist_3_vs_8, tmp_path: Path) -> None:
