@@ -169,17 +169,24 @@ def read_runs_csv(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     try:
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in CALIBRATION_COLUMNS if c not in (reader.fieldnames or [])]
+            # "n_train, d_data, ..." (spaces after the commas) names the same columns.
+            found = [name.strip() for name in reader.fieldnames or []]
+            reader.fieldnames = found
+            missing = [c for c in CALIBRATION_COLUMNS if c not in found]
             if missing:
                 raise ValueError(
-                    f"{path} lacks the column(s) {missing}; it needs {list(CALIBRATION_COLUMNS)}."
+                    f"{path} lacks the column(s) {missing}; it needs {list(CALIBRATION_COLUMNS)} "
+                    f"and has {found}."
                 )
             rows = []
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
                 try:
                     rows.append({c: float(row[c]) for c in CALIBRATION_COLUMNS})
                 except (TypeError, ValueError):
-                    raise ValueError(f"{path}, line {line}: not a number in {row}") from None
+                    # line_num: the file's line (blank lines, which the reader skips, counted).
+                    raise ValueError(
+                        f"{path}, line {reader.line_num}: not a number in {row}"
+                    ) from None
             return rows
     except FileNotFoundError:
         raise FileNotFoundError(f"runs file {path} does not exist") from None

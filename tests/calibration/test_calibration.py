@@ -71,7 +71,9 @@ def test_load_errors_say_what_is_wrong(tmp_path: Path) -> None:
     ("content", "match"),
     [
         ("n_train,d_data\n1,2\n", "lacks the column"),
-        ("n_train,d_data,label_sharpness,test_loss\n100,10,0.3,abc\n", "not a number"),
+        ("n_train,d_data\n1,2\n", "has ['n_train', 'd_data']"),
+        ("n_train,d_data,label_sharpness,test_loss\n100,10,0.3,abc\n", "line 2: not a number"),
+        ("n_train,d_data,label_sharpness,test_loss\n1,10,0.3,0.2\n\n9,9,x,1\n", "line 4: not"),
         ("n_train,d_data,label_sharpness,test_loss\n", "No runs"),
         ("n_train,d_data,label_sharpness,test_loss\n100,10,0.3,-1\n", "positive"),
     ],
@@ -84,6 +86,14 @@ def test_bad_calibration_input(
     assert main(["calibrate", str(path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("dataprops: error:") and match in error and "Traceback" not in error
+
+
+def test_a_header_with_spaces_after_the_commas_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    path.write_text("n_train, d_data, label_sharpness, test_loss\n500, 10, 0.3, 0.2\n")
+    assert read_runs_csv(path) == [
+        {"n_train": 500.0, "d_data": 10.0, "label_sharpness": 0.3, "test_loss": 0.2}
+    ]
 
 
 def test_reproduction_constant_is_shipped() -> None:
