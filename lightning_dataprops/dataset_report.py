@@ -37,6 +37,7 @@ from lightning_dataprops import names
 from lightning_dataprops.data import Sample
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, check_normalization, pixel_inputs
+from lightning_dataprops.findings.format import format_label
 from lightning_dataprops.functional._validation import ByteImagesWarning, nonfinite_items
 from lightning_dataprops.functional.constants import (
     DEFAULT_CHECK_SAMPLES,
@@ -105,7 +106,8 @@ class DatasetReport:
         if self.check is not None:
             return self.check.explain(index_map=self.check_index_map)
         shown = ", ".join(
-            f"{self.indices[p.i]} and {self.indices[p.j]} (labels {p.label_i} vs {p.label_j})"
+            f"{self.indices[p.i]} and {self.indices[p.j]} "
+            f"(labels {format_label(p.label_i)} vs {format_label(p.label_j)})"
             for p in self.raw_conflicts[:5]
         )
         return (

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from lightning_dataprops.findings.format import format_number
+from lightning_dataprops.findings.format import format_label, format_number
 from lightning_dataprops.findings.html_page import Verdict, card, figure_tag
 
 __all__ = ["result_card"]
@@ -69,7 +69,8 @@ def _sharpness_rows(result: Any, index_map: Sequence[int] | None = None) -> list
         rows.append(
             (
                 "closest pair",
-                f"samples {i} and {j} (labels {top.label_i} vs {top.label_j}), "
+                f"samples {i} and {j} "
+                f"(labels {format_label(top.label_i)} vs {format_label(top.label_j)}), "
                 f"distance {_d(top.distance)}",
             )
         )

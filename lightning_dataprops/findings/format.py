@@ -44,12 +44,17 @@ def format_number(value: float | int | None, digits: int = 4, *, fixed: bool = F
 
 def format_label(value: Any) -> str:
     """A target label for people: class ids as they are, regression targets with four
-    significant digits, anything else by ``str``.
+    significant digits (each value of a vector target, in parentheses), anything else by
+    ``str``.
 
     Example:
         >>> format_label(1), format_label(2.0), format_label(float("inf"))
         ('1', '2', 'inf')
+        >>> format_label((0.123456, -2.0)), format_label(0.21693679690361023)
+        ('(0.1235, -2)', '0.2169')
     """
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(format_label(part) for part in value) + ")"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int):

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from lightning_dataprops.findings._jsonable import to_jsonable
 from lightning_dataprops.findings.format import format_label, format_number, markdown_cell
-from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.results import Label, LabelSharpnessResult, SharpPair
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,7 +25,7 @@ class PairExample:
     Attributes:
         index_i: index of the first input in the dataset (not in the sample).
         index_j: index of the second input in the dataset.
-        label_i: label of the first input.
+        label_i: label of the first input (a vector target's values as a tuple).
         label_j: label of the second input.
         distance: Euclidean distance ``||x_i - x_j||_2`` of the inputs as measured.
         sharpness: ``|y_i - y_j| / distance`` (``inf`` for a label conflict).
@@ -36,8 +36,8 @@ class PairExample:
 
     index_i: int
     index_j: int
-    label_i: float | int
-    label_j: float | int
+    label_i: Label
+    label_j: Label
     distance: float
     sharpness: float
     conflict: bool = False
@@ -153,7 +153,7 @@ class SharpPairsFinding:
             class_names=None if class_names is None else tuple(str(c) for c in class_names),
         )
 
-    def label_text(self, label: float | int) -> str:
+    def label_text(self, label: Label) -> str:
         """A label for people: ``"1 (pneumonia)"`` with class names, else the id.
 
         Example:

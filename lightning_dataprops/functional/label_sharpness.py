@@ -33,7 +33,7 @@ from lightning_dataprops.functional.config import resolve_memory_budget
 from lightning_dataprops.functional.constants import DEFAULT_CONFLICT_RTOL
 from lightning_dataprops.functional.distributed import sharded_knn_search
 from lightning_dataprops.functional.knn import NeighborGraph, exact_distances, knn_search
-from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.results import Label, LabelSharpnessResult, SharpPair
 from lightning_dataprops.functional.robust_sharpness import (
     robust_sharpness,
     warn_conflicts,
@@ -92,11 +92,11 @@ def _in_given_units(
     )
 
 
-def _label_value(targets: Tensor, index: int) -> float | int:
+def _label_value(targets: Tensor, index: int) -> Label:
     value = targets[index]
     if value.ndim == 0:
         return int(value) if not value.is_floating_point() else float(value)
-    return float(value[0]) if value.numel() == 1 else float(torch.linalg.vector_norm(value))
+    return float(value[0]) if value.numel() == 1 else tuple(float(v) for v in value.flatten())
 
 
 def _pairs_from_candidates(

@@ -93,15 +93,21 @@ class IntrinsicDimensionResult:
         return result_card(self)
 
 
+Label = int | float | tuple[float, ...]
+"""A target as reported with a pair: a class id, a regression value, or the vector of a
+multi-output regression target (``(n, t)`` targets, ``t > 1``)."""
+
+
 @dataclass(frozen=True)
 class SharpPair:
-    """Two samples with different labels and their sharpness ``|y_i - y_j| / ||x_i - x_j||``."""
+    """Two samples with different labels and their sharpness ``|y_i - y_j| / ||x_i - x_j||``
+    (``||y_i - y_j||`` for vector targets, whose labels are the vectors)."""
 
     i: int
     j: int
     distance: float
-    label_i: float | int
-    label_j: float | int
+    label_i: Label
+    label_j: Label
     sharpness: float
 
     def to_dict(self) -> dict[str, Any]:

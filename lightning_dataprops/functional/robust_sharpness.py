@@ -80,8 +80,11 @@ def warn_conflicts(conflicts: Sequence[SharpPair], *, stacklevel: int = 3) -> No
     """One :class:`LabelConflictWarning` listing the first conflicting pairs (none: silent)."""
     if not conflicts:
         return
+    from lightning_dataprops.findings.format import format_label  # a leaf module
+
     shown = ", ".join(
-        f"({p.i}, {p.j}: labels {p.label_i} vs {p.label_j}, distance {p.distance:.3g})"
+        f"({p.i}, {p.j}: labels {format_label(p.label_i)} vs {format_label(p.label_j)}, "
+        f"distance {p.distance:.3g})"
         for p in conflicts[:5]
     )
     more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""

@@ -48,7 +48,7 @@ from lightning_dataprops.findings import (
     SharpPairsFinding,
     TextFinding,
 )
-from lightning_dataprops.findings.format import format_number
+from lightning_dataprops.findings.format import format_label, format_number
 from lightning_dataprops.findings.render import pair_display
 from lightning_dataprops.integrations._common import FOLDER
 
@@ -149,8 +149,7 @@ def _sharpest_pairs(logger: Any, finding: SharpPairsFinding, step: int) -> list[
                 rank,
                 pair.index_i,
                 pair.index_j,
-                pair.label_i,
-                pair.label_j,
+                *(_cell(label) for label in (pair.label_i, pair.label_j)),
                 pair.distance,
                 float(pair.sharpness),  # inf for a conflict: W&B stores Infinity
                 None if image is None else wandb.Image(image, caption=caption),
@@ -158,6 +157,11 @@ def _sharpest_pairs(logger: Any, finding: SharpPairsFinding, step: int) -> list[
         )
     logger.log_table(key=names.SHARPEST_PAIRS, columns=columns, data=rows, step=step)
     return [f"table {names.SHARPEST_PAIRS}"]
+
+
+def _cell(label: Any) -> Any:
+    """A table cell of one label: numbers as numbers (sortable), a vector target as text."""
+    return format_label(label) if isinstance(label, tuple) else label
 
 
 def _representation_profile(logger: Any, finding: ReprProfileFinding, step: int) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lightning_dataprops.data.selection import check_max_samples, select_indices
+from lightning_dataprops.findings.format import format_label
 from lightning_dataprops.functional._validation import as_tensor
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
 from lightning_dataprops.functional.label_sharpness import label_sharpness
@@ -159,7 +160,8 @@ class SharpnessCheck:
             )
         if self.conflicts:
             shown = ", ".join(
-                f"{index(p.i)} and {index(p.j)} (labels {p.label_i} vs {p.label_j}, "
+                f"{index(p.i)} and {index(p.j)} "
+                f"(labels {format_label(p.label_i)} vs {format_label(p.label_j)}, "
                 f"distance {p.distance:.3g})"
                 for p in self.conflicts[:5]
             )
@@ -173,8 +175,8 @@ class SharpnessCheck:
             parts.append(
                 f"The closest differently-labelled pair is samples {index(top.i)} and "
                 f"{index(top.j)} (labels "
-                f"{top.label_i} vs {top.label_j}, distance {top.distance:.3g} between protocol "
-                "images)."
+                f"{format_label(top.label_i)} vs {format_label(top.label_j)}, "
+                f"distance {top.distance:.3g} between protocol images)."
             )
         if self.statistic_is_sharp:
             parts += [_IMPLICATIONS, _ADVICE]

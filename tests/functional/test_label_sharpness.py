@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -143,3 +144,23 @@ def test_byte_images_say_their_units_once_and_pixels_do_not(mnist) -> None:
         label_sharpness(x, y)
         label_sharpness(as_bytes.reshape(300, -1), y)  # features, not images
         dataset_properties(as_bytes)  # no labels: d_data is scale-free
+
+
+def test_vector_targets_report_their_vectors() -> None:
+    """(n, t) regression targets: a pair's labels are the target vectors, so that
+    ||y_i - y_j|| / distance is its sharpness (they were reported as the vectors' norms)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 5, generator=generator, dtype=torch.float64)
+    y = torch.randn(300, 2, generator=generator, dtype=torch.float64)
+    result = label_sharpness(x, y)
+    for pair in result.pairs:
+        assert isinstance(pair.label_i, tuple) and len(pair.label_i) == 2
+        assert (
+            tuple(y[pair.i].tolist()) == pair.label_i and tuple(y[pair.j].tolist()) == pair.label_j
+        )
+        gap = float(torch.linalg.vector_norm(y[pair.i] - y[pair.j]))
+        assert gap / pair.distance == pytest.approx(pair.sharpness, rel=1e-9)
+    assert result.pairs[0].sharpness == pytest.approx(result.value, rel=1e-12)
+    assert json.loads(json.dumps(result.to_dict()))["pairs"][0]["label_i"] == list(
+        result.pairs[0].label_i
+    )
