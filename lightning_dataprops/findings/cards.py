@@ -130,7 +130,7 @@ def _sharpness_check(check: Any) -> str:
         (
             "natural images",
             f"{_d(check.band.minimum)}-{_d(check.band.maximum)} "
-            f"({check.band.count} samples, N = {check.band.measured_n})",
+            f"({check.band.count} draws of N = {check.band.measured_n} images)",
         ),
         ("exact K_F", _d(check.K_F)),
         ("sample", f"{check.n:,} images, {check.n_classes} classes, {check.protocol} format"),

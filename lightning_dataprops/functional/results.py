@@ -37,7 +37,8 @@ class IntrinsicDimensionResult:
         n_input: samples given.
         input_shape: shape of one input sample.
         stderr: standard error (TwoNN's asymptotic one, or the bootstrap's), if known.
-        ci95: a 95% confidence interval, if known.
+        ci95: a 95% confidence interval of the sampling noise (not of the estimator's bias:
+            docs/methods.md), if known.
         n_bootstrap: number of bootstrap resamples behind ``stderr`` (0: none).
         duplicates: the duplicates that were found and collapsed.
         n_ties: samples whose neighbour distances were tied (equal within a relative
