@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default=None,
         metavar="HTML",
-        help="where to write the page (default: LOG_DIR/dataprops/run_report.html)",
+        help="where to write the page (default: LOG_DIR/dataprops/run_report.html; for an MLflow "
+        "store, run_report.html beside it)",
     )
     calibrate = commands.add_parser(
         "calibrate",
