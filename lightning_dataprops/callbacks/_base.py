@@ -288,7 +288,10 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # After every on_fit_end (the forecast publishes there) and before the loggers are
         # finalized: the last active dataprops callback writes the run report, once per fit.
-        if stage != "fit" or not self.active or not trainer.is_global_zero:
+        if stage != "fit" or not self.active:
+            return
+        self.budget.stop(trainer)
+        if not trainer.is_global_zero:
             return
         ours = [
             callback

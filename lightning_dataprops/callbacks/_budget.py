@@ -111,6 +111,8 @@ class OverheadBudget:
         self.last_charged: str | None = None
         self.start_step = 0
         self._trainer: weakref.ref[pl.Trainer] | None = None
+        self.stopped: float | None = None
+        """The fit's own seconds, frozen when it ended (``None`` while it runs)."""
 
     def start(self, trainer: pl.Trainer) -> None:
         """The fit starts now (called in ``setup``): nothing spent, nothing postponed yet."""
@@ -121,6 +123,7 @@ class OverheadBudget:
         self.last_cost.clear()
         self.skipped.clear()
         self.hook_rest.clear()
+        self.stopped = None
         self._trainer = weakref.ref(trainer)
         _ledger(trainer)[self] = 0.0
 
@@ -154,8 +157,17 @@ class OverheadBudget:
         return float(sum(_ledger(trainer).values()))
 
     def fit_time(self, trainer: pl.Trainer) -> float:
-        """Seconds of the fit's own work so far (wall time minus the callbacks' time)."""
+        """Seconds of the fit's own work so far (wall time minus the callbacks' time); after
+        :meth:`stop`, the fit's total (the time a script spends after the fit is not the fit's:
+        a checkpoint saved then resumes from the fit's own time)."""
+        if self.stopped is not None:
+            return self.stopped
         return max(0.0, time.perf_counter() - self.started - self.spent(trainer))
+
+    def stop(self, trainer: pl.Trainer) -> None:
+        """The fit's training is over (``teardown``): its own time stops counting."""
+        if self.stopped is None:
+            self.stopped = self.fit_time(trainer)
 
     def allows(self, trainer: pl.Trainer, what: str) -> bool:
         """Whether ``what`` fits in the budget now; the same answer on every rank."""
