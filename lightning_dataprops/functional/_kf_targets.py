@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from lightning_dataprops._warnings import warn_from_rank_zero
-from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.results import LabelSharpnessResult, pairs_at
 from lightning_dataprops.functional.targets import normalize_targets
 
 
@@ -55,13 +55,9 @@ class KFTargets:
         if self.index is None:
             return result
         positions = self.index.tolist()
-
-        def back(pairs: tuple[SharpPair, ...]) -> tuple[SharpPair, ...]:
-            return tuple(replace(p, i=positions[p.i], j=positions[p.j]) for p in pairs)
-
         robust = result.robust
         if robust is not None:
-            robust = replace(robust, conflicts=back(robust.conflicts))
+            robust = replace(robust, conflicts=pairs_at(robust.conflicts, positions))
         warn_from_rank_zero(
             f"K_F left out {self.n_unlabelled} of {self.n_given} samples whose class id is "
             "negative (unlabelled, e.g. scikit-learn's -1): they are not a class. Measurements "
@@ -71,8 +67,8 @@ class KFTargets:
         )
         return replace(
             result,
-            pairs=back(result.pairs),
-            conflicts=back(result.conflicts),
+            pairs=pairs_at(result.pairs, positions),
+            conflicts=pairs_at(result.conflicts, positions),
             robust=robust,
             n_unlabelled=self.n_unlabelled,
         )

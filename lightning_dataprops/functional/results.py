@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
@@ -121,6 +121,19 @@ class SharpPair:
             "label_j": self.label_j,
             "sharpness": json_float(self.sharpness),
         }
+
+
+def pairs_at(pairs: Sequence[SharpPair], positions: Sequence[int]) -> tuple[SharpPair, ...]:
+    """``pairs`` measured on a subset, with their indices turned into ``positions[i]``: indices
+    among the samples the subset was taken from.
+
+    Example:
+        >>> pair = SharpPair(i=0, j=1, distance=2.0, label_i=0, label_j=1, sharpness=0.5)
+        >>> moved = pairs_at([pair], [4, 9])[0]
+        >>> moved.i, moved.j
+        (4, 9)
+    """
+    return tuple(replace(p, i=positions[p.i], j=positions[p.j]) for p in pairs)
 
 
 @dataclass(frozen=True)

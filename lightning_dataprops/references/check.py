@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from lightning_dataprops.findings.format import format_label
 from lightning_dataprops.functional._validation import as_tensor
 from lightning_dataprops.functional.constants import DEFAULT_CHECK_SAMPLES
 from lightning_dataprops.functional.label_sharpness import label_sharpness
-from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair
+from lightning_dataprops.functional.results import LabelSharpnessResult, SharpPair, pairs_at
 from lightning_dataprops.functional.robust_sharpness import conflicts_said_elsewhere
 from lightning_dataprops.functional.targets import normalize_targets, unlabelled_mask
 from lightning_dataprops.references.bands import ReferenceBand, reference_band, reference_rule
@@ -331,7 +331,10 @@ def check_label_sharpness(
     # samples measured.
     band = reference_band(result.n, labels.n_classes, protocol, statistic)
     threshold = tolerance * band.maximum
-    conflicts = _given_positions(result.conflicts, positions)
+    # Pair indices among the inputs given, also when a subsample was measured.
+    given = None if positions is None else positions.tolist()
+    pairs = tuple(result.pairs) if given is None else pairs_at(result.pairs, given)
+    conflicts = tuple(result.conflicts) if given is None else pairs_at(result.conflicts, given)
     return SharpnessCheck(
         is_sharp=value > threshold or bool(conflicts),
         statistic=statistic,
@@ -341,7 +344,7 @@ def check_label_sharpness(
         ratio=value / band.maximum,
         band=band,
         K_F=result.value,
-        pairs=_given_positions(result.pairs, positions),
+        pairs=pairs,
         conflicts=conflicts,
         per_class_pair=dict(robust.per_class_pair),
         protocol=protocol,
@@ -349,7 +352,7 @@ def check_label_sharpness(
         n_classes=labels.n_classes,
         input_shape=tuple(images.shape[1:]),
         n_given=n,
-        positions=None if positions is None else tuple(positions.tolist()),
+        positions=None if given is None else tuple(given),
     )
 
 
@@ -362,13 +365,3 @@ def _check_positions(
         return None
     chosen = select_indices(labelled.numel(), values.cpu()[labelled], max_samples, True, seed)
     return labelled[torch.from_numpy(chosen)]
-
-
-def _given_positions(
-    pairs: Sequence[SharpPair], positions: torch.Tensor | None
-) -> tuple[SharpPair, ...]:
-    """Pairs of the subsample with their indices into the inputs given."""
-    if positions is None:
-        return tuple(pairs)
-    given = positions.tolist()
-    return tuple(replace(p, i=given[p.i], j=given[p.j]) for p in pairs)
