@@ -8,13 +8,12 @@ same pixel units, rather than losing it with ``d_data``.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from lightning_dataprops import names
 from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.data import Sample
 from lightning_dataprops.data.normalization import Normalization, pixel_inputs
-from lightning_dataprops.dataset_report import pairs_json
 from lightning_dataprops.functional import LabelSharpnessResult, label_sharpness
 from lightning_dataprops.functional._validation import TooFewSamplesError
 from lightning_dataprops.functional.targets import TargetType
@@ -29,9 +28,9 @@ def k_f_alone(
     *,
     top_pairs: int,
     owner: str,
-) -> tuple[dict[str, Any], LabelSharpnessResult]:
-    """``(state, result)``: the fit-start state holding ``K_F`` (no ``d_data``) and the exact
-    ``K_F`` result, said once with why ``d_data`` is missing.
+) -> tuple[dict[str, float], LabelSharpnessResult]:
+    """``(metrics, result)``: the fit-start metrics of ``K_F`` measured alone (no ``d_data``)
+    and the exact ``K_F`` result, said once with why ``d_data`` is missing.
 
     Raises:
         TooFewSamplesError: ``error`` again when the sample has no targets (nothing is left to
@@ -55,20 +54,9 @@ def k_f_alone(
         f"{result.n} samples: K_F = {result.value:.4g} ({said}see dataprops/K_F and the "
         "sharpest pairs). The scaling-law forecast needs d_data and is not made."
     )
-    state = {
-        "metrics": {
-            names.K_F: result.value,
-            names.N_SAMPLES: float(len(sample)),
-            names.N_LABEL_CONFLICTS: float(conflicts),
-        },
-        "n": len(sample),
-        "input_shape": list(sample.input_shape),
-        "duplicates": None,
-        "pairs": pairs_json(result, sample.indices.tolist()),
-        "sharpest_pairs": None,
-        "normalization": None if normalization is None else list(normalization),
-        "assessment": None,
-        "estimators_disagree": None,
-        "estimator_notes": {},
+    metrics = {
+        names.K_F: result.value,
+        names.N_SAMPLES: float(len(sample)),
+        names.N_LABEL_CONFLICTS: float(conflicts),
     }
-    return state, result
+    return metrics, result

@@ -13,6 +13,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_dataprops import names
 from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions, untouched_rng
+from lightning_dataprops.callbacks._fit_start_state import (
+    fit_start_state,
+    pair_inputs,
+    plain_pairs,
+)
 from lightning_dataprops.callbacks._k_f_alone import k_f_alone
 from lightning_dataprops.callbacks._normalize import (
     NormalizationOption,
@@ -22,7 +27,7 @@ from lightning_dataprops.callbacks._normalize import (
 from lightning_dataprops.data import Sample, class_names_of
 from lightning_dataprops.data.find_normalize import auto_normalization
 from lightning_dataprops.data.normalization import Normalization, pixel_inputs
-from lightning_dataprops.dataset_report import DatasetReport, measure_dataset
+from lightning_dataprops.dataset_report import DatasetReport, measure_dataset, pairs_json
 from lightning_dataprops.findings import (
     PairExample,
     RunSummaryFinding,
@@ -277,10 +282,12 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 progress=self.show_progress(trainer),
             )
         except TooFewSamplesError as error:  # no d_data; K_F needs only two labelled samples
-            state, sharpness = k_f_alone(
+            metrics, sharpness = k_f_alone(
                 sample, self._stats, error, top_pairs=self.top_pairs, owner=type(self).__name__
             )
             normalization, index_map = self._stats, tuple(sample.indices.tolist())
+            pairs = pairs_json(sharpness, index_map)
+            state = fit_start_state(metrics, len(sample), sample.input_shape, pairs, normalization)
         else:
             state = self._state_of(report)
             sharpness = report.properties.label_sharpness_result
@@ -295,8 +302,8 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 index_map=index_map,
                 class_names=class_names_of(self._dataset),
             )
-            state["sharpest_pairs"] = None if self._pairs is None else _plain_pairs(self._pairs)
-            self._pair_inputs = None if self._pairs is None else _pair_inputs(self._pairs)
+            state["sharpest_pairs"] = None if self._pairs is None else plain_pairs(self._pairs)
+            self._pair_inputs = None if self._pairs is None else pair_inputs(self._pairs)
         n_train = self._training_set_size(sample)
         if n_train is not None:
             state["metrics"][names.N_TRAIN] = float(n_train)
@@ -329,24 +336,22 @@ class DatasetPropertiesMonitor(DataPropsCallback):
                 f"the {props.n - duplicates.n_duplicates} distinct ones, K_F on all of them "
                 "(dataprops/n_duplicates)."
             )
-        message = report.message()
-        return {
-            "metrics": report.metrics(),
-            "n": props.n,
-            "input_shape": list(props.input_shape),
-            "duplicates": props.duplicates.n_duplicates,
-            "pairs": report.pairs(),
-            "sharpest_pairs": None,  # the pairs' finding, without its inputs (set by _measure)
-            "normalization": None if report.normalization is None else list(report.normalization),
-            "assessment": None if message is None else {"is_sharp": True, "message": message},
-            "estimators_disagree": report.estimators_disagree,
-            "estimator_notes": {  # by logged name
+        return fit_start_state(
+            report.metrics(),
+            props.n,
+            props.input_shape,
+            report.pairs(),
+            report.normalization,
+            duplicates=props.duplicates.n_duplicates,
+            message=report.message(),
+            estimators_disagree=report.estimators_disagree,
+            estimator_notes={  # by logged name
                 names.D_DATA
                 if name == props.default_estimator
                 else names.d_data_estimate(name): note
                 for name, note in report.estimator_notes.items()
             },
-        }
+        )
 
     def _restored_pairs(self, state: dict[str, Any]) -> SharpPairsFinding | None:
         """The sharpest-pairs finding of a restored state, with the inputs it kept."""
@@ -448,32 +453,3 @@ class DatasetPropertiesMonitor(DataPropsCallback):
         self._unpublished = False
         assert self.fit_start_state is not None
         self._publish(trainer, self.fit_start_state)
-
-
-def _plain_pairs(finding: SharpPairsFinding) -> dict[str, Any]:
-    """The finding without its inputs, in plain types (it goes into checkpoints)."""
-    return {
-        "K_F": finding.K_F,
-        "n": finding.n,
-        "n_conflicts": finding.n_conflicts,
-        "pairs": [
-            {
-                "index_i": p.index_i,
-                "index_j": p.index_j,
-                "label_i": p.label_i,
-                "label_j": p.label_j,
-                "distance": p.distance,
-                "sharpness": p.sharpness,
-                "conflict": p.conflict,
-            }
-            for p in finding.pairs
-        ],
-    }
-
-
-def _pair_inputs(finding: SharpPairsFinding) -> torch.Tensor | None:
-    """``(pairs, 2, ...)``: both inputs of every pair, or ``None`` when some were not kept."""
-    rows = [(p.input_i, p.input_j) for p in finding.pairs]
-    if not rows or any(i is None or j is None for i, j in rows):
-        return None
-    return torch.stack([torch.stack([i, j]) for i, j in rows if i is not None and j is not None])
