@@ -27,6 +27,7 @@ from lightning_dataprops.callbacks._factory import FactoryClash
 from lightning_dataprops.callbacks._failures import FailureIsolation, MeasurementFailedWarning
 from lightning_dataprops.callbacks._forward import ForwardFn, forward_path, show_progress
 from lightning_dataprops.callbacks._logging import (
+    epochs_begun,
     forget_metrics,
     log_epoch_metrics,
     log_to_loggers,
@@ -304,8 +305,7 @@ class DataPropsCallback(FailureIsolation, FactoryClash, DataSampling, VersionedS
             # The fit's last ledger row holds the end-of-fit work (the forecast's findings, the
             # hooks after the last measurement); it is logged before the run report, which reads
             # it, so that the page written now and one rebuilt from the logs later agree.
-            # On the last epoch that ran: after the fit, current_epoch counts the finished ones.
-            last_epoch = max(trainer.fit_loop.epoch_progress.current.ready - 1, 0)
+            last_epoch = max(epochs_begun(trainer) - 1, 0)  # the last epoch that ran
             self.guarded(
                 "the final overhead ledger",
                 log_to_loggers,

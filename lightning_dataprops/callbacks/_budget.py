@@ -127,10 +127,14 @@ class OverheadBudget:
         self._trainer = weakref.ref(trainer)
         _ledger(trainer)[self] = 0.0
 
+    def _fit_trainer(self) -> pl.Trainer | None:
+        """The trainer of the fit this budget was started for, while it exists."""
+        return None if self._trainer is None else self._trainer()
+
     def checkpoint(self) -> dict[str, float] | None:
         """What a resumed fit continues from: this callback's seconds, all callbacks' seconds
         and the fit's own seconds so far; ``None`` outside a fit."""
-        trainer = None if self._trainer is None else self._trainer()
+        trainer = self._fit_trainer()
         if trainer is None:
             return None
         return {"own": self.own, "spent": self.spent(trainer), "fit": self.fit_time(trainer)}
@@ -147,7 +151,7 @@ class OverheadBudget:
         # fit_time() = wall since started - spent: moving the start back by the saved fit's
         # wall time (its own time plus everything spent) adds the saved own time exactly.
         self.started -= fit + spent
-        trainer = None if self._trainer is None else self._trainer()
+        trainer = self._fit_trainer()
         if trainer is not None:
             _ledger(trainer)[self] = self.own
 

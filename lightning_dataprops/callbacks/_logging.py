@@ -71,6 +71,13 @@ def log_epoch_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
         )
 
 
+def epochs_begun(trainer: pl.Trainer) -> int:
+    """How many epochs the fit has begun, resumed ones included. After the fit
+    ``current_epoch`` counts the finished epochs (2 after epochs 0-1), and in a fit stopped
+    mid-epoch the epoch in progress: this counts both alike."""
+    return int(trainer.fit_loop.epoch_progress.current.ready)
+
+
 def _reduction(name: str) -> str:
     """How Lightning reduces a value logged several times in one epoch: the overhead ledger's
     running totals (``time/...``, ``postponed/...``), which several callbacks log in turn at an

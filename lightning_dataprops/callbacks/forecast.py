@@ -13,6 +13,7 @@ from lightning_dataprops import names
 from lightning_dataprops._warnings import warn_each_time
 from lightning_dataprops.calibration import ConstantSpec, append_run_csv, resolve_constant
 from lightning_dataprops.callbacks._base import DataPropsCallback, DataPropsOptions
+from lightning_dataprops.callbacks._logging import epochs_begun
 from lightning_dataprops.findings import ForecastFinding
 from lightning_dataprops.functional.module_names import module_name
 from lightning_dataprops.functional.scaling_law import Calibration, ScalingForecast, forecast
@@ -259,7 +260,6 @@ class ScalingForecastMonitor(DataPropsCallback):
                 "d_data": inputs[names.D_DATA],
                 "label_sharpness": inputs[names.K_F],
                 "test_loss": val_loss,
-                # Epochs trained (begun): after the fit, current_epoch counts the finished ones.
-                "epochs": trainer.fit_loop.epoch_progress.current.ready,
+                "epochs": epochs_begun(trainer),
             },
         )
