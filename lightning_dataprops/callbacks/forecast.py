@@ -124,13 +124,14 @@ class ScalingForecastMonitor(DataPropsCallback):
         self._unusable: str | None = None
         """Why the last inputs could not be used (said once by ``_required``)."""
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self.start_fit(trainer):
-            return
+    def _setup_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Per fit (the base's setup starts this fit's overhead ledger first, as for every
+        # dataprops callback).
         self.last_forecast = None
         self.constant = resolve_constant(self.scaling_constant)
         self._told.clear()
         self._last_d_repr = None
+        self._unusable = None
 
     # ------------------------------------------------------------------ inputs
     def _tell_once(self, key: str, message: str) -> None:
