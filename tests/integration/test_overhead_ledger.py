@@ -115,10 +115,20 @@ def test_a_resumed_fit_continues_the_ledger(mnist, tmp_path: Path) -> None:
     from zero again."""
     x, y = binary_task(*mnist, 3, 8)
 
+    resumed: list[Any] = []
+
     def fit_until(epochs: int, checkpoint: str | None) -> tuple[pl.Trainer, list[float]]:
         ours = default_callbacks(max_samples=300, repr_max_samples=100, robustness_every_n_epochs=0)
+        resumed[:] = ours
         logger = CSVLogger(tmp_path, name="csv", version=epochs)
-        fit = trainer(tmp_path, ours, max_epochs=epochs, enable_checkpointing=True, logger=logger)
+        fit = trainer(
+            tmp_path,
+            ours,
+            max_epochs=epochs,
+            enable_checkpointing=True,
+            logger=logger,
+            limit_train_batches=30,  # the fit's own time well above a checkpoint restore
+        )
         fit.fit(TinyCNN(), datamodule=TensorDataModule(x, y), ckpt_path=checkpoint)
         with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -136,6 +146,12 @@ def test_a_resumed_fit_continues_the_ledger(mnist, tmp_path: Path) -> None:
     assert len(spent) == 1 and before[-2] <= min(spent) <= before[-1], (spent, before)
     assert min(after) > min(spent), (spent, before, after)
     assert overhead_seconds(second) > min(spent)
+    # Each callback goes on from its own saved seconds and from the fit's saved own time.
+    for callback in resumed:
+        ledger = saved["callbacks"][callback.state_key]["ledger"]
+        assert (
+            callback.budget.own > ledger["own"] and callback.budget.fit_time(second) > ledger["fit"]
+        ), (callback, ledger)
     # The fraction's denominator, the fit's own time, continues too (it read 8x too high).
     fractions = [float(fit.callback_metrics[names.OVERHEAD_FRACTION]) for fit in (first, second)]
     assert 0.5 * fractions[0] < fractions[1] < 2 * fractions[0], fractions
