@@ -10,6 +10,7 @@ live logger at fit end. Each returns a :class:`~lightning_dataprops.findings.run
 
 Example:
     >>> import tempfile
+from unittest import mock
     >>> from pathlib import Path
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     _ = (Path(folder) / "metrics.csv").write_text("epoch,step,val_loss\\n0,3,0.7\\n")
@@ -25,8 +26,10 @@ import csv
 import json
 import os
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from lightning_dataprops.findings.run_record import RunRecord
 from lightning_dataprops.integrations._common import FINDINGS_JSON, FOLDER
@@ -125,25 +128,15 @@ def read_mlflow_run(
         return _read_mlflow(client, tracking_uri, run_id, folder)
 
 
-@contextlib.contextmanager
-def _mlflow_reading(tracking_uri: str) -> Any:
-    """Environment for reading a finished run: no artifact-download progress bar, and, for an
-    existing file store (``./mlruns``, Lightning's default), ``MLFLOW_ALLOW_FILE_STORE``:
-    MLflow 3 refuses that backend, in maintenance mode, unless it is set, as it was for the run
-    that wrote the store. The environment is restored afterwards."""
+def _mlflow_reading(tracking_uri: str) -> AbstractContextManager[Any]:
+    """Environment for reading a finished run, restored afterwards: no artifact-download
+    progress bar, and, for an existing file store (``./mlruns``, Lightning's default),
+    ``MLFLOW_ALLOW_FILE_STORE``: MLflow 3 refuses that backend, in maintenance mode, unless it
+    is set, as it was for the run that wrote the store."""
     settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     if tracking_uri.startswith("file:"):
         settings["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return mock.patch.dict(os.environ, settings)
 
 
 def _read_mlflow(
