@@ -164,7 +164,7 @@ def warn_if_byte_images(points: Tensor, input_shape: tuple[int, ...], owner: str
     images in ``[0, 1]``, the paper's and the callbacks' units (``d_data`` does not change)."""
     if len(input_shape) < 2 or points.numel() == 0:
         return
-    low, high = float(points.min()), float(points.max())
+    low, high = (float(v) for v in torch.aminmax(points))
     if not (low >= 0 and 1 < high <= 255 and bool((points == points.round()).all())):
         return
     warn_from_rank_zero(
