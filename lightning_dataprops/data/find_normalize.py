@@ -189,9 +189,11 @@ def _warn_if_not_pixels(inputs: Tensor, owner: str) -> None:
     """With image inputs outside ``[0, 1]`` and no normalisation known, say once that the values
     are in the inputs' own units and how to state the normalisation (nothing for non-images,
     or for non-finite inputs: the measurement refuses those with its own message)."""
-    if inputs.ndim < 3 or inputs.numel() == 0 or not bool(torch.isfinite(inputs).all()):
+    if inputs.ndim < 3 or inputs.numel() == 0:
         return
-    low, high = float(inputs.min()), float(inputs.max())
+    low, high = (float(v) for v in torch.aminmax(inputs))  # NaN and inf propagate
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return
     if low >= -PIXEL_RANGE_TOLERANCE and high <= 1 + PIXEL_RANGE_TOLERANCE:
         return
     rank_zero_warn(
