@@ -10,7 +10,6 @@ live logger at fit end. Each returns a :class:`~lightning_dataprops.findings.run
 
 Example:
     >>> import tempfile
-from unittest import mock
     >>> from pathlib import Path
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     _ = (Path(folder) / "metrics.csv").write_text("epoch,step,val_loss\\n0,3,0.7\\n")
